@@ -1,0 +1,29 @@
+//! Wire types and their conversions. The only crate that knows prost types.
+//!
+//! - [`otlp`]: re-exports of the OTLP trace types (opentelemetry-proto) and
+//!   helpers to decode OTLP protobuf and OTLP/JSON.
+//! - [`validate`]: drops spans with invalid ids, for OTLP partial success.
+//! - [`zipkin`]: Zipkin v2 JSON → OTLP.
+//! - [`convert`]: OTLP → [`model::Span`], and stamping the cluster identity.
+//! - [`federation`]: Meridian's agent → gateway protocol (`federation.proto`).
+
+pub mod convert;
+pub mod otlp;
+pub mod payload;
+pub mod validate;
+pub mod zipkin;
+
+/// Generated from `proto/meridian/federation/v1/federation.proto`.
+#[allow(missing_debug_implementations, clippy::all)]
+pub mod federation {
+    tonic::include_proto!("meridian.federation.v1");
+}
+
+/// `google.rpc.Status` (code, message), the error body of OTLP/HTTP.
+#[derive(Clone, PartialEq, prost::Message, serde::Serialize)]
+pub struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    #[prost(string, tag = "2")]
+    pub message: String,
+}

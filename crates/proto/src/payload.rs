@@ -1,0 +1,119 @@
+//! Federation payloads: concatenated OTLP requests, zstd-compressed.
+//!
+//! Protobuf concatenation of two encodings of the same message merges them
+//! (repeated fields append), so the agent can batch buffered requests
+//! without decoding them, and the gateway decodes the batch once.
+
+use crate::federation::Compression;
+use crate::otlp::ExportTraceServiceRequest;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PayloadError {
+    #[error("payload declares {declared} bytes uncompressed, above the limit of {limit}")]
+    TooLarge { declared: u64, limit: usize },
+    #[error("payload does not decompress within its declared size: {0}")]
+    Decompress(std::io::Error),
+    #[error("unknown compression {0}")]
+    Compression(i32),
+    #[error("payload is not a valid OTLP request: {0}")]
+    Decode(#[from] prost::DecodeError),
+}
+
+/// Concatenates encoded requests and compresses them with zstd.
+/// Returns (payload, uncompressed size).
+pub fn encode(records: &[impl AsRef<[u8]>], level: i32) -> std::io::Result<(Vec<u8>, u64)> {
+    let total: usize = records.iter().map(|r| r.as_ref().len()).sum();
+    let mut raw = Vec::with_capacity(total);
+    for r in records {
+        raw.extend_from_slice(r.as_ref());
+    }
+    let compressed = zstd::bulk::compress(&raw, level)?;
+    Ok((compressed, total as u64))
+}
+
+/// Decompresses (never beyond `limit` bytes) and decodes a payload.
+pub fn decode(
+    compression: i32,
+    payload: &[u8],
+    uncompressed_size: u64,
+    limit: usize,
+) -> Result<ExportTraceServiceRequest, PayloadError> {
+    use prost::Message;
+    match Compression::try_from(compression) {
+        Ok(Compression::None) => {
+            if payload.len() > limit {
+                return Err(PayloadError::TooLarge {
+                    declared: payload.len() as u64,
+                    limit,
+                });
+            }
+            Ok(ExportTraceServiceRequest::decode(payload)?)
+        }
+        Ok(Compression::Zstd) => {
+            if uncompressed_size > limit as u64 {
+                return Err(PayloadError::TooLarge {
+                    declared: uncompressed_size,
+                    limit,
+                });
+            }
+            // The capacity bounds the output: a payload that inflates beyond
+            // its declared size fails instead of allocating more.
+            let raw = zstd::bulk::decompress(payload, uncompressed_size as usize)
+                .map_err(PayloadError::Decompress)?;
+            Ok(ExportTraceServiceRequest::decode(raw.as_slice())?)
+        }
+        Err(_) => Err(PayloadError::Compression(compression)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::otlp::{ResourceSpans, ScopeSpans, Span};
+    use prost::Message;
+
+    fn req(name: &str) -> ExportTraceServiceRequest {
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![Span {
+                        name: name.into(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn concatenation_merges_requests() {
+        let a = req("a").encode_to_vec();
+        let b = req("b").encode_to_vec();
+        let (payload, size) = encode(&[a, b], 1).unwrap();
+        let merged = decode(Compression::Zstd as i32, &payload, size, 1 << 20).unwrap();
+        assert_eq!(merged.resource_spans.len(), 2);
+        assert_eq!(merged.resource_spans[1].scope_spans[0].spans[0].name, "b");
+    }
+
+    #[test]
+    fn refuses_to_inflate_beyond_limits() {
+        let big = vec![0u8; 1 << 20];
+        let payload = zstd::bulk::compress(&big, 1).unwrap();
+        // Declared size above the limit.
+        assert!(matches!(
+            decode(1, &payload, 1 << 20, 1024),
+            Err(PayloadError::TooLarge { .. })
+        ));
+        // Declared size lies (smaller than the real output).
+        assert!(matches!(
+            decode(1, &payload, 1024, 1 << 21),
+            Err(PayloadError::Decompress(_))
+        ));
+        assert!(matches!(
+            decode(7, &payload, 1024, 1 << 21),
+            Err(PayloadError::Compression(7))
+        ));
+    }
+}

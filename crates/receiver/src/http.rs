@@ -1,0 +1,252 @@
+//! OTLP/HTTP `POST /v1/traces` and Zipkin v2 `POST /api/v2/spans`.
+
+use std::time::Duration;
+
+use axum::{
+    Router,
+    body::Body,
+    extract::State,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::post,
+};
+use proto::{
+    RpcStatus,
+    otlp::{ExportTracePartialSuccess, ExportTraceServiceResponse},
+};
+use prost::Message;
+
+use crate::{Limits, ReceiveError, ReceiverMetrics, Sink, outcome::deliver};
+
+#[derive(Debug, Clone)]
+struct HttpState<S> {
+    sink: S,
+    limits: Limits,
+    metrics: ReceiverMetrics,
+}
+
+/// `POST /v1/traces` (OTLP/HTTP).
+pub fn otlp_router<S: Sink>(sink: S, limits: Limits, metrics: ReceiverMetrics) -> Router {
+    Router::new()
+        .route("/v1/traces", post(otlp_traces::<S>))
+        .with_state(HttpState {
+            sink,
+            limits,
+            metrics,
+        })
+}
+
+/// `POST /api/v2/spans` (Zipkin v2 JSON).
+pub fn zipkin_router<S: Sink>(sink: S, limits: Limits, metrics: ReceiverMetrics) -> Router {
+    Router::new()
+        .route("/api/v2/spans", post(zipkin_spans::<S>))
+        .with_state(HttpState {
+            sink,
+            limits,
+            metrics,
+        })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Protobuf,
+    Json,
+}
+
+fn content_type(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or(v).trim())
+}
+
+/// Reads the body within the wire limit and inflates it when gzip-encoded.
+async fn read_body(limits: &Limits, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ReceiveError> {
+    let limit = limits.max_request_bytes;
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > limit as u64 {
+            return Err(ReceiveError::TooLarge(format!(
+                "request body of {len} bytes exceeds the limit of {limit} bytes"
+            )));
+        }
+    }
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        if is_length_limit(&e) {
+            ReceiveError::TooLarge(format!("request body exceeds the limit of {limit} bytes"))
+        } else {
+            ReceiveError::BadRequest(format!("could not read request body: {e}"))
+        }
+    })?;
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase());
+    match encoding.as_deref() {
+        None | Some("") | Some("identity") => {
+            if bytes.len() > limits.max_decompressed_bytes {
+                return Err(ReceiveError::TooLarge(format!(
+                    "request body exceeds {} bytes",
+                    limits.max_decompressed_bytes
+                )));
+            }
+            Ok(bytes.to_vec())
+        }
+        Some("gzip") | Some("x-gzip") => limits.gunzip(&bytes),
+        Some(other) => Err(ReceiveError::UnsupportedMediaType(format!(
+            "unsupported Content-Encoding {other:?}: use gzip or none"
+        ))),
+    }
+}
+
+fn is_length_limit(err: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+fn http_status(err: &ReceiveError) -> StatusCode {
+    match err {
+        ReceiveError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        other => StatusCode::from_u16(other.code().http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+    }
+}
+
+/// An error reply: `google.rpc.Status` in the request's encoding, plus
+/// `Retry-After` (seconds) on retryable refusals.
+fn error_response(err: &ReceiveError, encoding: Encoding) -> Response {
+    let status = http_status(err);
+    let body = RpcStatus {
+        code: crate::grpc::grpc_code(err.code()) as i32,
+        message: err.to_string(),
+    };
+    let mut resp = match encoding {
+        Encoding::Protobuf => (
+            status,
+            [(header::CONTENT_TYPE, "application/x-protobuf")],
+            body.encode_to_vec(),
+        )
+            .into_response(),
+        Encoding::Json => (
+            status,
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::to_vec(&body).unwrap_or_default(),
+        )
+            .into_response(),
+    };
+    if let Some(after) = err.retry_after() {
+        let secs = after.max(Duration::from_secs(1)).as_secs();
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    resp
+}
+
+async fn otlp_traces<S: Sink>(
+    State(st): State<HttpState<S>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let encoding = match content_type(&headers) {
+        Some("application/x-protobuf") | Some("application/protobuf") => Encoding::Protobuf,
+        Some("application/json") => Encoding::Json,
+        other => {
+            let err = ReceiveError::UnsupportedMediaType(format!(
+                "unsupported Content-Type {:?}: use application/x-protobuf or application/json",
+                other.unwrap_or("")
+            ));
+            st.metrics.request("otlp_http", "rejected");
+            return error_response(&err, Encoding::Json);
+        }
+    };
+    let decoded = async {
+        let raw = read_body(&st.limits, &headers, body).await?;
+        match encoding {
+            Encoding::Protobuf => proto::otlp::decode_protobuf(&raw),
+            Encoding::Json => proto::otlp::decode_json(&raw),
+        }
+        .map_err(|e| ReceiveError::BadRequest(e.to_string()))
+    }
+    .await;
+    // `deliver` counts its own outcomes; count refusals before it here.
+    let result = match decoded {
+        Ok(req) => deliver(&st.sink, &st.metrics, "otlp_http", req).await,
+        Err(e) => {
+            st.metrics.request("otlp_http", "rejected");
+            Err(e)
+        }
+    };
+    match result {
+        Ok(r) => {
+            let resp = ExportTraceServiceResponse {
+                partial_success: (r.rejected > 0).then(|| ExportTracePartialSuccess {
+                    rejected_spans: r.rejected as i64,
+                    error_message: r.message.unwrap_or_default(),
+                }),
+            };
+            match encoding {
+                Encoding::Protobuf => (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/x-protobuf")],
+                    resp.encode_to_vec(),
+                )
+                    .into_response(),
+                Encoding::Json => (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    serde_json::to_vec(&resp).unwrap_or_else(|_| b"{}".to_vec()),
+                )
+                    .into_response(),
+            }
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "otlp http export refused");
+            error_response(&e, encoding)
+        }
+    }
+}
+
+async fn zipkin_spans<S: Sink>(
+    State(st): State<HttpState<S>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let decoded = async {
+        match content_type(&headers) {
+            None | Some("application/json") | Some("text/plain") => {}
+            Some(other) => {
+                return Err(ReceiveError::UnsupportedMediaType(format!(
+                    "unsupported Content-Type {other:?}: Meridian accepts Zipkin v2 JSON (application/json)"
+                )));
+            }
+        }
+        let raw = read_body(&st.limits, &headers, body).await?;
+        proto::zipkin::decode_json(&raw)
+            .map_err(|e| ReceiveError::BadRequest(format!("invalid Zipkin v2 JSON: {e}")))
+    }
+    .await;
+    let result = match decoded {
+        Ok(spans) => deliver(&st.sink, &st.metrics, "zipkin", proto::zipkin::to_otlp(spans)).await,
+        Err(e) => {
+            st.metrics.request("zipkin", "rejected");
+            Err(e)
+        }
+    };
+    match result {
+        Ok(_) => StatusCode::ACCEPTED.into_response(),
+        Err(e) => {
+            tracing::debug!(error = %e, "zipkin post refused");
+            error_response(&e, Encoding::Json)
+        }
+    }
+}

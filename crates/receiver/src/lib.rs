@@ -1,0 +1,26 @@
+//! Span receivers shared by the agent and the gateway.
+//!
+//! - [`grpc`]: OTLP `TraceService/Export` (gzip accepted).
+//! - [`http`]: OTLP/HTTP `POST /v1/traces` (protobuf or JSON, gzip) and
+//!   Zipkin v2 `POST /api/v2/spans` (JSON, gzip).
+//!
+//! Every request goes through the same steps: size limits (compressed and
+//! decompressed), decode, [`proto::validate::sanitize`] (invalid spans are
+//! refused, valid ones of the same batch kept: OTLP partial success), then
+//! the [`Sink`], whose answer decides the reply: `Full`/`Unavailable` become
+//! retryable statuses with a retry hint (HTTP 429/503 + `Retry-After`, gRPC
+//! RESOURCE_EXHAUSTED/UNAVAILABLE + `RetryInfo`).
+
+pub mod grpc;
+pub mod http;
+mod limits;
+mod metrics;
+mod outcome;
+
+pub use outcome::Received;
+mod sink;
+
+pub use limits::Limits;
+pub use metrics::ReceiverMetrics;
+pub use outcome::ReceiveError;
+pub use sink::{Sink, SinkError};

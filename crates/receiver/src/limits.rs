@@ -1,0 +1,70 @@
+use std::io::Read;
+
+use crate::ReceiveError;
+
+/// Request size limits. Defaults follow the OTel Collector's order of
+/// magnitude: 8 MiB on the wire, 32 MiB after decompression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest accepted request body as sent (possibly compressed), bytes.
+    pub max_request_bytes: usize,
+    /// Largest accepted body after decompression, bytes.
+    pub max_decompressed_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_request_bytes: 8 << 20,
+            max_decompressed_bytes: 32 << 20,
+        }
+    }
+}
+
+impl Limits {
+    /// Inflates a gzip body, refusing to produce more than
+    /// `max_decompressed_bytes` (a gzip bomb fails fast, memory stays bounded).
+    pub fn gunzip(&self, body: &[u8]) -> Result<Vec<u8>, ReceiveError> {
+        let cap = self.max_decompressed_bytes;
+        let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(cap));
+        let mut reader = flate2::read::MultiGzDecoder::new(body).take(cap as u64 + 1);
+        reader
+            .read_to_end(&mut out)
+            .map_err(|e| ReceiveError::BadRequest(format!("invalid gzip body: {e}")))?;
+        if out.len() > cap {
+            return Err(ReceiveError::TooLarge(format!(
+                "decompressed body exceeds {cap} bytes"
+            )));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn gunzip_bounds_output() {
+        let limits = Limits {
+            max_request_bytes: 1 << 20,
+            max_decompressed_bytes: 1000,
+        };
+        assert_eq!(limits.gunzip(&gzip(&[7; 1000])).unwrap().len(), 1000);
+        assert!(matches!(
+            limits.gunzip(&gzip(&[7; 1001])),
+            Err(ReceiveError::TooLarge(_))
+        ));
+        assert!(matches!(
+            limits.gunzip(b"not gzip"),
+            Err(ReceiveError::BadRequest(_))
+        ));
+    }
+}

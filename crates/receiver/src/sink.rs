@@ -1,0 +1,38 @@
+use std::{future::Future, time::Duration};
+
+use proto::otlp::ExportTraceServiceRequest;
+
+/// Where receivers hand validated requests. The agent's sink appends to its
+/// buffer; the gateway's writes to the store. `accept` returns when the
+/// spans are as safe as the sink promises (buffered, or committed).
+pub trait Sink: Clone + Send + Sync + 'static {
+    /// `spans` is the number of spans in `req` (already counted).
+    fn accept(
+        &self,
+        req: ExportTraceServiceRequest,
+        spans: u64,
+    ) -> impl Future<Output = Result<(), SinkError>> + Send;
+}
+
+/// Why a sink did not take a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SinkError {
+    /// Out of buffer space; the client should retry after the hint.
+    #[error("buffer full, retry in {}s", retry_after.as_secs())]
+    Full { retry_after: Duration },
+    /// A dependency is down; the client should retry after the hint.
+    #[error("unavailable: {message}")]
+    Unavailable {
+        message: String,
+        retry_after: Duration,
+    },
+    /// The request is not allowed (e.g. a foreign cluster claim); permanent.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// The request cannot be processed; permanent.
+    #[error("{0}")]
+    Invalid(String),
+    /// A bug or unexpected failure.
+    #[error("internal error: {0}")]
+    Internal(String),
+}

@@ -1,0 +1,35 @@
+//! What every Meridian binary shares: log setup, the TLS crypto provider,
+//! metric names, and the shutdown helper.
+
+pub mod metrics;
+mod shutdown;
+
+pub use shutdown::{Shutdown, signal};
+
+use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Installs the global tracing subscriber. `RUST_LOG` overrides `default`.
+/// Calling it twice is harmless (tests build several apps per process).
+pub fn init_logging(default: &str, format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let registry = tracing_subscriber::registry().with(filter);
+    let _ = match format {
+        LogFormat::Text => registry.with(fmt::layer().with_target(false)).try_init(),
+        LogFormat::Json => registry.with(fmt::layer().json()).try_init(),
+    };
+}
+
+/// Installs rustls' ring crypto provider as the process default. Every
+/// binary and test calls this once before any TLS config is built; a second
+/// call is a no-op.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

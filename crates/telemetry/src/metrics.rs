@@ -1,0 +1,41 @@
+//! Metric names (the instrumentation spec) and the text exposition helper.
+//!
+//! Names follow Prometheus conventions: `meridian_<component>_<what>_<unit>`,
+//! counters end in `_total` (added by the exposition), labels are few and
+//! bounded.
+
+use prometheus_client::{encoding::text::encode, registry::Registry};
+
+/// Requests received by a receiver; labels `protocol` (otlp_grpc, otlp_http,
+/// zipkin), `outcome` (ok, partial, rejected, empty).
+pub const RECEIVER_REQUESTS: &str = "meridian_receiver_requests";
+/// Spans accepted by a receiver (valid, handed to the pipeline).
+pub const RECEIVER_SPANS_ACCEPTED: &str = "meridian_receiver_spans_accepted";
+/// Spans refused by a receiver (invalid ids, or refused under backpressure).
+pub const RECEIVER_SPANS_REFUSED: &str = "meridian_receiver_spans_refused";
+/// Bytes held in the agent's buffer awaiting a gateway ack.
+pub const AGENT_BUFFER_BYTES: &str = "meridian_agent_buffer_bytes";
+/// Spans the gateway acknowledged as committed.
+pub const AGENT_SPANS_ACKED: &str = "meridian_agent_spans_acked";
+/// Forward attempts that failed and will be retried.
+pub const AGENT_FORWARD_RETRIES: &str = "meridian_agent_forward_retries";
+/// 1 when the agent's last forward succeeded, else 0.
+pub const AGENT_GATEWAY_UP: &str = "meridian_agent_gateway_up";
+/// Batches the gateway received over federation; label `outcome`.
+pub const GATEWAY_FORWARD_BATCHES: &str = "meridian_gateway_forward_batches";
+/// Spans the gateway wrote to the store (new, not duplicates).
+pub const GATEWAY_SPANS_STORED: &str = "meridian_gateway_spans_stored";
+/// Spans the gateway received again (replays) and did not store twice.
+pub const GATEWAY_SPANS_DUPLICATE: &str = "meridian_gateway_spans_duplicate";
+/// Connections or batches refused for identity reasons; label `reason`.
+pub const GATEWAY_IDENTITY_REFUSED: &str = "meridian_gateway_identity_refused";
+
+/// Renders a registry in the Prometheus text format.
+pub fn render(registry: &Registry) -> String {
+    let mut out = String::new();
+    if encode(&mut out, registry).is_err() {
+        out.clear();
+        out.push_str("# metrics encoding failed\n");
+    }
+    out
+}
