@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{ClusterId, KeyValue, SpanId, TraceId};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum SpanKind {
     Unspecified,
     Internal,

@@ -24,16 +24,17 @@ pub fn stamp_cluster(
     req: &mut ExportTraceServiceRequest,
     cluster: &ClusterId,
 ) -> Result<(), ClusterMismatch> {
-    for rs in &req.resource_spans {
-        if let Some(res) = &rs.resource {
-            if let Some(claimed) = otlp::string_attr(&res.attributes, CLUSTER_ATTRIBUTE) {
-                if claimed != cluster.as_str() {
-                    return Err(ClusterMismatch {
-                        claimed: claimed.chars().take(80).collect(),
-                        expected: cluster.clone(),
-                    });
-                }
-            }
+    let claims = req
+        .resource_spans
+        .iter()
+        .filter_map(|rs| rs.resource.as_ref())
+        .filter_map(|res| otlp::string_attr(&res.attributes, CLUSTER_ATTRIBUTE));
+    for claimed in claims {
+        if claimed != cluster.as_str() {
+            return Err(ClusterMismatch {
+                claimed: claimed.chars().take(80).collect(),
+                expected: cluster.clone(),
+            });
         }
     }
     for rs in &mut req.resource_spans {
@@ -146,9 +147,10 @@ pub fn to_model(req: &ExportTraceServiceRequest, default_cluster: &ClusterId) ->
                 .map(|s| (s.name.clone(), s.version.clone()))
                 .unwrap_or_default();
             for s in &ss.spans {
-                let (Ok(trace_id), Ok(span_id)) =
-                    (TraceId::from_bytes(&s.trace_id), SpanId::from_bytes(&s.span_id))
-                else {
+                let (Ok(trace_id), Ok(span_id)) = (
+                    TraceId::from_bytes(&s.trace_id),
+                    SpanId::from_bytes(&s.span_id),
+                ) else {
                     continue;
                 };
                 let (status_code, status_message) = s

@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::otlp::{
-    self, AnyValue, ExportTraceServiceRequest, KeyValue, Resource, ResourceSpans, ScopeSpans,
-    Span, Status, any_value::Value, span::Event,
+    self, AnyValue, ExportTraceServiceRequest, KeyValue, Resource, ResourceSpans, ScopeSpans, Span,
+    Status, any_value::Value, span::Event,
 };
 
 #[derive(Debug, Deserialize)]
@@ -218,7 +218,10 @@ mod tests {
         assert_eq!(s.end_time_unix_nano - s.start_time_unix_nano, 1_431_000);
         assert_eq!(s.status.as_ref().unwrap().code, 2);
         assert_eq!(s.events[0].name, "ws");
-        assert_eq!(otlp::string_attr(&s.attributes, "peer.service"), Some("frontend"));
+        assert_eq!(
+            otlp::string_attr(&s.attributes, "peer.service"),
+            Some("frontend")
+        );
     }
 
     #[test]

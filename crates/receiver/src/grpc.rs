@@ -2,8 +2,8 @@
 
 use model::ServiceErrorCode;
 use proto::otlp::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
-    TraceService, TraceServiceServer,
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse, TraceService,
+    TraceServiceServer,
 };
 use tonic::{Code, Request, Response, Status, codec::CompressionEncoding};
 use tonic_types::{ErrorDetails, StatusExt};

@@ -10,11 +10,11 @@ use axum::{
     response::{IntoResponse, Response},
     routing::post,
 };
+use prost::Message;
 use proto::{
     RpcStatus,
     otlp::{ExportTracePartialSuccess, ExportTraceServiceResponse},
 };
-use prost::Message;
 
 use crate::{Limits, ReceiveError, ReceiverMetrics, Sink, outcome::deliver};
 
@@ -61,18 +61,20 @@ fn content_type(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Reads the body within the wire limit and inflates it when gzip-encoded.
-async fn read_body(limits: &Limits, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ReceiveError> {
+async fn read_body(
+    limits: &Limits,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Vec<u8>, ReceiveError> {
     let limit = limits.max_request_bytes;
-    if let Some(len) = headers
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        if len > limit as u64 {
-            return Err(ReceiveError::TooLarge(format!(
-                "request body of {len} bytes exceeds the limit of {limit} bytes"
-            )));
-        }
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(len) = declared.filter(|len| *len > limit as u64) {
+        return Err(ReceiveError::TooLarge(format!(
+            "request body of {len} bytes exceeds the limit of {limit} bytes"
+        )));
     }
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
         if is_length_limit(&e) {
@@ -236,7 +238,15 @@ async fn zipkin_spans<S: Sink>(
     }
     .await;
     let result = match decoded {
-        Ok(spans) => deliver(&st.sink, &st.metrics, "zipkin", proto::zipkin::to_otlp(spans)).await,
+        Ok(spans) => {
+            deliver(
+                &st.sink,
+                &st.metrics,
+                "zipkin",
+                proto::zipkin::to_otlp(spans),
+            )
+            .await
+        }
         Err(e) => {
             st.metrics.request("zipkin", "rejected");
             Err(e)

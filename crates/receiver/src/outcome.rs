@@ -94,7 +94,11 @@ pub(crate) async fn deliver<S: crate::Sink>(
     metrics.accepted(protocol, checked.accepted);
     metrics.request(
         protocol,
-        if checked.rejected > 0 { "partial" } else { "ok" },
+        if checked.rejected > 0 {
+            "partial"
+        } else {
+            "ok"
+        },
     );
     Ok(Received {
         accepted: checked.accepted,

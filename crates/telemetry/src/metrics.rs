@@ -17,6 +17,8 @@ pub const RECEIVER_SPANS_REFUSED: &str = "meridian_receiver_spans_refused";
 pub const AGENT_BUFFER_BYTES: &str = "meridian_agent_buffer_bytes";
 /// Spans the gateway acknowledged as committed.
 pub const AGENT_SPANS_ACKED: &str = "meridian_agent_spans_acked";
+/// Spans dropped because the gateway refused them permanently.
+pub const AGENT_SPANS_DROPPED_PERMANENT: &str = "meridian_agent_spans_dropped_permanent";
 /// Forward attempts that failed and will be retried.
 pub const AGENT_FORWARD_RETRIES: &str = "meridian_agent_forward_retries";
 /// 1 when the agent's last forward succeeded, else 0.
@@ -38,4 +40,23 @@ pub fn render(registry: &Registry) -> String {
         out.push_str("# metrics encoding failed\n");
     }
     out
+}
+
+/// `GET /metrics` serving `registry` in the Prometheus text format.
+pub fn router(registry: std::sync::Arc<Registry>) -> axum::Router {
+    use axum::{extract::State, http::header, routing::get};
+    axum::Router::new()
+        .route(
+            "/metrics",
+            get(|State(r): State<std::sync::Arc<Registry>>| async move {
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    render(&r),
+                )
+            }),
+        )
+        .with_state(registry)
 }

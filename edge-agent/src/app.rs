@@ -1,0 +1,221 @@
+//! Wiring: bind the receivers, build the buffer and forwarder, run, and shut
+//! down in order (receivers first, then the forwarder drains the buffer).
+
+use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
+
+use prometheus_client::registry::Registry;
+use receiver::ReceiverMetrics;
+use telemetry::Shutdown;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Endpoint, Server};
+
+use crate::{
+    admin,
+    buffer::MemoryBuffer,
+    config::AgentConfig,
+    forward::{Backoff, ForwardConfig, ForwardStats, Forwarder},
+    sink::BufferSink,
+    tls,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("cannot listen on {addr} for {what}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("gateway endpoint {url}: {message}")]
+    Endpoint { url: String, message: String },
+    #[error("agent state in {dir}: {source}")]
+    State {
+        dir: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A running agent. Addresses are the bound ones (useful with port 0).
+#[derive(Debug)]
+pub struct Agent {
+    pub agent_id: String,
+    pub otlp_grpc_addr: SocketAddr,
+    pub otlp_http_addr: SocketAddr,
+    pub zipkin_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub buffer: Arc<MemoryBuffer>,
+    pub forward_stats: ForwardStats,
+    pub receiver_metrics: ReceiverMetrics,
+    root: Shutdown,
+    receivers: Shutdown,
+    forwarder: Shutdown,
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, AgentError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| AgentError::Bind { what, addr, source })
+}
+
+/// The agent's stable id, kept in `DIR/agent-id` across restarts.
+fn agent_id(dir: &Path) -> Result<String, AgentError> {
+    let err = |source| AgentError::State {
+        dir: dir.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let path = dir.join("agent-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_owned()),
+        _ => {
+            let id = hex::encode(rand::random::<[u8; 8]>());
+            std::fs::write(&path, &id).map_err(err)?;
+            Ok(id)
+        }
+    }
+}
+
+impl Agent {
+    pub async fn start(cfg: AgentConfig) -> Result<Self, AgentError> {
+        let agent_id = agent_id(&cfg.buffer_dir)?;
+        let tls = tls::client_config(&cfg.tls)?;
+        let mut channels = Vec::new();
+        for url in &cfg.gateways {
+            let endpoint = Endpoint::from_shared(url.clone())
+                .and_then(|e| e.tls_config(tls.clone()))
+                .map_err(|e| AgentError::Endpoint {
+                    url: url.clone(),
+                    message: e.to_string(),
+                })?
+                .connect_timeout(Duration::from_secs(5))
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(Duration::from_secs(30))
+                .keep_alive_while_idle(true);
+            channels.push((url.clone(), endpoint.connect_lazy()));
+        }
+
+        let grpc_l = bind("otlp grpc", cfg.otlp_grpc).await?;
+        let http_l = bind("otlp http", cfg.otlp_http).await?;
+        let zipkin_l = bind("zipkin", cfg.zipkin).await?;
+        let admin_l = bind("admin", cfg.admin).await?;
+        let local = |l: &TcpListener, what, addr| {
+            l.local_addr()
+                .map_err(|source| AgentError::Bind { what, addr, source })
+        };
+        let otlp_grpc_addr = local(&grpc_l, "otlp grpc", cfg.otlp_grpc)?;
+        let otlp_http_addr = local(&http_l, "otlp http", cfg.otlp_http)?;
+        let zipkin_addr = local(&zipkin_l, "zipkin", cfg.zipkin)?;
+        let admin_addr = local(&admin_l, "admin", cfg.admin)?;
+
+        let mut registry = Registry::default();
+        let receiver_metrics = ReceiverMetrics::register(&mut registry);
+        let forward_stats = ForwardStats::register(&mut registry);
+        let buffer = Arc::new(MemoryBuffer::new(cfg.buffer_max_bytes));
+        registry.register(
+            telemetry::metrics::AGENT_BUFFER_BYTES,
+            "Bytes buffered awaiting a gateway ack",
+            buffer.bytes_gauge(),
+        );
+        let registry = Arc::new(registry);
+
+        let root = Shutdown::new();
+        let receivers = root.child();
+        let forwarder_sd = root.child();
+        let sink = BufferSink::new(Arc::clone(&buffer));
+
+        let grpc = receiver::grpc::service(sink.clone(), cfg.limits, receiver_metrics.clone());
+        let token = receivers.token().clone();
+        receivers.spawn(async move {
+            let res = Server::builder()
+                .add_service(grpc)
+                .serve_with_incoming_shutdown(
+                    TcpListenerStream::new(grpc_l),
+                    token.cancelled_owned(),
+                )
+                .await;
+            if let Err(error) = res {
+                tracing::error!(%error, "otlp grpc server failed");
+            }
+        });
+        serve_http(
+            &receivers,
+            "otlp http",
+            http_l,
+            receiver::http::otlp_router(sink.clone(), cfg.limits, receiver_metrics.clone()),
+        );
+        serve_http(
+            &receivers,
+            "zipkin",
+            zipkin_l,
+            receiver::http::zipkin_router(sink, cfg.limits, receiver_metrics.clone()),
+        );
+        // The admin port stays up until the very end.
+        serve_http(&root, "admin", admin_l, admin::router(registry));
+
+        let forwarder = Forwarder::new(
+            ForwardConfig {
+                agent_id: agent_id.clone(),
+                cluster: cfg.cluster.to_string(),
+                max_batch_bytes: 4 << 20,
+                max_batch_records: 512,
+                timeout: Duration::from_secs(30),
+                backoff: Backoff::default(),
+                zstd_level: 1,
+            },
+            Arc::clone(&buffer),
+            channels,
+            forward_stats.clone(),
+        );
+        let fsd = forwarder_sd.clone();
+        forwarder_sd.spawn(async move { forwarder.run(fsd, Duration::from_secs(10)).await });
+
+        tracing::info!(
+            cluster = %cfg.cluster,
+            agent_id,
+            otlp_grpc = %otlp_grpc_addr,
+            otlp_http = %otlp_http_addr,
+            zipkin = %zipkin_addr,
+            admin = %admin_addr,
+            gateways = ?cfg.gateways,
+            "agent started"
+        );
+        Ok(Self {
+            agent_id,
+            otlp_grpc_addr,
+            otlp_http_addr,
+            zipkin_addr,
+            admin_addr,
+            buffer,
+            forward_stats,
+            receiver_metrics,
+            root,
+            receivers,
+            forwarder: forwarder_sd,
+        })
+    }
+
+    /// Stops receiving, lets the forwarder drain the buffer, then stops.
+    /// Returns false when `grace` ran out before every task ended.
+    pub async fn shutdown(self, grace: Duration) -> bool {
+        self.receivers.trigger();
+        self.forwarder.trigger();
+        self.root.shutdown(grace).await
+    }
+}
+
+fn serve_http(owner: &Shutdown, what: &'static str, listener: TcpListener, router: axum::Router) {
+    let token = owner.token().clone();
+    owner.spawn(async move {
+        let res = axum::serve(listener, router)
+            .with_graceful_shutdown(token.cancelled_owned())
+            .await;
+        if let Err(error) = res {
+            tracing::error!(%error, server = what, "http server failed");
+        }
+    });
+}

@@ -1,0 +1,267 @@
+//! Agent configuration: defaults < `--config` TOML file < `MERIDIAN_*` env
+//! < flags. [`Settings::validate`] yields an [`AgentConfig`] that cannot be
+//! invalid; errors name the key and the fix (the binary exits with code 2).
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::{Args, Parser};
+use model::ClusterId;
+use receiver::Limits;
+use serde::Deserialize;
+use telemetry::{
+    LogFormat,
+    config::{ConfigError, listen_addr},
+    merge_options,
+};
+
+/// meridian-agent: receives spans in a cluster (OTLP gRPC/HTTP, Zipkin) and
+/// forwards them over mTLS gRPC to the Meridian gateway, releasing its buffer
+/// only after the gateway's store committed them.
+#[derive(Debug, Parser)]
+#[command(name = "meridian-agent", version)]
+pub struct Cli {
+    /// TOML file with any of the settings below; keys are the flag names,
+    /// e.g. `cluster = "us-east"`, `otlp-grpc = ":4317"`.
+    #[arg(long, env = "MERIDIAN_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+/// Every setting, each optional until merged.
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Settings {
+    /// Name of this cluster. Must equal the cluster in the agent's client
+    /// certificate (the gateway refuses batches otherwise). Required.
+    #[arg(long, env = "MERIDIAN_CLUSTER", value_name = "NAME")]
+    pub cluster: Option<String>,
+    /// Gateway federation endpoints, comma separated
+    /// (https://HOST:PORT,…). The agent fails over between them. Required.
+    #[arg(
+        long,
+        env = "MERIDIAN_GATEWAY",
+        value_name = "URLS",
+        value_delimiter = ','
+    )]
+    pub gateway: Option<Vec<String>>,
+    /// CA certificate (PEM) that signed the gateway's certificate.
+    #[arg(long, env = "MERIDIAN_TLS_CA", value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// This agent's client certificate (PEM), issued with
+    /// `meridian-gateway certs issue --cluster NAME`.
+    #[arg(long, env = "MERIDIAN_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "MERIDIAN_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// OTLP gRPC listen address [default: :4317].
+    #[arg(long, env = "MERIDIAN_OTLP_GRPC", value_name = "ADDR")]
+    pub otlp_grpc: Option<String>,
+    /// OTLP HTTP listen address (POST /v1/traces) [default: :4318].
+    #[arg(long, env = "MERIDIAN_OTLP_HTTP", value_name = "ADDR")]
+    pub otlp_http: Option<String>,
+    /// Zipkin v2 listen address (POST /api/v2/spans) [default: :9411].
+    #[arg(long, env = "MERIDIAN_ZIPKIN", value_name = "ADDR")]
+    pub zipkin: Option<String>,
+    /// Admin listen address: /metrics, /healthz, /readyz [default: :13133].
+    #[arg(long, env = "MERIDIAN_ADMIN", value_name = "ADDR")]
+    pub admin: Option<String>,
+    /// Directory for the agent's state (its id now; the WAL in the agent
+    /// issue) [default: ./meridian-agent-data].
+    #[arg(long, env = "MERIDIAN_BUFFER_DIR", value_name = "DIR")]
+    pub buffer_dir: Option<PathBuf>,
+    /// Bytes of spans the buffer holds before receivers answer 429 /
+    /// RESOURCE_EXHAUSTED with a retry hint [default: 268435456].
+    #[arg(long, env = "MERIDIAN_BUFFER_MAX_BYTES", value_name = "BYTES")]
+    pub buffer_max_bytes: Option<u64>,
+    /// Largest request body accepted on the wire, bytes [default: 8388608].
+    #[arg(long, env = "MERIDIAN_MAX_REQUEST_BYTES", value_name = "BYTES")]
+    pub max_request_bytes: Option<usize>,
+    /// Largest request body after decompression, bytes [default: 33554432].
+    #[arg(long, env = "MERIDIAN_MAX_DECOMPRESSED_BYTES", value_name = "BYTES")]
+    pub max_decompressed_bytes: Option<usize>,
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "MERIDIAN_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// The PEM files of an mTLS identity plus the CA that verifies the peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// A validated agent configuration.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub cluster: ClusterId,
+    pub gateways: Vec<String>,
+    pub tls: TlsFiles,
+    pub otlp_grpc: SocketAddr,
+    pub otlp_http: SocketAddr,
+    pub zipkin: SocketAddr,
+    pub admin: SocketAddr,
+    pub buffer_dir: PathBuf,
+    pub buffer_max_bytes: u64,
+    pub limits: Limits,
+    pub log_format: LogFormat,
+}
+
+impl Settings {
+    /// Fills unset fields from `file`.
+    pub fn merge(mut self, file: Settings) -> Self {
+        merge_options!(self, file; cluster, gateway, tls_ca, tls_cert, tls_key, otlp_grpc,
+            otlp_http, zipkin, admin, buffer_dir, buffer_max_bytes, max_request_bytes,
+            max_decompressed_bytes, log_format);
+        self
+    }
+
+    pub fn validate(self) -> Result<AgentConfig, ConfigError> {
+        let cluster_text = self.cluster.ok_or_else(|| {
+            ConfigError::new(
+                "cluster",
+                "is required",
+                "pass --cluster NAME (the name in this agent's certificate)",
+            )
+        })?;
+        let cluster = ClusterId::new(&cluster_text)
+            .map_err(|e| ConfigError::new("cluster", e.to_string(), ""))?;
+        let gateways = self.gateway.unwrap_or_default();
+        if gateways.is_empty() {
+            return Err(ConfigError::new(
+                "gateway",
+                "is required",
+                "pass --gateway https://HOST:PORT (the gateway's --federation address)",
+            ));
+        }
+        for g in &gateways {
+            let ok = g
+                .strip_prefix("https://")
+                .is_some_and(|rest| !rest.is_empty() && rest.contains(':'));
+            if !ok {
+                return Err(ConfigError::new(
+                    "gateway",
+                    format!("{g:?} is not an https://HOST:PORT URL"),
+                    "federation is mTLS only: use https://HOST:PORT",
+                ));
+            }
+        }
+        let need = |v: Option<PathBuf>, key: &str| {
+            v.ok_or_else(|| {
+                ConfigError::new(
+                    key,
+                    "is required for mTLS to the gateway",
+                    "create certificates with `meridian-gateway certs init` and `certs issue --cluster NAME`",
+                )
+            })
+        };
+        let tls = TlsFiles {
+            ca: need(self.tls_ca, "tls-ca")?,
+            cert: need(self.tls_cert, "tls-cert")?,
+            key: need(self.tls_key, "tls-key")?,
+        };
+        let limits = Limits {
+            max_request_bytes: self
+                .max_request_bytes
+                .unwrap_or(Limits::default().max_request_bytes),
+            max_decompressed_bytes: self
+                .max_decompressed_bytes
+                .unwrap_or(Limits::default().max_decompressed_bytes),
+        };
+        if limits.max_request_bytes == 0 || limits.max_decompressed_bytes < limits.max_request_bytes
+        {
+            return Err(ConfigError::new(
+                "max-decompressed-bytes",
+                "must be at least max-request-bytes, and both above zero",
+                "",
+            ));
+        }
+        let log_format = parse_log_format(self.log_format.as_deref())?;
+        Ok(AgentConfig {
+            cluster,
+            gateways,
+            tls,
+            otlp_grpc: listen_addr("otlp-grpc", self.otlp_grpc.as_deref().unwrap_or(":4317"))?,
+            otlp_http: listen_addr("otlp-http", self.otlp_http.as_deref().unwrap_or(":4318"))?,
+            zipkin: listen_addr("zipkin", self.zipkin.as_deref().unwrap_or(":9411"))?,
+            admin: listen_addr("admin", self.admin.as_deref().unwrap_or(":13133"))?,
+            buffer_dir: self
+                .buffer_dir
+                .unwrap_or_else(|| PathBuf::from("meridian-agent-data")),
+            buffer_max_bytes: self.buffer_max_bytes.unwrap_or(256 << 20),
+            limits,
+            log_format,
+        })
+    }
+}
+
+/// `text` or `json`.
+pub fn parse_log_format(text: Option<&str>) -> Result<LogFormat, ConfigError> {
+    match text {
+        None | Some("text") => Ok(LogFormat::Text),
+        Some("json") => Ok(LogFormat::Json),
+        Some(other) => Err(ConfigError::new(
+            "log-format",
+            format!("{other:?} is not a log format"),
+            "use text or json",
+        )),
+    }
+}
+
+/// Parses flags and env, reads `--config`, merges and validates.
+pub fn load(cli: Cli) -> Result<AgentConfig, ConfigError> {
+    let settings = match &cli.config {
+        Some(path) => cli
+            .settings
+            .merge(telemetry::config::read_file::<Settings>(path)?),
+        None => cli.settings,
+    };
+    settings.validate()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minimal() -> Settings {
+        Settings {
+            cluster: Some("east".into()),
+            gateway: Some(vec!["https://127.0.0.1:4320".into()]),
+            tls_ca: Some("ca.pem".into()),
+            tls_cert: Some("c.pem".into()),
+            tls_key: Some("k.pem".into()),
+            ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn defaults_and_precedence() {
+        let cfg = minimal().validate().unwrap();
+        assert_eq!(cfg.otlp_grpc.port(), 4317);
+        assert_eq!(cfg.otlp_http.port(), 4318);
+        assert_eq!(cfg.zipkin.port(), 9411);
+        assert_eq!(cfg.admin.port(), 13133);
+        let file: Settings =
+            toml::from_str("otlp-grpc = \"127.0.0.1:5000\"\ncluster = \"west\"").unwrap();
+        let merged = minimal().merge(file).validate().unwrap();
+        assert_eq!(merged.cluster.as_str(), "east", "flags/env beat the file");
+        assert_eq!(merged.otlp_grpc.port(), 5000, "the file beats defaults");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let mut s = minimal();
+        s.cluster = None;
+        assert_eq!(s.validate().unwrap_err().key, "cluster");
+        let mut s = minimal();
+        s.gateway = Some(vec!["http://x:1".into()]);
+        assert_eq!(s.validate().unwrap_err().key, "gateway");
+        let mut s = minimal();
+        s.tls_key = None;
+        assert_eq!(s.validate().unwrap_err().key, "tls-key");
+        assert!(toml::from_str::<Settings>("nonsense = 1").is_err());
+    }
+}

@@ -1,0 +1,64 @@
+use prometheus_client::{
+    metrics::{counter::Counter, gauge::Gauge},
+    registry::Registry,
+};
+use telemetry::metrics as names;
+
+/// Forwarder counters, shared with `/metrics` and tests.
+#[derive(Debug, Clone, Default)]
+pub struct ForwardStats {
+    acked: Counter,
+    dropped: Counter,
+    retries: Counter,
+    up: Gauge,
+}
+
+impl ForwardStats {
+    pub fn register(registry: &mut Registry) -> Self {
+        let s = Self::default();
+        registry.register(
+            names::AGENT_SPANS_ACKED,
+            "Spans the gateway acknowledged as committed",
+            s.acked.clone(),
+        );
+        registry.register(
+            names::AGENT_SPANS_DROPPED_PERMANENT,
+            "Spans dropped because the gateway refused them permanently",
+            s.dropped.clone(),
+        );
+        registry.register(
+            names::AGENT_FORWARD_RETRIES,
+            "Forward attempts that failed and were retried",
+            s.retries.clone(),
+        );
+        registry.register(
+            names::AGENT_GATEWAY_UP,
+            "1 when the last forward reached a gateway",
+            s.up.clone(),
+        );
+        s
+    }
+
+    pub(crate) fn acked(&self, n: u64) {
+        self.acked.inc_by(n);
+    }
+    pub(crate) fn dropped(&self, n: u64) {
+        self.dropped.inc_by(n);
+    }
+    pub(crate) fn retry(&self) {
+        self.retries.inc();
+    }
+    pub(crate) fn gateway_up(&self, up: bool) {
+        self.up.set(i64::from(up));
+    }
+
+    pub fn acked_spans(&self) -> u64 {
+        self.acked.get()
+    }
+    pub fn dropped_spans(&self) -> u64 {
+        self.dropped.get()
+    }
+    pub fn retries(&self) -> u64 {
+        self.retries.get()
+    }
+}
