@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Architecture invariants that a build would not catch (ARCHITECTURE.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+fail=0
+
+# 1. The per-node agent stays small: no store, gateway, SQL or Raft crates.
+deps=$(cargo tree -p edge-agent -e normal,build --prefix none --format '{p}' --locked | awk '{print $1}' | sort -u)
+for forbidden in store gateway sqlx sqlx-core openraft; do
+  if grep -qx "$forbidden" <<<"$deps"; then
+    echo "invariant violated: edge-agent depends on $forbidden" >&2
+    fail=1
+  fi
+done
+
+# 2. model does no I/O: no tokio, tonic, sqlx, axum.
+mdeps=$(cargo tree -p model -e normal --prefix none --format '{p}' --locked | awk '{print $1}' | sort -u)
+for forbidden in tokio tonic sqlx axum hyper; do
+  if grep -qx "$forbidden" <<<"$mdeps"; then
+    echo "invariant violated: model depends on $forbidden" >&2
+    fail=1
+  fi
+done
+
+# 3. Only proto knows prost-generated wire types; only store knows SQL.
+if grep -rlnE '(^|[^a-z_])sqlx::' --include='*.rs' crates edge-agent gateway web | grep -v '^store/' ; then
+  echo "invariant violated: SQL outside the store crate" >&2
+  fail=1
+fi
+
+if [ "$fail" -eq 0 ]; then
+  echo "invariants hold"
+fi
+exit "$fail"

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Creates (once) a Python venv with the OpenTelemetry SDK pinned in
+# tests/python/requirements.txt. Usage: scripts/py-venv.sh DIR
+set -euo pipefail
+dir=${1:?usage: scripts/py-venv.sh DIR}
+root=$(cd "$(dirname "$0")/.." && pwd)
+req="$root/tests/python/requirements.txt"
+stamp="$dir/.requirements"
+if [ -x "$dir/bin/python" ] && [ -f "$stamp" ] && cmp -s "$req" "$stamp"; then
+  exit 0
+fi
+python3 -m venv "$dir"
+"$dir/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
+cp "$req" "$stamp"

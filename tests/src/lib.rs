@@ -1,0 +1,192 @@
+//! The integration-test Sandbox: a gateway and agents started in-process on
+//! port 0 over real mTLS, with helpers to query the Jaeger API and wait on
+//! conditions (never fixed sleeps).
+
+use std::{
+    collections::BTreeMap,
+    future::Future,
+    net::SocketAddr,
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use edge_agent::{Agent, AgentConfig, config::TlsFiles};
+use gateway::{
+    Gateway, GatewayConfig,
+    certs::{self, Subject},
+    config::TlsSource,
+};
+use receiver::Limits;
+use serde_json::Value;
+use telemetry::LogFormat;
+
+/// Polls `check` until it returns `Some`, or fails after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return Ok(v);
+        }
+        if Instant::now() >= deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One-time process setup for tests: crypto provider and quiet logs.
+pub fn init() {
+    telemetry::install_crypto_provider();
+    telemetry::init_logging("warn", LogFormat::Text);
+}
+
+fn loopback() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// A gateway on the embedded store plus one agent per cluster.
+#[derive(Debug)]
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+    pub gateway: Gateway,
+    pub agents: BTreeMap<String, Agent>,
+    pub http: reqwest::Client,
+}
+
+impl Sandbox {
+    /// The gateway's dev CA directory (to issue more certificates).
+    pub fn ca_dir(&self) -> PathBuf {
+        self.dir.path().join("tls")
+    }
+
+    pub fn gateway_config(dir: &std::path::Path) -> anyhow::Result<GatewayConfig> {
+        Ok(GatewayConfig {
+            data_dir: dir.to_path_buf(),
+            stores: vec![format!("sqlite://{}", dir.join("meridian.db").display())],
+            http: loopback(),
+            federation: loopback(),
+            otlp_grpc: loopback(),
+            otlp_http: loopback(),
+            default_cluster: model::ClusterId::new("default")?,
+            tls: TlsSource::DevCa(dir.join("tls")),
+            max_inflight_bytes: 256 << 20,
+            limits: Limits::default(),
+            log_format: LogFormat::Text,
+        })
+    }
+
+    /// Agent settings for `cluster` with a certificate issued for
+    /// `cert_cluster` (the same name unless a test wants a mismatch).
+    pub fn agent_config(&self, cluster: &str, cert_cluster: &str) -> anyhow::Result<AgentConfig> {
+        let out = self.dir.path().join("agent-certs");
+        let paths = certs::issue(&self.ca_dir(), &Subject::Cluster(cert_cluster.into()), &out)?;
+        Ok(AgentConfig {
+            cluster: model::ClusterId::new(cluster)?,
+            gateways: vec![format!(
+                "https://127.0.0.1:{}",
+                self.gateway.federation_addr.port()
+            )],
+            tls: TlsFiles {
+                ca: self.gateway.tls.ca.clone(),
+                cert: paths.cert,
+                key: paths.key,
+            },
+            otlp_grpc: loopback(),
+            otlp_http: loopback(),
+            zipkin: loopback(),
+            admin: loopback(),
+            buffer_dir: self.dir.path().join(format!("agent-{cluster}")),
+            buffer_max_bytes: 64 << 20,
+            limits: Limits::default(),
+            log_format: LogFormat::Text,
+        })
+    }
+
+    pub async fn start(clusters: &[&str]) -> anyhow::Result<Self> {
+        init();
+        let dir = tempfile::tempdir()?;
+        let gateway = Gateway::start(Self::gateway_config(dir.path())?).await?;
+        let mut sandbox = Self {
+            dir,
+            gateway,
+            agents: BTreeMap::new(),
+            http: reqwest::Client::new(),
+        };
+        for c in clusters {
+            let cfg = sandbox.agent_config(c, c)?;
+            let agent = Agent::start(cfg).await?;
+            sandbox.agents.insert((*c).to_owned(), agent);
+        }
+        Ok(sandbox)
+    }
+
+    pub fn agent(&self, cluster: &str) -> anyhow::Result<&Agent> {
+        self.agents
+            .get(cluster)
+            .with_context(|| format!("no agent for {cluster}"))
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.gateway.http_addr, path)
+    }
+
+    /// GET a gateway path; returns (status, JSON body).
+    pub async fn get_json(&self, path: &str) -> anyhow::Result<(u16, Value)> {
+        let resp = self.http.get(self.url(path)).send().await?;
+        let status = resp.status().as_u16();
+        let body = resp.json::<Value>().await?;
+        Ok((status, body))
+    }
+
+    /// Waits until `/api/traces/{id}` returns a trace with `spans` spans.
+    pub async fn wait_for_trace(&self, id_hex: &str, spans: usize) -> anyhow::Result<Value> {
+        let path = format!("/api/traces/{id_hex}");
+        wait_for(
+            &format!("trace {id_hex} with {spans} spans"),
+            Duration::from_secs(20),
+            || async {
+                let (status, body) = self.get_json(&path).await.ok()?;
+                let trace = body.get("data")?.get(0)?;
+                let n = trace.get("spans")?.as_array()?.len();
+                (status == 200 && n >= spans).then(|| trace.clone())
+            },
+        )
+        .await
+    }
+
+    pub async fn shutdown(self) {
+        for (_, agent) in self.agents {
+            agent.shutdown(Duration::from_secs(5)).await;
+        }
+        self.gateway.shutdown(Duration::from_secs(5)).await;
+    }
+}
+
+/// Finds the span named `name` in a Jaeger trace JSON.
+pub fn span_named<'a>(trace: &'a Value, name: &str) -> anyhow::Result<&'a Value> {
+    trace["spans"]
+        .as_array()
+        .and_then(|spans| spans.iter().find(|s| s["operationName"] == name))
+        .with_context(|| format!("no span named {name:?} in {trace}"))
+}
+
+/// The value of tag `key` in a Jaeger tag list.
+pub fn tag<'a>(tags: &'a Value, key: &str) -> Option<&'a Value> {
+    tags.as_array()?
+        .iter()
+        .find(|t| t["key"] == key)
+        .map(|t| &t["value"])
+}
+
+/// The process (serviceName, tags) of a span in a Jaeger trace JSON.
+pub fn process_of<'a>(trace: &'a Value, span: &Value) -> anyhow::Result<&'a Value> {
+    let pid = span["processID"].as_str().context("span without processID")?;
+    trace["processes"]
+        .get(pid)
+        .with_context(|| format!("no process {pid}"))
+}
