@@ -1,0 +1,31 @@
+use model::ServiceErrorCode;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store URL or options are wrong; fix the configuration.
+    #[error("store configuration: {0}")]
+    Config(String),
+    /// The backend cannot be reached or is overloaded; retry later.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Applying migrations failed.
+    #[error("store migration failed: {0}")]
+    Migration(String),
+    /// Stored data could not be decoded.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// Any other backend failure.
+    #[error("store error: {0}")]
+    Backend(String),
+}
+
+impl StoreError {
+    pub fn code(&self) -> ServiceErrorCode {
+        match self {
+            Self::Config(_) | Self::Migration(_) | Self::Corrupt(_) | Self::Backend(_) => {
+                ServiceErrorCode::Internal
+            }
+            Self::Unavailable(_) => ServiceErrorCode::Unavailable,
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! Span bodies: the model span as JSON, zstd-compressed (level 1).
+
+use model::Span;
+
+use crate::StoreError;
+
+pub(crate) fn encode(span: &Span) -> Result<Vec<u8>, StoreError> {
+    let json = serde_json::to_vec(span).map_err(|e| StoreError::Backend(e.to_string()))?;
+    zstd::bulk::compress(&json, 1).map_err(|e| StoreError::Backend(e.to_string()))
+}
+
+/// Stored bodies are at most a few MiB; refuse anything that claims more.
+const MAX_BODY: usize = 64 << 20;
+
+pub(crate) fn decode(body: &[u8]) -> Result<Span, StoreError> {
+    let json = zstd::bulk::decompress(body, MAX_BODY)
+        .map_err(|e| StoreError::Corrupt(format!("span body: {e}")))?;
+    serde_json::from_slice(&json).map_err(|e| StoreError::Corrupt(format!("span body: {e}")))
+}
+
+/// The (key, value) rows indexed for tag search: span, resource and event
+/// attributes in their string form, plus Jaeger's synthetic tags.
+pub(crate) fn search_tags(span: &Span) -> Vec<(&str, String)> {
+    let mut tags: Vec<(&str, String)> =
+        Vec::with_capacity(span.attributes.len() + span.resource.attributes.len() + 3);
+    for kv in span
+        .attributes
+        .iter()
+        .chain(&span.resource.attributes)
+        .chain(span.events.iter().flat_map(|e| &e.attributes))
+    {
+        tags.push((kv.key.as_str(), kv.value.to_search_string()));
+    }
+    if let Some(kind) = span.kind.jaeger_name() {
+        tags.push(("span.kind", kind.to_owned()));
+    }
+    match span.status_code {
+        model::StatusCode::Error => {
+            tags.push(("error", "true".to_owned()));
+            tags.push(("otel.status_code", "ERROR".to_owned()));
+        }
+        model::StatusCode::Ok => tags.push(("otel.status_code", "OK".to_owned())),
+        model::StatusCode::Unset => {}
+    }
+    tags.sort_unstable();
+    tags.dedup();
+    tags
+}

@@ -1,0 +1,104 @@
+//! Search and trace retrieval.
+
+use std::collections::HashMap;
+
+use model::{Trace, TraceId, TraceQuery};
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+
+use super::{backend_error, codec};
+use crate::StoreError;
+
+fn ns(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Trace ids with at least one span matching every filter, most recent
+/// matching span first.
+pub(crate) async fn find_trace_ids(
+    pool: &SqlitePool,
+    query: &TraceQuery,
+) -> Result<Vec<TraceId>, StoreError> {
+    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+        "SELECT s.trace_id, MAX(s.start_ns) AS latest FROM spans s WHERE s.start_ns >= ",
+    );
+    q.push_bind(ns(query.start_min_unix_nano));
+    q.push(" AND s.start_ns <= ");
+    q.push_bind(ns(query.start_max_unix_nano));
+    if let Some(service) = &query.service {
+        q.push(" AND s.service = ").push_bind(service.clone());
+    }
+    if let Some(op) = &query.operation {
+        q.push(" AND s.operation = ").push_bind(op.clone());
+    }
+    if let Some(kind) = query.span_kind {
+        q.push(" AND s.span_kind = ")
+            .push_bind(i64::from(kind.as_i32()));
+    }
+    if let Some(min) = query.duration_min_nanos {
+        q.push(" AND s.duration_ns >= ").push_bind(ns(min));
+    }
+    if let Some(max) = query.duration_max_nanos {
+        q.push(" AND s.duration_ns <= ").push_bind(ns(max));
+    }
+    for tag in &query.tags {
+        q.push(" AND EXISTS (SELECT 1 FROM span_tags t WHERE t.key = ")
+            .push_bind(tag.key.clone())
+            .push(" AND t.value = ")
+            .push_bind(tag.value.clone())
+            .push(" AND t.trace_id = s.trace_id AND t.span_id = s.span_id)");
+    }
+    q.push(" GROUP BY s.trace_id ORDER BY latest DESC LIMIT ");
+    q.push_bind(i64::try_from(query.limit).unwrap_or(i64::MAX));
+    let rows: Vec<(Vec<u8>, i64)> = q
+        .build_query_as()
+        .fetch_all(pool)
+        .await
+        .map_err(backend_error)?;
+    rows.into_iter()
+        .map(|(id, _)| {
+            TraceId::from_bytes(&id).map_err(|e| StoreError::Corrupt(format!("trace id: {e}")))
+        })
+        .collect()
+}
+
+/// All spans of each trace, sorted by start time, in the order of `ids`;
+/// traces with no stored span are omitted.
+pub(crate) async fn load_traces(
+    pool: &SqlitePool,
+    ids: &[TraceId],
+) -> Result<Vec<Trace>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut by_id: HashMap<TraceId, Vec<model::Span>> = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let mut q: QueryBuilder<Sqlite> =
+            QueryBuilder::new("SELECT body FROM spans WHERE trace_id IN (");
+        let mut sep = q.separated(", ");
+        for id in chunk {
+            sep.push_bind(id.as_bytes().to_vec());
+        }
+        q.push(")");
+        let bodies: Vec<(Vec<u8>,)> = q
+            .build_query_as()
+            .fetch_all(pool)
+            .await
+            .map_err(backend_error)?;
+        for (body,) in bodies {
+            let span = codec::decode(&body)?;
+            by_id.entry(span.trace_id).or_default().push(span);
+        }
+    }
+    Ok(ids
+        .iter()
+        .filter_map(|id| {
+            by_id.remove(id).map(|mut spans| {
+                spans.sort_by_key(|s| (s.start_unix_nano, *s.span_id.as_bytes()));
+                Trace {
+                    trace_id: *id,
+                    spans,
+                }
+            })
+        })
+        .collect())
+}

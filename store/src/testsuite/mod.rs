@@ -1,0 +1,40 @@
+//! The conformance suite every `SpanStore` backend must pass.
+//!
+//! `run_all(make)` runs each case against a fresh, empty store from `make`
+//! and panics with the case name on the first failed assertion. Backends'
+//! test files call it: `store/tests/sqlite.rs` (and Postgres, Cassandra in
+//! the storage issue).
+
+mod builder;
+mod cases;
+
+use std::{future::Future, sync::Arc};
+
+pub use builder::{MS, SpanBuilder, T0, span_id, trace_id};
+
+use crate::SpanStore;
+
+type Case = (
+    &'static str,
+    fn(Arc<dyn SpanStore>) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
+);
+
+/// Every case, by name.
+pub fn cases() -> Vec<Case> {
+    cases::all()
+}
+
+/// Runs every case, each on a fresh store.
+pub async fn run_all<F, Fut>(make: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn SpanStore>>,
+{
+    for (name, case) in cases() {
+        let store = make().await;
+        let result = tokio::spawn(case(store)).await;
+        if let Err(e) = result {
+            panic!("conformance case `{name}` failed: {e}");
+        }
+    }
+}
