@@ -120,6 +120,7 @@ impl Settings {
     }
 
     pub fn validate(self) -> Result<AgentConfig, ConfigError> {
+        let log_format = parse_log_format(self.log_format.as_deref())?;
         let cluster_text = self.cluster.ok_or_else(|| {
             ConfigError::new(
                 "cluster",
@@ -179,7 +180,6 @@ impl Settings {
                 "",
             ));
         }
-        let log_format = parse_log_format(self.log_format.as_deref())?;
         Ok(AgentConfig {
             cluster,
             gateways,

@@ -185,7 +185,9 @@ pub fn tag<'a>(tags: &'a Value, key: &str) -> Option<&'a Value> {
 
 /// The process (serviceName, tags) of a span in a Jaeger trace JSON.
 pub fn process_of<'a>(trace: &'a Value, span: &Value) -> anyhow::Result<&'a Value> {
-    let pid = span["processID"].as_str().context("span without processID")?;
+    let pid = span["processID"]
+        .as_str()
+        .context("span without processID")?;
     trace["processes"]
         .get(pid)
         .with_context(|| format!("no process {pid}"))

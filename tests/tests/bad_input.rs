@@ -37,8 +37,8 @@ fn request(spans: Vec<Span>) -> ExportTraceServiceRequest {
 
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(data).unwrap();
-    enc.finish().unwrap()
+    enc.write_all(data).expect("gzip in memory");
+    enc.finish().expect("gzip in memory")
 }
 
 async fn post(
@@ -48,7 +48,11 @@ async fn post(
     encoding: Option<&str>,
     body: Vec<u8>,
 ) -> anyhow::Result<(u16, String)> {
-    let mut req = sb.http.post(url).header("content-type", content_type).body(body);
+    let mut req = sb
+        .http
+        .post(url)
+        .header("content-type", content_type)
+        .body(body);
     if let Some(e) = encoding {
         req = req.header("content-encoding", e);
     }
@@ -68,30 +72,72 @@ async fn http_receivers_answer_bad_input_with_clear_errors() -> anyhow::Result<(
     // Malformed protobuf and JSON.
     let (s, body) = post(&sb, &otlp_url, pb, None, vec![0xff, 0xff, 0xff, 0x01]).await?;
     assert_eq!(s, 400, "{body}");
-    let (s, body) = post(&sb, &otlp_url, json, None, b"{\"resourceSpans\": [".to_vec()).await?;
+    let (s, body) = post(
+        &sb,
+        &otlp_url,
+        json,
+        None,
+        b"{\"resourceSpans\": [".to_vec(),
+    )
+    .await?;
     assert_eq!(s, 400);
     assert!(body.contains("invalid OTLP JSON"), "{body}");
     // Base64 ids are not OTLP/JSON.
     let b64 = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"W47/95gDgQPSabYzgT/GDA==","spanId":"eee19b7ec3c1b174"}]}]}]}"#;
     assert_eq!(post(&sb, &otlp_url, json, None, b64.to_vec()).await?.0, 400);
     // Unsupported media type and content encoding.
-    assert_eq!(post(&sb, &otlp_url, "text/xml", None, b"<x/>".to_vec()).await?.0, 415);
-    assert_eq!(post(&sb, &otlp_url, pb, Some("br"), vec![1, 2]).await?.0, 415);
-    // Oversized body (limit 8 MiB on the wire).
-    let (s, body) = post(&sb, &otlp_url, pb, None, vec![0u8; 9 << 20]).await?;
-    assert_eq!(s, 413, "{body}");
+    assert_eq!(
+        post(&sb, &otlp_url, "text/xml", None, b"<x/>".to_vec())
+            .await?
+            .0,
+        415
+    );
+    assert_eq!(
+        post(&sb, &otlp_url, pb, Some("br"), vec![1, 2]).await?.0,
+        415
+    );
+    // Oversized body (limit 8 MiB on the wire): refused from the declared
+    // length, before a byte of the body is read.
+    let status = declared_too_large(agent.otlp_http_addr).await?;
+    assert!(status.starts_with("HTTP/1.1 413"), "{status}");
+    // Chunked (no declared length): refused once the limit is crossed.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..9).map(|_| Ok(vec![0u8; 1 << 20])).collect();
+    let resp = sb
+        .http
+        .post(&otlp_url)
+        .header("content-type", pb)
+        .body(reqwest::Body::wrap_stream(futures_stream(chunks)))
+        .send()
+        .await;
+    match resp {
+        Ok(r) => assert_eq!(r.status().as_u16(), 413),
+        // The server may close before the client finished writing.
+        Err(e) => assert!(e.is_request() || e.is_body(), "{e:?}"),
+    }
     // Gzip bomb: 200 MiB of zeros, a few hundred KiB compressed.
     let bomb = gzip(&vec![0u8; 200 << 20]);
     assert!(bomb.len() < 1 << 20);
     let (s, body) = post(&sb, &otlp_url, pb, Some("gzip"), bomb.clone()).await?;
     assert_eq!(s, 413, "{body}");
     assert!(body.contains("decompressed"), "{body}");
-    assert_eq!(post(&sb, &zipkin_url, json, Some("gzip"), bomb).await?.0, 413);
+    assert_eq!(
+        post(&sb, &zipkin_url, json, Some("gzip"), bomb).await?.0,
+        413
+    );
     // Corrupt gzip.
-    assert_eq!(post(&sb, &otlp_url, pb, Some("gzip"), b"nope".to_vec()).await?.0, 400);
+    assert_eq!(
+        post(&sb, &otlp_url, pb, Some("gzip"), b"nope".to_vec())
+            .await?
+            .0,
+        400
+    );
 
     // Invalid ids: all invalid → 400 naming the problem.
-    let all_bad = request(vec![span(vec![0; 16], vec![1; 8], "zero"), span(vec![1; 8], vec![1; 8], "short")]);
+    let all_bad = request(vec![
+        span(vec![0; 16], vec![1; 8], "zero"),
+        span(vec![1; 8], vec![1; 8], "short"),
+    ]);
     let (s, body) = post(&sb, &otlp_url, pb, None, all_bad.encode_to_vec()).await?;
     assert_eq!(s, 400);
     let status = proto::RpcStatus::decode(bytes_of(&body))?;
@@ -126,25 +172,65 @@ async fn http_receivers_answer_bad_input_with_clear_errors() -> anyhow::Result<(
 
     // An empty request is fine and counted.
     assert_eq!(post(&sb, &otlp_url, pb, None, Vec::new()).await?.0, 200);
-    assert_eq!(agent.receiver_metrics.requests_with("otlp_http", "empty"), 1);
+    assert_eq!(
+        agent.receiver_metrics.requests_with("otlp_http", "empty"),
+        1
+    );
 
     // Zipkin: malformed → 400, bad ids dropped per span, valid → 202.
-    assert_eq!(post(&sb, &zipkin_url, json, None, b"[{".to_vec()).await?.0, 400);
-    assert_eq!(post(&sb, &zipkin_url, "application/x-protobuf", None, vec![1]).await?.0, 415);
+    assert_eq!(
+        post(&sb, &zipkin_url, json, None, b"[{".to_vec()).await?.0,
+        400
+    );
+    assert_eq!(
+        post(&sb, &zipkin_url, "application/x-protobuf", None, vec![1])
+            .await?
+            .0,
+        415
+    );
     let z = br#"[{"traceId":"0909090909090909","id":"0000000000000001","name":"zipkin-good","timestamp":1700000000000000,"duration":5,"localEndpoint":{"serviceName":"zipkin-svc"}},
                 {"traceId":"zz","id":"0000000000000002","name":"zipkin-bad"}]"#;
     assert_eq!(post(&sb, &zipkin_url, json, None, z.to_vec()).await?.0, 202);
 
     // Still healthy, and the good spans of the mixed batches arrived.
-    let health = sb.http.get(format!("http://{}/healthz", agent.admin_addr)).send().await?;
+    let health = sb
+        .http
+        .get(format!("http://{}/healthz", agent.admin_addr))
+        .send()
+        .await?;
     assert_eq!(health.status().as_u16(), 200);
     let trace = sb.wait_for_trace(&hex::encode([7u8; 16]), 2).await?;
     assert_eq!(trace["spans"].as_array().map(Vec::len), Some(2));
-    sb.wait_for_trace("08080808080808080808080808080808", 1).await?;
+    sb.wait_for_trace("08080808080808080808080808080808", 1)
+        .await?;
     let z = sb.wait_for_trace("0909090909090909", 1).await?;
-    assert_eq!(z["traceID"], "0909090909090909", "64-bit ids keep Jaeger's 16-char form");
+    assert_eq!(
+        z["traceID"], "0909090909090909",
+        "64-bit ids keep Jaeger's 16-char form"
+    );
     sb.shutdown().await;
     Ok(())
+}
+
+/// Sends only the headers of a POST that declares a 9 MiB body and returns
+/// the status line the server answers with.
+async fn declared_too_large(addr: std::net::SocketAddr) -> anyhow::Result<String> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await?;
+    let head = format!(
+        "POST /v1/traces HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-protobuf\r\ncontent-length: {}\r\n\r\n",
+        9 << 20
+    );
+    tcp.write_all(head.as_bytes()).await?;
+    let mut line = String::new();
+    BufReader::new(tcp).read_line(&mut line).await?;
+    Ok(line)
+}
+
+fn futures_stream(
+    chunks: Vec<Result<Vec<u8>, std::io::Error>>,
+) -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    futures::stream::iter(chunks)
 }
 
 fn bytes_of(s: &str) -> &[u8] {
@@ -185,7 +271,9 @@ async fn grpc_receiver_answers_bad_input_with_statuses() -> anyhow::Result<()> {
     assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
 
     // Still serving.
-    client.export(request(vec![span(vec![5; 16], vec![1; 8], "after")])).await?;
+    client
+        .export(request(vec![span(vec![5; 16], vec![1; 8], "after")]))
+        .await?;
     sb.wait_for_trace(&hex::encode([5u8; 16]), 1).await?;
     sb.wait_for_trace(&hex::encode([3u8; 16]), 1).await?;
     sb.shutdown().await;

@@ -46,7 +46,8 @@ fn request(cluster_claim: Option<&str>, trace: u8, spans: u8) -> ExportTraceServ
 }
 
 fn forward(cluster: &str, req: &ExportTraceServiceRequest, seq: u64) -> ForwardRequest {
-    let (payload, size) = proto::payload::encode(&[req.encode_to_vec()], 1).unwrap();
+    let (payload, size) =
+        proto::payload::encode(&[req.encode_to_vec()], 1).expect("zstd in memory");
     ForwardRequest {
         agent_id: "test".into(),
         cluster: cluster.into(),
@@ -66,7 +67,10 @@ async fn client(
 ) -> anyhow::Result<FederationClient<Channel>> {
     let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(std::fs::read(ca)?));
     if let Some((cert, key)) = identity {
-        tls = tls.identity(Identity::from_pem(std::fs::read(cert)?, std::fs::read(key)?));
+        tls = tls.identity(Identity::from_pem(
+            std::fs::read(cert)?,
+            std::fs::read(key)?,
+        ));
     }
     let channel = Channel::from_shared(format!(
         "https://127.0.0.1:{}",
@@ -98,15 +102,25 @@ async fn refuses_strangers_and_liars_and_stores_nothing_from_them() -> anyhow::R
     )?;
     let other_dir = sb.dir.path().join("other-ca");
     certs::init_ca(&other_dir)?;
-    let foreign = certs::issue(&other_dir, &Subject::Cluster("cluster-a".into()), &other_dir)?;
+    let foreign = certs::issue(
+        &other_dir,
+        &Subject::Cluster("cluster-a".into()),
+        &other_dir,
+    )?;
 
     // 1. No client certificate: the TLS handshake is refused.
     let mut c = client(&sb, &ca, None).await?;
-    let err = c.forward(forward("cluster-a", &request(None, 1, 2), 1)).await.unwrap_err();
+    let err = c
+        .forward(forward("cluster-a", &request(None, 1, 2), 1))
+        .await
+        .unwrap_err();
     assert_ne!(err.code(), Code::Ok);
     // 2. A certificate from another CA: refused at the handshake too.
     let mut c = client(&sb, &ca, Some((&foreign.cert, &foreign.key))).await?;
-    let err = c.forward(forward("cluster-a", &request(None, 2, 2), 1)).await.unwrap_err();
+    let err = c
+        .forward(forward("cluster-a", &request(None, 2, 2), 1))
+        .await
+        .unwrap_err();
     assert_ne!(err.code(), Code::Ok);
     wait_for("two tls refusals", Duration::from_secs(5), || async {
         (sb.gateway.metrics.identity_refusals("tls") >= 2).then_some(())
@@ -115,7 +129,10 @@ async fn refuses_strangers_and_liars_and_stores_nothing_from_them() -> anyhow::R
 
     // 3. A valid certificate whose agent claims another cluster.
     let mut c = client(&sb, &ca, Some((&a.cert, &a.key))).await?;
-    let err = c.forward(forward("cluster-b", &request(None, 3, 2), 1)).await.unwrap_err();
+    let err = c
+        .forward(forward("cluster-b", &request(None, 3, 2), 1))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
     assert!(err.message().contains("cluster-b"), "{}", err.message());
     // 4. Span data claiming another cluster.
@@ -126,13 +143,22 @@ async fn refuses_strangers_and_liars_and_stores_nothing_from_them() -> anyhow::R
     assert_eq!(err.code(), Code::PermissionDenied);
     // 5. A gateway node certificate cannot forward spans.
     let mut n = client(&sb, &ca, Some((&node.cert, &node.key))).await?;
-    let err = n.forward(forward("gw-x", &request(None, 5, 2), 1)).await.unwrap_err();
+    let err = n
+        .forward(forward("gw-x", &request(None, 5, 2), 1))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
     assert_eq!(sb.gateway.metrics.identity_refusals("cluster_mismatch"), 2);
     assert_eq!(sb.gateway.metrics.identity_refusals("node_cert"), 1);
-    assert_eq!(stored_services(&sb).await?, 0, "nothing from refused senders is stored");
+    assert_eq!(
+        stored_services(&sb).await?,
+        0,
+        "nothing from refused senders is stored"
+    );
     for t in 1..=5u8 {
-        let (status, _) = sb.get_json(&format!("/api/traces/{}", hex::encode([t; 16]))).await?;
+        let (status, _) = sb
+            .get_json(&format!("/api/traces/{}", hex::encode([t; 16])))
+            .await?;
         assert_eq!(status, 404);
     }
 
@@ -146,8 +172,11 @@ async fn refuses_strangers_and_liars_and_stores_nothing_from_them() -> anyhow::R
     let trace = sb.wait_for_trace(&hex::encode([6u8; 16]), 3).await?;
     assert_eq!(trace["processes"]["p1"]["serviceName"], "svc");
     // 7. A replay of the same batch creates no duplicates.
-    c.forward(forward("cluster-a", &request(None, 6, 3), 7)).await?;
-    let (_, body) = sb.get_json(&format!("/api/traces/{}", hex::encode([6u8; 16]))).await?;
+    c.forward(forward("cluster-a", &request(None, 6, 3), 7))
+        .await?;
+    let (_, body) = sb
+        .get_json(&format!("/api/traces/{}", hex::encode([6u8; 16])))
+        .await?;
     assert_eq!(body["data"][0]["spans"].as_array().map(Vec::len), Some(3));
     assert_eq!(sb.gateway.metrics.spans_stored(), 3);
     sb.shutdown().await;
@@ -163,9 +192,11 @@ async fn an_agent_with_the_wrong_cluster_gets_nothing_stored() -> anyhow::Result
     let mut otlp_client =
         otlp::TraceServiceClient::connect(format!("http://{}", agent.otlp_grpc_addr)).await?;
     otlp_client.export(request(None, 9, 4)).await?;
-    wait_for("the batch to be refused", Duration::from_secs(10), || async {
-        (agent.forward_stats.dropped_spans() == 4).then_some(())
-    })
+    wait_for(
+        "the batch to be refused",
+        Duration::from_secs(10),
+        || async { (agent.forward_stats.dropped_spans() == 4).then_some(()) },
+    )
     .await?;
     assert_eq!(agent.forward_stats.acked_spans(), 0);
     assert_eq!(sb.gateway.metrics.identity_refusals("cluster_mismatch"), 1);

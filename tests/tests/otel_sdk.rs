@@ -19,7 +19,11 @@ use serde_json::Value;
 fn provider(service: &str, exporter: SpanExporter) -> SdkTracerProvider {
     SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
-        .with_resource(Resource::builder().with_service_name(service.to_owned()).build())
+        .with_resource(
+            Resource::builder()
+                .with_service_name(service.to_owned())
+                .build(),
+        )
         .build()
 }
 
@@ -58,18 +62,37 @@ fn check_stitched(
     let pb = process_of(trace, server)?;
     assert_eq!(pa["serviceName"], services[0]);
     assert_eq!(pb["serviceName"], services[1]);
-    assert_eq!(tag(&pa["tags"], "k8s.cluster.name"), Some(&Value::from("cluster-a")));
-    assert_eq!(tag(&pb["tags"], "k8s.cluster.name"), Some(&Value::from("cluster-b")));
-    assert_eq!(process_of(trace, client)?, pa, "client and root share a process");
+    assert_eq!(
+        tag(&pa["tags"], "k8s.cluster.name"),
+        Some(&Value::from("cluster-a"))
+    );
+    assert_eq!(
+        tag(&pb["tags"], "k8s.cluster.name"),
+        Some(&Value::from("cluster-b"))
+    );
+    assert_eq!(
+        process_of(trace, client)?,
+        pa,
+        "client and root share a process"
+    );
 
     assert_eq!(tag(&server["tags"], "error"), Some(&Value::Bool(true)));
-    assert_eq!(tag(&server["tags"], "otel.status_code"), Some(&Value::from("ERROR")));
+    assert_eq!(
+        tag(&server["tags"], "otel.status_code"),
+        Some(&Value::from("ERROR"))
+    );
     assert_eq!(
         tag(&server["tags"], "otel.status_description"),
         Some(&Value::from(error_message))
     );
-    assert_eq!(tag(&server["tags"], "span.kind"), Some(&Value::from("server")));
-    assert_eq!(tag(&client["tags"], "span.kind"), Some(&Value::from("client")));
+    assert_eq!(
+        tag(&server["tags"], "span.kind"),
+        Some(&Value::from("server"))
+    );
+    assert_eq!(
+        tag(&client["tags"], "span.kind"),
+        Some(&Value::from("client"))
+    );
     assert_eq!(tag(&root["tags"], "error"), None);
     assert_eq!(server["logs"].as_array().map(Vec::len), Some(1));
     Ok(())
@@ -127,7 +150,10 @@ async fn rust_sdk_trace_across_two_clusters_is_one_trace() -> anyhow::Result<()>
         .with_kind(SpanKind::Server)
         .with_attributes([KeyValue::new("payment.amount", 42i64)])
         .start_with_context(&tb, &parent);
-    server.add_event("charge declined", vec![KeyValue::new("reason", "card expired")]);
+    server.add_event(
+        "charge declined",
+        vec![KeyValue::new("reason", "card expired")],
+    );
     server.set_status(Status::error("card declined"));
     server.end();
     client_cx.span().end();
@@ -150,14 +176,26 @@ async fn rust_sdk_trace_across_two_clusters_is_one_trace() -> anyhow::Result<()>
 
     // Search: service + tag finds it; conditions on other spans do not.
     let error_tag = "tags=%7B%22error%22%3A%22true%22%7D";
-    assert_eq!(search_count(&sb, &format!("service=backend&{error_tag}")).await?, 1);
-    assert_eq!(search_count(&sb, "service=backend&tag=payment.amount:42").await?, 1);
+    assert_eq!(
+        search_count(&sb, &format!("service=backend&{error_tag}")).await?,
+        1
+    );
+    assert_eq!(
+        search_count(&sb, "service=backend&tag=payment.amount:42").await?,
+        1
+    );
     assert_eq!(
         search_count(&sb, "service=backend&tag=k8s.cluster.name:cluster-b").await?,
         1
     );
-    assert_eq!(search_count(&sb, &format!("service=frontend&{error_tag}")).await?, 0);
-    assert_eq!(search_count(&sb, "service=backend&tag=payment.amount:43").await?, 0);
+    assert_eq!(
+        search_count(&sb, &format!("service=frontend&{error_tag}")).await?,
+        0
+    );
+    assert_eq!(
+        search_count(&sb, "service=backend&tag=payment.amount:43").await?,
+        0
+    );
     sb.shutdown().await;
     Ok(())
 }
@@ -212,8 +250,14 @@ async fn python_sdk_trace_across_two_clusters_is_one_trace() -> anyhow::Result<(
         "out of stock",
     )?;
     let error_tag = "tags=%7B%22error%22%3A%22true%22%7D";
-    assert_eq!(search_count(&sb, &format!("service=py-backend&{error_tag}")).await?, 1);
-    assert_eq!(search_count(&sb, "service=py-backend&tag=items:3").await?, 1);
+    assert_eq!(
+        search_count(&sb, &format!("service=py-backend&{error_tag}")).await?,
+        1
+    );
+    assert_eq!(
+        search_count(&sb, "service=py-backend&tag=items:3").await?,
+        1
+    );
     sb.shutdown().await;
     Ok(())
 }

@@ -1,0 +1,235 @@
+//! Wiring: open the store, bind every port, serve, and shut down in order
+//! (ingest ports first, then the query port).
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use prometheus_client::registry::Registry;
+use proto::federation::federation_server::FederationServer;
+use receiver::ReceiverMetrics;
+use store::SpanStore;
+use telemetry::Shutdown;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tonic::{codec::CompressionEncoding, transport::Server};
+
+use crate::{
+    certs,
+    config::{GatewayConfig, TlsSource},
+    federation::FederationService,
+    ingest::{DirectSink, Ingest},
+    metrics::GatewayMetrics,
+    tls,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("cannot listen on {addr} for {what}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Certs(#[from] certs::CertError),
+}
+
+/// The TLS files the federation port uses.
+#[derive(Debug, Clone)]
+pub struct TlsPaths {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Set when a development CA is in use: where `certs issue` finds it.
+    pub dev_ca_dir: Option<PathBuf>,
+}
+
+/// A running gateway. Addresses are the bound ones (useful with port 0).
+#[derive(Debug)]
+pub struct Gateway {
+    pub http_addr: SocketAddr,
+    pub federation_addr: SocketAddr,
+    pub otlp_grpc_addr: SocketAddr,
+    pub otlp_http_addr: SocketAddr,
+    pub tls: TlsPaths,
+    pub store: Arc<dyn SpanStore>,
+    pub metrics: GatewayMetrics,
+    root: Shutdown,
+    ingest: Shutdown,
+}
+
+/// Resolves TLS files, creating the development CA and node certificate on
+/// first use.
+pub fn resolve_tls(source: &TlsSource) -> Result<TlsPaths, certs::CertError> {
+    match source {
+        TlsSource::Files { ca, cert, key } => Ok(TlsPaths {
+            ca: ca.clone(),
+            cert: cert.clone(),
+            key: key.clone(),
+            dev_ca_dir: None,
+        }),
+        TlsSource::DevCa(dir) => {
+            let ca = certs::ca_paths(dir);
+            if !ca.key.exists() {
+                certs::init_ca(dir)?;
+            }
+            let node = dir.join("node-gateway.pem");
+            let node_key = dir.join("node-gateway-key.pem");
+            if !node.exists() || !node_key.exists() {
+                certs::issue(
+                    dir,
+                    &certs::Subject::Node {
+                        name: "gateway".into(),
+                        hosts: Vec::new(),
+                    },
+                    dir,
+                )?;
+            }
+            Ok(TlsPaths {
+                ca: ca.cert,
+                cert: node,
+                key: node_key,
+                dev_ca_dir: Some(dir.clone()),
+            })
+        }
+    }
+}
+
+async fn bind(
+    what: &'static str,
+    addr: SocketAddr,
+) -> Result<(TcpListener, SocketAddr), GatewayError> {
+    let err = |source| GatewayError::Bind { what, addr, source };
+    let l = TcpListener::bind(addr).await.map_err(err)?;
+    let local = l.local_addr().map_err(err)?;
+    Ok((l, local))
+}
+
+impl Gateway {
+    pub async fn start(cfg: GatewayConfig) -> Result<Self, GatewayError> {
+        let tls_paths = resolve_tls(&cfg.tls)?;
+        let server_tls = tls::server_config(&tls_paths.ca, &tls_paths.cert, &tls_paths.key)?;
+        let store_url = cfg.stores.first().cloned().unwrap_or_default();
+        let store = store::open(&store_url).await?;
+
+        let (fed_l, federation_addr) = bind("federation", cfg.federation).await?;
+        let (grpc_l, otlp_grpc_addr) = bind("otlp grpc", cfg.otlp_grpc).await?;
+        let (otlp_http_l, otlp_http_addr) = bind("otlp http", cfg.otlp_http).await?;
+        let (http_l, http_addr) = bind("http", cfg.http).await?;
+
+        let mut registry = Registry::default();
+        let metrics = GatewayMetrics::register(&mut registry);
+        let receiver_metrics = ReceiverMetrics::register(&mut registry);
+        let registry = Arc::new(registry);
+
+        let root = Shutdown::new();
+        let ingest_sd = root.child();
+        let ingest = Ingest::new(Arc::clone(&store), metrics.clone());
+
+        // Federation: mTLS, identity from the client certificate.
+        let federation = FederationServer::new(FederationService::new(
+            ingest.clone(),
+            metrics.clone(),
+            cfg.max_inflight_bytes,
+            cfg.limits.max_decompressed_bytes,
+        ))
+        .accept_compressed(CompressionEncoding::Zstd)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(cfg.limits.max_decompressed_bytes + (1 << 16));
+        let incoming = tls::incoming(fed_l, server_tls, &ingest_sd, metrics.clone());
+        let token = ingest_sd.token().clone();
+        ingest_sd.spawn(async move {
+            let res = Server::builder()
+                .add_service(federation)
+                .serve_with_incoming_shutdown(
+                    ReceiverStream::new(incoming),
+                    token.cancelled_owned(),
+                )
+                .await;
+            if let Err(error) = res {
+                tracing::error!(%error, "federation server failed");
+            }
+        });
+
+        // Plain OTLP for single-node use.
+        let sink = DirectSink {
+            ingest,
+            default_cluster: cfg.default_cluster.clone(),
+        };
+        let grpc = receiver::grpc::service(sink.clone(), cfg.limits, receiver_metrics.clone());
+        let token = ingest_sd.token().clone();
+        ingest_sd.spawn(async move {
+            let res = Server::builder()
+                .add_service(grpc)
+                .serve_with_incoming_shutdown(
+                    TcpListenerStream::new(grpc_l),
+                    token.cancelled_owned(),
+                )
+                .await;
+            if let Err(error) = res {
+                tracing::error!(%error, "otlp grpc server failed");
+            }
+        });
+        serve_http(
+            &ingest_sd,
+            "otlp http",
+            otlp_http_l,
+            receiver::http::otlp_router(sink, cfg.limits, receiver_metrics),
+        );
+        serve_http(
+            &root,
+            "http",
+            http_l,
+            crate::http::router(Arc::clone(&store), registry),
+        );
+
+        tracing::info!(
+            http = %http_addr,
+            federation = %federation_addr,
+            otlp_grpc = %otlp_grpc_addr,
+            otlp_http = %otlp_http_addr,
+            store = %store_url,
+            "gateway started"
+        );
+        if let Some(dir) = &tls_paths.dev_ca_dir {
+            tracing::info!(
+                ca_dir = %dir.display(),
+                "using a development CA; issue agent certificates with `meridian-gateway certs issue --ca-dir {} --cluster NAME --out DIR`",
+                dir.display()
+            );
+        }
+        Ok(Self {
+            http_addr,
+            federation_addr,
+            otlp_grpc_addr,
+            otlp_http_addr,
+            tls: tls_paths,
+            store,
+            metrics,
+            root,
+            ingest: ingest_sd,
+        })
+    }
+
+    /// Stops the ingest ports (in-flight writes finish), then the rest.
+    pub async fn shutdown(self, grace: Duration) -> bool {
+        self.ingest.trigger();
+        self.root.shutdown(grace).await
+    }
+}
+
+fn serve_http(owner: &Shutdown, what: &'static str, listener: TcpListener, router: axum::Router) {
+    let token = owner.token().clone();
+    owner.spawn(async move {
+        let res = axum::serve(listener, router)
+            .with_graceful_shutdown(token.cancelled_owned())
+            .await;
+        if let Err(error) = res {
+            tracing::error!(%error, server = what, "http server failed");
+        }
+    });
+}

@@ -1,0 +1,55 @@
+//! Who a peer certificate belongs to, from its URI SAN.
+
+use model::ClusterId;
+use rustls_pki_types::CertificateDer;
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+
+/// Prefix of every Meridian identity URI.
+pub const SPIFFE_PREFIX: &str = "spiffe://meridian/";
+
+/// A verified peer's identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// An edge agent of this cluster.
+    Cluster(ClusterId),
+    /// A gateway node.
+    Node(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    #[error("certificate cannot be parsed: {0}")]
+    Parse(String),
+    #[error("certificate has no spiffe://meridian/cluster/<name> or /node/<name> URI SAN")]
+    Missing,
+    #[error("certificate names an invalid cluster: {0}")]
+    Cluster(String),
+}
+
+/// Reads the identity from a certificate that rustls already verified
+/// against the CA. Exactly one Meridian URI SAN is expected; the first wins.
+pub fn identity_of(cert: &CertificateDer<'_>) -> Result<Identity, IdentityError> {
+    let (_, parsed) =
+        X509Certificate::from_der(cert).map_err(|e| IdentityError::Parse(e.to_string()))?;
+    let san = parsed
+        .subject_alternative_name()
+        .map_err(|e| IdentityError::Parse(e.to_string()))?
+        .ok_or(IdentityError::Missing)?;
+    for name in &san.value.general_names {
+        let GeneralName::URI(uri) = name else {
+            continue;
+        };
+        let Some(rest) = uri.strip_prefix(SPIFFE_PREFIX) else {
+            continue;
+        };
+        if let Some(cluster) = rest.strip_prefix("cluster/") {
+            return ClusterId::new(cluster)
+                .map(Identity::Cluster)
+                .map_err(|e| IdentityError::Cluster(e.to_string()));
+        }
+        if let Some(node) = rest.strip_prefix("node/") {
+            return Ok(Identity::Node(node.to_owned()));
+        }
+    }
+    Err(IdentityError::Missing)
+}

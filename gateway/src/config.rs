@@ -1,0 +1,233 @@
+//! Gateway configuration: defaults < `--config` TOML file < `MERIDIAN_*`
+//! env < flags. [`Settings::validate`] yields a [`GatewayConfig`] that
+//! cannot be invalid; errors name the key and the fix (exit code 2).
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::Args;
+use model::ClusterId;
+use receiver::Limits;
+use serde::Deserialize;
+use telemetry::{
+    LogFormat,
+    config::{ConfigError, listen_addr},
+    merge_options,
+};
+
+/// Every `run` setting, each optional until merged.
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Settings {
+    /// Directory for the gateway's state: the embedded store, the dev CA
+    /// [default: ./meridian-data].
+    #[arg(long, env = "MERIDIAN_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Store URL(s), comma separated: `sqlite://PATH` (embedded, default
+    /// `sqlite://<data-dir>/meridian.db`); Postgres shards arrive with the
+    /// storage issue.
+    #[arg(
+        long,
+        env = "MERIDIAN_STORE",
+        value_name = "URL[,URL…]",
+        value_delimiter = ','
+    )]
+    pub store: Option<Vec<String>>,
+    /// Query API, web UI, /metrics, /healthz, /readyz [default: :16686].
+    #[arg(long, env = "MERIDIAN_HTTP", value_name = "ADDR")]
+    pub http: Option<String>,
+    /// Federation (mTLS gRPC) listen address for agents [default: :4320].
+    #[arg(long, env = "MERIDIAN_FEDERATION", value_name = "ADDR")]
+    pub federation: Option<String>,
+    /// Plain OTLP gRPC for single-node use without an agent [default: :4317].
+    #[arg(long, env = "MERIDIAN_OTLP_GRPC", value_name = "ADDR")]
+    pub otlp_grpc: Option<String>,
+    /// Plain OTLP HTTP (POST /v1/traces) [default: :4318].
+    #[arg(long, env = "MERIDIAN_OTLP_HTTP", value_name = "ADDR")]
+    pub otlp_http: Option<String>,
+    /// Cluster given to spans received on the plain OTLP ports without a
+    /// `k8s.cluster.name` resource attribute [default: default].
+    #[arg(long, env = "MERIDIAN_DEFAULT_CLUSTER", value_name = "NAME")]
+    pub default_cluster: Option<String>,
+    /// CA certificate (PEM) that signed agent and node certificates. Without
+    /// the three TLS settings, a development CA is created in
+    /// `<data-dir>/tls`.
+    #[arg(long, env = "MERIDIAN_TLS_CA", value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// This gateway's node certificate (PEM), from `certs issue --node`.
+    #[arg(long, env = "MERIDIAN_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "MERIDIAN_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Uncompressed bytes of federation batches processed at once; beyond,
+    /// agents get RESOURCE_EXHAUSTED with a retry hint [default: 268435456].
+    #[arg(long, env = "MERIDIAN_MAX_INFLIGHT_BYTES", value_name = "BYTES")]
+    pub max_inflight_bytes: Option<u64>,
+    /// Largest request body accepted on the wire, bytes [default: 8388608].
+    #[arg(long, env = "MERIDIAN_MAX_REQUEST_BYTES", value_name = "BYTES")]
+    pub max_request_bytes: Option<usize>,
+    /// Largest request or federation batch after decompression, bytes
+    /// [default: 33554432].
+    #[arg(long, env = "MERIDIAN_MAX_DECOMPRESSED_BYTES", value_name = "BYTES")]
+    pub max_decompressed_bytes: Option<usize>,
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "MERIDIAN_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// TLS material for the federation port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsSource {
+    /// Use these files.
+    Files {
+        ca: PathBuf,
+        cert: PathBuf,
+        key: PathBuf,
+    },
+    /// Create (once) a development CA and node certificate in this directory.
+    DevCa(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub data_dir: PathBuf,
+    pub stores: Vec<String>,
+    pub http: SocketAddr,
+    pub federation: SocketAddr,
+    pub otlp_grpc: SocketAddr,
+    pub otlp_http: SocketAddr,
+    pub default_cluster: ClusterId,
+    pub tls: TlsSource,
+    pub max_inflight_bytes: u64,
+    pub limits: Limits,
+    pub log_format: LogFormat,
+}
+
+impl Settings {
+    pub fn merge(mut self, file: Settings) -> Self {
+        merge_options!(self, file; data_dir, store, http, federation, otlp_grpc, otlp_http,
+            default_cluster, tls_ca, tls_cert, tls_key, max_inflight_bytes, max_request_bytes,
+            max_decompressed_bytes, log_format);
+        self
+    }
+
+    pub fn validate(self) -> Result<GatewayConfig, ConfigError> {
+        let data_dir = self
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from("meridian-data"));
+        let stores = match self.store {
+            Some(s) if !s.is_empty() => s,
+            _ => vec![format!(
+                "sqlite://{}",
+                data_dir.join("meridian.db").display()
+            )],
+        };
+        for s in &stores {
+            if !s.starts_with("sqlite:") {
+                return Err(ConfigError::new(
+                    "store",
+                    format!("{s:?} is not a supported store URL"),
+                    "use sqlite://PATH (Postgres shards arrive with the storage issue)",
+                ));
+            }
+        }
+        if stores.len() > 1 {
+            return Err(ConfigError::new(
+                "store",
+                "several SQLite stores make no sense",
+                "give one sqlite://PATH",
+            ));
+        }
+        let tls = match (self.tls_ca, self.tls_cert, self.tls_key) {
+            (None, None, None) => TlsSource::DevCa(data_dir.join("tls")),
+            (Some(ca), Some(cert), Some(key)) => TlsSource::Files { ca, cert, key },
+            _ => {
+                return Err(ConfigError::new(
+                    "tls-ca",
+                    "tls-ca, tls-cert and tls-key go together",
+                    "give all three, or none for a development CA in <data-dir>/tls",
+                ));
+            }
+        };
+        let default_cluster = ClusterId::new(self.default_cluster.as_deref().unwrap_or("default"))
+            .map_err(|e| ConfigError::new("default-cluster", e.to_string(), ""))?;
+        let limits = Limits {
+            max_request_bytes: self
+                .max_request_bytes
+                .unwrap_or(Limits::default().max_request_bytes),
+            max_decompressed_bytes: self
+                .max_decompressed_bytes
+                .unwrap_or(Limits::default().max_decompressed_bytes),
+        };
+        if limits.max_request_bytes == 0 || limits.max_decompressed_bytes < limits.max_request_bytes
+        {
+            return Err(ConfigError::new(
+                "max-decompressed-bytes",
+                "must be at least max-request-bytes, and both above zero",
+                "",
+            ));
+        }
+        let max_inflight_bytes = self.max_inflight_bytes.unwrap_or(256 << 20);
+        if max_inflight_bytes < limits.max_decompressed_bytes as u64 {
+            return Err(ConfigError::new(
+                "max-inflight-bytes",
+                "must be at least max-decompressed-bytes, or no large batch could ever be admitted",
+                "raise max-inflight-bytes",
+            ));
+        }
+        Ok(GatewayConfig {
+            data_dir,
+            stores,
+            http: listen_addr("http", self.http.as_deref().unwrap_or(":16686"))?,
+            federation: listen_addr("federation", self.federation.as_deref().unwrap_or(":4320"))?,
+            otlp_grpc: listen_addr("otlp-grpc", self.otlp_grpc.as_deref().unwrap_or(":4317"))?,
+            otlp_http: listen_addr("otlp-http", self.otlp_http.as_deref().unwrap_or(":4318"))?,
+            default_cluster,
+            tls,
+            max_inflight_bytes,
+            limits,
+            log_format: edge_agent::config::parse_log_format(self.log_format.as_deref())?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_flags_means_embedded_store_and_dev_ca() {
+        let cfg = Settings::default().validate().unwrap();
+        assert_eq!(cfg.stores, ["sqlite://meridian-data/meridian.db"]);
+        assert_eq!(cfg.tls, TlsSource::DevCa("meridian-data/tls".into()));
+        assert_eq!(cfg.http.port(), 16686);
+        assert_eq!(cfg.federation.port(), 4320);
+        assert_eq!(cfg.otlp_grpc.port(), 4317);
+        assert_eq!(cfg.otlp_http.port(), 4318);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let s = Settings {
+            tls_ca: Some("ca.pem".into()),
+            ..Settings::default()
+        };
+        assert_eq!(s.validate().unwrap_err().key, "tls-ca");
+        let s = Settings {
+            store: Some(vec!["mysql://x".into()]),
+            ..Settings::default()
+        };
+        assert_eq!(s.validate().unwrap_err().key, "store");
+        let s = Settings {
+            http: Some("not an address".into()),
+            ..Settings::default()
+        };
+        assert_eq!(s.validate().unwrap_err().key, "http");
+        let file: Settings = toml::from_str("http = \"127.0.0.1:9\"").unwrap();
+        let s = Settings {
+            http: Some("127.0.0.1:8".into()),
+            ..Settings::default()
+        };
+        assert_eq!(s.merge(file).validate().unwrap().http.port(), 8);
+    }
+}

@@ -1,0 +1,179 @@
+//! The federation `Forward` RPC (see `federation.proto`): identity check,
+//! admission, decode, cluster stamp, store write, ack after commit.
+
+use std::{sync::Arc, time::Duration};
+
+use model::ClusterId;
+use proto::federation::{ForwardRequest, ForwardResponse, federation_server::Federation};
+use store::StoreError;
+use tokio::sync::Semaphore;
+use tonic::{Code, Request, Response, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::{
+    certs::{Identity, identity_of},
+    ingest::{Ingest, STORE_RETRY_AFTER},
+    metrics::GatewayMetrics,
+};
+
+/// Admission is counted in KiB of uncompressed payload.
+const ADMISSION_UNIT: u64 = 1024;
+/// What agents are told to wait when admission is full.
+const OVERLOAD_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone)]
+pub struct FederationService {
+    ingest: Ingest,
+    metrics: GatewayMetrics,
+    /// Bounded in-flight uncompressed bytes (in KiB permits). Full policy:
+    /// reject with RESOURCE_EXHAUSTED + RetryInfo; the agent keeps the batch.
+    admission: Arc<Semaphore>,
+    max_payload_bytes: usize,
+}
+
+impl FederationService {
+    pub fn new(
+        ingest: Ingest,
+        metrics: GatewayMetrics,
+        max_inflight_bytes: u64,
+        max_payload_bytes: usize,
+    ) -> Self {
+        let permits = (max_inflight_bytes / ADMISSION_UNIT).clamp(1, u64::from(u32::MAX >> 3));
+        Self {
+            ingest,
+            metrics,
+            admission: Arc::new(Semaphore::new(permits as usize)),
+            max_payload_bytes,
+        }
+    }
+
+    fn refuse(&self, reason: &'static str, status: Status) -> Status {
+        self.metrics.identity_refused(reason);
+        self.metrics.batch("refused");
+        status
+    }
+
+    fn cluster_of<T>(&self, request: &Request<T>) -> Result<ClusterId, Status> {
+        let certs = request.peer_certs().ok_or_else(|| {
+            self.refuse(
+                "no_identity",
+                Status::unauthenticated("a client certificate is required"),
+            )
+        })?;
+        let leaf = certs.first().ok_or_else(|| {
+            self.refuse(
+                "no_identity",
+                Status::unauthenticated("a client certificate is required"),
+            )
+        })?;
+        match identity_of(leaf) {
+            Ok(Identity::Cluster(c)) => Ok(c),
+            Ok(Identity::Node(node)) => {
+                tracing::warn!(node, "refused forward from a node certificate");
+                Err(self.refuse(
+                    "node_cert",
+                    Status::permission_denied(
+                        "node certificates cannot forward spans; use a cluster certificate",
+                    ),
+                ))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "refused forward: no cluster identity in certificate");
+                Err(self.refuse("no_identity", Status::permission_denied(e.to_string())))
+            }
+        }
+    }
+}
+
+fn retryable(code: Code, msg: impl Into<String>, after: Duration) -> Status {
+    Status::with_error_details(code, msg.into(), ErrorDetails::with_retry_info(Some(after)))
+}
+
+#[tonic::async_trait]
+impl Federation for FederationService {
+    async fn forward(
+        &self,
+        request: Request<ForwardRequest>,
+    ) -> Result<Response<ForwardResponse>, Status> {
+        let cluster = self.cluster_of(&request)?;
+        let req = request.into_inner();
+        if req.cluster != cluster.as_str() {
+            tracing::warn!(
+                certificate = %cluster,
+                claimed = %req.cluster,
+                agent_id = %req.agent_id,
+                "refused forward: agent --cluster disagrees with its certificate"
+            );
+            return Err(self.refuse(
+                "cluster_mismatch",
+                Status::permission_denied(format!(
+                    "agent claims cluster {:?} but its certificate is for {:?}",
+                    req.cluster,
+                    cluster.as_str()
+                )),
+            ));
+        }
+        let units = (req.uncompressed_size.max(req.payload.len() as u64) / ADMISSION_UNIT).max(1);
+        let units = u32::try_from(units).unwrap_or(u32::MAX);
+        let _permit = match Arc::clone(&self.admission).try_acquire_many_owned(units) {
+            Ok(p) => p,
+            Err(_) => {
+                self.metrics.batch("overloaded");
+                return Err(retryable(
+                    Code::ResourceExhausted,
+                    "gateway ingest is at its in-flight limit",
+                    OVERLOAD_RETRY_AFTER,
+                ));
+            }
+        };
+        let mut otlp = proto::payload::decode(
+            req.compression,
+            &req.payload,
+            req.uncompressed_size,
+            self.max_payload_bytes,
+        )
+        .map_err(|e| {
+            self.metrics.batch("invalid");
+            Status::invalid_argument(e.to_string())
+        })?;
+        let checked = proto::validate::sanitize(&mut otlp);
+        if let Err(e) = proto::convert::stamp_cluster(&mut otlp, &cluster) {
+            tracing::warn!(error = %e, agent_id = %req.agent_id, "refused forward: span data claims another cluster");
+            return Err(self.refuse("cluster_mismatch", Status::permission_denied(e.to_string())));
+        }
+        match self.ingest.write(&otlp, &cluster).await {
+            Ok(out) => {
+                self.metrics.batch("committed");
+                tracing::debug!(
+                    cluster = %cluster,
+                    agent_id = %req.agent_id,
+                    first = req.first_sequence,
+                    last = req.last_sequence,
+                    inserted = out.inserted,
+                    duplicates = out.duplicates,
+                    "batch committed"
+                );
+                Ok(Response::new(ForwardResponse {
+                    committed_sequence: req.last_sequence,
+                    accepted_spans: checked.accepted,
+                    rejected_spans: checked.rejected,
+                    error_message: checked.first_error.unwrap_or_default(),
+                }))
+            }
+            Err(StoreError::Unavailable(msg)) => {
+                self.metrics.batch("store_unavailable");
+                tracing::warn!(error = %msg, "store unavailable; agent will retry");
+                Err(retryable(Code::Unavailable, msg, STORE_RETRY_AFTER))
+            }
+            Err(e) => {
+                self.metrics.batch("store_error");
+                tracing::error!(error = %e, "store write failed");
+                Err(retryable(
+                    Code::Unavailable,
+                    e.to_string(),
+                    STORE_RETRY_AFTER,
+                ))
+            }
+        }
+    }
+}

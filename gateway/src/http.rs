@@ -1,0 +1,24 @@
+//! The `--http` port: query APIs, web UI, `/metrics`, `/healthz`, `/readyz`.
+
+use std::sync::Arc;
+
+use axum::{Router, extract::State, http::StatusCode, routing::get};
+use prometheus_client::registry::Registry;
+use store::SpanStore;
+
+pub fn router(store: Arc<dyn SpanStore>, registry: Arc<Registry>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz).with_state(Arc::clone(&store)))
+        .merge(telemetry::metrics::router(registry))
+        .merge(crate::query::router(store))
+        .merge(web::router())
+}
+
+/// Ready when the store answers.
+async fn readyz(State(store): State<Arc<dyn SpanStore>>) -> (StatusCode, String) {
+    match store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready".into()),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}")),
+    }
+}

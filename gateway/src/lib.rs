@@ -1,0 +1,21 @@
+//! meridian-gateway: federation ingest, store routing, query APIs, web UI.
+//!
+//! Ingest: [`tls`] (mTLS accept) → [`federation`] (identity from the client
+//! certificate, admission, decode, cluster stamp) → [`ingest`] (model spans,
+//! idempotent store write) → ack after commit. The plain OTLP ports use the
+//! same [`ingest`] through [`ingest::DirectSink`].
+//! Query: [`http`] → [`query`] (Jaeger v1 JSON) → `store::SpanStore`.
+
+pub mod app;
+pub mod certs;
+pub mod config;
+pub mod demo;
+pub mod federation;
+pub mod http;
+pub mod ingest;
+pub mod metrics;
+pub mod query;
+pub mod tls;
+
+pub use app::{Gateway, GatewayError};
+pub use config::GatewayConfig;

@@ -1,0 +1,21 @@
+//! Query APIs served on `--http`.
+//!
+//! - [`jaeger`]: Jaeger's v1 JSON API (`/api/services`, `/api/operations`,
+//!   `/api/services/{s}/operations`, `/api/traces`, `/api/traces/{id}`), so
+//!   Jaeger UI and Grafana's Jaeger data source work unchanged.
+//!
+//! Query parsing and the OTLP → Jaeger mapping are pure functions; the
+//! handlers only call the store.
+
+pub mod duration;
+pub mod jaeger;
+
+use std::sync::Arc;
+
+use axum::Router;
+use store::SpanStore;
+
+/// Every query route, with the store as state.
+pub fn router(store: Arc<dyn SpanStore>) -> Router {
+    jaeger::router(store)
+}
