@@ -132,6 +132,7 @@ impl Agent {
         let token = receivers.token().clone();
         receivers.spawn(async move {
             let res = Server::builder()
+                .layer(receiver::inflight_limit())
                 .add_service(grpc)
                 .serve_with_incoming_shutdown(
                     TcpListenerStream::new(grpc_l),

@@ -164,6 +164,7 @@ impl Gateway {
         let token = ingest_sd.token().clone();
         ingest_sd.spawn(async move {
             let res = Server::builder()
+                .layer(receiver::inflight_limit())
                 .add_service(grpc)
                 .serve_with_incoming_shutdown(
                     TcpListenerStream::new(grpc_l),

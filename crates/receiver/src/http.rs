@@ -29,6 +29,7 @@ struct HttpState<S> {
 pub fn otlp_router<S: Sink>(sink: S, limits: Limits, metrics: ReceiverMetrics) -> Router {
     Router::new()
         .route("/v1/traces", post(otlp_traces::<S>))
+        .layer(crate::inflight_limit())
         .with_state(HttpState {
             sink,
             limits,
@@ -40,6 +41,7 @@ pub fn otlp_router<S: Sink>(sink: S, limits: Limits, metrics: ReceiverMetrics) -
 pub fn zipkin_router<S: Sink>(sink: S, limits: Limits, metrics: ReceiverMetrics) -> Router {
     Router::new()
         .route("/api/v2/spans", post(zipkin_spans::<S>))
+        .layer(crate::inflight_limit())
         .with_state(HttpState {
             sink,
             limits,

@@ -20,7 +20,7 @@ mod outcome;
 pub use outcome::Received;
 mod sink;
 
-pub use limits::Limits;
+pub use limits::{Limits, MAX_INFLIGHT_REQUESTS, inflight_limit};
 pub use metrics::ReceiverMetrics;
 pub use outcome::ReceiveError;
 pub use sink::{Sink, SinkError};

@@ -2,6 +2,18 @@ use std::io::Read;
 
 use crate::ReceiveError;
 
+/// Requests a receiver (one protocol) processes at once. Further requests
+/// wait for a slot (full policy: block; the client's request waits, then its
+/// own timeout applies), so decoded request memory is bounded by
+/// `MAX_INFLIGHT_REQUESTS × max_decompressed_bytes` per protocol.
+pub const MAX_INFLIGHT_REQUESTS: usize = 16;
+
+/// The layer that enforces [`MAX_INFLIGHT_REQUESTS`] across every
+/// connection of one receiver.
+pub fn inflight_limit() -> tower::limit::GlobalConcurrencyLimitLayer {
+    tower::limit::GlobalConcurrencyLimitLayer::new(MAX_INFLIGHT_REQUESTS)
+}
+
 /// Request size limits. Defaults follow the OTel Collector's order of
 /// magnitude: 8 MiB on the wire, 32 MiB after decompression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

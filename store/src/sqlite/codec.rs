@@ -4,18 +4,54 @@ use model::Span;
 
 use crate::StoreError;
 
-pub(crate) fn encode(span: &Span) -> Result<Vec<u8>, StoreError> {
-    let json = serde_json::to_vec(span).map_err(|e| StoreError::Backend(e.to_string()))?;
-    zstd::bulk::compress(&json, 1).map_err(|e| StoreError::Backend(e.to_string()))
+/// Encodes span bodies; one per batch, so the zstd context and the JSON
+/// buffer are reused across spans.
+pub(crate) struct Encoder {
+    zstd: zstd::bulk::Compressor<'static>,
+    json: Vec<u8>,
+}
+
+impl Encoder {
+    pub(crate) fn new() -> Result<Self, StoreError> {
+        Ok(Self {
+            zstd: zstd::bulk::Compressor::new(1).map_err(|e| StoreError::Backend(e.to_string()))?,
+            json: Vec::with_capacity(4096),
+        })
+    }
+
+    pub(crate) fn encode(&mut self, span: &Span) -> Result<Vec<u8>, StoreError> {
+        self.json.clear();
+        serde_json::to_writer(&mut self.json, span)
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        self.zstd
+            .compress(&self.json)
+            .map_err(|e| StoreError::Backend(e.to_string()))
+    }
 }
 
 /// Stored bodies are at most a few MiB; refuse anything that claims more.
 const MAX_BODY: usize = 64 << 20;
 
-pub(crate) fn decode(body: &[u8]) -> Result<Span, StoreError> {
-    let json = zstd::bulk::decompress(body, MAX_BODY)
-        .map_err(|e| StoreError::Corrupt(format!("span body: {e}")))?;
-    serde_json::from_slice(&json).map_err(|e| StoreError::Corrupt(format!("span body: {e}")))
+/// Decodes span bodies, reusing one zstd context.
+pub(crate) struct Decoder {
+    zstd: zstd::bulk::Decompressor<'static>,
+}
+
+impl Decoder {
+    pub(crate) fn new() -> Result<Self, StoreError> {
+        Ok(Self {
+            zstd: zstd::bulk::Decompressor::new()
+                .map_err(|e| StoreError::Backend(e.to_string()))?,
+        })
+    }
+
+    pub(crate) fn decode(&mut self, body: &[u8]) -> Result<Span, StoreError> {
+        let json = self
+            .zstd
+            .decompress(body, MAX_BODY)
+            .map_err(|e| StoreError::Corrupt(format!("span body: {e}")))?;
+        serde_json::from_slice(&json).map_err(|e| StoreError::Corrupt(format!("span body: {e}")))
+    }
 }
 
 /// The (key, value) rows indexed for tag search: span, resource and event

@@ -71,6 +71,7 @@ pub(crate) async fn load_traces(
         return Ok(Vec::new());
     }
     let mut by_id: HashMap<TraceId, Vec<model::Span>> = HashMap::new();
+    let mut decoder = codec::Decoder::new()?;
     for chunk in ids.chunks(500) {
         let mut q: QueryBuilder<Sqlite> =
             QueryBuilder::new("SELECT body FROM spans WHERE trace_id IN (");
@@ -85,7 +86,7 @@ pub(crate) async fn load_traces(
             .await
             .map_err(backend_error)?;
         for (body,) in bodies {
-            let span = codec::decode(&body)?;
+            let span = decoder.decode(&body)?;
             by_id.entry(span.trace_id).or_default().push(span);
         }
     }

@@ -25,12 +25,13 @@ pub(crate) async fn write(pool: &SqlitePool, spans: &[Span]) -> Result<WriteOutc
         return Ok(WriteOutcome::default());
     }
     // Encode before taking the write lock.
+    let mut encoder = codec::Encoder::new()?;
     let rows = spans
         .iter()
         .map(|span| {
             Ok(Row {
                 span,
-                body: codec::encode(span)?,
+                body: encoder.encode(span)?,
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;

@@ -1,7 +1,7 @@
 //! Throughput bench for the foundation path, in one process:
 //! load generator → agent (OTLP gRPC) → mTLS federation → gateway → SQLite.
 //!
-//! `cargo run --release -p integration-tests --bin meridian-bench -- [SPANS]`
+//! `cargo run --release -p integration-tests --bin meridian-bench -- [SPANS] [KEEP_DIR]`
 //!
 //! Prints spans/s end to end (until the gateway counted every span stored)
 //! and spans/s of direct `SpanStore::write` calls into SQLite, plus the
@@ -155,8 +155,14 @@ async fn main() -> anyhow::Result<()> {
     sb.shutdown().await;
 
     // Direct store writes (the ceiling of the path above).
+    // A second argument keeps the direct-write database in that directory
+    // (to inspect where the bytes go, e.g. with sqlite3's dbstat).
     let dir = tempfile::tempdir()?;
-    let store = store::open(&format!("sqlite://{}", dir.path().join("b.db").display())).await?;
+    let db_dir = std::env::args()
+        .nth(2)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dir.path().to_path_buf());
+    let store = store::open(&format!("sqlite://{}", db_dir.join("b.db").display())).await?;
     let cluster = model::ClusterId::new("bench")?;
     let spans: Vec<Vec<model::Span>> = corpus(requests, 2)
         .iter()
@@ -176,7 +182,7 @@ async fn main() -> anyhow::Result<()> {
         total as f64 / elapsed.as_secs_f64(),
         total as f64 / cpu.max(1e-9)
     );
-    let size: u64 = std::fs::read_dir(dir.path())?
+    let size: u64 = std::fs::read_dir(&db_dir)?
         .filter_map(Result::ok)
         .filter_map(|e| e.metadata().ok())
         .map(|m| m.len())
