@@ -12,8 +12,8 @@ use tonic::transport::{Endpoint, Server};
 
 use crate::{
     admin,
-    buffer::MemoryBuffer,
-    config::AgentConfig,
+    buffer::{Buffer, MemoryBuffer, Wal, WalConfig, WalStats},
+    config::{AgentConfig, Durability},
     forward::{Backoff, ForwardConfig, ForwardStats, Forwarder},
     sink::BufferSink,
     tls,
@@ -32,6 +32,8 @@ pub enum AgentError {
     Tls(#[from] tls::TlsError),
     #[error("gateway endpoint {url}: {message}")]
     Endpoint { url: String, message: String },
+    #[error(transparent)]
+    Wal(#[from] crate::buffer::WalError),
     #[error("agent state in {dir}: {source}")]
     State {
         dir: String,
@@ -39,6 +41,10 @@ pub enum AgentError {
         source: std::io::Error,
     },
 }
+
+/// WAL segments roll at this size (smaller when the cap is small, so
+/// drop-oldest can free space in useful steps).
+const WAL_SEGMENT_BYTES: u64 = 16 << 20;
 
 /// A running agent. Addresses are the bound ones (useful with port 0).
 #[derive(Debug)]
@@ -48,7 +54,7 @@ pub struct Agent {
     pub otlp_http_addr: SocketAddr,
     pub zipkin_addr: SocketAddr,
     pub admin_addr: SocketAddr,
-    pub buffer: Arc<MemoryBuffer>,
+    pub buffer: Buffer,
     pub forward_stats: ForwardStats,
     pub receiver_metrics: ReceiverMetrics,
     root: Shutdown,
@@ -115,18 +121,42 @@ impl Agent {
         let mut registry = Registry::default();
         let receiver_metrics = ReceiverMetrics::register(&mut registry);
         let forward_stats = ForwardStats::register(&mut registry);
-        let buffer = Arc::new(MemoryBuffer::new(cfg.buffer_max_bytes));
-        registry.register(
-            telemetry::metrics::AGENT_BUFFER_BYTES,
-            "Bytes buffered awaiting a gateway ack",
-            buffer.bytes_gauge(),
-        );
+        let root = Shutdown::new();
+        let buffer = match cfg.durability {
+            Durability::Memory => {
+                let m = Arc::new(MemoryBuffer::with_policy(
+                    cfg.buffer_max_bytes,
+                    cfg.buffer_full_policy,
+                ));
+                registry.register(
+                    telemetry::metrics::AGENT_BUFFER_BYTES,
+                    "Bytes buffered awaiting a gateway ack",
+                    m.bytes_gauge(),
+                );
+                Buffer::Memory(m)
+            }
+            Durability::Wal => {
+                let stats = WalStats::register(&mut registry);
+                let wal = Wal::open(
+                    WalConfig {
+                        dir: cfg.buffer_dir.join("wal"),
+                        segment_bytes: WAL_SEGMENT_BYTES.min(cfg.buffer_max_bytes / 4).max(1 << 16),
+                        max_bytes: cfg.buffer_max_bytes,
+                        full_policy: cfg.buffer_full_policy,
+                        group_commit: cfg.group_commit,
+                    },
+                    stats,
+                    &root,
+                )
+                .await?;
+                Buffer::Wal(wal)
+            }
+        };
         let registry = Arc::new(registry);
 
-        let root = Shutdown::new();
         let receivers = root.child();
         let forwarder_sd = root.child();
-        let sink = BufferSink::new(Arc::clone(&buffer));
+        let sink = BufferSink::new(buffer.clone());
 
         let grpc = receiver::grpc::service(sink.clone(), cfg.limits, receiver_metrics.clone());
         let token = receivers.token().clone();
@@ -168,7 +198,7 @@ impl Agent {
                 backoff: Backoff::default(),
                 zstd_level: 1,
             },
-            Arc::clone(&buffer),
+            buffer.clone(),
             channels,
             forward_stats.clone(),
         );
@@ -203,9 +233,20 @@ impl Agent {
     /// Stops receiving, lets the forwarder drain the buffer, then stops.
     /// Returns false when `grace` ran out before every task ended.
     pub async fn shutdown(self, grace: Duration) -> bool {
-        self.receivers.trigger();
-        self.forwarder.trigger();
-        self.root.shutdown(grace).await
+        let Self {
+            root,
+            receivers,
+            forwarder,
+            buffer,
+            ..
+        } = self;
+        receivers.trigger();
+        forwarder.trigger();
+        // The WAL writer ends once every handle is gone (after the
+        // receivers and the forwarder dropped theirs), having answered every
+        // pending append.
+        drop(buffer);
+        root.shutdown(grace).await
     }
 }
 

@@ -2,12 +2,14 @@
 //! < flags. [`Settings::validate`] yields an [`AgentConfig`] that cannot be
 //! invalid; errors name the key and the fix (the binary exits with code 2).
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser};
 use model::ClusterId;
 use receiver::Limits;
 use serde::Deserialize;
+
+use crate::buffer::FullPolicy;
 use telemetry::{
     LogFormat,
     config::{ConfigError, listen_addr},
@@ -75,6 +77,23 @@ pub struct Settings {
     /// RESOURCE_EXHAUSTED with a retry hint [default: 268435456].
     #[arg(long, env = "MERIDIAN_BUFFER_MAX_BYTES", value_name = "BYTES")]
     pub buffer_max_bytes: Option<u64>,
+    /// `wal`: answer clients only once their spans are on disk (survives
+    /// crashes); `memory`: answer once buffered in memory [default: wal].
+    #[arg(long, env = "MERIDIAN_DURABILITY", value_name = "wal|memory")]
+    pub durability: Option<String>,
+    /// When the buffer is full: `block` refuses new spans with a retry hint
+    /// (clients retry), `drop-oldest` discards the oldest buffered spans and
+    /// counts them [default: block].
+    #[arg(
+        long,
+        env = "MERIDIAN_BUFFER_FULL_POLICY",
+        value_name = "block|drop-oldest"
+    )]
+    pub buffer_full_policy: Option<String>,
+    /// WAL group-commit window: how long to gather appends before one
+    /// fdatasync, milliseconds [default: 2].
+    #[arg(long, env = "MERIDIAN_GROUP_COMMIT_MS", value_name = "MS")]
+    pub group_commit_ms: Option<u64>,
     /// Largest request body accepted on the wire, bytes [default: 8388608].
     #[arg(long, env = "MERIDIAN_MAX_REQUEST_BYTES", value_name = "BYTES")]
     pub max_request_bytes: Option<usize>,
@@ -94,6 +113,13 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+/// Where accepted spans are kept until the gateway committed them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    Wal,
+    Memory,
+}
+
 /// A validated agent configuration.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -106,6 +132,9 @@ pub struct AgentConfig {
     pub admin: SocketAddr,
     pub buffer_dir: PathBuf,
     pub buffer_max_bytes: u64,
+    pub durability: Durability,
+    pub buffer_full_policy: FullPolicy,
+    pub group_commit: Duration,
     pub limits: Limits,
     pub log_format: LogFormat,
 }
@@ -114,13 +143,44 @@ impl Settings {
     /// Fills unset fields from `file`.
     pub fn merge(mut self, file: Settings) -> Self {
         merge_options!(self, file; cluster, gateway, tls_ca, tls_cert, tls_key, otlp_grpc,
-            otlp_http, zipkin, admin, buffer_dir, buffer_max_bytes, max_request_bytes,
+            otlp_http, zipkin, admin, buffer_dir, buffer_max_bytes, durability,
+            buffer_full_policy, group_commit_ms, max_request_bytes,
             max_decompressed_bytes, log_format);
         self
     }
 
     pub fn validate(self) -> Result<AgentConfig, ConfigError> {
         let log_format = parse_log_format(self.log_format.as_deref())?;
+        let durability = match self.durability.as_deref() {
+            None | Some("wal") => Durability::Wal,
+            Some("memory") => Durability::Memory,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "durability",
+                    format!("{other:?} is not a durability mode"),
+                    "use wal or memory",
+                ));
+            }
+        };
+        let buffer_full_policy = match self.buffer_full_policy.as_deref() {
+            None | Some("block") => FullPolicy::Block,
+            Some("drop-oldest") => FullPolicy::DropOldest,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "buffer-full-policy",
+                    format!("{other:?} is not a policy"),
+                    "use block or drop-oldest",
+                ));
+            }
+        };
+        let group_commit_ms = self.group_commit_ms.unwrap_or(2);
+        if group_commit_ms > 1_000 {
+            return Err(ConfigError::new(
+                "group-commit-ms",
+                "above 1000 ms every client would wait that long",
+                "use 0-20",
+            ));
+        }
         let cluster_text = self.cluster.ok_or_else(|| {
             ConfigError::new(
                 "cluster",
@@ -192,6 +252,9 @@ impl Settings {
                 .buffer_dir
                 .unwrap_or_else(|| PathBuf::from("meridian-agent-data")),
             buffer_max_bytes: self.buffer_max_bytes.unwrap_or(256 << 20),
+            durability,
+            buffer_full_policy,
+            group_commit: Duration::from_millis(group_commit_ms),
             limits,
             log_format,
         })

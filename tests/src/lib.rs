@@ -11,7 +11,11 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use edge_agent::{Agent, AgentConfig, config::TlsFiles};
+use edge_agent::{
+    Agent, AgentConfig,
+    buffer::FullPolicy,
+    config::{Durability, TlsFiles},
+};
 use gateway::{
     Gateway, GatewayConfig,
     certs::{self, Subject},
@@ -102,6 +106,9 @@ impl Sandbox {
             admin: loopback(),
             buffer_dir: self.dir.path().join(format!("agent-{cluster}")),
             buffer_max_bytes: 64 << 20,
+            durability: Durability::Wal,
+            buffer_full_policy: FullPolicy::Block,
+            group_commit: Duration::from_millis(2),
             limits: Limits::default(),
             log_format: LogFormat::Text,
         })

@@ -17,6 +17,8 @@ pub const RECEIVER_SPANS_REFUSED: &str = "meridian_receiver_spans_refused";
 pub const AGENT_BUFFER_BYTES: &str = "meridian_agent_buffer_bytes";
 /// Spans the gateway acknowledged as committed.
 pub const AGENT_SPANS_ACKED: &str = "meridian_agent_spans_acked";
+/// Spans the buffer dropped; label `reason` (buffer_full, corrupt).
+pub const AGENT_SPANS_DROPPED: &str = "meridian_agent_spans_dropped";
 /// Spans dropped because the gateway refused them permanently.
 pub const AGENT_SPANS_DROPPED_PERMANENT: &str = "meridian_agent_spans_dropped_permanent";
 /// Forward attempts that failed and will be retried.

@@ -4,13 +4,7 @@ use bytes::Bytes;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::Notify;
 
-/// One buffered request.
-#[derive(Debug, Clone)]
-pub struct Record {
-    pub seq: u64,
-    pub payload: Bytes,
-    pub spans: u64,
-}
+use super::{FullPolicy, Record};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("buffer full: {used} of {capacity} bytes in use")]
@@ -37,10 +31,17 @@ pub struct MemoryBuffer {
     capacity: u64,
     /// Mirrors the bytes held, for `/metrics`.
     bytes_gauge: Gauge,
+    policy: FullPolicy,
+    /// (records, spans) discarded by the drop-oldest policy.
+    dropped: std::sync::atomic::AtomicU64,
 }
 
 impl MemoryBuffer {
     pub fn new(capacity: u64) -> Self {
+        Self::with_policy(capacity, FullPolicy::Block)
+    }
+
+    pub fn with_policy(capacity: u64, policy: FullPolicy) -> Self {
         Self {
             inner: Mutex::new(Inner {
                 next_seq: 1,
@@ -49,7 +50,14 @@ impl MemoryBuffer {
             appended: Notify::new(),
             capacity,
             bytes_gauge: Gauge::default(),
+            policy,
+            dropped: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Spans discarded by the drop-oldest policy.
+    pub fn dropped_spans(&self) -> u64 {
+        self.dropped.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The gauge that tracks bytes held (register it in a registry).
@@ -70,11 +78,19 @@ impl MemoryBuffer {
     pub fn append(&self, payload: Bytes, spans: u64) -> Result<u64, BufferFull> {
         let mut inner = self.lock();
         let size = payload.len() as u64;
-        if inner.bytes + size > self.capacity && !inner.records.is_empty() {
-            return Err(BufferFull {
-                used: inner.bytes,
-                capacity: self.capacity,
-            });
+        while inner.bytes + size > self.capacity && !inner.records.is_empty() {
+            if self.policy == FullPolicy::Block {
+                return Err(BufferFull {
+                    used: inner.bytes,
+                    capacity: self.capacity,
+                });
+            }
+            if let Some(old) = inner.records.pop_front() {
+                inner.bytes -= old.payload.len() as u64;
+                inner.spans -= old.spans;
+                self.dropped
+                    .fetch_add(old.spans, std::sync::atomic::Ordering::Relaxed);
+            }
         }
         let seq = inner.next_seq;
         inner.next_seq += 1;
@@ -138,6 +154,11 @@ impl MemoryBuffer {
         spans
     }
 
+    /// The last sequence handed out (0 before the first append).
+    pub fn last_seq(&self) -> u64 {
+        self.lock().next_seq - 1
+    }
+
     /// (records, bytes, spans) currently held.
     pub fn usage(&self) -> (usize, u64, u64) {
         let inner = self.lock();
@@ -178,6 +199,17 @@ mod tests {
         assert_eq!(b.append(rec(40), 3).unwrap(), 3);
         assert_eq!(b.ack(3), 5);
         assert_eq!(b.usage(), (0, 0, 0));
+    }
+
+    #[test]
+    fn drop_oldest_discards_and_counts() {
+        let b = MemoryBuffer::with_policy(100, FullPolicy::DropOldest);
+        for i in 1..=5 {
+            b.append(rec(40), i).unwrap();
+        }
+        let held: Vec<u64> = b.peek_after(0, 1000, 10).iter().map(|r| r.seq).collect();
+        assert_eq!(held, [4, 5]);
+        assert_eq!(b.dropped_spans(), 1 + 2 + 3);
     }
 
     #[test]

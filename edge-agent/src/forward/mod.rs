@@ -11,7 +11,7 @@
 mod backoff;
 mod stats;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use proto::federation::{Compression, ForwardRequest, federation_client::FederationClient};
 use telemetry::Shutdown;
@@ -21,7 +21,7 @@ use tonic_types::StatusExt;
 pub use backoff::Backoff;
 pub use stats::ForwardStats;
 
-use crate::buffer::{MemoryBuffer, Record};
+use crate::buffer::{Buffer, Record};
 
 /// Forwarder settings.
 #[derive(Debug, Clone)]
@@ -42,7 +42,7 @@ pub struct ForwardConfig {
 #[derive(Debug)]
 pub struct Forwarder {
     cfg: ForwardConfig,
-    buffer: Arc<MemoryBuffer>,
+    buffer: Buffer,
     clients: Vec<(String, FederationClient<Channel>)>,
     stats: ForwardStats,
 }
@@ -56,7 +56,7 @@ enum Outcome {
 impl Forwarder {
     pub fn new(
         cfg: ForwardConfig,
-        buffer: Arc<MemoryBuffer>,
+        buffer: Buffer,
         channels: Vec<(String, Channel)>,
         stats: ForwardStats,
     ) -> Self {
@@ -98,12 +98,23 @@ impl Forwarder {
                 }
                 return;
             }
-            let batch =
-                self.buffer
-                    .peek_after(0, self.cfg.max_batch_bytes, self.cfg.max_batch_records);
+            let batch = match self
+                .buffer
+                .peek_after(0, self.cfg.max_batch_bytes, self.cfg.max_batch_records)
+                .await
+            {
+                Ok(b) => b,
+                Err(error) => {
+                    tracing::error!(%error, "reading the buffer failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
             if batch.is_empty() {
+                // Everything durable so far is delivered: wait for more.
+                let seen = self.buffer.last_durable();
                 tokio::select! {
-                    _ = self.buffer.wait_after(0, Duration::from_millis(500)) => {}
+                    _ = self.buffer.wait_after(seen, Duration::from_millis(500)) => {}
                     _ = shutdown.cancelled(), if drain_deadline.is_none() => {}
                 }
                 continue;
@@ -111,15 +122,19 @@ impl Forwarder {
             let outcome = self.send(current, &batch).await;
             let last = batch.last().map(|r| r.seq).unwrap_or(0);
             match outcome {
-                Outcome::Committed => {
+                Outcome::Committed | Outcome::Dropped => {
                     attempt = 0;
-                    let spans = self.buffer.ack(last);
-                    self.stats.acked(spans);
-                }
-                Outcome::Dropped => {
-                    attempt = 0;
-                    let spans = self.buffer.ack(last);
-                    self.stats.dropped(spans);
+                    let spans: u64 = batch.iter().map(|r| r.spans).sum();
+                    if matches!(outcome, Outcome::Committed) {
+                        self.stats.acked(spans);
+                    } else {
+                        self.stats.dropped(spans);
+                    }
+                    if let Err(error) = self.buffer.ack(last).await {
+                        // The gateway has the spans; a replay after a
+                        // restart is deduplicated there.
+                        tracing::error!(%error, seq = last, "persisting the ack failed");
+                    }
                 }
                 Outcome::Retry(hint) => {
                     attempt = attempt.saturating_add(1);

@@ -10,7 +10,11 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use edge_agent::{Agent, AgentConfig, config::TlsFiles};
+use edge_agent::{
+    Agent, AgentConfig,
+    buffer::FullPolicy,
+    config::{Durability, TlsFiles},
+};
 use proto::otlp::TraceServiceClient;
 use receiver::Limits;
 use telemetry::LogFormat;
@@ -111,6 +115,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             admin: loopback,
             buffer_dir: data_dir.join(format!("agent-{name}")),
             buffer_max_bytes: 64 << 20,
+            durability: Durability::Wal,
+            buffer_full_policy: FullPolicy::Block,
+            group_commit: Duration::from_millis(2),
             limits: Limits::default(),
             log_format: LogFormat::Text,
         })

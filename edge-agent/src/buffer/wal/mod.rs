@@ -1,0 +1,249 @@
+//! The agent's write-ahead log: durable, bounded, ack-released.
+//!
+//! The on-disk format is described in [`format`]. Operations:
+//! - [`Wal::append`] frames a record into the active segment; a writer task
+//!   group-commits pending appends (one `fdatasync` for all of them) and
+//!   answers each only once its record is durable.
+//! - [`Wal::peek_after`] reads durable records in sequence order for the
+//!   forwarder; [`Wal::ack`] persists the cursor and deletes segments whose
+//!   records are all acknowledged.
+//! - [`Wal::open`] recovers: reads the cursor, scans segments, truncates a
+//!   torn tail, and resumes sequences after the last record.
+//!
+//! Full policy (`--buffer-max-bytes` over the bytes of all segments):
+//! `block` refuses the append ([`WalError::Full`] → receivers answer 429 /
+//! RESOURCE_EXHAUSTED + retry hint); `drop-oldest` deletes the oldest
+//! sealed segments, counting the records and spans lost. The log can exceed
+//! the cap by at most one segment (the active one is never dropped).
+
+pub mod format;
+mod recover;
+mod state;
+mod writer;
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use tokio::sync::{Notify, mpsc, oneshot};
+
+pub use state::WalStats;
+
+use crate::buffer::Record;
+use state::State;
+
+/// What to do when the log is at its byte cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FullPolicy {
+    /// Refuse new records; receivers answer with a retry hint.
+    Block,
+    /// Delete the oldest segments (counted as dropped).
+    DropOldest,
+}
+
+#[derive(Debug, Clone)]
+pub struct WalConfig {
+    pub dir: PathBuf,
+    /// Segments are rolled once they reach this size.
+    pub segment_bytes: u64,
+    /// Cap on the bytes of all segments.
+    pub max_bytes: u64,
+    pub full_policy: FullPolicy,
+    /// How long the writer waits for more appends before an fsync.
+    pub group_commit: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WalError {
+    #[error("wal full: {used} of {capacity} bytes in use")]
+    Full { used: u64, capacity: u64 },
+    #[error("wal i/o on {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("wal is closed")]
+    Closed,
+}
+
+pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> WalError + '_ {
+    move |source| WalError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+struct Append {
+    payload: Bytes,
+    spans: u32,
+    done: oneshot::Sender<Result<u64, WalError>>,
+}
+
+/// Appends waiting for the writer. Bounded: when full, `append` waits for
+/// room (receivers' in-flight limit bounds how many can wait).
+const APPEND_QUEUE: usize = 1024;
+
+/// A handle to the log. Cheap to share (`Arc` inside).
+#[derive(Debug, Clone)]
+pub struct Wal {
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Append>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) cfg: WalConfig,
+    pub(crate) state: std::sync::Mutex<State>,
+    pub(crate) durable: Notify,
+    pub(crate) stats: WalStats,
+    /// Fault injection: the next N commits fail as if `fdatasync` had.
+    pub(crate) fail_syncs: std::sync::atomic::AtomicU32,
+}
+
+impl std::fmt::Debug for Append {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Append")
+            .field("len", &self.payload.len())
+            .finish()
+    }
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // Every mutation of State is completed before the guard is dropped
+        // (no await inside), so a poisoned lock still holds a consistent state.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Wal {
+    /// Opens (recovering) the log in `cfg.dir` and starts its writer task
+    /// on `shutdown`'s tracker. The writer stops when every handle is gone.
+    pub async fn open(
+        cfg: WalConfig,
+        stats: WalStats,
+        shutdown: &telemetry::Shutdown,
+    ) -> Result<Self, WalError> {
+        let dir = cfg.dir.clone();
+        let recovered = tokio::task::spawn_blocking(move || recover::recover(&dir))
+            .await
+            .map_err(|e| WalError::Io {
+                path: cfg.dir.display().to_string(),
+                source: std::io::Error::other(e),
+            })??;
+        if recovered.truncated_bytes > 0 {
+            tracing::warn!(
+                bytes = recovered.truncated_bytes,
+                "wal recovery truncated a torn or corrupt tail"
+            );
+        }
+        tracing::info!(
+            records = recovered.state.index.len(),
+            next_seq = recovered.state.next_seq,
+            acked = recovered.state.acked,
+            "wal recovered"
+        );
+        stats.set_usage(&recovered.state);
+        let shared = Arc::new(Shared {
+            cfg,
+            state: std::sync::Mutex::new(recovered.state),
+            durable: Notify::new(),
+            stats,
+            fail_syncs: std::sync::atomic::AtomicU32::new(0),
+        });
+        let (tx, rx) = mpsc::channel(APPEND_QUEUE);
+        let w = Arc::clone(&shared);
+        shutdown.spawn(async move { writer::run(w, rx).await });
+        Ok(Self { shared, tx })
+    }
+
+    /// Appends a record and returns its sequence once it is durable.
+    pub async fn append(&self, payload: Bytes, spans: u64) -> Result<u64, WalError> {
+        let (done, rx) = oneshot::channel();
+        let spans = u32::try_from(spans).unwrap_or(u32::MAX);
+        self.tx
+            .send(Append {
+                payload,
+                spans,
+                done,
+            })
+            .await
+            .map_err(|_| WalError::Closed)?;
+        rx.await.map_err(|_| WalError::Closed)?
+    }
+
+    /// Durable records after `after_seq`, in order, up to `max_bytes` of
+    /// payload (at least one record) and `max_records`.
+    pub async fn peek_after(
+        &self,
+        after_seq: u64,
+        max_bytes: usize,
+        max_records: usize,
+    ) -> Result<Vec<Record>, WalError> {
+        let metas = self
+            .shared
+            .lock()
+            .metas_after(after_seq, max_bytes, max_records);
+        if metas.is_empty() {
+            return Ok(Vec::new());
+        }
+        let shared = Arc::clone(&self.shared);
+        tokio::task::spawn_blocking(move || state::read_records(&shared, &metas))
+            .await
+            .map_err(|e| WalError::Io {
+                path: "wal reader".into(),
+                source: std::io::Error::other(e),
+            })?
+    }
+
+    /// Waits until a durable record after `after_seq` exists or `timeout`.
+    pub async fn wait_after(&self, after_seq: u64, timeout: Duration) {
+        let notified = self.shared.durable.notified();
+        tokio::pin!(notified);
+        // Registered before the check, so a commit in between still wakes us.
+        notified.as_mut().enable();
+        if self.shared.lock().durable_seq > after_seq {
+            return;
+        }
+        let _ = tokio::time::timeout(timeout, notified).await;
+    }
+
+    /// Records every record up to `seq` as committed: persists the cursor
+    /// and deletes fully acknowledged segments. Returns the spans released.
+    pub async fn ack(&self, seq: u64) -> Result<u64, WalError> {
+        let shared = Arc::clone(&self.shared);
+        tokio::task::spawn_blocking(move || state::ack(&shared, seq))
+            .await
+            .map_err(|e| WalError::Io {
+                path: "wal ack".into(),
+                source: std::io::Error::other(e),
+            })?
+    }
+
+    /// Every record up to this sequence is durable.
+    pub fn durable_seq(&self) -> u64 {
+        self.shared.lock().durable_seq
+    }
+
+    /// (records, bytes on disk, spans) not yet acknowledged.
+    pub fn usage(&self) -> (usize, u64, u64) {
+        let s = self.shared.lock();
+        (s.index.len(), s.disk_bytes, s.unacked_spans)
+    }
+
+    pub fn stats(&self) -> &WalStats {
+        &self.shared.stats
+    }
+
+    /// Fault injection for tests: the next `n` group commits fail as if the
+    /// disk had refused the write (their appends get an error and are
+    /// rolled back).
+    pub fn inject_sync_failures(&self, n: u32) {
+        self.shared
+            .fail_syncs
+            .store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests;
