@@ -12,6 +12,7 @@
 pub mod admin;
 pub mod app;
 pub mod buffer;
+pub mod cli;
 pub mod config;
 pub mod forward;
 pub mod sink;

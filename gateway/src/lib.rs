@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod certs;
+pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod federation;

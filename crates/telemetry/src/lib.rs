@@ -17,14 +17,19 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global tracing subscriber. `RUST_LOG` overrides `default`.
+/// Installs the global tracing subscriber (logs go to stderr). `RUST_LOG`
+/// overrides `default`.
 /// Calling it twice is harmless (tests build several apps per process).
 pub fn init_logging(default: &str, format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let registry = tracing_subscriber::registry().with(filter);
     let _ = match format {
-        LogFormat::Text => registry.with(fmt::layer().with_target(false)).try_init(),
-        LogFormat::Json => registry.with(fmt::layer().json()).try_init(),
+        LogFormat::Text => registry
+            .with(fmt::layer().with_target(false).with_writer(std::io::stderr))
+            .try_init(),
+        LogFormat::Json => registry
+            .with(fmt::layer().json().with_writer(std::io::stderr))
+            .try_init(),
     };
 }
 
