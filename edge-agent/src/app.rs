@@ -12,12 +12,24 @@ use tonic::transport::{Endpoint, Server};
 
 use crate::{
     admin,
+    buffer::FullPolicy,
     buffer::{Buffer, MemoryBuffer, Wal, WalConfig, WalStats},
     config::{AgentConfig, Durability},
-    forward::{Backoff, ForwardConfig, ForwardStats, Forwarder},
-    sink::BufferSink,
+    forward::{
+        AckJoin, Backoff, ForwardConfig, ForwardStats, Forwarder, GatewayDestination,
+        GatewaySettings, OtlpDestination,
+    },
+    sampling::{
+        pipeline::{PipelineError, SamplingSink, SamplingStats},
+        red::RedTap,
+        remote,
+    },
     tls,
 };
+
+/// Distinct (service, operation) pairs the RED tap tracks before folding
+/// new ones into `other`.
+const RED_MAX_SERIES: usize = 2_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -34,6 +46,8 @@ pub enum AgentError {
     Endpoint { url: String, message: String },
     #[error(transparent)]
     Wal(#[from] crate::buffer::WalError),
+    #[error(transparent)]
+    Sampling(#[from] PipelineError),
     #[error("agent state in {dir}: {source}")]
     State {
         dir: String,
@@ -54,8 +68,14 @@ pub struct Agent {
     pub otlp_http_addr: SocketAddr,
     pub zipkin_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    pub sampling_addr: SocketAddr,
     pub buffer: Buffer,
+    /// Gateway forwarding counters.
     pub forward_stats: ForwardStats,
+    /// `--export-otlp` counters (`destination="otlp"` on /metrics).
+    pub export_stats: ForwardStats,
+    pub sampling_stats: SamplingStats,
+    pub red: RedTap,
     pub receiver_metrics: ReceiverMetrics,
     root: Shutdown,
     receivers: Shutdown,
@@ -89,26 +109,37 @@ fn agent_id(dir: &Path) -> Result<String, AgentError> {
 impl Agent {
     pub async fn start(cfg: AgentConfig) -> Result<Self, AgentError> {
         let agent_id = agent_id(&cfg.buffer_dir)?;
-        let tls = tls::client_config(&cfg.tls)?;
         let mut channels = Vec::new();
-        for url in &cfg.gateways {
-            let endpoint = Endpoint::from_shared(url.clone())
-                .and_then(|e| e.tls_config(tls.clone()))
-                .map_err(|e| AgentError::Endpoint {
-                    url: url.clone(),
-                    message: e.to_string(),
-                })?
-                .connect_timeout(Duration::from_secs(5))
-                .tcp_nodelay(true)
-                .http2_keep_alive_interval(Duration::from_secs(30))
-                .keep_alive_while_idle(true);
-            channels.push((url.clone(), endpoint.connect_lazy()));
+        if let Some(files) = &cfg.tls {
+            let tls = tls::client_config(files)?;
+            for url in &cfg.gateways {
+                let endpoint = Endpoint::from_shared(url.clone())
+                    .and_then(|e| e.tls_config(tls.clone()))
+                    .map_err(|e| AgentError::Endpoint {
+                        url: url.clone(),
+                        message: e.to_string(),
+                    })?;
+                channels.push((url.clone(), tune(endpoint).connect_lazy()));
+            }
         }
+        let export_channel = match &cfg.export_otlp {
+            Some(url) => Some(
+                Endpoint::from_shared(url.clone())
+                    .map(tune)
+                    .map_err(|e| AgentError::Endpoint {
+                        url: url.clone(),
+                        message: e.to_string(),
+                    })?
+                    .connect_lazy(),
+            ),
+            None => None,
+        };
 
         let grpc_l = bind("otlp grpc", cfg.otlp_grpc).await?;
         let http_l = bind("otlp http", cfg.otlp_http).await?;
         let zipkin_l = bind("zipkin", cfg.zipkin).await?;
         let admin_l = bind("admin", cfg.admin).await?;
+        let sampling_l = bind("sampling", cfg.sampling_addr).await?;
         let local = |l: &TcpListener, what, addr| {
             l.local_addr()
                 .map_err(|source| AgentError::Bind { what, addr, source })
@@ -117,10 +148,16 @@ impl Agent {
         let otlp_http_addr = local(&http_l, "otlp http", cfg.otlp_http)?;
         let zipkin_addr = local(&zipkin_l, "zipkin", cfg.zipkin)?;
         let admin_addr = local(&admin_l, "admin", cfg.admin)?;
+        let sampling_addr = local(&sampling_l, "sampling", cfg.sampling_addr)?;
 
         let mut registry = Registry::default();
         let receiver_metrics = ReceiverMetrics::register(&mut registry);
         let forward_stats = ForwardStats::register(&mut registry);
+        let export_stats = ForwardStats::register(
+            registry.sub_registry_with_label(("destination".into(), "otlp".into())),
+        );
+        let sampling_stats = SamplingStats::register(&mut registry);
+        let red = RedTap::register(&mut registry, RED_MAX_SERIES);
         let root = Shutdown::new();
         let buffer = match cfg.durability {
             Durability::Memory => {
@@ -156,7 +193,22 @@ impl Agent {
 
         let receivers = root.child();
         let forwarder_sd = root.child();
-        let sink = BufferSink::new(buffer.clone());
+        let policy = Arc::new(std::sync::RwLock::new(Arc::new(cfg.sampling.clone())));
+        let sink = SamplingSink::new(
+            buffer.clone(),
+            red.clone(),
+            cfg.cluster.to_string(),
+            Arc::clone(&policy),
+            sampling_stats.clone(),
+            (cfg.buffer_full_policy == FullPolicy::Block).then_some(cfg.buffer_max_bytes),
+        )?;
+        if sink.has_tail() {
+            // In the receivers' group: on shutdown it decides every held
+            // trace and buffers the kept ones before the forwarders drain.
+            let ticker = sink.clone();
+            let sd = receivers.clone();
+            receivers.spawn(async move { ticker.run_ticker(sd).await });
+        }
 
         let grpc = receiver::grpc::service(sink.clone(), cfg.limits, receiver_metrics.clone());
         let token = receivers.token().clone();
@@ -187,23 +239,66 @@ impl Agent {
         );
         // The admin port stays up until the very end.
         serve_http(&root, "admin", admin_l, admin::router(registry));
-
-        let forwarder = Forwarder::new(
-            ForwardConfig {
-                agent_id: agent_id.clone(),
-                cluster: cfg.cluster.to_string(),
-                max_batch_bytes: 4 << 20,
-                max_batch_records: 512,
-                timeout: Duration::from_secs(30),
-                backoff: Backoff::default(),
-                zstd_level: 1,
-            },
-            buffer.clone(),
-            channels,
-            forward_stats.clone(),
+        serve_http(
+            &root,
+            "sampling",
+            sampling_l,
+            remote::router(cfg.cluster.to_string(), policy),
         );
-        let fsd = forwarder_sd.clone();
-        forwarder_sd.spawn(async move { forwarder.run(fsd, Duration::from_secs(10)).await });
+
+        let fcfg = ForwardConfig {
+            max_batch_bytes: 4 << 20,
+            max_batch_records: 512,
+            max_inflight: 4,
+            backoff: Backoff::default(),
+        };
+        let destinations =
+            usize::from(!channels.is_empty()) + usize::from(export_channel.is_some());
+        let acks = AckJoin::new(buffer.clone(), destinations);
+        let mut slot = 0;
+        if !channels.is_empty() {
+            let dest = GatewayDestination::new(
+                GatewaySettings {
+                    agent_id: agent_id.clone(),
+                    cluster: cfg.cluster.to_string(),
+                    timeout: Duration::from_secs(30),
+                    zstd_level: 1,
+                },
+                channels,
+                forward_stats.clone(),
+            );
+            let f = Forwarder::new(
+                "gateway",
+                fcfg.clone(),
+                buffer.clone(),
+                dest,
+                acks.clone(),
+                slot,
+                forward_stats.clone(),
+            );
+            let fsd = forwarder_sd.clone();
+            forwarder_sd.spawn(async move { f.run(fsd, Duration::from_secs(10)).await });
+            slot += 1;
+        }
+        if let (Some(ch), Some(url)) = (export_channel, &cfg.export_otlp) {
+            let dest = OtlpDestination::new(
+                url.clone(),
+                ch,
+                Duration::from_secs(30),
+                export_stats.clone(),
+            );
+            let f = Forwarder::new(
+                "otlp",
+                fcfg,
+                buffer.clone(),
+                dest,
+                acks,
+                slot,
+                export_stats.clone(),
+            );
+            let fsd = forwarder_sd.clone();
+            forwarder_sd.spawn(async move { f.run(fsd, Duration::from_secs(10)).await });
+        }
 
         tracing::info!(
             cluster = %cfg.cluster,
@@ -212,7 +307,9 @@ impl Agent {
             otlp_http = %otlp_http_addr,
             zipkin = %zipkin_addr,
             admin = %admin_addr,
+            sampling = %sampling_addr,
             gateways = ?cfg.gateways,
+            export_otlp = cfg.export_otlp.as_deref().unwrap_or(""),
             "agent started"
         );
         Ok(Self {
@@ -221,8 +318,12 @@ impl Agent {
             otlp_http_addr,
             zipkin_addr,
             admin_addr,
+            sampling_addr,
             buffer,
             forward_stats,
+            export_stats,
+            sampling_stats,
+            red,
             receiver_metrics,
             root,
             receivers,
@@ -240,14 +341,25 @@ impl Agent {
             buffer,
             ..
         } = self;
-        receivers.trigger();
+        // Receivers (and the tail sampler's final flush) first, so the
+        // forwarders drain everything that was accepted.
+        let started = tokio::time::Instant::now();
+        receivers.shutdown(grace).await;
         forwarder.trigger();
         // The WAL writer ends once every handle is gone (after the
         // receivers and the forwarder dropped theirs), having answered every
         // pending append.
         drop(buffer);
+        let grace = grace.saturating_sub(started.elapsed());
         root.shutdown(grace).await
     }
+}
+
+fn tune(e: Endpoint) -> Endpoint {
+    e.connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_while_idle(true)
 }
 
 fn serve_http(owner: &Shutdown, what: &'static str, listener: TcpListener, router: axum::Router) {

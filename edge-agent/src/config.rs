@@ -94,6 +94,19 @@ pub struct Settings {
     /// fdatasync, milliseconds [default: 2].
     #[arg(long, env = "MERIDIAN_GROUP_COMMIT_MS", value_name = "MS")]
     pub group_commit_ms: Option<u64>,
+    /// Sampling policy file (TOML: `[head]`, `[tail]`; see the README)
+    /// [default: keep every span].
+    #[arg(long, env = "MERIDIAN_SAMPLING_CONFIG", value_name = "FILE")]
+    pub sampling_config: Option<PathBuf>,
+    /// Jaeger remote-sampling listen address (GET /sampling?service=)
+    /// [default: :5778].
+    #[arg(long, env = "MERIDIAN_SAMPLING", value_name = "ADDR")]
+    pub sampling: Option<String>,
+    /// Also send the sampled stream to this OTLP gRPC endpoint
+    /// (http://HOST:PORT). Without --gateway the agent is a plain OTLP
+    /// forwarder.
+    #[arg(long, env = "MERIDIAN_EXPORT_OTLP", value_name = "URL")]
+    pub export_otlp: Option<String>,
     /// Largest request body accepted on the wire, bytes [default: 8388608].
     #[arg(long, env = "MERIDIAN_MAX_REQUEST_BYTES", value_name = "BYTES")]
     pub max_request_bytes: Option<usize>,
@@ -125,7 +138,11 @@ pub enum Durability {
 pub struct AgentConfig {
     pub cluster: ClusterId,
     pub gateways: Vec<String>,
-    pub tls: TlsFiles,
+    /// Present when `gateways` is not empty.
+    pub tls: Option<TlsFiles>,
+    pub sampling: model::sampling::SamplingConfig,
+    pub sampling_addr: SocketAddr,
+    pub export_otlp: Option<String>,
     pub otlp_grpc: SocketAddr,
     pub otlp_http: SocketAddr,
     pub zipkin: SocketAddr,
@@ -145,7 +162,7 @@ impl Settings {
         merge_options!(self, file; cluster, gateway, tls_ca, tls_cert, tls_key, otlp_grpc,
             otlp_http, zipkin, admin, buffer_dir, buffer_max_bytes, durability,
             buffer_full_policy, group_commit_ms, max_request_bytes,
-            max_decompressed_bytes, log_format);
+            max_decompressed_bytes, log_format, sampling_config, sampling, export_otlp);
         self
     }
 
@@ -190,12 +207,25 @@ impl Settings {
         })?;
         let cluster = ClusterId::new(&cluster_text)
             .map_err(|e| ConfigError::new("cluster", e.to_string(), ""))?;
+        let export_otlp = self.export_otlp.filter(|u| !u.is_empty());
+        if let Some(u) = &export_otlp {
+            let ok = u
+                .strip_prefix("http://")
+                .is_some_and(|rest| !rest.is_empty() && rest.contains(':'));
+            if !ok {
+                return Err(ConfigError::new(
+                    "export-otlp",
+                    format!("{u:?} is not an http://HOST:PORT URL"),
+                    "pass the OTLP gRPC endpoint, e.g. http://collector:4317",
+                ));
+            }
+        }
         let gateways = self.gateway.unwrap_or_default();
-        if gateways.is_empty() {
+        if gateways.is_empty() && export_otlp.is_none() {
             return Err(ConfigError::new(
                 "gateway",
                 "is required",
-                "pass --gateway https://HOST:PORT (the gateway's --federation address)",
+                "pass --gateway https://HOST:PORT (the gateway's --federation address), or --export-otlp URL",
             ));
         }
         for g in &gateways {
@@ -219,10 +249,32 @@ impl Settings {
                 )
             })
         };
-        let tls = TlsFiles {
-            ca: need(self.tls_ca, "tls-ca")?,
-            cert: need(self.tls_cert, "tls-cert")?,
-            key: need(self.tls_key, "tls-key")?,
+        let tls = if gateways.is_empty() {
+            None
+        } else {
+            Some(TlsFiles {
+                ca: need(self.tls_ca, "tls-ca")?,
+                cert: need(self.tls_cert, "tls-cert")?,
+                key: need(self.tls_key, "tls-key")?,
+            })
+        };
+        let sampling = match &self.sampling_config {
+            None => model::sampling::SamplingConfig::default(),
+            Some(path) => {
+                let bad = |e: String| {
+                    ConfigError::new(
+                        "sampling-config",
+                        format!("{}: {e}", path.display()),
+                        "see the README's sampling section for the format",
+                    )
+                };
+                let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+                let cfg: model::sampling::SamplingConfig =
+                    toml::from_str(&text).map_err(|e| bad(e.message().to_owned()))?;
+                cfg.validate()
+                    .map_err(|e| ConfigError::new("sampling-config", e, "fix the sampling file"))?;
+                cfg
+            }
         };
         let limits = Limits {
             max_request_bytes: self
@@ -248,6 +300,9 @@ impl Settings {
             otlp_http: listen_addr("otlp-http", self.otlp_http.as_deref().unwrap_or(":4318"))?,
             zipkin: listen_addr("zipkin", self.zipkin.as_deref().unwrap_or(":9411"))?,
             admin: listen_addr("admin", self.admin.as_deref().unwrap_or(":13133"))?,
+            sampling,
+            sampling_addr: listen_addr("sampling", self.sampling.as_deref().unwrap_or(":5778"))?,
+            export_otlp,
             buffer_dir: self
                 .buffer_dir
                 .unwrap_or_else(|| PathBuf::from("meridian-agent-data")),

@@ -1,10 +1,13 @@
 //! meridian-agent: the per-cluster edge agent.
 //!
-//! Flow: [`receiver`] (OTLP gRPC/HTTP, Zipkin) → [`sink::BufferSink`]
-//! (encodes the validated request once) → [`buffer`] (bounded; full →
-//! retryable refusal upstream) → [`forward`] (batches, zstd, mTLS gRPC to a
-//! gateway, retries with jittered backoff, fails over between gateways) →
-//! the gateway's ack after the store committed → buffer release.
+//! Flow: [`receiver`] (OTLP gRPC/HTTP, Zipkin) →
+//! [`sampling::pipeline::SamplingSink`] (RED tap over every span, consistent
+//! head sampling, optional tail sampling; encodes the kept spans once) →
+//! [`buffer`] (WAL or memory, bounded; full → retryable refusal upstream) →
+//! [`forward`] (pipelined batches to the gateway over mTLS gRPC, zstd, and
+//! optionally to an OTLP endpoint; jittered backoff, failover) → the
+//! gateway's ack after the store committed → buffer release once every
+//! destination acknowledged.
 //!
 //! This crate never depends on `store`, `gateway`, `sqlx` or `openraft`
 //! (checked in CI): the per-node binary stays small.
@@ -15,7 +18,7 @@ pub mod buffer;
 pub mod cli;
 pub mod config;
 pub mod forward;
-pub mod sink;
+pub mod sampling;
 pub mod tls;
 
 pub use app::{Agent, AgentError};

@@ -97,11 +97,14 @@ impl Sandbox {
                 "https://127.0.0.1:{}",
                 self.gateway.federation_addr.port()
             )],
-            tls: TlsFiles {
+            tls: Some(TlsFiles {
                 ca: self.gateway.tls.ca.clone(),
                 cert: paths.cert,
                 key: paths.key,
-            },
+            }),
+            sampling: Default::default(),
+            sampling_addr: loopback(),
+            export_otlp: None,
             otlp_grpc: loopback(),
             otlp_http: loopback(),
             zipkin: loopback(),

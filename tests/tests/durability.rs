@@ -84,6 +84,8 @@ fn agent_args(
         "127.0.0.1:0",
         "--admin",
         "127.0.0.1:0",
+        "--sampling",
+        "127.0.0.1:0",
         "--buffer-dir",
         &dir.display().to_string(),
     ]

@@ -8,6 +8,7 @@ mod cluster;
 mod error;
 mod ids;
 mod query;
+pub mod sampling;
 mod span;
 mod value;
 

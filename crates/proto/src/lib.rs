@@ -10,6 +10,7 @@
 pub mod convert;
 pub mod otlp;
 pub mod payload;
+pub mod raw;
 pub mod validate;
 pub mod zipkin;
 

@@ -1,149 +1,232 @@
-//! The forwarder: buffer → gateway over mTLS gRPC (`federation.proto`).
+//! Forwarders: buffer → destination, in order, pipelined, released only
+//! after the destination acknowledged.
 //!
-//! One batch is in flight at a time. A batch is released from the buffer
-//! only when the gateway answers `Forward` (which it does after the store
-//! committed). Retryable failures (UNAVAILABLE, RESOURCE_EXHAUSTED,
-//! DEADLINE_EXCEEDED, transport errors) are retried with jittered backoff,
-//! honouring RetryInfo, and move to the next `--gateway` endpoint.
-//! Permanent refusals (INVALID_ARGUMENT, PERMISSION_DENIED) drop the batch,
-//! counted and logged, because retrying cannot succeed.
+//! Destinations ([`Destination`]): the gateway over mTLS gRPC
+//! (`federation.proto`, answered after the store committed) and, with
+//! `--export-otlp`, any OTLP gRPC endpoint. Each destination has its own
+//! [`Forwarder`] and cursor; [`AckJoin`] releases a record from the buffer
+//! once *every* destination acknowledged it.
+//!
+//! Pipelining: up to `max_inflight` batches are in flight; acks are applied
+//! in sequence order, so a later batch's success never releases an earlier
+//! one. On a retryable failure every in-flight batch is abandoned and sending
+//! restarts after the last acknowledged record (the gateway writes are
+//! idempotent on (trace id, span id), so a batch that did land is not
+//! duplicated). Retries use jittered exponential backoff honouring
+//! RetryInfo, and move to the next endpoint. Permanent refusals
+//! (INVALID_ARGUMENT, PERMISSION_DENIED, …) drop the batch, counted and
+//! logged, because retrying cannot succeed.
 
 mod backoff;
+mod gateway;
+mod otlp;
 mod stats;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
-use proto::federation::{Compression, ForwardRequest, federation_client::FederationClient};
+use futures::{StreamExt, future::BoxFuture, stream::FuturesOrdered};
 use telemetry::Shutdown;
-use tonic::{Code, transport::Channel};
-use tonic_types::StatusExt;
 
 pub use backoff::Backoff;
+pub use gateway::{GatewayDestination, GatewaySettings};
+pub use otlp::OtlpDestination;
 pub use stats::ForwardStats;
 
 use crate::buffer::{Buffer, Record};
 
-/// Forwarder settings.
-#[derive(Debug, Clone)]
-pub struct ForwardConfig {
-    pub agent_id: String,
-    pub cluster: String,
-    /// Uncompressed bytes per batch (at least one record is always sent).
-    pub max_batch_bytes: usize,
-    pub max_batch_records: usize,
-    /// Per-attempt deadline.
-    pub timeout: Duration,
-    pub backoff: Backoff,
-    pub zstd_level: i32,
-}
-
-/// Sends buffered records to the gateways until shutdown, then keeps
-/// draining until the buffer is empty or `drain_grace` passes.
-#[derive(Debug)]
-pub struct Forwarder {
-    cfg: ForwardConfig,
-    buffer: Buffer,
-    clients: Vec<(String, FederationClient<Channel>)>,
-    stats: ForwardStats,
-}
-
-enum Outcome {
+/// What became of one batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The destination acknowledged it (the gateway: committed to the store).
     Committed,
+    /// Refused permanently; released and counted as dropped.
     Dropped,
+    /// Try again later, optionally after the destination's hint.
     Retry(Option<Duration>),
 }
 
-impl Forwarder {
+/// Somewhere batches go.
+pub trait Destination: Send + 'static {
+    /// Starts sending `batch`; the future owns what it needs.
+    fn send(&mut self, batch: Arc<[Record]>) -> BoxFuture<'static, Outcome>;
+    /// Moves to the next endpoint after a failure.
+    fn failover(&mut self);
+}
+
+/// Batching and pipelining settings.
+#[derive(Debug, Clone)]
+pub struct ForwardConfig {
+    /// Uncompressed bytes per batch (at least one record is always sent).
+    pub max_batch_bytes: usize,
+    pub max_batch_records: usize,
+    /// Batches in flight at once.
+    pub max_inflight: usize,
+    pub backoff: Backoff,
+}
+
+/// Releases buffer records once every destination acknowledged them.
+#[derive(Debug, Clone)]
+pub struct AckJoin {
+    buffer: Buffer,
+    cursors: Arc<tokio::sync::Mutex<Vec<u64>>>,
+}
+
+impl AckJoin {
+    pub fn new(buffer: Buffer, destinations: usize) -> Self {
+        Self {
+            buffer,
+            cursors: Arc::new(tokio::sync::Mutex::new(vec![0; destinations])),
+        }
+    }
+
+    /// Destination `slot` acknowledged everything up to `seq`.
+    async fn ack(&self, slot: usize, seq: u64) {
+        // Held across the buffer ack so releases are applied in order.
+        let mut cursors = self.cursors.lock().await;
+        if let Some(c) = cursors.get_mut(slot) {
+            *c = (*c).max(seq);
+        }
+        let min = cursors.iter().copied().min().unwrap_or(0);
+        if min == 0 {
+            return;
+        }
+        if let Err(error) = self.buffer.ack(min).await {
+            // The destination has the spans; a replay after a restart is
+            // deduplicated by the gateway.
+            tracing::error!(%error, seq = min, "persisting the ack failed");
+        }
+    }
+}
+
+/// Sends buffered records to one destination until shutdown, then keeps
+/// draining until everything durable is acknowledged or `drain_grace`
+/// passes.
+pub struct Forwarder<D> {
+    name: &'static str,
+    cfg: ForwardConfig,
+    buffer: Buffer,
+    dest: D,
+    acks: AckJoin,
+    slot: usize,
+    stats: ForwardStats,
+}
+
+impl<D> std::fmt::Debug for Forwarder<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Forwarder")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+type InFlight = FuturesOrdered<BoxFuture<'static, (u64, u64, Outcome)>>;
+
+impl<D: Destination> Forwarder<D> {
     pub fn new(
+        name: &'static str,
         cfg: ForwardConfig,
         buffer: Buffer,
-        channels: Vec<(String, Channel)>,
+        dest: D,
+        acks: AckJoin,
+        slot: usize,
         stats: ForwardStats,
     ) -> Self {
-        let clients = channels
-            .into_iter()
-            .map(|(name, ch)| {
-                let client = FederationClient::new(ch)
-                    .max_decoding_message_size(1 << 20)
-                    .max_encoding_message_size(64 << 20);
-                (name, client)
-            })
-            .collect();
         Self {
+            name,
             cfg,
             buffer,
-            clients,
+            dest,
+            acks,
+            slot,
             stats,
         }
     }
 
     pub async fn run(mut self, shutdown: Shutdown, drain_grace: Duration) {
-        let mut current = 0usize;
         let mut attempt = 0u32;
         let mut drain_deadline: Option<tokio::time::Instant> = None;
+        // Everything up to `acked` is acknowledged by this destination;
+        // everything up to `sent` is acknowledged or in flight.
+        let mut acked = 0u64;
+        let mut sent = 0u64;
+        let mut inflight: InFlight = FuturesOrdered::new();
         loop {
             if drain_deadline.is_none() && shutdown.is_triggered() {
                 drain_deadline = Some(tokio::time::Instant::now() + drain_grace);
             }
-            if let Some(deadline) = drain_deadline
-                && (self.buffer.usage().0 == 0 || tokio::time::Instant::now() >= deadline)
-            {
-                let (records, _, spans) = self.buffer.usage();
-                if records > 0 {
-                    tracing::warn!(
-                        records,
-                        spans,
-                        "shutdown grace ended with spans still buffered"
-                    );
+            if let Some(deadline) = drain_deadline {
+                let done = inflight.is_empty() && self.caught_up(acked).await;
+                if done || tokio::time::Instant::now() >= deadline {
+                    if !done {
+                        let (records, _, spans) = self.buffer.usage();
+                        tracing::warn!(
+                            destination = self.name,
+                            records,
+                            spans,
+                            "shutdown grace ended with spans not yet acknowledged"
+                        );
+                    }
+                    return;
                 }
-                return;
             }
-            let batch = match self
-                .buffer
-                .peek_after(0, self.cfg.max_batch_bytes, self.cfg.max_batch_records)
-                .await
-            {
-                Ok(b) => b,
-                Err(error) => {
-                    tracing::error!(%error, "reading the buffer failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
-            if batch.is_empty() {
+            // Fill the pipeline.
+            while inflight.len() < self.cfg.max_inflight.max(1) {
+                let batch = match self
+                    .buffer
+                    .peek_after(sent, self.cfg.max_batch_bytes, self.cfg.max_batch_records)
+                    .await
+                {
+                    Ok(b) => b,
+                    Err(error) => {
+                        tracing::error!(%error, "reading the buffer failed; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        break;
+                    }
+                };
+                let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+                    break;
+                };
+                debug_assert!(first.seq > sent);
+                let last = last.seq;
+                sent = last;
+                let spans: u64 = batch.iter().map(|r| r.spans).sum();
+                let fut = self.dest.send(Arc::from(batch));
+                inflight.push_back(Box::pin(async move { (last, spans, fut.await) }));
+            }
+            if inflight.is_empty() {
                 // Everything durable so far is delivered: wait for more.
                 let seen = self.buffer.last_durable();
                 tokio::select! {
-                    _ = self.buffer.wait_after(seen, Duration::from_millis(500)) => {}
+                    _ = self.buffer.wait_after(seen.max(sent), Duration::from_millis(500)) => {}
                     _ = shutdown.cancelled(), if drain_deadline.is_none() => {}
                 }
                 continue;
             }
-            let outcome = self.send(current, &batch).await;
-            let last = batch.last().map(|r| r.seq).unwrap_or(0);
+            let Some((last, spans, outcome)) = inflight.next().await else {
+                continue;
+            };
             match outcome {
                 Outcome::Committed | Outcome::Dropped => {
                     attempt = 0;
-                    let spans: u64 = batch.iter().map(|r| r.spans).sum();
-                    if matches!(outcome, Outcome::Committed) {
+                    if outcome == Outcome::Committed {
                         self.stats.acked(spans);
                     } else {
                         self.stats.dropped(spans);
                     }
-                    if let Err(error) = self.buffer.ack(last).await {
-                        // The gateway has the spans; a replay after a
-                        // restart is deduplicated there.
-                        tracing::error!(%error, seq = last, "persisting the ack failed");
-                    }
+                    acked = last;
+                    self.acks.ack(self.slot, last).await;
                 }
                 Outcome::Retry(hint) => {
+                    // Abandon the rest of the pipeline; resend from the
+                    // first unacknowledged record.
+                    inflight = FuturesOrdered::new();
+                    sent = acked;
                     attempt = attempt.saturating_add(1);
                     self.stats.retry();
-                    if self.clients.len() > 1 {
-                        current = (current + 1) % self.clients.len();
-                    }
+                    self.dest.failover();
                     let delay = self.cfg.backoff.delay(attempt, hint, rand::random::<f64>());
                     tracing::debug!(
+                        destination = self.name,
                         retry_in_ms = delay.as_millis() as u64,
                         attempt,
                         "forward will retry"
@@ -161,78 +244,11 @@ impl Forwarder {
         }
     }
 
-    async fn send(&mut self, idx: usize, batch: &[Record]) -> Outcome {
-        let Some((name, client)) = self.clients.get_mut(idx) else {
-            return Outcome::Retry(None);
-        };
-        let payloads: Vec<&[u8]> = batch.iter().map(|r| r.payload.as_ref()).collect();
-        let (payload, uncompressed) = match proto::payload::encode(&payloads, self.cfg.zstd_level) {
-            Ok(p) => p,
-            Err(error) => {
-                tracing::error!(%error, "compressing a batch failed");
-                return Outcome::Retry(None);
-            }
-        };
-        let spans: u64 = batch.iter().map(|r| r.spans).sum();
-        let first = batch.first().map(|r| r.seq).unwrap_or(0);
-        let last = batch.last().map(|r| r.seq).unwrap_or(0);
-        let mut req = tonic::Request::new(ForwardRequest {
-            agent_id: self.cfg.agent_id.clone(),
-            cluster: self.cfg.cluster.clone(),
-            first_sequence: first,
-            last_sequence: last,
-            compression: Compression::Zstd as i32,
-            payload,
-            uncompressed_size: uncompressed,
-            span_count: spans,
-        });
-        req.set_timeout(self.cfg.timeout);
-        match client.forward(req).await {
-            Ok(resp) => {
-                let resp = resp.into_inner();
-                self.stats.gateway_up(true);
-                if resp.rejected_spans > 0 {
-                    tracing::warn!(
-                        gateway = %name,
-                        rejected = resp.rejected_spans,
-                        message = %resp.error_message,
-                        "gateway rejected some spans as invalid"
-                    );
-                }
-                Outcome::Committed
-            }
-            Err(status) => {
-                let hint = status.get_details_retry_info().and_then(|r| r.retry_delay);
-                match status.code() {
-                    Code::InvalidArgument
-                    | Code::PermissionDenied
-                    | Code::Unauthenticated
-                    | Code::Unimplemented => {
-                        self.stats.gateway_up(true);
-                        tracing::error!(
-                            gateway = %name,
-                            code = ?status.code(),
-                            message = %status.message(),
-                            spans,
-                            "gateway refused a batch permanently; dropping it"
-                        );
-                        Outcome::Dropped
-                    }
-                    code => {
-                        if matches!(code, Code::Unavailable | Code::Unknown | Code::Cancelled) {
-                            self.stats.gateway_up(false);
-                        }
-                        tracing::warn!(
-                            gateway = %name,
-                            code = ?code,
-                            message = %status.message(),
-                            spans,
-                            "forward failed"
-                        );
-                        Outcome::Retry(hint)
-                    }
-                }
-            }
+    /// True when this destination acknowledged every durable record.
+    async fn caught_up(&self, acked: u64) -> bool {
+        match self.buffer.peek_after(acked, 1, 1).await {
+            Ok(b) => b.is_empty(),
+            Err(_) => false,
         }
     }
 }

@@ -104,11 +104,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 "https://127.0.0.1:{}",
                 gateway.federation_addr.port()
             )],
-            tls: TlsFiles {
+            tls: Some(TlsFiles {
                 ca: gateway.tls.ca.clone(),
                 cert: paths.cert,
                 key: paths.key,
-            },
+            }),
+            sampling: Default::default(),
+            sampling_addr: loopback,
+            export_otlp: None,
             otlp_grpc: loopback,
             otlp_http: loopback,
             zipkin: loopback,

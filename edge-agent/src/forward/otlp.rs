@@ -1,0 +1,90 @@
+//! The `--export-otlp` destination: OTLP gRPC `TraceService/Export` to any
+//! endpoint. Records are sent as they sit in the buffer (concatenated
+//! encoded requests merge into one), so export costs no re-encoding.
+
+use std::{sync::Arc, time::Duration};
+
+use bytes::{BufMut, BytesMut};
+use futures::future::BoxFuture;
+use proto::raw::RawExportClient;
+use tonic::{Code, transport::Channel};
+use tonic_types::StatusExt;
+
+use super::{Destination, ForwardStats, Outcome};
+use crate::buffer::Record;
+
+#[derive(Debug)]
+pub struct OtlpDestination {
+    url: Arc<str>,
+    client: RawExportClient,
+    timeout: Duration,
+    stats: ForwardStats,
+}
+
+impl OtlpDestination {
+    pub fn new(url: String, channel: Channel, timeout: Duration, stats: ForwardStats) -> Self {
+        Self {
+            url: url.into(),
+            client: RawExportClient::new(channel),
+            timeout,
+            stats,
+        }
+    }
+}
+
+impl Destination for OtlpDestination {
+    fn failover(&mut self) {}
+
+    fn send(&mut self, batch: Arc<[Record]>) -> BoxFuture<'static, Outcome> {
+        let mut client = self.client.clone();
+        let url = Arc::clone(&self.url);
+        let timeout = self.timeout;
+        let stats = self.stats.clone();
+        Box::pin(async move {
+            let len = batch.iter().map(|r| r.payload.len()).sum();
+            let mut body = BytesMut::with_capacity(len);
+            for r in batch.iter() {
+                body.put_slice(&r.payload);
+            }
+            let spans: u64 = batch.iter().map(|r| r.spans).sum();
+            let mut req = tonic::Request::new(body.freeze());
+            req.set_timeout(timeout);
+            match client.export(req).await {
+                Ok(resp) => {
+                    stats.gateway_up(true);
+                    if let Some(p) = resp.into_inner().partial_success
+                        && p.rejected_spans > 0
+                    {
+                        tracing::warn!(
+                            endpoint = %url,
+                            rejected = p.rejected_spans,
+                            message = %p.error_message,
+                            "export endpoint rejected some spans"
+                        );
+                    }
+                    Outcome::Committed
+                }
+                Err(status) => {
+                    let hint = status.get_details_retry_info().and_then(|r| r.retry_delay);
+                    match status.code() {
+                        Code::InvalidArgument | Code::PermissionDenied | Code::Unimplemented => {
+                            tracing::error!(
+                                endpoint = %url,
+                                code = ?status.code(),
+                                message = %status.message(),
+                                spans,
+                                "export endpoint refused a batch permanently; dropping it"
+                            );
+                            Outcome::Dropped
+                        }
+                        code => {
+                            stats.gateway_up(false);
+                            tracing::warn!(endpoint = %url, code = ?code, message = %status.message(), "export failed");
+                            Outcome::Retry(hint)
+                        }
+                    }
+                }
+            }
+        })
+    }
+}
