@@ -170,6 +170,13 @@ impl Agent {
                     "Bytes buffered awaiting a gateway ack",
                     m.bytes_gauge(),
                 );
+                registry
+                    .sub_registry_with_label(("reason".into(), "buffer_full".into()))
+                    .register(
+                        telemetry::metrics::AGENT_SPANS_DROPPED,
+                        "Spans dropped by the buffer, by reason",
+                        m.dropped_counter(),
+                    );
                 Buffer::Memory(m)
             }
             Durability::Wal => {
@@ -284,6 +291,7 @@ impl Agent {
             let dest = OtlpDestination::new(
                 url.clone(),
                 ch,
+                cfg.export_otlp_gzip,
                 Duration::from_secs(30),
                 export_stats.clone(),
             );

@@ -107,6 +107,13 @@ pub struct Settings {
     /// forwarder.
     #[arg(long, env = "MERIDIAN_EXPORT_OTLP", value_name = "URL")]
     pub export_otlp: Option<String>,
+    /// Compression of --export-otlp requests: gzip or none [default: gzip].
+    #[arg(
+        long,
+        env = "MERIDIAN_EXPORT_OTLP_COMPRESSION",
+        value_name = "gzip|none"
+    )]
+    pub export_otlp_compression: Option<String>,
     /// Largest request body accepted on the wire, bytes [default: 8388608].
     #[arg(long, env = "MERIDIAN_MAX_REQUEST_BYTES", value_name = "BYTES")]
     pub max_request_bytes: Option<usize>,
@@ -143,6 +150,7 @@ pub struct AgentConfig {
     pub sampling: model::sampling::SamplingConfig,
     pub sampling_addr: SocketAddr,
     pub export_otlp: Option<String>,
+    pub export_otlp_gzip: bool,
     pub otlp_grpc: SocketAddr,
     pub otlp_http: SocketAddr,
     pub zipkin: SocketAddr,
@@ -162,7 +170,7 @@ impl Settings {
         merge_options!(self, file; cluster, gateway, tls_ca, tls_cert, tls_key, otlp_grpc,
             otlp_http, zipkin, admin, buffer_dir, buffer_max_bytes, durability,
             buffer_full_policy, group_commit_ms, max_request_bytes,
-            max_decompressed_bytes, log_format, sampling_config, sampling, export_otlp);
+            max_decompressed_bytes, log_format, sampling_config, sampling, export_otlp, export_otlp_compression);
         self
     }
 
@@ -220,6 +228,17 @@ impl Settings {
                 ));
             }
         }
+        let export_otlp_gzip = match self.export_otlp_compression.as_deref() {
+            None | Some("gzip") => true,
+            Some("none") => false,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "export-otlp-compression",
+                    format!("{other:?} is not a compression"),
+                    "use gzip or none",
+                ));
+            }
+        };
         let gateways = self.gateway.unwrap_or_default();
         if gateways.is_empty() && export_otlp.is_none() {
             return Err(ConfigError::new(
@@ -303,6 +322,7 @@ impl Settings {
             sampling,
             sampling_addr: listen_addr("sampling", self.sampling.as_deref().unwrap_or(":5778"))?,
             export_otlp,
+            export_otlp_gzip,
             buffer_dir: self
                 .buffer_dir
                 .unwrap_or_else(|| PathBuf::from("meridian-agent-data")),

@@ -105,6 +105,7 @@ impl Sandbox {
             sampling: Default::default(),
             sampling_addr: loopback(),
             export_otlp: None,
+            export_otlp_gzip: true,
             otlp_grpc: loopback(),
             otlp_http: loopback(),
             zipkin: loopback(),

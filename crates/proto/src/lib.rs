@@ -8,6 +8,7 @@
 //! - [`federation`]: Meridian's agent → gateway protocol (`federation.proto`).
 
 pub mod convert;
+pub mod corpus;
 pub mod otlp;
 pub mod payload;
 pub mod raw;

@@ -33,7 +33,7 @@ pub struct MemoryBuffer {
     bytes_gauge: Gauge,
     policy: FullPolicy,
     /// (records, spans) discarded by the drop-oldest policy.
-    dropped: std::sync::atomic::AtomicU64,
+    dropped: prometheus_client::metrics::counter::Counter,
 }
 
 impl MemoryBuffer {
@@ -51,13 +51,18 @@ impl MemoryBuffer {
             capacity,
             bytes_gauge: Gauge::default(),
             policy,
-            dropped: std::sync::atomic::AtomicU64::new(0),
+            dropped: prometheus_client::metrics::counter::Counter::default(),
         }
     }
 
     /// Spans discarded by the drop-oldest policy.
     pub fn dropped_spans(&self) -> u64 {
-        self.dropped.load(std::sync::atomic::Ordering::Relaxed)
+        self.dropped.get()
+    }
+
+    /// The counter of spans discarded by drop-oldest (register it).
+    pub fn dropped_counter(&self) -> prometheus_client::metrics::counter::Counter {
+        self.dropped.clone()
     }
 
     /// The gauge that tracks bytes held (register it in a registry).
@@ -88,8 +93,7 @@ impl MemoryBuffer {
             if let Some(old) = inner.records.pop_front() {
                 inner.bytes -= old.payload.len() as u64;
                 inner.spans -= old.spans;
-                self.dropped
-                    .fetch_add(old.spans, std::sync::atomic::Ordering::Relaxed);
+                self.dropped.inc_by(old.spans);
             }
         }
         let seq = inner.next_seq;

@@ -190,6 +190,7 @@ impl<D: Destination> Forwarder<D> {
                 let last = last.seq;
                 sent = last;
                 let spans: u64 = batch.iter().map(|r| r.spans).sum();
+                self.stats.forwarded(spans);
                 let fut = self.dest.send(Arc::from(batch));
                 inflight.push_back(Box::pin(async move { (last, spans, fut.await) }));
             }

@@ -22,10 +22,16 @@ pub struct OtlpDestination {
 }
 
 impl OtlpDestination {
-    pub fn new(url: String, channel: Channel, timeout: Duration, stats: ForwardStats) -> Self {
+    pub fn new(
+        url: String,
+        channel: Channel,
+        gzip: bool,
+        timeout: Duration,
+        stats: ForwardStats,
+    ) -> Self {
         Self {
             url: url.into(),
-            client: RawExportClient::new(channel),
+            client: RawExportClient::new(channel, gzip),
             timeout,
             stats,
         }
@@ -47,12 +53,10 @@ impl Destination for OtlpDestination {
                 body.put_slice(&r.payload);
             }
             let spans: u64 = batch.iter().map(|r| r.spans).sum();
-            let mut req = tonic::Request::new(body.freeze());
-            req.set_timeout(timeout);
-            match client.export(req).await {
+            match client.export(body.freeze(), Some(timeout)).await {
                 Ok(resp) => {
                     stats.gateway_up(true);
-                    if let Some(p) = resp.into_inner().partial_success
+                    if let Some(p) = resp.partial_success
                         && p.rejected_spans > 0
                     {
                         tracing::warn!(

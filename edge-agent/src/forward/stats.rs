@@ -7,6 +7,7 @@ use telemetry::metrics as names;
 /// Forwarder counters, shared with `/metrics` and tests.
 #[derive(Debug, Clone, Default)]
 pub struct ForwardStats {
+    forwarded: Counter,
     acked: Counter,
     dropped: Counter,
     retries: Counter,
@@ -16,6 +17,11 @@ pub struct ForwardStats {
 impl ForwardStats {
     pub fn register(registry: &mut Registry) -> Self {
         let s = Self::default();
+        registry.register(
+            "meridian_agent_spans_forwarded",
+            "Spans sent to the destination (retries count again)",
+            s.forwarded.clone(),
+        );
         registry.register(
             names::AGENT_SPANS_ACKED,
             "Spans the gateway acknowledged as committed",
@@ -39,6 +45,9 @@ impl ForwardStats {
         s
     }
 
+    pub(crate) fn forwarded(&self, n: u64) {
+        self.forwarded.inc_by(n);
+    }
     pub(crate) fn acked(&self, n: u64) {
         self.acked.inc_by(n);
     }
@@ -52,6 +61,9 @@ impl ForwardStats {
         self.up.set(i64::from(up));
     }
 
+    pub fn forwarded_spans(&self) -> u64 {
+        self.forwarded.get()
+    }
     pub fn acked_spans(&self) -> u64 {
         self.acked.get()
     }

@@ -10,7 +10,10 @@
 //! are counted under `operation="other"` (and `service="other"` when the
 //! service is new too), and `meridian_red_series_folded_total` counts them.
 
-use std::{collections::HashSet, sync::Mutex};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Mutex,
+};
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -91,8 +94,12 @@ impl RedTap {
         tap
     }
 
-    /// Counts every span of `req`.
+    /// Counts every span of `req`. Spans are grouped per series first, so
+    /// the shared families are touched once per series and request, not
+    /// once per span.
     pub fn observe(&self, req: &ExportTraceServiceRequest) {
+        type Key<'a> = (&'a str, &'a str, &'static str, &'static str);
+        let mut local: HashMap<Key<'_>, Vec<f64>> = HashMap::new();
         for rs in &req.resource_spans {
             let service = rs
                 .resource
@@ -100,26 +107,40 @@ impl RedTap {
                 .and_then(|r| proto::otlp::string_attr(&r.attributes, model::SERVICE_ATTRIBUTE))
                 .unwrap_or(model::UNKNOWN_SERVICE);
             for span in rs.scope_spans.iter().flat_map(|ss| &ss.spans) {
-                let (service, operation) = self.series(service, &span.name);
-                let labels = RedLabels {
+                let key = (
                     service,
-                    operation,
-                    span_kind: kind(span.kind),
-                    status_code: status(span.status.as_ref().map(|s| s.code)),
-                };
-                self.calls.get_or_create(&labels).inc();
+                    span.name.as_str(),
+                    kind(span.kind),
+                    status(span.status.as_ref().map(|s| s.code)),
+                );
                 let secs = span
                     .end_time_unix_nano
                     .saturating_sub(span.start_time_unix_nano) as f64
                     / 1e9;
-                self.latency.get_or_create(&labels).observe(secs);
+                local.entry(key).or_default().push(secs);
+            }
+        }
+        for ((service, operation, span_kind, status_code), durations) in local {
+            let (service, operation) = self.series(service, operation, durations.len() as u64);
+            let labels = RedLabels {
+                service,
+                operation,
+                span_kind,
+                status_code,
+            };
+            self.calls
+                .get_or_create(&labels)
+                .inc_by(durations.len() as u64);
+            let h = self.latency.get_or_create(&labels);
+            for d in durations {
+                h.observe(d);
             }
         }
     }
 
     /// The (service, operation) labels to count under, folding new series
     /// beyond the limit.
-    fn series(&self, service: &str, operation: &str) -> (String, String) {
+    fn series(&self, service: &str, operation: &str, spans: u64) -> (String, String) {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         let key = (service.to_owned(), operation.to_owned());
         if seen.contains(&key) {
@@ -129,7 +150,7 @@ impl RedTap {
             seen.insert(key.clone());
             return key;
         }
-        self.folded.inc();
+        self.folded.inc_by(spans);
         let service_known = seen.iter().any(|(s, _)| s == service);
         (
             if service_known {

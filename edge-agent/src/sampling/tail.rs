@@ -3,11 +3,14 @@
 //! `tail_sampling` processor). Pure: no I/O, no tasks, time from an injected
 //! [`Clock`], so every policy is tested table-driven.
 //!
-//! Memory: spans are held *encoded* (a `ResourceSpans` fragment per trace
-//! and incoming scope), and each trace keeps a small summary updated as spans
-//! arrive (first start, last end, span count, statuses seen, and one bit per
-//! attribute predicate). Policies are evaluated on the summary, so a decision
-//! never decodes the spans again.
+//! Memory: spans are held *encoded*, one [`Fragment`] per trace and incoming
+//! scope: the encoded `ScopeSpans` with the trace id removed from every span
+//! (it is the map key; 18 bytes a span) and a shared pointer to the
+//! request's encoded resource. Each trace keeps a small summary updated as
+//! spans arrive (first start, last end, span count, statuses seen, one bit
+//! per attribute predicate); policies are evaluated on the summary, so a
+//! decision never decodes the spans. On release the trace id is written back
+//! into each span while the `ResourceSpans` is assembled.
 //!
 //! - **Window**: a trace is decided `decision_wait_ms` after its first span.
 //! - **Caps**: above `max_traces` or `max_bytes`, the oldest trace is decided
@@ -24,6 +27,7 @@
 //!   receipt, as in the Collector. A crash loses undecided traces.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -93,11 +97,35 @@ pub enum TailError {
     TooManyPredicates,
 }
 
-/// What a call released: encoded `ResourceSpans` fragments of kept traces
-/// (ready for [`Released::encode_request`]) and counts.
+/// Spans of one trace from one incoming scope, held encoded.
+#[derive(Debug, Clone)]
+pub struct Fragment {
+    /// The encoded `Resource`, shared by every fragment of a request.
+    resource: Option<Arc<[u8]>>,
+    /// The encoded `ScopeSpans`, spans without their trace id.
+    scope_spans: Bytes,
+}
+
+impl Fragment {
+    fn held_bytes(&self) -> usize {
+        self.scope_spans.len()
+    }
+}
+
+/// A kept fragment on its way out: the trace id to restore and the encoded
+/// `ResourceSpans{resource{meridian.sampling.policy}}` to append.
+#[derive(Debug, Clone)]
+struct Part {
+    trace_id: TraceId,
+    fragment: Fragment,
+    suffix: Bytes,
+}
+
+/// What a call released: kept spans (ready for
+/// [`Released::encode_request`]) and counts.
 #[derive(Debug, Default)]
 pub struct Released {
-    pub fragments: Vec<Bytes>,
+    parts: Vec<Part>,
     pub spans_kept: u64,
     pub spans_dropped: u64,
     pub traces_kept: u64,
@@ -106,28 +134,83 @@ pub struct Released {
 
 impl Released {
     pub fn is_empty(&self) -> bool {
-        self.fragments.is_empty()
+        self.parts.is_empty()
     }
 
-    /// The fragments as one encoded `ExportTraceServiceRequest` (field 1,
-    /// repeated `ResourceSpans`), without decoding them.
+    /// One encoded `ExportTraceServiceRequest` (field 1, repeated
+    /// `ResourceSpans`) holding every kept span, built without decoding.
     pub fn encode_request(&self) -> Bytes {
-        let len: usize = self.fragments.iter().map(|f| f.len() + 6).sum();
-        let mut out = BytesMut::with_capacity(len);
-        for f in &self.fragments {
-            prost::encoding::encode_key(1, prost::encoding::WireType::LengthDelimited, &mut out);
-            prost::encoding::encode_varint(f.len() as u64, &mut out);
-            out.put_slice(f);
+        use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
+        let mut out = BytesMut::new();
+        let mut ss = BytesMut::new();
+        for part in &self.parts {
+            ss.clear();
+            restore_trace_ids(&part.fragment.scope_spans, &part.trace_id, &mut ss);
+            let res = part.fragment.resource.as_deref();
+            let rs_len = res.map_or(0, |r| 1 + encoded_len_varint(r.len() as u64) + r.len())
+                + 1
+                + encoded_len_varint(ss.len() as u64)
+                + ss.len()
+                + part.suffix.len();
+            encode_key(1, WireType::LengthDelimited, &mut out);
+            encode_varint(rs_len as u64, &mut out);
+            if let Some(r) = res {
+                encode_key(1, WireType::LengthDelimited, &mut out);
+                encode_varint(r.len() as u64, &mut out);
+                out.put_slice(r);
+            }
+            encode_key(2, WireType::LengthDelimited, &mut out);
+            encode_varint(ss.len() as u64, &mut out);
+            out.put_slice(&ss);
+            out.put_slice(&part.suffix);
         }
         out.freeze()
     }
 
     fn absorb(&mut self, other: Released) {
-        self.fragments.extend(other.fragments);
+        self.parts.extend(other.parts);
         self.spans_kept += other.spans_kept;
         self.spans_dropped += other.spans_dropped;
         self.traces_kept += other.traces_kept;
         self.traces_dropped += other.traces_dropped;
+    }
+}
+
+/// Copies an encoded `ScopeSpans`, writing `trace_id` (field 1) at the
+/// front of every span (field 2). Fields it does not know are copied as is.
+fn restore_trace_ids(scope_spans: &[u8], trace_id: &TraceId, out: &mut BytesMut) {
+    use prost::encoding::{WireType, decode_key, decode_varint, encode_key, encode_varint};
+    const ID_FIELD: usize = 2 + 16;
+    let mut b = scope_spans;
+    while !b.is_empty() {
+        let start = b;
+        let Ok((tag, wt)) = decode_key(&mut b) else {
+            break;
+        };
+        let skip = match wt {
+            WireType::Varint => decode_varint(&mut b).map(|_| 0).ok(),
+            WireType::SixtyFourBit => Some(8),
+            WireType::ThirtyTwoBit => Some(4),
+            WireType::LengthDelimited => decode_varint(&mut b).ok().map(|l| l as usize),
+            _ => None,
+        };
+        let Some(skip) = skip.filter(|n| *n <= b.len()) else {
+            // We encoded this ourselves; a malformed tail cannot happen, but
+            // never read past the end.
+            break;
+        };
+        if tag == 2 && wt == WireType::LengthDelimited {
+            encode_key(2, WireType::LengthDelimited, out);
+            encode_varint((skip + ID_FIELD) as u64, out);
+            encode_key(1, WireType::LengthDelimited, out);
+            encode_varint(16, out);
+            out.put_slice(trace_id.as_bytes());
+            out.put_slice(&b[..skip]);
+        } else {
+            let header = start.len() - b.len();
+            out.put_slice(&start[..header + skip]);
+        }
+        b = &b[skip..];
     }
 }
 
@@ -258,7 +341,9 @@ struct Pending {
     spans: u64,
     statuses: u8,
     matched: u64,
-    fragments: Vec<Bytes>,
+    /// Most traces arrive in one request: the first fragment is inline.
+    first: Fragment,
+    more: Vec<Fragment>,
     bytes: usize,
 }
 
@@ -526,7 +611,8 @@ impl<C: Clock> TailSampler<C> {
                 .resource
                 .as_ref()
                 .map_or(0, |r| self.attribute_bits(&r.attributes));
-            let resource_enc = rs.resource.as_ref().map(Message::encode_to_vec);
+            let resource: Option<Arc<[u8]>> =
+                rs.resource.as_ref().map(|r| Arc::from(r.encode_to_vec()));
             for ss in rs.scope_spans {
                 let scope_enc = ss.scope.as_ref().map(Message::encode_to_vec);
                 // Group this scope's spans by trace, keeping arrival order.
@@ -543,59 +629,70 @@ impl<C: Clock> TailSampler<C> {
                     });
                     groups[i].1.push(span);
                 }
-                for (tid, spans) in groups {
+                for (tid, mut spans) in groups {
                     let n = spans.len() as u64;
-                    let fragment = encode_fragment(
-                        resource_enc.as_deref(),
-                        scope_enc.as_deref(),
-                        &ss.schema_url,
-                        &spans,
-                    );
+                    let mut bits = resource_bits;
+                    let mut first_start = u64::MAX;
+                    let mut last_end = 0;
+                    let mut statuses = 0;
+                    for s in &mut spans {
+                        bits |= self.attribute_bits(&s.attributes);
+                        first_start = first_start.min(s.start_time_unix_nano);
+                        last_end = last_end.max(s.end_time_unix_nano);
+                        statuses |= status_bit(s.status.as_ref().map_or(0, |st| st.code));
+                        // Held once, as the map key.
+                        s.trace_id = Vec::new();
+                    }
+                    let fragment = Fragment {
+                        resource: resource.clone(),
+                        scope_spans: encode_scope_spans(
+                            scope_enc.as_deref(),
+                            &ss.schema_url,
+                            &spans,
+                        ),
+                    };
                     if let Some(decision) = self.decided.get(&tid) {
                         match decision {
                             Some(name) => {
-                                out.fragments
-                                    .push(tag(fragment, &self.suffixes[*name as usize]));
+                                out.parts.push(Part {
+                                    trace_id: tid,
+                                    fragment,
+                                    suffix: self.suffixes[*name as usize].clone(),
+                                });
                                 out.spans_kept += n;
                             }
                             None => out.spans_dropped += n,
                         }
                         continue;
                     }
-                    let mut bits = resource_bits;
-                    let mut first_start = u64::MAX;
-                    let mut last_end = 0;
-                    let mut statuses = 0;
-                    for s in &spans {
-                        bits |= self.attribute_bits(&s.attributes);
-                        first_start = first_start.min(s.start_time_unix_nano);
-                        last_end = last_end.max(s.end_time_unix_nano);
-                        statuses |= status_bit(s.status.as_ref().map_or(0, |st| st.code));
-                    }
-                    let size = fragment.len();
-                    let p = self.pending.entry(tid).or_insert_with(|| {
-                        self.order.push_back((now, tid));
-                        Pending {
-                            first_start: u64::MAX,
-                            last_end: 0,
-                            spans: 0,
-                            statuses: 0,
-                            matched: 0,
-                            fragments: Vec::new(),
-                            bytes: TRACE_OVERHEAD,
+                    let size = fragment.held_bytes();
+                    match self.pending.entry(tid) {
+                        std::collections::hash_map::Entry::Occupied(mut e) => {
+                            let p = e.get_mut();
+                            p.first_start = p.first_start.min(first_start);
+                            p.last_end = p.last_end.max(last_end);
+                            p.spans += n;
+                            p.statuses |= statuses;
+                            p.matched |= bits;
+                            p.more.push(fragment);
+                            p.bytes += size;
+                            self.bytes += size;
                         }
-                    });
-                    if p.fragments.is_empty() {
-                        self.bytes += TRACE_OVERHEAD;
+                        std::collections::hash_map::Entry::Vacant(e) => {
+                            self.order.push_back((now, tid));
+                            e.insert(Pending {
+                                first_start,
+                                last_end,
+                                spans: n,
+                                statuses,
+                                matched: bits,
+                                first: fragment,
+                                more: Vec::new(),
+                                bytes: TRACE_OVERHEAD + size,
+                            });
+                            self.bytes += TRACE_OVERHEAD + size;
+                        }
                     }
-                    p.first_start = p.first_start.min(first_start);
-                    p.last_end = p.last_end.max(last_end);
-                    p.spans += n;
-                    p.statuses |= statuses;
-                    p.matched |= bits;
-                    p.fragments.push(fragment);
-                    p.bytes += size;
-                    self.bytes += size;
                     self.spans += n;
                 }
             }
@@ -655,8 +752,12 @@ impl<C: Clock> TailSampler<C> {
         match kept {
             Some(name) => {
                 let suffix = &self.suffixes[name as usize];
-                out.fragments
-                    .extend(p.fragments.into_iter().map(|f| tag(f, suffix)));
+                out.parts
+                    .extend(std::iter::once(p.first).chain(p.more).map(|fragment| Part {
+                        trace_id: tid,
+                        fragment,
+                        suffix: suffix.clone(),
+                    }));
                 out.spans_kept = p.spans;
                 out.traces_kept = 1;
             }
@@ -745,32 +846,23 @@ fn eval(
     }
 }
 
-/// Encodes one `ResourceSpans` holding `spans` under the given (already
-/// encoded) resource and scope.
-fn encode_fragment(
-    resource: Option<&[u8]>,
+/// Encodes one `ScopeSpans` holding `spans` under the given (already
+/// encoded) scope.
+fn encode_scope_spans(
     scope: Option<&[u8]>,
     schema_url: &str,
     spans: &[proto::otlp::Span],
 ) -> Bytes {
     use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
-    let mut ss_len = scope.map_or(0, |s| 1 + encoded_len_varint(s.len() as u64) + s.len());
+    let mut len = scope.map_or(0, |s| 1 + encoded_len_varint(s.len() as u64) + s.len());
     for s in spans {
         let l = s.encoded_len();
-        ss_len += 1 + encoded_len_varint(l as u64) + l;
+        len += 1 + encoded_len_varint(l as u64) + l;
     }
     if !schema_url.is_empty() {
-        ss_len += 1 + encoded_len_varint(schema_url.len() as u64) + schema_url.len();
+        len += 1 + encoded_len_varint(schema_url.len() as u64) + schema_url.len();
     }
-    let res_len = resource.map_or(0, |r| 1 + encoded_len_varint(r.len() as u64) + r.len());
-    let mut out = BytesMut::with_capacity(res_len + 1 + encoded_len_varint(ss_len as u64) + ss_len);
-    if let Some(r) = resource {
-        encode_key(1, WireType::LengthDelimited, &mut out);
-        encode_varint(r.len() as u64, &mut out);
-        out.put_slice(r);
-    }
-    encode_key(2, WireType::LengthDelimited, &mut out);
-    encode_varint(ss_len as u64, &mut out);
+    let mut out = BytesMut::with_capacity(len);
     if let Some(s) = scope {
         encode_key(1, WireType::LengthDelimited, &mut out);
         encode_varint(s.len() as u64, &mut out);
@@ -780,18 +872,11 @@ fn encode_fragment(
         prost::encoding::message::encode(2, s, &mut out);
     }
     if !schema_url.is_empty() {
-        prost::encoding::string::encode(3, &schema_url.to_owned(), &mut out);
+        encode_key(3, WireType::LengthDelimited, &mut out);
+        encode_varint(schema_url.len() as u64, &mut out);
+        out.put_slice(schema_url.as_bytes());
     }
     out.freeze()
-}
-
-/// Appends the policy suffix: protobuf merges the second `resource` field
-/// into the first, appending the attribute.
-fn tag(fragment: Bytes, suffix: &Bytes) -> Bytes {
-    let mut b = BytesMut::with_capacity(fragment.len() + suffix.len());
-    b.put_slice(&fragment);
-    b.put_slice(suffix);
-    b.freeze()
 }
 
 #[cfg(test)]

@@ -112,6 +112,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             sampling: Default::default(),
             sampling_addr: loopback,
             export_otlp: None,
+            export_otlp_gzip: true,
             otlp_grpc: loopback,
             otlp_http: loopback,
             zipkin: loopback,

@@ -28,8 +28,7 @@ use bytes::Bytes;
 use prost::Message;
 use proto::{
     otlp::{
-        ExportTraceServiceRequest, ExportTraceServiceResponse, KeyValue, Resource, ResourceSpans,
-        ScopeSpans, Span, Status, TraceService, TraceServiceServer, string_kv,
+        ExportTraceServiceRequest, ExportTraceServiceResponse, TraceService, TraceServiceServer,
     },
     raw::RawExportClient,
 };
@@ -85,91 +84,20 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(a)
 }
 
-fn kv_int(key: &str, v: i64) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(proto::otlp::AnyValue {
-            value: Some(proto::otlp::any_value::Value::IntValue(v)),
-        }),
-        ..Default::default()
-    }
-}
-
 /// The corpus: `CORPUS_REQUESTS` encoded requests of 512 spans.
 fn corpus() -> (Vec<Bytes>, f64) {
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut rnd = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
-    let routes = ["/api/cart", "/api/checkout", "/api/items/{id}", "/healthz"];
-    let mut out = Vec::new();
+    let mut corpus = proto::corpus::Generator::new(0x2545_f491_4f6c_dd1d);
     let mut span_bytes = 0usize;
-    let mut spans_total = 0usize;
-    for r in 0..CORPUS_REQUESTS {
-        let mut spans = Vec::with_capacity(SPANS_PER_REQUEST);
-        let mut trace = [0u8; 16];
-        for i in 0..SPANS_PER_REQUEST {
-            if i % 8 == 0 {
-                trace[..8].copy_from_slice(&rnd().to_be_bytes());
-                trace[8..].copy_from_slice(&rnd().to_be_bytes());
-            }
-            let start = 1_700_000_000_000_000_000 + (r * SPANS_PER_REQUEST + i) as u64 * 1_000;
-            let route = routes[i % routes.len()];
-            let span = Span {
-                trace_id: trace.to_vec(),
-                span_id: rnd().to_be_bytes().to_vec(),
-                parent_span_id: if i % 8 == 0 {
-                    vec![]
-                } else {
-                    rnd().to_be_bytes().to_vec()
-                },
-                name: format!("GET {route}"),
-                kind: 2,
-                start_time_unix_nano: start,
-                end_time_unix_nano: start + 1_000_000 + (rnd() % 50_000_000),
-                attributes: vec![
-                    string_kv("http.request.method", "GET"),
-                    string_kv("http.route", route),
-                    kv_int(
-                        "http.response.status_code",
-                        if i % 50 == 0 { 500 } else { 200 },
-                    ),
-                    string_kv("server.address", "frontend.shop.svc.cluster.local"),
-                    string_kv("user_agent.original", "loadgen/1.0"),
-                ],
-                status: Some(Status {
-                    code: if i % 50 == 0 { 2 } else { 0 },
-                    message: String::new(),
-                }),
-                ..Default::default()
-            };
-            span_bytes += span.encoded_len();
-            spans_total += 1;
-            spans.push(span);
-        }
-        let req = ExportTraceServiceRequest {
-            resource_spans: vec![ResourceSpans {
-                resource: Some(Resource {
-                    attributes: vec![
-                        string_kv("service.name", "frontend"),
-                        string_kv("k8s.namespace.name", "shop"),
-                        string_kv("k8s.pod.name", "frontend-7d9c6b5f4-x2x9z"),
-                    ],
-                    ..Default::default()
-                }),
-                scope_spans: vec![ScopeSpans {
-                    spans,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        };
+    let mut out = Vec::new();
+    for _ in 0..CORPUS_REQUESTS {
+        let req = corpus.request(SPANS_PER_REQUEST);
+        span_bytes += proto::corpus::span_bytes(&req);
         out.push(Bytes::from(req.encode_to_vec()));
     }
-    (out, span_bytes as f64 / spans_total as f64)
+    (
+        out,
+        span_bytes as f64 / (CORPUS_REQUESTS * SPANS_PER_REQUEST) as f64,
+    )
 }
 
 // ---- the sink: counts the spans it receives ----
@@ -250,7 +178,8 @@ async fn main() -> anyhow::Result<()> {
         let svc = TraceServiceServer::new(Sink {
             spans: Arc::clone(&sink_spans),
         })
-        .max_decoding_message_size(64 << 20);
+        .max_decoding_message_size(64 << 20)
+        .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
         tokio::spawn(async move {
             if let Err(e) = tonic::transport::Server::builder()
                 .add_service(svc)
@@ -294,7 +223,7 @@ async fn main() -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     let workers = if args.rate == 0 { args.concurrency } else { 1 };
     for w in 0..workers {
-        let mut client = RawExportClient::new(channel.clone());
+        let mut client = RawExportClient::new(channel.clone(), false);
         let (stop, sent, refused, corpus) = (
             Arc::clone(&stop),
             Arc::clone(&sent),
@@ -316,7 +245,7 @@ async fn main() -> anyhow::Result<()> {
                 }
                 let body = corpus[i % corpus.len()].clone();
                 i += workers;
-                match client.export(tonic::Request::new(body)).await {
+                match client.export(body, None).await {
                     Ok(_) => {
                         sent.fetch_add(SPANS_PER_REQUEST as u64, Ordering::Relaxed);
                     }

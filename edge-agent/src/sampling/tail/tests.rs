@@ -473,3 +473,42 @@ fn bad_policies_are_refused_with_their_name() {
         TailError::Policy { .. }
     ));
 }
+
+#[test]
+fn kept_spans_come_out_byte_for_byte() {
+    let clock = ManualClock::default();
+    let mut t = TailSampler::new(&cfg(vec![policy("all", TailRule::AlwaysSample)]), clock).unwrap();
+    let mut original = req(
+        "svc",
+        vec![
+            S { status: 2, ..s(1) },
+            S {
+                attrs: vec![("k", Value::StringValue("v".into()))],
+                ..s(2)
+            },
+            s(1),
+        ],
+    );
+    let ss = &mut original.resource_spans[0].scope_spans[0];
+    ss.scope = Some(proto::otlp::InstrumentationScope {
+        name: "lib".into(),
+        version: "1.2".into(),
+        ..Default::default()
+    });
+    ss.schema_url = "https://opentelemetry.io/schemas/1.26.0".into();
+    assert!(t.ingest(original.clone()).is_empty());
+    let out = ExportTraceServiceRequest::decode(t.flush().encode_request()).unwrap();
+    let mut got: Vec<Span> = Vec::new();
+    for rs in &out.resource_spans {
+        for ss in &rs.scope_spans {
+            assert_eq!(ss.scope.as_ref().unwrap().name, "lib");
+            assert_eq!(ss.schema_url, "https://opentelemetry.io/schemas/1.26.0");
+            got.extend(ss.spans.iter().cloned());
+        }
+    }
+    let mut want = original.resource_spans[0].scope_spans[0].spans.clone();
+    let key = |s: &Span| (s.trace_id.clone(), s.span_id.clone());
+    got.sort_by_key(key);
+    want.sort_by_key(key);
+    assert_eq!(got, want);
+}
