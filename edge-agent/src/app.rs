@@ -31,6 +31,9 @@ use crate::{
 /// new ones into `other`.
 const RED_MAX_SERIES: usize = 2_000;
 
+/// How long a stop waits for receivers' connections to close.
+const RECEIVER_STOP_WAIT: Duration = Duration::from_secs(2);
+
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     #[error("cannot listen on {addr} for {what}: {source}")]
@@ -79,6 +82,7 @@ pub struct Agent {
     pub receiver_metrics: ReceiverMetrics,
     root: Shutdown,
     receivers: Shutdown,
+    sampler: Shutdown,
     forwarder: Shutdown,
 }
 
@@ -198,8 +202,8 @@ impl Agent {
         };
         let registry = Arc::new(registry);
 
-        let receivers = root.child();
-        let forwarder_sd = root.child();
+        let receivers = root.stage();
+        let forwarder_sd = root.stage();
         let policy = Arc::new(std::sync::RwLock::new(Arc::new(cfg.sampling.clone())));
         let sink = SamplingSink::new(
             buffer.clone(),
@@ -209,12 +213,13 @@ impl Agent {
             sampling_stats.clone(),
             (cfg.buffer_full_policy == FullPolicy::Block).then_some(cfg.buffer_max_bytes),
         )?;
+        let sampler = root.stage();
         if sink.has_tail() {
-            // In the receivers' group: on shutdown it decides every held
-            // trace and buffers the kept ones before the forwarders drain.
+            // Stopped after the receivers: it decides every held trace and
+            // buffers the kept ones before the forwarders drain.
             let ticker = sink.clone();
-            let sd = receivers.clone();
-            receivers.spawn(async move { ticker.run_ticker(sd).await });
+            let sd = sampler.clone();
+            sampler.spawn(async move { ticker.run_ticker(sd).await });
         }
 
         let grpc = receiver::grpc::service(sink.clone(), cfg.limits, receiver_metrics.clone());
@@ -335,6 +340,7 @@ impl Agent {
             receiver_metrics,
             root,
             receivers,
+            sampler,
             forwarder: forwarder_sd,
         })
     }
@@ -345,21 +351,38 @@ impl Agent {
         let Self {
             root,
             receivers,
+            sampler,
             forwarder,
             buffer,
             ..
         } = self;
-        // Receivers (and the tail sampler's final flush) first, so the
-        // forwarders drain everything that was accepted.
+        // Receivers first (requests in flight finish; clients that keep
+        // connections open do not hold the stop up for long), then the tail
+        // sampler's final flush, so the forwarders drain everything that
+        // was accepted.
         let started = tokio::time::Instant::now();
-        receivers.shutdown(grace).await;
+        let receivers_clean = receivers.shutdown(grace.min(RECEIVER_STOP_WAIT)).await;
+        let receivers_ms = started.elapsed().as_millis() as u64;
+        sampler
+            .shutdown(grace.saturating_sub(started.elapsed()))
+            .await;
+        let sampler_ms = started.elapsed().as_millis() as u64;
         forwarder.trigger();
         // The WAL writer ends once every handle is gone (after the
         // receivers and the forwarder dropped theirs), having answered every
         // pending append.
         drop(buffer);
         let grace = grace.saturating_sub(started.elapsed());
-        root.shutdown(grace).await
+        let clean = root.shutdown(grace).await;
+        tracing::info!(
+            receivers_ms,
+            receivers_clean,
+            sampler_ms,
+            total_ms = started.elapsed().as_millis() as u64,
+            clean,
+            "agent stopped"
+        );
+        clean
     }
 }
 

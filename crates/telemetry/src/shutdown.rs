@@ -9,6 +9,8 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 pub struct Shutdown {
     token: CancellationToken,
     tracker: TaskTracker,
+    /// Trackers of [`Shutdown::stage`]s, waited for with this one's.
+    stages: std::sync::Arc<std::sync::Mutex<Vec<TaskTracker>>>,
 }
 
 impl Shutdown {
@@ -22,6 +24,23 @@ impl Shutdown {
         Self {
             token: self.token.child_token(),
             tracker: self.tracker.clone(),
+            stages: std::sync::Arc::clone(&self.stages),
+        }
+    }
+
+    /// A stage: cancelled with its parent, with its own tasks, so its
+    /// `shutdown` waits only for them (stop receivers, then the stage after
+    /// them). The parent's `shutdown` still waits for every stage.
+    pub fn stage(&self) -> Self {
+        let tracker = TaskTracker::new();
+        self.stages
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(tracker.clone());
+        Self {
+            token: self.token.child_token(),
+            tracker,
+            stages: std::sync::Arc::default(),
         }
     }
 
@@ -54,9 +73,22 @@ impl Shutdown {
     pub async fn shutdown(&self, grace: Duration) -> bool {
         self.token.cancel();
         self.tracker.close();
-        tokio::time::timeout(grace, self.tracker.wait())
-            .await
-            .is_ok()
+        let stages: Vec<TaskTracker> = self
+            .stages
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for t in &stages {
+            t.close();
+        }
+        tokio::time::timeout(grace, async {
+            self.tracker.wait().await;
+            for t in &stages {
+                t.wait().await;
+            }
+        })
+        .await
+        .is_ok()
     }
 }
 

@@ -134,6 +134,9 @@ pub struct SamplingSink {
     /// With the `block` policy: refuse before tail-sampling when the buffer
     /// holds this many bytes (a decision could not be buffered).
     block_at: Option<u64>,
+    /// Set (under the sampler lock) by the final flush: later requests are
+    /// refused with a retry hint instead of being held and never decided.
+    closed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl SamplingSink {
@@ -162,6 +165,7 @@ impl SamplingSink {
             tail,
             stats,
             block_at,
+            closed: Arc::default(),
         })
     }
 
@@ -184,6 +188,9 @@ impl SamplingSink {
             };
             let released = {
                 let mut t = lock(&tail);
+                if stop {
+                    self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
                 let r = if stop { t.flush() } else { t.tick() };
                 let u = t.usage();
                 self.stats.tail_held_spans.set(u.spans as i64);
@@ -323,7 +330,16 @@ impl Sink for SamplingSink {
                 retry_after: FULL_RETRY_AFTER,
             });
         }
-        let released = lock(tail).ingest(req);
+        let released = {
+            let mut t = lock(tail);
+            if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(SinkError::Unavailable {
+                    message: "the agent is stopping".into(),
+                    retry_after: FULL_RETRY_AFTER,
+                });
+            }
+            t.ingest(req)
+        };
         self.release(released).await;
         Ok(())
     }

@@ -189,6 +189,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
     }
     eprintln!("stopping: {sent} traces sent");
+    // Close the SDK-side connections first, so the agents' receivers stop
+    // at once.
+    drop(clients);
     for agent in agents {
         agent.shutdown(Duration::from_secs(10)).await;
     }

@@ -61,6 +61,23 @@ impl SqliteStore {
                 })?;
             }
         }
+        if !memory {
+            // One connection first switches the file to WAL and migrates:
+            // several pool connections racing to change the journal mode
+            // of a new file can fail with SQLITE_BUSY ("database is
+            // locked") without waiting for the busy timeout.
+            use sqlx::Connection as _;
+            let mut conn = sqlx::SqliteConnection::connect_with(&opts)
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("opening {url}: {e}")))?;
+            sqlx::migrate!("../migrations/sqlite")
+                .run(&mut conn)
+                .await
+                .map_err(|e| StoreError::Migration(e.to_string()))?;
+            conn.close()
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("opening {url}: {e}")))?;
+        }
         // Every connection to `:memory:` is a separate database: use one.
         let pool = SqlitePoolOptions::new()
             .max_connections(if memory { 1 } else { 4 })
