@@ -4,8 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use futures::future::BoxFuture;
 use proto::federation::{Compression, ForwardRequest, federation_client::FederationClient};
-use tonic::{Code, transport::Channel};
-use tonic_types::StatusExt;
+use tonic::transport::Channel;
 
 use super::{Destination, ForwardStats, Outcome};
 use crate::buffer::Record;
@@ -113,37 +112,6 @@ async fn send(
             }
             Outcome::Committed
         }
-        Err(status) => {
-            let hint = status.get_details_retry_info().and_then(|r| r.retry_delay);
-            match status.code() {
-                Code::InvalidArgument
-                | Code::PermissionDenied
-                | Code::Unauthenticated
-                | Code::Unimplemented => {
-                    stats.gateway_up(true);
-                    tracing::error!(
-                        gateway = %name,
-                        code = ?status.code(),
-                        message = %status.message(),
-                        spans,
-                        "gateway refused a batch permanently; dropping it"
-                    );
-                    Outcome::Dropped
-                }
-                code => {
-                    if matches!(code, Code::Unavailable | Code::Unknown | Code::Cancelled) {
-                        stats.gateway_up(false);
-                    }
-                    tracing::warn!(
-                        gateway = %name,
-                        code = ?code,
-                        message = %status.message(),
-                        spans,
-                        "forward failed"
-                    );
-                    Outcome::Retry(hint)
-                }
-            }
-        }
+        Err(status) => super::on_error(&status, &name, spans, &stats),
     }
 }

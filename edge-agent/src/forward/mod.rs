@@ -53,6 +53,48 @@ pub trait Destination: Send + 'static {
     fn failover(&mut self);
 }
 
+/// What a failed send means, for every destination: a permanent refusal
+/// drops the batch (retrying cannot succeed, it is counted and logged);
+/// anything else is retried, after the server's RetryInfo hint if any.
+pub(crate) fn on_error(
+    status: &tonic::Status,
+    endpoint: &str,
+    spans: u64,
+    stats: &ForwardStats,
+) -> Outcome {
+    use tonic::Code;
+    use tonic_types::StatusExt;
+    match status.code() {
+        Code::InvalidArgument
+        | Code::PermissionDenied
+        | Code::Unauthenticated
+        | Code::Unimplemented => {
+            stats.gateway_up(true);
+            tracing::error!(
+                endpoint,
+                code = ?status.code(),
+                message = %status.message(),
+                spans,
+                "destination refused a batch permanently; dropping it"
+            );
+            Outcome::Dropped
+        }
+        code => {
+            if matches!(code, Code::Unavailable | Code::Unknown | Code::Cancelled) {
+                stats.gateway_up(false);
+            }
+            tracing::warn!(
+                endpoint,
+                code = ?code,
+                message = %status.message(),
+                spans,
+                "forward failed"
+            );
+            Outcome::Retry(status.get_details_retry_info().and_then(|r| r.retry_delay))
+        }
+    }
+}
+
 /// Batching and pipelining settings.
 #[derive(Debug, Clone)]
 pub struct ForwardConfig {

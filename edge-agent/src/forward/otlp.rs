@@ -7,8 +7,7 @@ use std::{sync::Arc, time::Duration};
 use bytes::{BufMut, BytesMut};
 use futures::future::BoxFuture;
 use proto::raw::RawExportClient;
-use tonic::{Code, transport::Channel};
-use tonic_types::StatusExt;
+use tonic::transport::Channel;
 
 use super::{Destination, ForwardStats, Outcome};
 use crate::buffer::Record;
@@ -68,26 +67,7 @@ impl Destination for OtlpDestination {
                     }
                     Outcome::Committed
                 }
-                Err(status) => {
-                    let hint = status.get_details_retry_info().and_then(|r| r.retry_delay);
-                    match status.code() {
-                        Code::InvalidArgument | Code::PermissionDenied | Code::Unimplemented => {
-                            tracing::error!(
-                                endpoint = %url,
-                                code = ?status.code(),
-                                message = %status.message(),
-                                spans,
-                                "export endpoint refused a batch permanently; dropping it"
-                            );
-                            Outcome::Dropped
-                        }
-                        code => {
-                            stats.gateway_up(false);
-                            tracing::warn!(endpoint = %url, code = ?code, message = %status.message(), "export failed");
-                            Outcome::Retry(hint)
-                        }
-                    }
-                }
+                Err(status) => super::on_error(&status, &url, spans, &stats),
             }
         })
     }

@@ -357,9 +357,8 @@ pub struct TailSampler<C> {
     policies: Vec<(u32, Node)>,
     predicates: Vec<Predicate>,
     budgets: Vec<Budget>,
-    /// Policy names, and the encoded `ResourceSpans{resource{attr}}` suffix
-    /// that tags a fragment with each.
-    names: Vec<String>,
+    /// Per policy name index, the encoded `ResourceSpans{resource{attr}}`
+    /// suffix that tags a fragment with the name.
     suffixes: Vec<Bytes>,
     pending: HashMap<TraceId, Pending>,
     order: VecDeque<(Duration, TraceId)>,
@@ -579,7 +578,6 @@ impl<C: Clock> TailSampler<C> {
             policies,
             predicates: c.predicates,
             budgets: (0..c.budgets).map(|_| Budget::default()).collect(),
-            names: c.names,
             suffixes,
             pending: HashMap::new(),
             order: VecDeque::new(),
@@ -790,11 +788,6 @@ impl<C: Clock> TailSampler<C> {
             }
         }
         bits
-    }
-
-    /// The name a policy index stands for (tests, logs).
-    pub fn policy_name(&self, idx: u32) -> Option<&str> {
-        self.names.get(idx as usize).map(String::as_str)
     }
 }
 
