@@ -113,8 +113,7 @@ impl Gateway {
     pub async fn start(cfg: GatewayConfig) -> Result<Self, GatewayError> {
         let tls_paths = resolve_tls(&cfg.tls)?;
         let server_tls = tls::server_config(&tls_paths.ca, &tls_paths.cert, &tls_paths.key)?;
-        let store_url = cfg.stores.first().cloned().unwrap_or_default();
-        let store = store::open(&store_url).await?;
+        let store = store::open(&cfg.stores, &cfg.store_options).await?;
 
         let (fed_l, federation_addr) = bind("federation", cfg.federation).await?;
         let (grpc_l, otlp_grpc_addr) = bind("otlp grpc", cfg.otlp_grpc).await?;
@@ -193,7 +192,7 @@ impl Gateway {
             federation = %federation_addr,
             otlp_grpc = %otlp_grpc_addr,
             otlp_http = %otlp_http_addr,
-            store = %store_url,
+            store = %store::describe(&cfg.stores),
             "gateway started"
         );
         if let Some(dir) = &tls_paths.dev_ca_dir {

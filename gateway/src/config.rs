@@ -5,7 +5,7 @@
 use std::{net::SocketAddr, path::PathBuf};
 
 use clap::Args;
-use model::ClusterId;
+use model::{ClusterId, RetentionPolicy};
 use receiver::Limits;
 use serde::Deserialize;
 use telemetry::{
@@ -23,8 +23,8 @@ pub struct Settings {
     #[arg(long, env = "MERIDIAN_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Store URL(s), comma separated: `sqlite://PATH` (embedded, default
-    /// `sqlite://<data-dir>/meridian.db`); Postgres shards arrive with the
-    /// storage issue.
+    /// `sqlite://<data-dir>/meridian.db`), one `postgres://…` URL per shard,
+    /// or `cassandra://HOST:PORT[,HOST:PORT…]/KEYSPACE`.
     #[arg(
         long,
         env = "MERIDIAN_STORE",
@@ -73,6 +73,24 @@ pub struct Settings {
     /// Log format: text or json [default: text].
     #[arg(long, env = "MERIDIAN_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
+    /// Extra tag keys indexed for fast `key=value` search, comma separated,
+    /// on top of the built-in list (error, http.status_code, …). Other keys
+    /// are searched by scanning candidate traces.
+    #[arg(
+        long,
+        env = "MERIDIAN_INDEX_TAGS",
+        value_name = "KEY[,KEY…]",
+        value_delimiter = ','
+    )]
+    pub index_tags: Option<Vec<String>>,
+    /// How long spans are kept, in hours: `DEFAULT[,CLUSTER=HOURS…]`, or
+    /// only `CLUSTER=HOURS` entries to keep other clusters forever
+    /// [default: keep everything].
+    #[arg(long, env = "MERIDIAN_RETENTION_HOURS", value_name = "SPEC")]
+    pub retention_hours: Option<String>,
+    /// Seconds between retention passes [default: 300].
+    #[arg(long, env = "MERIDIAN_RETENTION_INTERVAL", value_name = "SECS")]
+    pub retention_interval: Option<u64>,
 }
 
 /// TLS material for the federation port.
@@ -101,13 +119,48 @@ pub struct GatewayConfig {
     pub max_inflight_bytes: u64,
     pub limits: Limits,
     pub log_format: LogFormat,
+    pub store_options: store::StoreOptions,
+    pub retention_interval: std::time::Duration,
+}
+
+/// Parses `--retention-hours`: `72`, `72,eu-west=24` or `eu-west=24`.
+pub fn parse_retention(spec: &str) -> Result<RetentionPolicy, ConfigError> {
+    let bad = |msg: String| {
+        ConfigError::new(
+            "retention-hours",
+            msg,
+            "write DEFAULT[,CLUSTER=HOURS…], e.g. 168,eu-west=72",
+        )
+    };
+    let mut policy = RetentionPolicy::default();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.split_once('=') {
+            Some((cluster, hours)) => {
+                let cluster = ClusterId::new(cluster.trim()).map_err(|e| bad(e.to_string()))?;
+                let hours = hours
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad(format!("{hours:?} is not a number of hours")))?;
+                policy.clusters.insert(cluster.as_str().to_owned(), hours);
+            }
+            None if policy.default_hours.is_none() => {
+                policy.default_hours = Some(
+                    part.parse()
+                        .map_err(|_| bad(format!("{part:?} is not a number of hours")))?,
+                );
+            }
+            None => return Err(bad("more than one default".into())),
+        }
+    }
+    policy.validate().map_err(bad)?;
+    Ok(policy)
 }
 
 impl Settings {
     pub fn merge(mut self, file: Settings) -> Self {
         merge_options!(self, file; data_dir, store, http, federation, otlp_grpc, otlp_http,
             default_cluster, tls_ca, tls_cert, tls_key, max_inflight_bytes, max_request_bytes,
-            max_decompressed_bytes, log_format);
+            max_decompressed_bytes, log_format, index_tags, retention_hours, retention_interval);
         self
     }
 
@@ -122,20 +175,31 @@ impl Settings {
                 data_dir.join("meridian.db").display()
             )],
         };
+        let scheme = |u: &str| u.split(':').next().unwrap_or_default().to_owned();
         for s in &stores {
-            if !s.starts_with("sqlite:") {
+            if !matches!(
+                scheme(s).as_str(),
+                "sqlite" | "postgres" | "postgresql" | "cassandra"
+            ) {
                 return Err(ConfigError::new(
                     "store",
                     format!("{s:?} is not a supported store URL"),
-                    "use sqlite://PATH (Postgres shards arrive with the storage issue)",
+                    "use sqlite://PATH, postgres://HOST/DB (one per shard) or cassandra://HOST:PORT/KEYSPACE",
                 ));
             }
         }
-        if stores.len() > 1 {
+        if stores.iter().any(|s| scheme(s) != scheme(&stores[0])) {
             return Err(ConfigError::new(
                 "store",
-                "several SQLite stores make no sense",
-                "give one sqlite://PATH",
+                "every store URL must name the same backend",
+                "list only postgres:// shards, or one sqlite:// or cassandra:// URL",
+            ));
+        }
+        if stores.len() > 1 && !scheme(&stores[0]).starts_with("postgres") {
+            return Err(ConfigError::new(
+                "store",
+                "only Postgres takes several store URLs (one per shard)",
+                "give one sqlite://PATH or one cassandra:// URL",
             ));
         }
         let tls = match (self.tls_ca, self.tls_cert, self.tls_key) {
@@ -175,7 +239,20 @@ impl Settings {
                 "raise max-inflight-bytes",
             ));
         }
+        let retention = match self.retention_hours.as_deref() {
+            Some(spec) => parse_retention(spec)?,
+            None => RetentionPolicy::default(),
+        };
+        let mut indexed_tags = self.index_tags.unwrap_or_default();
+        indexed_tags.retain(|t| !t.trim().is_empty());
+        let retention_interval =
+            std::time::Duration::from_secs(self.retention_interval.unwrap_or(300).max(1));
         Ok(GatewayConfig {
+            store_options: store::StoreOptions {
+                retention,
+                indexed_tags,
+            },
+            retention_interval,
             data_dir,
             stores,
             http: listen_addr("http", self.http.as_deref().unwrap_or(":16686"))?,
@@ -194,6 +271,39 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retention_spec() {
+        let p = parse_retention("168, eu-west=24").unwrap();
+        assert_eq!(p.default_hours, Some(168));
+        assert_eq!(p.clusters["eu-west"], 24);
+        let only = parse_retention("eu-west=24").unwrap();
+        assert_eq!(only.default_hours, None);
+        for bad in ["x", "1,2", "eu=0", "0", "eu=soon"] {
+            assert!(parse_retention(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn store_urls_are_checked() {
+        let with = |urls: &[&str]| Settings {
+            store: Some(urls.iter().map(|u| u.to_string()).collect()),
+            ..Settings::default()
+        };
+        assert!(
+            with(&["postgres://h/a", "postgres://h/b"])
+                .validate()
+                .is_ok()
+        );
+        assert!(with(&["cassandra://h:9042/ks"]).validate().is_ok());
+        for bad in [
+            &["sqlite://a.db", "sqlite://b.db"][..],
+            &["postgres://h/a", "sqlite://b.db"],
+            &["cassandra://h/a", "cassandra://h/b"],
+        ] {
+            assert_eq!(with(bad).validate().unwrap_err().key, "store", "{bad:?}");
+        }
+    }
 
     #[test]
     fn no_flags_means_embedded_store_and_dev_ca() {

@@ -3,19 +3,24 @@
 //! [`SpanStore`] is the one interface the gateway uses. Every backend passes
 //! the same conformance suite ([`testsuite::run_all`]):
 //! - `sqlite` — embedded, the default (`sqlite://PATH`), no server needed;
-//! - `postgres` — one URL per shard (the storage issue);
-//! - `cassandra` — for the largest users (the storage issue).
+//! - `postgres` — one URL per shard, routed by trace id ([`shard`]);
+//! - `cassandra` — for the largest users (unverified here: no server).
 //!
 //! Only this crate knows SQL/CQL.
 
+pub mod cassandra;
+mod codec;
 mod error;
+pub mod postgres;
+pub mod shard;
 pub mod sqlite;
 pub mod testsuite;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use model::{Span, SpanKind, Trace, TraceId, TraceQuery};
+use model::{RetentionPolicy, Span, SpanKind, Trace, TraceId, TraceQuery};
+use serde::Serialize;
 
 pub use error::StoreError;
 
@@ -35,12 +40,89 @@ pub struct WriteOutcome {
     pub duplicates: u64,
 }
 
+/// A search answer. `warnings` is non-empty when part of the store could
+/// not answer (a shard down) or the search stopped early: the traces are
+/// then a partial result, which the Jaeger API reports in `errors`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SearchResult {
+    pub traces: Vec<Trace>,
+    pub warnings: Vec<String>,
+}
+
+/// Stored data of one cluster on one shard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClusterUsage {
+    pub cluster: String,
+    pub spans: u64,
+    /// Compressed span bodies of this cluster.
+    pub body_bytes: u64,
+    /// This cluster's share of the shard's total bytes (bodies, summaries,
+    /// indexes, TOAST), apportioned by body bytes.
+    pub estimated_bytes: u64,
+}
+
+/// Storage used by one shard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ShardUsage {
+    /// The shard's name: its index and database, never its credentials.
+    pub shard: String,
+    /// Everything the shard's tables take on disk, indexes included.
+    pub total_bytes: u64,
+    pub spans: u64,
+    pub clusters: Vec<ClusterUsage>,
+    /// Set when the shard could not be asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What one retention pass removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct RetentionReport {
+    /// Whole time partitions dropped.
+    pub partitions_dropped: u64,
+    /// Spans deleted row by row (partitions that are only partly expired).
+    pub spans_deleted: u64,
+}
+
+/// Options every backend honours.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoreOptions {
+    /// Per-cluster TTLs. Cassandra applies them at write time (cell TTL);
+    /// the SQL backends in [`SpanStore::enforce_retention`].
+    pub retention: RetentionPolicy,
+    /// Tag keys indexed for fast `key=value` search, on top of
+    /// [`DEFAULT_INDEXED_TAGS`]. Other keys are searched by scanning
+    /// candidate traces (slower, bounded by the time window).
+    pub indexed_tags: Vec<String>,
+}
+
+/// Tag keys every backend indexes for search.
+pub const DEFAULT_INDEXED_TAGS: &[&str] = &[
+    "error",
+    "otel.status_code",
+    "span.kind",
+    "http.status_code",
+    "http.response.status_code",
+    "http.method",
+    "http.request.method",
+    "http.route",
+    "rpc.service",
+    "rpc.method",
+    "rpc.grpc.status_code",
+    "db.system",
+    "messaging.system",
+    "peer.service",
+    "k8s.cluster.name",
+    "k8s.namespace.name",
+];
+
 /// Storage for spans. Implementations must be safe to share across tasks.
 #[async_trait]
 pub trait SpanStore: Send + Sync + std::fmt::Debug + 'static {
     /// Stores `spans` and returns only once they are committed durably.
     /// Idempotent on (trace_id, span_id): a span written twice is stored
-    /// once. All or nothing: on error, the caller retries the whole batch.
+    /// once. On error the caller retries the whole batch (spans already
+    /// stored are then counted as duplicates).
     async fn write(&self, spans: &[Span]) -> Result<WriteOutcome, StoreError>;
 
     /// Every stored span of a trace, or `None` when none is stored.
@@ -50,6 +132,15 @@ pub trait SpanStore: Send + Sync + std::fmt::Debug + 'static {
     /// recent first (by the matching span's start), at most `query.limit`.
     /// Each returned trace carries all its stored spans.
     async fn find_traces(&self, query: &TraceQuery) -> Result<Vec<Trace>, StoreError>;
+
+    /// [`find_traces`](Self::find_traces), but a store made of parts
+    /// answers with what the reachable parts hold and says what is missing.
+    async fn search(&self, query: &TraceQuery) -> Result<SearchResult, StoreError> {
+        Ok(SearchResult {
+            traces: self.find_traces(query).await?,
+            warnings: Vec::new(),
+        })
+    }
 
     /// Service names, sorted.
     async fn services(&self) -> Result<Vec<String>, StoreError>;
@@ -61,18 +152,75 @@ pub trait SpanStore: Send + Sync + std::fmt::Debug + 'static {
         span_kind: Option<SpanKind>,
     ) -> Result<Vec<Operation>, StoreError>;
 
+    /// Storage used, per shard and cluster.
+    async fn storage_usage(&self) -> Result<Vec<ShardUsage>, StoreError>;
+
+    /// Deletes what `policy` says is expired at `now_unix_nano`.
+    /// Idempotent: running it twice removes nothing more the second time.
+    async fn enforce_retention(
+        &self,
+        policy: &RetentionPolicy,
+        now_unix_nano: u64,
+    ) -> Result<RetentionReport, StoreError>;
+
     /// Cheap liveness check of the backend (used by `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
 }
 
-/// Opens the backend a store URL names: `sqlite://PATH` (created when
-/// missing) or `sqlite::memory:`.
-pub async fn open(url: &str) -> Result<Arc<dyn SpanStore>, StoreError> {
-    if url.starts_with("sqlite:") {
-        let store = sqlite::SqliteStore::open(url).await?;
-        return Ok(Arc::new(store));
+/// The store URLs for logs: backend, shard count and hosts/databases,
+/// never user names or passwords.
+pub fn describe(urls: &[String]) -> String {
+    let parts: Vec<String> = urls
+        .iter()
+        .map(|u| match u.split_once("://") {
+            Some((scheme, rest)) => {
+                let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+                let rest = rest.split('?').next().unwrap_or(rest);
+                format!("{scheme}://{rest}")
+            }
+            None => u.split('?').next().unwrap_or(u).to_owned(),
+        })
+        .collect();
+    parts.join(",")
+}
+
+/// Opens the backend the store URLs name:
+/// - `sqlite://PATH` (created when missing) or `sqlite::memory:`;
+/// - one or more `postgres://…` URLs, one per shard;
+/// - `cassandra://HOST:PORT[,HOST:PORT…]/KEYSPACE`.
+pub async fn open(urls: &[String], opts: &StoreOptions) -> Result<Arc<dyn SpanStore>, StoreError> {
+    let first = urls
+        .first()
+        .ok_or_else(|| StoreError::Config("no store url given".into()))?;
+    let scheme = first.split(':').next().unwrap_or_default();
+    if urls.iter().any(|u| !u.starts_with(scheme)) {
+        return Err(StoreError::Config(
+            "every store url must use the same backend".into(),
+        ));
     }
-    Err(StoreError::Config(format!(
-        "unsupported store url {url:?}: use sqlite://PATH"
-    )))
+    match scheme {
+        "sqlite" if urls.len() == 1 => Ok(Arc::new(sqlite::SqliteStore::open(first).await?)),
+        "sqlite" => Err(StoreError::Config(
+            "the embedded store has one file; use postgres:// urls to shard".into(),
+        )),
+        "postgres" | "postgresql" => {
+            let mut shards: Vec<Arc<dyn SpanStore>> = Vec::with_capacity(urls.len());
+            for (i, url) in urls.iter().enumerate() {
+                shards.push(Arc::new(postgres::PgStore::open(i, url, opts).await?));
+            }
+            Ok(Arc::new(shard::ShardedStore::new(
+                shard::ShardMap::single_epoch(urls.len())?,
+                shards,
+            )?))
+        }
+        "cassandra" if urls.len() == 1 => Ok(Arc::new(
+            cassandra::CassandraStore::open(first, opts).await?,
+        )),
+        "cassandra" => Err(StoreError::Config(
+            "give one cassandra:// url; list several contact points inside it".into(),
+        )),
+        _ => Err(StoreError::Config(format!(
+            "unsupported store url {first:?}: use sqlite://PATH, postgres://… or cassandra://…"
+        ))),
+    }
 }

@@ -83,6 +83,8 @@ impl Sandbox {
             max_inflight_bytes: 256 << 20,
             limits: Limits::default(),
             log_format: LogFormat::Text,
+            store_options: store::StoreOptions::default(),
+            retention_interval: std::time::Duration::from_secs(300),
         })
     }
 

@@ -8,6 +8,7 @@ mod cluster;
 mod error;
 mod ids;
 mod query;
+pub mod retention;
 pub mod sampling;
 mod span;
 mod value;
@@ -15,7 +16,8 @@ mod value;
 pub use cluster::{ClusterId, ClusterIdError};
 pub use error::ServiceErrorCode;
 pub use ids::{IdError, SpanId, TraceId};
-pub use query::{TagFilter, Trace, TraceQuery};
+pub use query::{TagFilter, Trace, TraceQuery, span_has_tag};
+pub use retention::RetentionPolicy;
 pub use span::{Event, Link, Resource, Span, SpanKind, StatusCode};
 pub use value::{AttrValue, KeyValue};
 

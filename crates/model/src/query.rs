@@ -30,3 +30,55 @@ pub struct Trace {
     pub trace_id: TraceId,
     pub spans: Vec<Span>,
 }
+
+impl TraceQuery {
+    /// Whether one span satisfies every filter of the query: the time
+    /// window (inclusive), service, operation, kind, durations and tags.
+    /// Backends whose indexes only narrow candidates confirm with this.
+    pub fn matches_span(&self, span: &Span) -> bool {
+        let start = span.start_unix_nano;
+        if start < self.start_min_unix_nano || start > self.start_max_unix_nano {
+            return false;
+        }
+        if self
+            .service
+            .as_deref()
+            .is_some_and(|s| s != span.service_name())
+            || self.operation.as_deref().is_some_and(|o| o != span.name)
+            || self.span_kind.is_some_and(|k| k != span.kind)
+        {
+            return false;
+        }
+        let duration = span.duration_nanos();
+        if self.duration_min_nanos.is_some_and(|m| duration < m)
+            || self.duration_max_nanos.is_some_and(|m| duration > m)
+        {
+            return false;
+        }
+        self.tags
+            .iter()
+            .all(|t| span_has_tag(span, &t.key, &t.value))
+    }
+}
+
+/// Whether `span` carries `key=value` as a span, resource or event
+/// attribute (in its string form), or as one of the synthetic tags Jaeger
+/// shows: `error=true`, `span.kind`, `otel.status_code`.
+pub fn span_has_tag(span: &Span, key: &str, value: &str) -> bool {
+    let attr = span
+        .attributes
+        .iter()
+        .chain(&span.resource.attributes)
+        .chain(span.events.iter().flat_map(|e| &e.attributes))
+        .any(|kv| kv.key == key && kv.value.to_search_string() == value);
+    attr || match key {
+        "error" => value == "true" && span.is_error(),
+        "span.kind" => span.kind.jaeger_name() == Some(value),
+        "otel.status_code" => match span.status_code {
+            crate::StatusCode::Error => value == "ERROR",
+            crate::StatusCode::Ok => value == "OK",
+            crate::StatusCode::Unset => false,
+        },
+        _ => false,
+    }
+}

@@ -4,7 +4,6 @@
 //! `synchronous=FULL`: `write` returns only once the batch is durable, which
 //! is what the gateway's ack to agents promises.
 
-mod codec;
 mod read;
 mod write;
 
@@ -17,7 +16,11 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
-use crate::{Operation, SpanStore, StoreError, WriteOutcome};
+use model::RetentionPolicy;
+
+use crate::{
+    ClusterUsage, Operation, RetentionReport, ShardUsage, SpanStore, StoreError, WriteOutcome,
+};
 
 /// The SQLite backend.
 #[derive(Debug, Clone)]
@@ -147,6 +150,76 @@ impl SpanStore for SqliteStore {
                 span_kind: SpanKind::from_otlp(kind as i32),
             })
             .collect())
+    }
+
+    async fn storage_usage(&self) -> Result<Vec<ShardUsage>, StoreError> {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT cluster, COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM spans GROUP BY cluster ORDER BY cluster",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend_error)?;
+        let (pages, page_size): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT page_count FROM pragma_page_count()), (SELECT page_size FROM pragma_page_size())",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend_error)?;
+        let total = u64::try_from(pages.saturating_mul(page_size)).unwrap_or(0);
+        let body_total: i64 = rows.iter().map(|r| r.2).sum();
+        let clusters = rows
+            .into_iter()
+            .map(|(cluster, spans, body)| ClusterUsage {
+                cluster,
+                spans: u64::try_from(spans).unwrap_or(0),
+                body_bytes: u64::try_from(body).unwrap_or(0),
+                estimated_bytes: crate::shard::apportion(total, body, body_total),
+            })
+            .collect::<Vec<_>>();
+        Ok(vec![ShardUsage {
+            shard: "0 (sqlite)".into(),
+            total_bytes: total,
+            spans: clusters.iter().map(|c| c.spans).sum(),
+            clusters,
+            error: None,
+        }])
+    }
+
+    async fn enforce_retention(
+        &self,
+        policy: &RetentionPolicy,
+        now_unix_nano: u64,
+    ) -> Result<RetentionReport, StoreError> {
+        let clusters: Vec<String> = sqlx::query_scalar("SELECT DISTINCT cluster FROM spans")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend_error)?;
+        let mut report = RetentionReport::default();
+        for cluster in clusters {
+            let Some(cutoff) = policy.cutoff(&cluster, now_unix_nano) else {
+                continue;
+            };
+            let cutoff = i64::try_from(cutoff).unwrap_or(i64::MAX);
+            let mut tx = self.pool.begin().await.map_err(backend_error)?;
+            sqlx::query(
+                "DELETE FROM span_tags WHERE EXISTS (SELECT 1 FROM spans s WHERE s.trace_id = span_tags.trace_id \
+                 AND s.span_id = span_tags.span_id AND s.cluster = ? AND s.start_ns < ?)",
+            )
+            .bind(&cluster)
+            .bind(cutoff)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_error)?;
+            let done = sqlx::query("DELETE FROM spans WHERE cluster = ? AND start_ns < ?")
+                .bind(&cluster)
+                .bind(cutoff)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_error)?;
+            tx.commit().await.map_err(backend_error)?;
+            report.spans_deleted += done.rows_affected();
+        }
+        Ok(report)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

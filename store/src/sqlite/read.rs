@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use model::{Trace, TraceId, TraceQuery};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
-use super::{backend_error, codec};
+use super::backend_error;
 use crate::StoreError;
+use crate::codec;
 
 fn ns(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)

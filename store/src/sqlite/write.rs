@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 use model::Span;
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
-use super::{backend_error, codec};
+use super::backend_error;
+use crate::codec;
 use crate::{StoreError, WriteOutcome};
 
 /// Rows per statement: 10 columns × 500 = 5,000 variables, far below the

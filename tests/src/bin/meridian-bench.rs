@@ -162,7 +162,11 @@ async fn main() -> anyhow::Result<()> {
         .nth(2)
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| dir.path().to_path_buf());
-    let store = store::open(&format!("sqlite://{}", db_dir.join("b.db").display())).await?;
+    let store = store::open(
+        &[format!("sqlite://{}", db_dir.join("b.db").display())],
+        &store::StoreOptions::default(),
+    )
+    .await?;
     let cluster = model::ClusterId::new("bench")?;
     let spans: Vec<Vec<model::Span>> = corpus(requests, 2)
         .iter()
