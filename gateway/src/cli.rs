@@ -34,7 +34,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the gateway (the default).
-    Run(Settings),
+    Run(Box<Settings>),
     /// Create a development CA and issue agent and node certificates.
     #[command(subcommand)]
     Certs(CertsCommand),
@@ -141,7 +141,7 @@ async fn run(cli: Cli) -> ExitCode {
                 }
             };
         }
-        Some(Command::Run(s)) => s,
+        Some(Command::Run(s)) => *s,
         None => cli.settings,
     };
     let settings = match &cli.config {

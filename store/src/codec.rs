@@ -13,8 +13,13 @@ pub(crate) struct Encoder {
 
 impl Encoder {
     pub(crate) fn new() -> Result<Self, StoreError> {
+        Self::with_level(1)
+    }
+
+    pub(crate) fn with_level(level: i32) -> Result<Self, StoreError> {
         Ok(Self {
-            zstd: zstd::bulk::Compressor::new(1).map_err(|e| StoreError::Backend(e.to_string()))?,
+            zstd: zstd::bulk::Compressor::new(level)
+                .map_err(|e| StoreError::Backend(e.to_string()))?,
             json: Vec::with_capacity(4096),
         })
     }
@@ -29,8 +34,32 @@ impl Encoder {
     }
 }
 
+impl Encoder {
+    /// Several spans (of one trace) in one body: JSON array, compressed
+    /// together so names and keys repeated across spans cost little.
+    pub(crate) fn encode_chunk(&mut self, spans: &[&Span]) -> Result<Vec<u8>, StoreError> {
+        self.json.clear();
+        serde_json::to_writer(&mut self.json, spans)
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        self.zstd
+            .compress(&self.json)
+            .map_err(|e| StoreError::Backend(e.to_string()))
+    }
+}
+
 /// Stored bodies are at most a few MiB; refuse anything that claims more.
 const MAX_BODY: usize = 64 << 20;
+
+/// The decompressed size a body declares (our bodies always do), capped:
+/// sizing the buffer exactly avoids a large allocation per body.
+fn declared_size(body: &[u8]) -> Result<usize, StoreError> {
+    match zstd::zstd_safe::get_frame_content_size(body) {
+        Ok(Some(n)) if n <= MAX_BODY as u64 => Ok(n as usize),
+        Ok(Some(n)) => Err(StoreError::Corrupt(format!("body claims {n} bytes"))),
+        Ok(None) => Ok(MAX_BODY),
+        Err(_) => Err(StoreError::Corrupt("body is not a zstd frame".into())),
+    }
+}
 
 /// Decodes span bodies, reusing one zstd context.
 pub(crate) struct Decoder {
@@ -48,9 +77,17 @@ impl Decoder {
     pub(crate) fn decode(&mut self, body: &[u8]) -> Result<Span, StoreError> {
         let json = self
             .zstd
-            .decompress(body, MAX_BODY)
+            .decompress(body, declared_size(body)?)
             .map_err(|e| StoreError::Corrupt(format!("span body: {e}")))?;
         serde_json::from_slice(&json).map_err(|e| StoreError::Corrupt(format!("span body: {e}")))
+    }
+
+    pub(crate) fn decode_chunk(&mut self, body: &[u8]) -> Result<Vec<Span>, StoreError> {
+        let json = self
+            .zstd
+            .decompress(body, declared_size(body)?)
+            .map_err(|e| StoreError::Corrupt(format!("chunk body: {e}")))?;
+        serde_json::from_slice(&json).map_err(|e| StoreError::Corrupt(format!("chunk body: {e}")))
     }
 }
 

@@ -77,6 +77,13 @@ impl SpanBuilder {
         self.0.end_unix_nano = self.0.start_unix_nano + dur_ms * MS;
         self
     }
+    /// Starts at an absolute time (Unix nanoseconds), lasting `dur_ms`.
+    pub fn at_unix(mut self, start_unix_nano: u64, dur_ms: u64) -> Self {
+        self.0.start_unix_nano = start_unix_nano;
+        self.0.end_unix_nano = start_unix_nano + dur_ms * MS;
+        self
+    }
+
     pub fn error(mut self, msg: &str) -> Self {
         self.0.status_code = StatusCode::Error;
         self.0.status_message = msg.to_owned();

@@ -1,0 +1,142 @@
+//! Trace retrieval and search.
+
+use std::collections::{HashMap, HashSet};
+
+use model::{Trace, TraceId, TraceQuery};
+use sqlx::PgPool;
+
+use super::{PgStore, backend_error, clamp_i64, day_range, now_nanos, terms, today};
+use crate::{SearchResult, StoreError, codec};
+
+/// Candidate traces fetched per round of a search.
+const PAGE: i64 = 200;
+/// A search confirms at most this many candidate traces, then answers
+/// with what it found and a warning.
+pub(crate) const MAX_CANDIDATES: usize = 20_000;
+
+/// All spans of each trace, sorted by start time, in the order of `ids`;
+/// traces with no stored span are omitted.
+pub(crate) async fn load_traces(pool: &PgPool, ids: &[TraceId]) -> Result<Vec<Trace>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let keys: Vec<&[u8]> = ids.iter().map(|id| id.as_bytes().as_slice()).collect();
+    let rows: Vec<(Vec<u8>,)> =
+        sqlx::query_as("SELECT body FROM chunks WHERE trace_id = ANY($1::bytea[])")
+            .bind(&keys)
+            .fetch_all(pool)
+            .await
+            .map_err(backend_error)?;
+    let mut decoder = codec::Decoder::new()?;
+    let mut by_id: HashMap<TraceId, Vec<model::Span>> = HashMap::with_capacity(ids.len());
+    for (body,) in rows {
+        for span in decoder.decode_chunk(&body)? {
+            by_id.entry(span.trace_id).or_default().push(span);
+        }
+    }
+    Ok(ids
+        .iter()
+        .filter_map(|id| {
+            by_id.remove(id).map(|mut spans| {
+                spans.sort_by_key(|s| (s.start_unix_nano, *s.span_id.as_bytes()));
+                spans.dedup_by_key(|s| s.span_id);
+                Trace {
+                    trace_id: *id,
+                    spans,
+                }
+            })
+        })
+        .collect())
+}
+
+/// Candidates come from the summary rows, newest `last_ns` first; each is
+/// confirmed on its spans. The answer is exact: the search stops once it
+/// holds `limit` traces and no remaining candidate (whose matching spans
+/// start at or before its `last_ns`) could rank above them.
+pub(crate) async fn search(
+    store: &PgStore,
+    query: &TraceQuery,
+) -> Result<SearchResult, StoreError> {
+    let mut result = SearchResult::default();
+    if query.limit == 0 || query.start_min_unix_nano > query.start_max_unix_nano {
+        return Ok(result);
+    }
+    let (day_lo, day_hi) = day_range(
+        query.start_min_unix_nano,
+        query.start_max_unix_nano,
+        today(now_nanos()),
+    );
+    let required = terms::query_terms(query, &store.indexed);
+    let min_duration = query.duration_min_nanos.map(clamp_i64);
+    let mut found: Vec<(u64, Trace)> = Vec::new();
+    let mut seen: HashSet<Vec<u8>> = HashSet::new();
+    let mut cursor: Option<(i64, Vec<u8>)> = None;
+    let mut scanned = 0usize;
+    loop {
+        let rows: Vec<(Vec<u8>, i64)> = sqlx::query_as(
+            "SELECT trace_id, last_ns FROM traces \
+             WHERE day BETWEEN $1 AND $2 AND last_ns >= $3 AND first_ns <= $4 \
+               AND (cardinality($5::integer[]) = 0 OR terms @> $5::integer[]) \
+               AND ($6::bigint IS NULL OR max_duration_ns >= $6) \
+               AND ($7::bigint IS NULL OR (last_ns, trace_id) < ($7, $8::bytea)) \
+             ORDER BY last_ns DESC, trace_id DESC LIMIT $9",
+        )
+        .bind(day_lo)
+        .bind(day_hi)
+        .bind(clamp_i64(query.start_min_unix_nano))
+        .bind(clamp_i64(query.start_max_unix_nano))
+        .bind(&required)
+        .bind(min_duration)
+        .bind(cursor.as_ref().map(|c| c.0))
+        .bind(cursor.as_ref().map(|c| c.1.clone()))
+        .bind(PAGE)
+        .fetch_all(store.pool())
+        .await
+        .map_err(backend_error)?;
+        let exhausted = (rows.len() as i64) < PAGE;
+        cursor = rows.last().map(|(id, last)| (*last, id.clone()));
+        // Candidates in this page that cannot beat the current top `limit`
+        // end the search.
+        let bar = (found.len() >= query.limit).then(|| found[query.limit - 1].0);
+        let mut fresh: Vec<TraceId> = Vec::with_capacity(rows.len());
+        let mut stop = false;
+        for (id, last_ns) in &rows {
+            if bar.is_some_and(|b| u64::try_from(*last_ns).unwrap_or(0) < b) {
+                stop = true;
+                break;
+            }
+            if seen.insert(id.clone()) {
+                fresh.push(
+                    TraceId::from_bytes(id)
+                        .map_err(|e| StoreError::Corrupt(format!("trace id: {e}")))?,
+                );
+            }
+        }
+        scanned += fresh.len();
+        for trace in load_traces(store.pool(), &fresh).await? {
+            let latest = trace
+                .spans
+                .iter()
+                .filter(|s| query.matches_span(s))
+                .map(|s| s.start_unix_nano)
+                .max();
+            if let Some(latest) = latest {
+                found.push((latest, trace));
+            }
+        }
+        found.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.trace_id.cmp(&b.1.trace_id)));
+        found.truncate(query.limit);
+        if stop || exhausted {
+            break;
+        }
+        if scanned >= MAX_CANDIDATES {
+            result.warnings.push(format!(
+                "search stopped after confirming {scanned} candidate traces; results may be incomplete: \
+                 narrow the time range, or search by service or an indexed tag"
+            ));
+            break;
+        }
+    }
+    result.traces = found.into_iter().map(|(_, t)| t).collect();
+    Ok(result)
+}

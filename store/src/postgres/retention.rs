@@ -1,0 +1,174 @@
+//! Retention and storage figures for one shard.
+//!
+//! Retention is idempotent and safe to run from any gateway (the
+//! gateway-cluster issue hands it to the shard's lease holder):
+//! 1. days that every cluster's TTL has passed lose their partitions
+//!    (`DROP TABLE`: no row-by-row work, no bloat);
+//! 2. in the remaining days, chunks of a cluster whose TTL passed are
+//!    deleted row by row, then summaries left without chunks.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use model::RetentionPolicy;
+use sqlx::PgPool;
+
+use super::{DAY_NANOS, PgStore, backend_error, clamp_i64};
+use crate::{ClusterUsage, RetentionReport, ShardUsage, StoreError, shard::apportion};
+
+/// Days that have a partition (of `chunks`; `traces` is created with it).
+pub(crate) async fn partition_days(pool: &PgPool) -> Result<BTreeSet<i32>, StoreError> {
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+         JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'chunks'",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(backend_error)?;
+    Ok(names
+        .iter()
+        .filter_map(|n| n.strip_prefix("chunks_p")?.parse().ok())
+        .collect())
+}
+
+pub(crate) async fn enforce(
+    store: &PgStore,
+    policy: &RetentionPolicy,
+    now_unix_nano: u64,
+) -> Result<RetentionReport, StoreError> {
+    let pool = store.pool();
+    let mut report = RetentionReport::default();
+
+    // 1. Whole days past every TTL.
+    if let Some(cutoff) = policy.global_cutoff(now_unix_nano) {
+        // Day d holds spans starting before (d + 1) days.
+        let expired: Vec<i32> = partition_days(pool)
+            .await?
+            .into_iter()
+            .filter(|d| (u64::try_from(*d).unwrap_or(0) + 1) * DAY_NANOS <= cutoff)
+            .collect();
+        for day in &expired {
+            let mut tx = pool.begin().await.map_err(backend_error)?;
+            sqlx::query("SELECT pg_advisory_xact_lock(7210001)")
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_error)?;
+            for ddl in [
+                format!("DROP TABLE IF EXISTS chunks_p{day}"),
+                format!("DROP TABLE IF EXISTS traces_p{day}"),
+            ] {
+                sqlx::query(sqlx::AssertSqlSafe(ddl))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_error)?;
+            }
+            sqlx::query("DELETE FROM usage WHERE day = $1")
+                .bind(day)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_error)?;
+            tx.commit().await.map_err(backend_error)?;
+            report.partitions_dropped += 1;
+        }
+        store.forget_partitions(expired).await;
+    }
+
+    // 2. Per cluster, in the days that remain.
+    let clusters: Vec<(i32, String)> = sqlx::query_as(
+        "SELECT DISTINCT u.cluster, n.name FROM usage u JOIN names n ON n.id = u.cluster",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(backend_error)?;
+    for (cluster, name) in clusters {
+        let Some(cutoff) = policy.cutoff(&name, now_unix_nano) else {
+            continue;
+        };
+        let last_day = i32::try_from(cutoff / DAY_NANOS).unwrap_or(i32::MAX);
+        let mut tx = pool.begin().await.map_err(backend_error)?;
+        let deleted: Vec<(i32, i32, i32)> = sqlx::query_as(
+            "DELETE FROM chunks WHERE day <= $1 AND cluster = $2 AND last_ns < $3 \
+             RETURNING day, span_count, octet_length(body)",
+        )
+        .bind(last_day)
+        .bind(cluster)
+        .bind(clamp_i64(cutoff))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend_error)?;
+        if deleted.is_empty() {
+            tx.rollback().await.map_err(backend_error)?;
+            continue;
+        }
+        let mut per_day: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
+        for (day, spans, bytes) in &deleted {
+            let e = per_day.entry(*day).or_default();
+            e.0 += i64::from(*spans);
+            e.1 += i64::from(*bytes);
+            report.spans_deleted += u64::try_from(*spans).unwrap_or(0);
+        }
+        for (day, (spans, bytes)) in &per_day {
+            sqlx::query(
+                "UPDATE usage SET spans = GREATEST(spans - $3, 0), body_bytes = GREATEST(body_bytes - $4, 0) \
+                 WHERE day = $1 AND cluster = $2",
+            )
+            .bind(day)
+            .bind(cluster)
+            .bind(spans)
+            .bind(bytes)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_error)?;
+        }
+        sqlx::query(
+            "DELETE FROM traces t WHERE t.day <= $1 AND NOT EXISTS \
+             (SELECT 1 FROM chunks c WHERE c.trace_id = t.trace_id AND c.day = t.day)",
+        )
+        .bind(last_day)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend_error)?;
+        sqlx::query("DELETE FROM usage WHERE spans = 0")
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_error)?;
+        tx.commit().await.map_err(backend_error)?;
+    }
+    Ok(report)
+}
+
+pub(crate) async fn usage(store: &PgStore) -> Result<ShardUsage, StoreError> {
+    let pool = store.pool();
+    let total: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c \
+         WHERE c.relkind = 'r' AND (c.relname ~ '^(traces|chunks)_p[0-9]+$' \
+           OR c.relname IN ('names', 'operations', 'usage'))",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(backend_error)?;
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT n.name, SUM(u.spans)::bigint, SUM(u.body_bytes)::bigint FROM usage u \
+         JOIN names n ON n.id = u.cluster GROUP BY n.name ORDER BY n.name",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(backend_error)?;
+    let body_total: i64 = rows.iter().map(|r| r.2).sum();
+    let total = u64::try_from(total).unwrap_or(0);
+    let clusters: Vec<ClusterUsage> = rows
+        .into_iter()
+        .map(|(cluster, spans, body)| ClusterUsage {
+            cluster,
+            spans: u64::try_from(spans).unwrap_or(0),
+            body_bytes: u64::try_from(body).unwrap_or(0),
+            estimated_bytes: apportion(total, body, body_total),
+        })
+        .collect();
+    Ok(ShardUsage {
+        shard: store.name().to_owned(),
+        total_bytes: total,
+        spans: clusters.iter().map(|c| c.spans).sum(),
+        clusters,
+        error: None,
+    })
+}

@@ -1,0 +1,461 @@
+//! Batch writes: dictionaries, then one transaction that locks the touched
+//! trace summaries, skips spans already stored, upserts the summaries and
+//! COPYs the new chunks.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use model::Span;
+use moka::future::Cache;
+use sqlx::{PgPool, Postgres, Transaction};
+
+use super::{PgStore, backend_error, clamp_i64, copy::BinaryCopy, day_of, now_nanos, terms, today};
+use crate::{StoreError, WriteOutcome, codec};
+
+const SERVICE: i16 = 1;
+const CLUSTER: i16 = 2;
+
+/// Name → id caches over the dictionary tables (bounded; a miss costs one
+/// round trip per batch).
+#[derive(Debug)]
+pub(crate) struct Dictionary {
+    names: Cache<(i16, String), i32>,
+    ops: Cache<(i32, String, i16), i32>,
+}
+
+impl Dictionary {
+    pub(crate) fn new() -> Self {
+        Self {
+            names: Cache::new(100_000),
+            ops: Cache::new(200_000),
+        }
+    }
+
+    async fn names(
+        &self,
+        pool: &PgPool,
+        wanted: BTreeSet<(i16, &str)>,
+    ) -> Result<HashMap<(i16, String), i32>, StoreError> {
+        let mut out = HashMap::with_capacity(wanted.len());
+        let mut missing: Vec<(i16, String)> = Vec::new();
+        for (kind, name) in wanted {
+            let key = (kind, name.to_owned());
+            match self.names.get(&key).await {
+                Some(id) => {
+                    out.insert(key, id);
+                }
+                None => missing.push(key),
+            }
+        }
+        // A name inserted concurrently by another gateway is not visible to
+        // this statement's snapshot: ask again for what is still missing.
+        for _ in 0..3 {
+            if missing.is_empty() {
+                break;
+            }
+            let kinds: Vec<i16> = missing.iter().map(|k| k.0).collect();
+            let names: Vec<&str> = missing.iter().map(|k| k.1.as_str()).collect();
+            let rows: Vec<(i32, i16, String)> = sqlx::query_as(
+                "WITH input(kind, name) AS (SELECT * FROM unnest($1::smallint[], $2::text[])), \
+                 ins AS (INSERT INTO names (kind, name) SELECT kind, name FROM input \
+                         ON CONFLICT DO NOTHING RETURNING id, kind, name) \
+                 SELECT id, kind, name FROM ins \
+                 UNION ALL SELECT n.id, n.kind, n.name FROM names n JOIN input i USING (kind, name)",
+            )
+            .bind(&kinds)
+            .bind(&names)
+            .fetch_all(pool)
+            .await
+            .map_err(backend_error)?;
+            for (id, kind, name) in rows {
+                self.names.insert((kind, name.clone()), id).await;
+                out.insert((kind, name), id);
+            }
+            missing.retain(|k| !out.contains_key(k));
+        }
+        if missing.is_empty() {
+            Ok(out)
+        } else {
+            Err(StoreError::Unavailable(format!(
+                "{} dictionary names could not be resolved; retry",
+                missing.len()
+            )))
+        }
+    }
+
+    async fn ops(
+        &self,
+        pool: &PgPool,
+        wanted: BTreeSet<(i32, &str, i16)>,
+    ) -> Result<HashMap<(i32, String, i16), i32>, StoreError> {
+        let mut out = HashMap::with_capacity(wanted.len());
+        let mut missing: Vec<(i32, String, i16)> = Vec::new();
+        for (svc, name, kind) in wanted {
+            let key = (svc, name.to_owned(), kind);
+            match self.ops.get(&key).await {
+                Some(id) => {
+                    out.insert(key, id);
+                }
+                None => missing.push(key),
+            }
+        }
+        for _ in 0..3 {
+            if missing.is_empty() {
+                break;
+            }
+            let svcs: Vec<i32> = missing.iter().map(|k| k.0).collect();
+            let names: Vec<&str> = missing.iter().map(|k| k.1.as_str()).collect();
+            let kinds: Vec<i16> = missing.iter().map(|k| k.2).collect();
+            let rows: Vec<(i32, i32, String, i16)> = sqlx::query_as(
+                "WITH input(service_id, name, span_kind) AS \
+                   (SELECT * FROM unnest($1::integer[], $2::text[], $3::smallint[])), \
+                 ins AS (INSERT INTO operations (service_id, name, span_kind) \
+                         SELECT service_id, name, span_kind FROM input \
+                         ON CONFLICT DO NOTHING RETURNING id, service_id, name, span_kind) \
+                 SELECT id, service_id, name, span_kind FROM ins \
+                 UNION ALL SELECT o.id, o.service_id, o.name, o.span_kind FROM operations o \
+                   JOIN input i USING (service_id, name, span_kind)",
+            )
+            .bind(&svcs)
+            .bind(&names)
+            .bind(&kinds)
+            .fetch_all(pool)
+            .await
+            .map_err(backend_error)?;
+            for (id, svc, name, kind) in rows {
+                self.ops.insert((svc, name.clone(), kind), id).await;
+                out.insert((svc, name, kind), id);
+            }
+            missing.retain(|k| !out.contains_key(k));
+        }
+        if missing.is_empty() {
+            Ok(out)
+        } else {
+            Err(StoreError::Unavailable(format!(
+                "{} operations could not be resolved; retry",
+                missing.len()
+            )))
+        }
+    }
+}
+
+fn span_id_i64(span: &Span) -> i64 {
+    i64::from_be_bytes(*span.span_id.as_bytes())
+}
+
+fn kind_i16(span: &Span) -> i16 {
+    i16::try_from(span.kind.as_i32()).unwrap_or(0)
+}
+
+/// `{1,2,3}`: the text form of an array literal, cast in SQL. Arrays of
+/// different lengths per row cannot be passed as one 2-D array.
+fn array_literal<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
+    let mut s = String::from("{");
+    for (i, v) in items.into_iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&v.to_string());
+    }
+    s.push('}');
+    s
+}
+
+/// A summary row's contribution from the new spans of one (trace, day).
+struct Summary {
+    day: i32,
+    trace_id: Vec<u8>,
+    first_ns: i64,
+    last_ns: i64,
+    max_duration: i64,
+    count: i32,
+    errors: i32,
+    root_op: Option<i32>,
+    clusters: String,
+    terms: String,
+    span_ids: String,
+}
+
+pub(crate) async fn write(store: &PgStore, spans: &[Span]) -> Result<WriteOutcome, StoreError> {
+    if spans.is_empty() {
+        return Ok(WriteOutcome::default());
+    }
+    let today = today(now_nanos());
+    // Group by (trace, day), dropping repeats inside the batch.
+    let mut groups: BTreeMap<(&[u8], i32), Vec<&Span>> = BTreeMap::new();
+    let mut seen: HashSet<(&[u8], i64)> = HashSet::with_capacity(spans.len());
+    let mut repeats = 0u64;
+    for span in spans {
+        if !seen.insert((span.trace_id.as_bytes().as_slice(), span_id_i64(span))) {
+            repeats += 1;
+            continue;
+        }
+        groups
+            .entry((
+                span.trace_id.as_bytes().as_slice(),
+                day_of(span.start_unix_nano, today),
+            ))
+            .or_default()
+            .push(span);
+    }
+
+    // Dictionaries first: idempotent, so committing them even when the
+    // batch later fails is harmless.
+    let names = store
+        .dict
+        .names(
+            store.pool(),
+            spans
+                .iter()
+                .flat_map(|s| [(SERVICE, s.service_name()), (CLUSTER, s.cluster.as_str())])
+                .collect(),
+        )
+        .await?;
+    let name_id = |kind: i16, name: &str| names.get(&(kind, name.to_owned())).copied().unwrap_or(0);
+    let ops = store
+        .dict
+        .ops(
+            store.pool(),
+            spans
+                .iter()
+                .map(|s| {
+                    (
+                        name_id(SERVICE, s.service_name()),
+                        s.name.as_str(),
+                        kind_i16(s),
+                    )
+                })
+                .collect(),
+        )
+        .await?;
+    let op_id = |s: &Span| {
+        ops.get(&(
+            name_id(SERVICE, s.service_name()),
+            s.name.clone(),
+            kind_i16(s),
+        ))
+        .copied()
+    };
+
+    let days: BTreeSet<i32> = groups.keys().map(|k| k.1).collect();
+    store.ensure_partitions(&days).await?;
+
+    let result = write_tx(store, &groups, &name_id, &op_id).await;
+    if let Err(StoreError::Backend(msg)) = &result
+        && msg.contains("no partition")
+    {
+        // Retention dropped a partition we thought existed.
+        store.forget_partitions(days.iter().copied()).await;
+        return Err(StoreError::Unavailable(msg.clone()));
+    }
+    let (inserted, usage) = result?;
+    record_usage(store.pool(), usage).await;
+    debug_assert!(spans.len() as u64 - inserted >= repeats);
+    Ok(WriteOutcome {
+        inserted,
+        duplicates: spans.len() as u64 - inserted,
+    })
+}
+
+type Usage = BTreeMap<(i32, i32), (i64, i64)>;
+
+async fn write_tx(
+    store: &PgStore,
+    groups: &BTreeMap<(&[u8], i32), Vec<&Span>>,
+    name_id: &(dyn Fn(i16, &str) -> i32 + Sync),
+    op_id: &(dyn Fn(&Span) -> Option<i32> + Sync),
+) -> Result<(u64, Usage), StoreError> {
+    let mut tx: Transaction<'_, Postgres> = store.pool().begin().await.map_err(backend_error)?;
+
+    // Lock the summaries that exist and learn which spans they hold. The
+    // keys are sorted (BTreeMap), so concurrent writers lock in one order.
+    let ids: Vec<&[u8]> = groups.keys().map(|k| k.0).collect();
+    let days: Vec<i32> = groups.keys().map(|k| k.1).collect();
+    let existing: Vec<(Vec<u8>, i32, Vec<i64>)> = sqlx::query_as(
+        "SELECT t.trace_id, t.day, t.span_ids FROM traces t \
+         JOIN unnest($1::bytea[], $2::integer[]) AS k(trace_id, day) \
+           ON t.trace_id = k.trace_id AND t.day = k.day \
+         ORDER BY t.trace_id, t.day FOR UPDATE OF t",
+    )
+    .bind(&ids)
+    .bind(&days)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(backend_error)?;
+    let stored: HashMap<(Vec<u8>, i32), HashSet<i64>> = existing
+        .into_iter()
+        .map(|(id, day, spans)| ((id, day), spans.into_iter().collect()))
+        .collect();
+
+    let mut encoder = codec::Encoder::with_level(3)?;
+    let mut summaries: Vec<Summary> = Vec::with_capacity(groups.len());
+    let mut copy = BinaryCopy::new();
+    let mut usage: Usage = BTreeMap::new();
+    let mut inserted = 0u64;
+    let mut term_buf = Vec::new();
+    for ((trace_id, day), spans) in groups {
+        let held = stored.get(&(trace_id.to_vec(), *day));
+        let fresh: Vec<&Span> = spans
+            .iter()
+            .copied()
+            .filter(|s| held.is_none_or(|h| !h.contains(&span_id_i64(s))))
+            .collect();
+        if fresh.is_empty() {
+            continue;
+        }
+        inserted += fresh.len() as u64;
+        term_buf.clear();
+        let mut clusters: BTreeMap<i32, Vec<&Span>> = BTreeMap::new();
+        for s in &fresh {
+            terms::span_terms(s, &store.indexed, &mut term_buf);
+            clusters
+                .entry(name_id(CLUSTER, s.cluster.as_str()))
+                .or_default()
+                .push(s);
+        }
+        term_buf.sort_unstable();
+        term_buf.dedup();
+        summaries.push(Summary {
+            day: *day,
+            trace_id: trace_id.to_vec(),
+            first_ns: fresh
+                .iter()
+                .map(|s| clamp_i64(s.start_unix_nano))
+                .min()
+                .unwrap_or(0),
+            last_ns: fresh
+                .iter()
+                .map(|s| clamp_i64(s.start_unix_nano))
+                .max()
+                .unwrap_or(0),
+            max_duration: fresh
+                .iter()
+                .map(|s| clamp_i64(s.duration_nanos()))
+                .max()
+                .unwrap_or(0),
+            count: i32::try_from(fresh.len()).unwrap_or(i32::MAX),
+            errors: i32::try_from(fresh.iter().filter(|s| s.is_error()).count())
+                .unwrap_or(i32::MAX),
+            root_op: fresh
+                .iter()
+                .find(|s| s.parent_span_id.is_none())
+                .and_then(|s| op_id(s)),
+            clusters: array_literal(clusters.keys()),
+            terms: array_literal(&term_buf),
+            span_ids: array_literal(fresh.iter().map(|s| span_id_i64(s))),
+        });
+        for (cluster, part) in clusters {
+            let body = encoder.encode_chunk(&part)?;
+            let last = part
+                .iter()
+                .map(|s| clamp_i64(s.start_unix_nano))
+                .max()
+                .unwrap_or(0);
+            copy.row(6)
+                .int4(*day)
+                .bytea(trace_id)
+                .int4(cluster)
+                .int4(i32::try_from(part.len()).unwrap_or(i32::MAX))
+                .int8(last)
+                .bytea(&body);
+            let u = usage.entry((*day, cluster)).or_default();
+            u.0 += part.len() as i64;
+            u.1 += body.len() as i64;
+        }
+    }
+    if summaries.is_empty() {
+        tx.commit().await.map_err(backend_error)?;
+        return Ok((0, usage));
+    }
+
+    let returned: Vec<(Vec<u8>, i32)> = sqlx::query_as(
+        "INSERT INTO traces AS t (day, trace_id, first_ns, last_ns, max_duration_ns, span_count, \
+           error_count, root_op, clusters, terms, span_ids) \
+         SELECT v.day, v.trace_id, v.first_ns, v.last_ns, v.max_dur, v.n, v.errs, v.root_op, \
+           v.clusters::integer[], v.terms::integer[], v.span_ids::bigint[] \
+         FROM unnest($1::integer[], $2::bytea[], $3::bigint[], $4::bigint[], $5::bigint[], \
+           $6::integer[], $7::integer[], $8::integer[], $9::text[], $10::text[], $11::text[]) \
+           AS v(day, trace_id, first_ns, last_ns, max_dur, n, errs, root_op, clusters, terms, span_ids) \
+         ON CONFLICT (trace_id, day) DO UPDATE SET \
+           first_ns = LEAST(t.first_ns, EXCLUDED.first_ns), \
+           last_ns = GREATEST(t.last_ns, EXCLUDED.last_ns), \
+           max_duration_ns = GREATEST(t.max_duration_ns, EXCLUDED.max_duration_ns), \
+           span_count = t.span_count + EXCLUDED.span_count, \
+           error_count = t.error_count + EXCLUDED.error_count, \
+           root_op = COALESCE(t.root_op, EXCLUDED.root_op), \
+           clusters = ARRAY(SELECT DISTINCT c FROM unnest(t.clusters || EXCLUDED.clusters) c ORDER BY c), \
+           terms = ARRAY(SELECT DISTINCT x FROM unnest(t.terms || EXCLUDED.terms) x ORDER BY x), \
+           span_ids = t.span_ids || EXCLUDED.span_ids \
+         WHERE NOT (t.span_ids && EXCLUDED.span_ids) \
+         RETURNING t.trace_id, t.day",
+    )
+    .bind(summaries.iter().map(|s| s.day).collect::<Vec<_>>())
+    .bind(summaries.iter().map(|s| s.trace_id.as_slice()).collect::<Vec<_>>())
+    .bind(summaries.iter().map(|s| s.first_ns).collect::<Vec<_>>())
+    .bind(summaries.iter().map(|s| s.last_ns).collect::<Vec<_>>())
+    .bind(summaries.iter().map(|s| s.max_duration).collect::<Vec<_>>())
+    .bind(summaries.iter().map(|s| s.count).collect::<Vec<_>>())
+    .bind(summaries.iter().map(|s| s.errors).collect::<Vec<_>>())
+    .bind(summaries.iter().map(|s| s.root_op).collect::<Vec<_>>())
+    .bind(summaries.iter().map(|s| s.clusters.as_str()).collect::<Vec<_>>())
+    .bind(summaries.iter().map(|s| s.terms.as_str()).collect::<Vec<_>>())
+    .bind(summaries.iter().map(|s| s.span_ids.as_str()).collect::<Vec<_>>())
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(backend_error)?;
+    if returned.len() != summaries.len() {
+        // Another writer stored some of these spans between our lock and
+        // our insert (a replay racing its original). Nothing is committed;
+        // the retry sees their spans and skips them.
+        return Err(StoreError::Unavailable(
+            "a concurrent write stored some of these spans first; retry".into(),
+        ));
+    }
+
+    let mut sink = tx
+        .copy_in_raw("COPY chunks (day, trace_id, cluster, span_count, last_ns, body) FROM STDIN (FORMAT binary)")
+        .await
+        .map_err(backend_error)?;
+    sink.send(copy.finish()).await.map_err(backend_error)?;
+    sink.finish().await.map_err(backend_error)?;
+    tx.commit().await.map_err(backend_error)?;
+    Ok((inserted, usage))
+}
+
+/// Adds the batch to the per-day, per-cluster usage counters. After the
+/// commit and outside it: the hot counter rows must not serialise writers.
+/// A failure here only makes the storage figure lag; it is logged.
+async fn record_usage(pool: &PgPool, usage: Usage) {
+    if usage.is_empty() {
+        return;
+    }
+    let days: Vec<i32> = usage.keys().map(|k| k.0).collect();
+    let clusters: Vec<i32> = usage.keys().map(|k| k.1).collect();
+    let spans: Vec<i64> = usage.values().map(|v| v.0).collect();
+    let bytes: Vec<i64> = usage.values().map(|v| v.1).collect();
+    let done = sqlx::query(
+        "INSERT INTO usage (day, cluster, spans, body_bytes) \
+         SELECT * FROM unnest($1::integer[], $2::integer[], $3::bigint[], $4::bigint[]) \
+         ON CONFLICT (day, cluster) DO UPDATE SET spans = usage.spans + EXCLUDED.spans, \
+           body_bytes = usage.body_bytes + EXCLUDED.body_bytes",
+    )
+    .bind(&days)
+    .bind(&clusters)
+    .bind(&spans)
+    .bind(&bytes)
+    .execute(pool)
+    .await;
+    if let Err(e) = done {
+        tracing::warn!(error = %e, "storage usage counters not updated");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::array_literal;
+
+    #[test]
+    fn array_literals() {
+        assert_eq!(array_literal(Vec::<i32>::new()), "{}");
+        assert_eq!(array_literal([-1i64, 2, 3]), "{-1,2,3}");
+    }
+}

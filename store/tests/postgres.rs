@@ -1,0 +1,212 @@
+//! The Postgres backend against a real server (`MERIDIAN_TEST_POSTGRES`,
+//! started by scripts/test.sh): the conformance suite over two shards,
+//! concurrent migrations, and a shard cut off mid-flight.
+
+#![allow(clippy::unwrap_used)]
+
+use std::{collections::BTreeSet, net::SocketAddr, sync::Arc};
+
+use model::TraceQuery;
+use store::{
+    SpanStore, StoreError, StoreOptions,
+    postgres::PgStore,
+    shard::ShardMap,
+    testsuite::{self, SpanBuilder as B, pg, trace_id},
+};
+
+fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_postgres_shards_pass_the_conformance_suite() {
+    let Some(server) = pg::server_from_env("postgres conformance") else {
+        return;
+    };
+    testsuite::run_all(|| {
+        let server = server.clone();
+        async move {
+            let urls = pg::fresh_databases(&server, 2).await;
+            store::open(&urls, &StoreOptions::default()).await.unwrap()
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_postgres_shard_passes_the_conformance_suite() {
+    let Some(server) = pg::server_from_env("postgres conformance") else {
+        return;
+    };
+    testsuite::run_all(|| {
+        let server = server.clone();
+        async move {
+            let urls = pg::fresh_databases(&server, 1).await;
+            Arc::new(
+                PgStore::open(0, &urls[0], &StoreOptions::default())
+                    .await
+                    .unwrap(),
+            ) as Arc<dyn SpanStore>
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateways_starting_together_migrate_once() {
+    let Some(server) = pg::server_from_env("postgres migrations") else {
+        return;
+    };
+    let url = pg::fresh_databases(&server, 1).await.remove(0);
+    let opens = (0..4).map(|_| {
+        let url = url.clone();
+        tokio::spawn(async move { PgStore::open(0, &url, &StoreOptions::default()).await })
+    });
+    let stores: Vec<PgStore> = futures::future::join_all(opens)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().unwrap())
+        .collect();
+    // All four can write the same spans; each is stored once.
+    let spans: Vec<_> = (1..=10).map(|i| B::new(1, i, "svc").build()).collect();
+    let mut inserted = 0;
+    for s in &stores {
+        inserted += s.write(&spans).await.unwrap().inserted;
+    }
+    assert_eq!(inserted, 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_of_the_same_spans_store_them_once() {
+    let Some(server) = pg::server_from_env("postgres concurrent writers") else {
+        return;
+    };
+    let url = pg::fresh_databases(&server, 1).await.remove(0);
+    let store = Arc::new(
+        PgStore::open(0, &url, &StoreOptions::default())
+            .await
+            .unwrap(),
+    );
+    let spans: Arc<Vec<_>> = Arc::new(
+        (0..2_000u64)
+            .map(|i| B::new(i % 50 + 1, i / 50 + 1, "svc").build())
+            .collect(),
+    );
+    // Four writers replay the same batch at once; losers of a race are
+    // told to retry, as an agent would.
+    let writers = (0..4).map(|_| {
+        let (store, spans) = (store.clone(), spans.clone());
+        tokio::spawn(async move {
+            loop {
+                match store.write(&spans).await {
+                    Ok(o) => return o.inserted,
+                    Err(StoreError::Unavailable(_)) => continue,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        })
+    });
+    let total: u64 = futures::future::join_all(writers)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .sum();
+    assert_eq!(total, 2_000);
+    let mut stored = 0;
+    for t in 1..=50 {
+        stored += store
+            .get_trace(trace_id(t))
+            .await
+            .unwrap()
+            .unwrap()
+            .spans
+            .len();
+    }
+    assert_eq!(stored, 2_000);
+}
+
+fn host_port(server: &str) -> SocketAddr {
+    let rest = server.split_once("://").unwrap().1;
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    let hostport = rest.split('/').next().unwrap();
+    hostport.parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_down_refuses_its_traces_and_loses_nothing() {
+    let Some(server) = pg::server_from_env("postgres shard down") else {
+        return;
+    };
+    let urls = pg::fresh_databases(&server, 2).await;
+    let proxy = pg::CuttableProxy::start(host_port(&server)).await;
+    let urls = vec![urls[0].clone(), proxy.url_through(&urls[1])];
+    let store = store::open(&urls, &StoreOptions::default()).await.unwrap();
+    let map = ShardMap::single_epoch(2).unwrap();
+    let now = now_nanos();
+    let batch = |from: u64, to: u64| -> Vec<_> {
+        (from..to)
+            .map(|t| B::new(t, 1, "api").at_unix(now - 1_000_000_000, 1).build())
+            .collect()
+    };
+    assert_eq!(store.write(&batch(1, 101)).await.unwrap().inserted, 100);
+
+    proxy.cut();
+    let second = batch(101, 201);
+    let err = store.write(&second).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+    let on = |shard: u32| -> Vec<u64> {
+        (101..201)
+            .filter(|t| map.route(trace_id(*t), now) == shard)
+            .collect()
+    };
+    let (healthy, cut) = (on(0), on(1));
+    assert!(!healthy.is_empty() && !cut.is_empty());
+    // The healthy shard took its part of the refused batch.
+    for t in &healthy {
+        assert!(store.get_trace(trace_id(*t)).await.unwrap().is_some());
+    }
+    assert!(matches!(
+        store.get_trace(trace_id(cut[0])).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    let q = TraceQuery {
+        service: None,
+        operation: None,
+        span_kind: None,
+        tags: Vec::new(),
+        start_min_unix_nano: now - 3_600_000_000_000,
+        start_max_unix_nano: now,
+        duration_min_nanos: None,
+        duration_max_nanos: None,
+        limit: 1_000,
+    };
+    let partial = store.search(&q).await.unwrap();
+    assert_eq!(partial.warnings.len(), 1, "{:?}", partial.warnings);
+    assert!(partial.warnings[0].contains("shard 1"));
+    let shard0: BTreeSet<_> = (1..201)
+        .filter(|t| map.route(trace_id(*t), now) == 0)
+        .map(trace_id)
+        .collect();
+    let got: BTreeSet<_> = partial.traces.iter().map(|t| t.trace_id).collect();
+    assert_eq!(got, shard0, "everything the healthy shard holds");
+    assert!(
+        store.find_traces(&q).await.is_err(),
+        "find_traces wants all shards"
+    );
+    assert!(store.ping().await.is_ok(), "ready while a shard answers");
+
+    // The shard returns; the agent's retry of the whole batch stores the
+    // rest, and what the healthy shard took counts as duplicates.
+    proxy.restore();
+    let retry = store.write(&second).await.unwrap();
+    assert_eq!(
+        (retry.inserted, retry.duplicates),
+        (cut.len() as u64, healthy.len() as u64)
+    );
+    let all = store.search(&q).await.unwrap();
+    assert!(all.warnings.is_empty());
+    assert_eq!(all.traces.len(), 200);
+}
