@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, the architecture
 # invariants, then every test (unit, conformance, integration with the real
-# OpenTelemetry SDKs over real mTLS). Installs what it needs.
+# OpenTelemetry SDKs over real mTLS, the store conformance suite over
+# SQLite and two real Postgres shards). Installs what it needs and starts
+# a throwaway Postgres from the machine's binaries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -21,6 +23,16 @@ scripts/check-invariants.sh
 step "python OpenTelemetry SDK venv"
 export MERIDIAN_PY_VENV="$target/py-venv"
 scripts/py-venv.sh "$MERIDIAN_PY_VENV"
+
+step "throwaway Postgres (removed on exit)"
+pg_dir=$(mktemp -d /tmp/meridian-test-pg.XXXXXX)
+chmod 755 "$pg_dir"
+trap 'scripts/pg.sh stop "$pg_dir"' EXIT
+MERIDIAN_TEST_POSTGRES=$(scripts/pg.sh start "$pg_dir")
+export MERIDIAN_TEST_POSTGRES
+# The Postgres tests fail instead of skipping when the server is missing.
+export MERIDIAN_REQUIRE_POSTGRES=1
+echo "$MERIDIAN_TEST_POSTGRES"
 
 step "tests"
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$target/test-output.txt"

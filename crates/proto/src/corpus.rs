@@ -117,3 +117,141 @@ pub fn span_bytes(req: &ExportTraceServiceRequest) -> usize {
         .map(Message::encoded_len)
         .sum()
 }
+
+/// The storage benchmarks' corpus: 10-span traces across 10 services (one
+/// resource per service in each request), 5 operations per service, 10
+/// attributes per span (≈264 B encoded), ids unique across the run.
+/// Trace starts advance evenly from `start_unix_nano` by `step_nanos`.
+#[derive(Debug, Clone)]
+pub struct StoreCorpus {
+    state: u64,
+    next_start: u64,
+    step_nanos: u64,
+}
+
+/// Services in [`StoreCorpus`].
+pub const STORE_SERVICES: usize = 10;
+/// Operations per service in [`StoreCorpus`].
+pub const STORE_OPERATIONS: usize = 5;
+
+const TIERS: [&str; 3] = ["gold", "silver", "bronze"];
+const REGIONS: [&str; 3] = ["eu", "us", "ap"];
+
+impl StoreCorpus {
+    pub fn new(seed: u64, start_unix_nano: u64, step_nanos: u64) -> Self {
+        Self {
+            state: seed.max(1),
+            next_start: start_unix_nano,
+            step_nanos,
+        }
+    }
+
+    fn next(&mut self) -> u64 {
+        let mut x = self.state;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.state = x;
+        x
+    }
+
+    /// One request of `traces` whole traces (10 spans each).
+    pub fn request(&mut self, traces: usize) -> ExportTraceServiceRequest {
+        let mut per_service: Vec<Vec<Span>> = vec![Vec::with_capacity(traces); STORE_SERVICES];
+        for _ in 0..traces {
+            let mut trace = [0u8; 16];
+            trace[..8].copy_from_slice(&self.next().to_be_bytes());
+            trace[8..].copy_from_slice(&self.next().to_be_bytes());
+            let start = self.next_start;
+            self.next_start += self.step_nanos;
+            let mut parent = Vec::new();
+            let total = 5_000_000 + self.next() % 400_000_000;
+            for (k, spans) in per_service.iter_mut().enumerate() {
+                let r = self.next();
+                let op = (r % STORE_OPERATIONS as u64) as usize;
+                let error = r % 97 == 0;
+                let span_id = self.next().to_be_bytes().to_vec();
+                let begin = start + k as u64 * 1_000_000;
+                let dur = total / (k as u64 + 1);
+                spans.push(Span {
+                    trace_id: trace.to_vec(),
+                    span_id: span_id.clone(),
+                    parent_span_id: parent.clone(),
+                    name: format!("GET /r{op}"),
+                    kind: if k % 2 == 0 { 2 } else { 3 },
+                    start_time_unix_nano: begin,
+                    end_time_unix_nano: begin + dur,
+                    attributes: vec![
+                        string_kv("http.method", if r % 3 == 0 { "POST" } else { "GET" }),
+                        string_kv("http.route", &format!("/r{op}")),
+                        kv_int("http.status_code", if error { 500 } else { 200 }),
+                        string_kv("peer.service", &format!("s{}", k + 1)),
+                        kv_int("net.port", (r >> 8) as i64 % 60_000),
+                        string_kv("app.tier", TIERS[(r >> 20) as usize % 3]),
+                        string_kv("region", REGIONS[(r >> 24) as usize % 3]),
+                        kv_int("app.items", (r >> 28) as i64 % 20),
+                        kv_int("thread.id", ((r >> 32) % 8) as i64),
+                        string_kv("app.req", &format!("{:04x}", (r >> 16) as u16)),
+                    ],
+                    status: Some(Status {
+                        code: if error { 2 } else { 0 },
+                        message: String::new(),
+                    }),
+                    ..Default::default()
+                });
+                parent = span_id;
+            }
+        }
+        ExportTraceServiceRequest {
+            resource_spans: per_service
+                .into_iter()
+                .enumerate()
+                .map(|(k, spans)| ResourceSpans {
+                    resource: Some(Resource {
+                        attributes: vec![
+                            string_kv("service.name", &format!("svc-{k}")),
+                            string_kv("k8s.namespace.name", "shop"),
+                            string_kv("k8s.pod.name", &format!("svc-{k}-7d9c6b5f4-x2x9z")),
+                        ],
+                        ..Default::default()
+                    }),
+                    scope_spans: vec![ScopeSpans {
+                        spans,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod store_corpus_tests {
+    use super::*;
+
+    #[test]
+    fn spans_are_unique_and_about_264_bytes() {
+        let mut c = StoreCorpus::new(7, 1_000, 10);
+        let a = c.request(100);
+        let b = c.request(100);
+        let spans = |r: &ExportTraceServiceRequest| -> Vec<Vec<u8>> {
+            r.resource_spans
+                .iter()
+                .flat_map(|rs| &rs.scope_spans)
+                .flat_map(|s| &s.spans)
+                .map(|s| s.span_id.clone())
+                .collect()
+        };
+        let mut ids = spans(&a);
+        ids.extend(spans(&b));
+        let n = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!((n, ids.len()), (2_000, 2_000));
+        let avg = span_bytes(&a) / 1_000;
+        assert!((250..280).contains(&avg), "{avg} B per span");
+        eprintln!("{avg} B per span");
+        assert_eq!(a.resource_spans.len(), STORE_SERVICES);
+    }
+}

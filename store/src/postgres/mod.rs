@@ -20,11 +20,14 @@
 //! scans every trace of the window (bounded; a warning says when the bound
 //! stopped the scan).
 
+pub mod bench;
 mod copy;
 mod read;
 mod retention;
 mod terms;
 mod write;
+
+pub use write::CeilingRows;
 
 use std::{collections::BTreeSet, str::FromStr, sync::Arc, time::Duration};
 
@@ -174,6 +177,18 @@ impl PgStore {
         let days = retention::partition_days(&store.pool).await?;
         store.partitions.lock().await.extend(days);
         Ok(store)
+    }
+
+    /// Benchmarks only: the rows a write of `spans` into an empty store
+    /// would produce, encoded ahead of time for [`Self::bench_copy`].
+    pub async fn bench_encode(&self, spans: &[Span]) -> Result<write::CeilingRows, StoreError> {
+        write::encode_ceiling(self, spans).await
+    }
+
+    /// Benchmarks only: loads pre-encoded rows with a raw `COPY` (the
+    /// ingest ceiling: no lock, no dedup check, no encoding).
+    pub async fn bench_copy(&self, rows: &write::CeilingRows) -> Result<(), StoreError> {
+        write::copy_ceiling(self, rows).await
     }
 
     pub fn name(&self) -> &str {

@@ -175,18 +175,40 @@ struct Summary {
     span_ids: String,
 }
 
-pub(crate) async fn write(store: &PgStore, spans: &[Span]) -> Result<WriteOutcome, StoreError> {
-    if spans.is_empty() {
-        return Ok(WriteOutcome::default());
+/// A batch grouped by (trace, day), with its dictionary ids resolved.
+struct Batch<'a> {
+    groups: BTreeMap<(&'a [u8], i32), Vec<&'a Span>>,
+    names: HashMap<(i16, String), i32>,
+    ops: HashMap<(i32, String, i16), i32>,
+    days: BTreeSet<i32>,
+}
+
+impl Batch<'_> {
+    fn name_id(&self, kind: i16, name: &str) -> i32 {
+        self.names
+            .get(&(kind, name.to_owned()))
+            .copied()
+            .unwrap_or(0)
     }
+
+    fn op_id(&self, s: &Span) -> Option<i32> {
+        let service = self.name_id(SERVICE, s.service_name());
+        self.ops
+            .get(&(service, s.name.clone(), kind_i16(s)))
+            .copied()
+    }
+}
+
+/// Groups `spans` (dropping repeats inside the batch), resolves their
+/// dictionary ids and creates the partitions they need. Dictionary rows
+/// and partitions are idempotent, so creating them for a batch that later
+/// fails is harmless.
+async fn prepare<'a>(store: &PgStore, spans: &'a [Span]) -> Result<Batch<'a>, StoreError> {
     let today = today(now_nanos());
-    // Group by (trace, day), dropping repeats inside the batch.
     let mut groups: BTreeMap<(&[u8], i32), Vec<&Span>> = BTreeMap::new();
     let mut seen: HashSet<(&[u8], i64)> = HashSet::with_capacity(spans.len());
-    let mut repeats = 0u64;
     for span in spans {
         if !seen.insert((span.trace_id.as_bytes().as_slice(), span_id_i64(span))) {
-            repeats += 1;
             continue;
         }
         groups
@@ -197,9 +219,6 @@ pub(crate) async fn write(store: &PgStore, spans: &[Span]) -> Result<WriteOutcom
             .or_default()
             .push(span);
     }
-
-    // Dictionaries first: idempotent, so committing them even when the
-    // batch later fails is harmless.
     let names = store
         .dict
         .names(
@@ -210,46 +229,42 @@ pub(crate) async fn write(store: &PgStore, spans: &[Span]) -> Result<WriteOutcom
                 .collect(),
         )
         .await?;
-    let name_id = |kind: i16, name: &str| names.get(&(kind, name.to_owned())).copied().unwrap_or(0);
-    let ops = store
-        .dict
-        .ops(
-            store.pool(),
-            spans
-                .iter()
-                .map(|s| {
-                    (
-                        name_id(SERVICE, s.service_name()),
-                        s.name.as_str(),
-                        kind_i16(s),
-                    )
-                })
-                .collect(),
-        )
-        .await?;
-    let op_id = |s: &Span| {
-        ops.get(&(
-            name_id(SERVICE, s.service_name()),
-            s.name.clone(),
-            kind_i16(s),
-        ))
-        .copied()
+    let mut batch = Batch {
+        days: groups.keys().map(|k| k.1).collect(),
+        groups,
+        names,
+        ops: HashMap::new(),
     };
+    let wanted = spans
+        .iter()
+        .map(|s| {
+            (
+                batch.name_id(SERVICE, s.service_name()),
+                s.name.as_str(),
+                kind_i16(s),
+            )
+        })
+        .collect();
+    batch.ops = store.dict.ops(store.pool(), wanted).await?;
+    store.ensure_partitions(&batch.days).await?;
+    Ok(batch)
+}
 
-    let days: BTreeSet<i32> = groups.keys().map(|k| k.1).collect();
-    store.ensure_partitions(&days).await?;
-
-    let result = write_tx(store, &groups, &name_id, &op_id).await;
+pub(crate) async fn write(store: &PgStore, spans: &[Span]) -> Result<WriteOutcome, StoreError> {
+    if spans.is_empty() {
+        return Ok(WriteOutcome::default());
+    }
+    let batch = prepare(store, spans).await?;
+    let result = write_tx(store, &batch).await;
     if let Err(StoreError::Backend(msg)) = &result
         && msg.contains("no partition")
     {
         // Retention dropped a partition we thought existed.
-        store.forget_partitions(days.iter().copied()).await;
+        store.forget_partitions(batch.days.iter().copied()).await;
         return Err(StoreError::Unavailable(msg.clone()));
     }
     let (inserted, usage) = result?;
     record_usage(store.pool(), usage).await;
-    debug_assert!(spans.len() as u64 - inserted >= repeats);
     Ok(WriteOutcome {
         inserted,
         duplicates: spans.len() as u64 - inserted,
@@ -258,18 +273,96 @@ pub(crate) async fn write(store: &PgStore, spans: &[Span]) -> Result<WriteOutcom
 
 type Usage = BTreeMap<(i32, i32), (i64, i64)>;
 
-async fn write_tx(
+/// The rows a batch adds: summary contributions and chunk COPY data.
+struct Encoded {
+    summaries: Vec<Summary>,
+    chunks: BinaryCopy,
+    usage: Usage,
+    inserted: u64,
+}
+
+/// Encodes the spans of `batch` not in `stored` (span ids per existing
+/// (trace, day) summary).
+fn encode(
     store: &PgStore,
-    groups: &BTreeMap<(&[u8], i32), Vec<&Span>>,
-    name_id: &(dyn Fn(i16, &str) -> i32 + Sync),
-    op_id: &(dyn Fn(&Span) -> Option<i32> + Sync),
-) -> Result<(u64, Usage), StoreError> {
+    batch: &Batch<'_>,
+    stored: &HashMap<(Vec<u8>, i32), HashSet<i64>>,
+) -> Result<Encoded, StoreError> {
+    let mut encoder = codec::Encoder::with_level(3)?;
+    let mut out = Encoded {
+        summaries: Vec::with_capacity(batch.groups.len()),
+        chunks: BinaryCopy::new(),
+        usage: BTreeMap::new(),
+        inserted: 0,
+    };
+    let mut term_buf = Vec::new();
+    for ((trace_id, day), spans) in &batch.groups {
+        let held = stored.get(&(trace_id.to_vec(), *day));
+        let fresh: Vec<&Span> = spans
+            .iter()
+            .copied()
+            .filter(|s| held.is_none_or(|h| !h.contains(&span_id_i64(s))))
+            .collect();
+        if fresh.is_empty() {
+            continue;
+        }
+        out.inserted += fresh.len() as u64;
+        term_buf.clear();
+        let mut clusters: BTreeMap<i32, Vec<&Span>> = BTreeMap::new();
+        for s in &fresh {
+            terms::span_terms(s, &store.indexed, &mut term_buf);
+            clusters
+                .entry(batch.name_id(CLUSTER, s.cluster.as_str()))
+                .or_default()
+                .push(s);
+        }
+        term_buf.sort_unstable();
+        term_buf.dedup();
+        out.summaries.push(Summary {
+            day: *day,
+            trace_id: trace_id.to_vec(),
+            first_ns: fresh.iter().map(|s| clamp_i64(s.start_unix_nano)).min().unwrap_or(0),
+            last_ns: fresh.iter().map(|s| clamp_i64(s.start_unix_nano)).max().unwrap_or(0),
+            max_duration: fresh.iter().map(|s| clamp_i64(s.duration_nanos())).max().unwrap_or(0),
+            count: i32::try_from(fresh.len()).unwrap_or(i32::MAX),
+            errors: i32::try_from(fresh.iter().filter(|s| s.is_error()).count()).unwrap_or(i32::MAX),
+            root_op: fresh
+                .iter()
+                .find(|s| s.parent_span_id.is_none())
+                .and_then(|s| batch.op_id(s)),
+            clusters: array_literal(clusters.keys()),
+            terms: array_literal(&term_buf),
+            span_ids: array_literal(fresh.iter().map(|s| span_id_i64(s))),
+        });
+        for (cluster, part) in clusters {
+            let body = encoder.encode_chunk(&part)?;
+            let last = part.iter().map(|s| clamp_i64(s.start_unix_nano)).max().unwrap_or(0);
+            out.chunks
+                .row(6)
+                .int4(*day)
+                .bytea(trace_id)
+                .int4(cluster)
+                .int4(i32::try_from(part.len()).unwrap_or(i32::MAX))
+                .int8(last)
+                .bytea(&body);
+            let u = out.usage.entry((*day, cluster)).or_default();
+            u.0 += part.len() as i64;
+            u.1 += body.len() as i64;
+        }
+    }
+    Ok(out)
+}
+
+const COPY_CHUNKS: &str =
+    "COPY chunks (day, trace_id, cluster, span_count, last_ns, body) FROM STDIN (FORMAT binary)";
+
+async fn write_tx(store: &PgStore, batch: &Batch<'_>) -> Result<(u64, Usage), StoreError> {
     let mut tx: Transaction<'_, Postgres> = store.pool().begin().await.map_err(backend_error)?;
 
     // Lock the summaries that exist and learn which spans they hold. The
     // keys are sorted (BTreeMap), so concurrent writers lock in one order.
-    let ids: Vec<&[u8]> = groups.keys().map(|k| k.0).collect();
-    let days: Vec<i32> = groups.keys().map(|k| k.1).collect();
+    let ids: Vec<&[u8]> = batch.groups.keys().map(|k| k.0).collect();
+    let days: Vec<i32> = batch.groups.keys().map(|k| k.1).collect();
     let existing: Vec<(Vec<u8>, i32, Vec<i64>)> = sqlx::query_as(
         "SELECT t.trace_id, t.day, t.span_ids FROM traces t \
          JOIN unnest($1::bytea[], $2::integer[]) AS k(trace_id, day) \
@@ -286,87 +379,16 @@ async fn write_tx(
         .map(|(id, day, spans)| ((id, day), spans.into_iter().collect()))
         .collect();
 
-    let mut encoder = codec::Encoder::with_level(3)?;
-    let mut summaries: Vec<Summary> = Vec::with_capacity(groups.len());
-    let mut copy = BinaryCopy::new();
-    let mut usage: Usage = BTreeMap::new();
-    let mut inserted = 0u64;
-    let mut term_buf = Vec::new();
-    for ((trace_id, day), spans) in groups {
-        let held = stored.get(&(trace_id.to_vec(), *day));
-        let fresh: Vec<&Span> = spans
-            .iter()
-            .copied()
-            .filter(|s| held.is_none_or(|h| !h.contains(&span_id_i64(s))))
-            .collect();
-        if fresh.is_empty() {
-            continue;
-        }
-        inserted += fresh.len() as u64;
-        term_buf.clear();
-        let mut clusters: BTreeMap<i32, Vec<&Span>> = BTreeMap::new();
-        for s in &fresh {
-            terms::span_terms(s, &store.indexed, &mut term_buf);
-            clusters
-                .entry(name_id(CLUSTER, s.cluster.as_str()))
-                .or_default()
-                .push(s);
-        }
-        term_buf.sort_unstable();
-        term_buf.dedup();
-        summaries.push(Summary {
-            day: *day,
-            trace_id: trace_id.to_vec(),
-            first_ns: fresh
-                .iter()
-                .map(|s| clamp_i64(s.start_unix_nano))
-                .min()
-                .unwrap_or(0),
-            last_ns: fresh
-                .iter()
-                .map(|s| clamp_i64(s.start_unix_nano))
-                .max()
-                .unwrap_or(0),
-            max_duration: fresh
-                .iter()
-                .map(|s| clamp_i64(s.duration_nanos()))
-                .max()
-                .unwrap_or(0),
-            count: i32::try_from(fresh.len()).unwrap_or(i32::MAX),
-            errors: i32::try_from(fresh.iter().filter(|s| s.is_error()).count())
-                .unwrap_or(i32::MAX),
-            root_op: fresh
-                .iter()
-                .find(|s| s.parent_span_id.is_none())
-                .and_then(|s| op_id(s)),
-            clusters: array_literal(clusters.keys()),
-            terms: array_literal(&term_buf),
-            span_ids: array_literal(fresh.iter().map(|s| span_id_i64(s))),
-        });
-        for (cluster, part) in clusters {
-            let body = encoder.encode_chunk(&part)?;
-            let last = part
-                .iter()
-                .map(|s| clamp_i64(s.start_unix_nano))
-                .max()
-                .unwrap_or(0);
-            copy.row(6)
-                .int4(*day)
-                .bytea(trace_id)
-                .int4(cluster)
-                .int4(i32::try_from(part.len()).unwrap_or(i32::MAX))
-                .int8(last)
-                .bytea(&body);
-            let u = usage.entry((*day, cluster)).or_default();
-            u.0 += part.len() as i64;
-            u.1 += body.len() as i64;
-        }
-    }
+    let Encoded {
+        summaries,
+        chunks,
+        usage,
+        inserted,
+    } = encode(store, batch, &stored)?;
     if summaries.is_empty() {
         tx.commit().await.map_err(backend_error)?;
         return Ok((0, usage));
     }
-
     let returned: Vec<(Vec<u8>, i32)> = sqlx::query_as(
         "INSERT INTO traces AS t (day, trace_id, first_ns, last_ns, max_duration_ns, span_count, \
            error_count, root_op, clusters, terms, span_ids) \
@@ -411,14 +433,74 @@ async fn write_tx(
         ));
     }
 
-    let mut sink = tx
-        .copy_in_raw("COPY chunks (day, trace_id, cluster, span_count, last_ns, body) FROM STDIN (FORMAT binary)")
-        .await
-        .map_err(backend_error)?;
-    sink.send(copy.finish()).await.map_err(backend_error)?;
+    let mut sink = tx.copy_in_raw(COPY_CHUNKS).await.map_err(backend_error)?;
+    sink.send(chunks.finish()).await.map_err(backend_error)?;
     sink.finish().await.map_err(backend_error)?;
     tx.commit().await.map_err(backend_error)?;
     Ok((inserted, usage))
+}
+
+
+/// Rows encoded for the COPY ceiling (benchmarks): exactly what a write
+/// of the same spans into an empty store produces.
+#[derive(Debug)]
+pub struct CeilingRows {
+    traces: String,
+    chunks: Vec<u8>,
+    spans: u64,
+}
+
+impl CeilingRows {
+    pub fn spans(&self) -> u64 {
+        self.spans
+    }
+}
+
+pub(crate) async fn encode_ceiling(store: &PgStore, spans: &[Span]) -> Result<CeilingRows, StoreError> {
+    use std::fmt::Write as _;
+    let batch = prepare(store, spans).await?;
+    let Encoded {
+        summaries,
+        chunks,
+        inserted,
+        ..
+    } = encode(store, &batch, &HashMap::new())?;
+    let mut text = String::with_capacity(summaries.len() * 256);
+    for s in &summaries {
+        let root = s.root_op.map_or_else(|| "\\N".to_owned(), |r| r.to_string());
+        let _ = write!(text, "{}\t\\\\x", s.day);
+        for b in &s.trace_id {
+            let _ = write!(text, "{b:02x}");
+        }
+        let _ = writeln!(
+            text,
+            "\t{}\t{}\t{}\t{}\t{}\t{root}\t{}\t{}\t{}",
+            s.first_ns, s.last_ns, s.max_duration, s.count, s.errors, s.clusters, s.terms, s.span_ids
+        );
+    }
+    Ok(CeilingRows {
+        traces: text,
+        chunks: chunks.finish(),
+        spans: inserted,
+    })
+}
+
+/// Loads ceiling rows with two `COPY`s in one transaction.
+pub(crate) async fn copy_ceiling(store: &PgStore, rows: &CeilingRows) -> Result<(), StoreError> {
+    let mut tx = store.pool().begin().await.map_err(backend_error)?;
+    let mut sink = tx
+        .copy_in_raw(
+            "COPY traces (day, trace_id, first_ns, last_ns, max_duration_ns, span_count, \
+             error_count, root_op, clusters, terms, span_ids) FROM STDIN",
+        )
+        .await
+        .map_err(backend_error)?;
+    sink.send(rows.traces.as_bytes()).await.map_err(backend_error)?;
+    sink.finish().await.map_err(backend_error)?;
+    let mut sink = tx.copy_in_raw(COPY_CHUNKS).await.map_err(backend_error)?;
+    sink.send(rows.chunks.as_slice()).await.map_err(backend_error)?;
+    sink.finish().await.map_err(backend_error)?;
+    tx.commit().await.map_err(backend_error)
 }
 
 /// Adds the batch to the per-day, per-cluster usage counters. After the
