@@ -22,7 +22,8 @@ pub struct NaiveBaseline {
 
 impl NaiveBaseline {
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let opts = PgConnectOptions::from_str(url).map_err(|e| StoreError::Config(e.to_string()))?;
+        let opts =
+            PgConnectOptions::from_str(url).map_err(|e| StoreError::Config(e.to_string()))?;
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
@@ -37,7 +38,10 @@ impl NaiveBaseline {
             "CREATE INDEX IF NOT EXISTS naive_by_service ON naive_spans (service, operation, start_ns)",
             "CREATE INDEX IF NOT EXISTS naive_by_start ON naive_spans (start_ns)",
         ] {
-            sqlx::query(ddl).execute(&pool).await.map_err(backend_error)?;
+            sqlx::query(ddl)
+                .execute(&pool)
+                .await
+                .map_err(backend_error)?;
         }
         Ok(Self { pool })
     }
@@ -49,13 +53,23 @@ impl NaiveBaseline {
             let attrs: serde_json::Map<String, serde_json::Value> = s
                 .attributes
                 .iter()
-                .map(|kv| (kv.key.clone(), serde_json::Value::String(kv.value.to_search_string())))
+                .map(|kv| {
+                    (
+                        kv.key.clone(),
+                        serde_json::Value::String(kv.value.to_search_string()),
+                    )
+                })
                 .collect();
             let res: serde_json::Map<String, serde_json::Value> = s
                 .resource
                 .attributes
                 .iter()
-                .map(|kv| (kv.key.clone(), serde_json::Value::String(kv.value.to_search_string())))
+                .map(|kv| {
+                    (
+                        kv.key.clone(),
+                        serde_json::Value::String(kv.value.to_search_string()),
+                    )
+                })
                 .collect();
             sqlx::query(
                 "INSERT INTO naive_spans VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \

@@ -321,11 +321,24 @@ fn encode(
         out.summaries.push(Summary {
             day: *day,
             trace_id: trace_id.to_vec(),
-            first_ns: fresh.iter().map(|s| clamp_i64(s.start_unix_nano)).min().unwrap_or(0),
-            last_ns: fresh.iter().map(|s| clamp_i64(s.start_unix_nano)).max().unwrap_or(0),
-            max_duration: fresh.iter().map(|s| clamp_i64(s.duration_nanos())).max().unwrap_or(0),
+            first_ns: fresh
+                .iter()
+                .map(|s| clamp_i64(s.start_unix_nano))
+                .min()
+                .unwrap_or(0),
+            last_ns: fresh
+                .iter()
+                .map(|s| clamp_i64(s.start_unix_nano))
+                .max()
+                .unwrap_or(0),
+            max_duration: fresh
+                .iter()
+                .map(|s| clamp_i64(s.duration_nanos()))
+                .max()
+                .unwrap_or(0),
             count: i32::try_from(fresh.len()).unwrap_or(i32::MAX),
-            errors: i32::try_from(fresh.iter().filter(|s| s.is_error()).count()).unwrap_or(i32::MAX),
+            errors: i32::try_from(fresh.iter().filter(|s| s.is_error()).count())
+                .unwrap_or(i32::MAX),
             root_op: fresh
                 .iter()
                 .find(|s| s.parent_span_id.is_none())
@@ -336,7 +349,11 @@ fn encode(
         });
         for (cluster, part) in clusters {
             let body = encoder.encode_chunk(&part)?;
-            let last = part.iter().map(|s| clamp_i64(s.start_unix_nano)).max().unwrap_or(0);
+            let last = part
+                .iter()
+                .map(|s| clamp_i64(s.start_unix_nano))
+                .max()
+                .unwrap_or(0);
             out.chunks
                 .row(6)
                 .int4(*day)
@@ -440,7 +457,6 @@ async fn write_tx(store: &PgStore, batch: &Batch<'_>) -> Result<(u64, Usage), St
     Ok((inserted, usage))
 }
 
-
 /// Rows encoded for the COPY ceiling (benchmarks): exactly what a write
 /// of the same spans into an empty store produces.
 #[derive(Debug)]
@@ -456,7 +472,10 @@ impl CeilingRows {
     }
 }
 
-pub(crate) async fn encode_ceiling(store: &PgStore, spans: &[Span]) -> Result<CeilingRows, StoreError> {
+pub(crate) async fn encode_ceiling(
+    store: &PgStore,
+    spans: &[Span],
+) -> Result<CeilingRows, StoreError> {
     use std::fmt::Write as _;
     let batch = prepare(store, spans).await?;
     let Encoded {
@@ -467,7 +486,9 @@ pub(crate) async fn encode_ceiling(store: &PgStore, spans: &[Span]) -> Result<Ce
     } = encode(store, &batch, &HashMap::new())?;
     let mut text = String::with_capacity(summaries.len() * 256);
     for s in &summaries {
-        let root = s.root_op.map_or_else(|| "\\N".to_owned(), |r| r.to_string());
+        let root = s
+            .root_op
+            .map_or_else(|| "\\N".to_owned(), |r| r.to_string());
         let _ = write!(text, "{}\t\\\\x", s.day);
         for b in &s.trace_id {
             let _ = write!(text, "{b:02x}");
@@ -475,7 +496,14 @@ pub(crate) async fn encode_ceiling(store: &PgStore, spans: &[Span]) -> Result<Ce
         let _ = writeln!(
             text,
             "\t{}\t{}\t{}\t{}\t{}\t{root}\t{}\t{}\t{}",
-            s.first_ns, s.last_ns, s.max_duration, s.count, s.errors, s.clusters, s.terms, s.span_ids
+            s.first_ns,
+            s.last_ns,
+            s.max_duration,
+            s.count,
+            s.errors,
+            s.clusters,
+            s.terms,
+            s.span_ids
         );
     }
     Ok(CeilingRows {
@@ -495,10 +523,14 @@ pub(crate) async fn copy_ceiling(store: &PgStore, rows: &CeilingRows) -> Result<
         )
         .await
         .map_err(backend_error)?;
-    sink.send(rows.traces.as_bytes()).await.map_err(backend_error)?;
+    sink.send(rows.traces.as_bytes())
+        .await
+        .map_err(backend_error)?;
     sink.finish().await.map_err(backend_error)?;
     let mut sink = tx.copy_in_raw(COPY_CHUNKS).await.map_err(backend_error)?;
-    sink.send(rows.chunks.as_slice()).await.map_err(backend_error)?;
+    sink.send(rows.chunks.as_slice())
+        .await
+        .map_err(backend_error)?;
     sink.finish().await.map_err(backend_error)?;
     tx.commit().await.map_err(backend_error)
 }

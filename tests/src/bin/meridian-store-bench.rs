@@ -156,7 +156,10 @@ async fn send_all(
     for t in tasks {
         t.await?;
     }
-    Ok((acked.load(Ordering::Relaxed), refused.load(Ordering::Relaxed)))
+    Ok((
+        acked.load(Ordering::Relaxed),
+        refused.load(Ordering::Relaxed),
+    ))
 }
 
 fn corpus(seed: u64, start: u64, spans: u64, spread: u64) -> Vec<ExportTraceServiceRequest> {
@@ -381,12 +384,19 @@ async fn main() -> anyhow::Result<()> {
     for _ in 0..args.queries * 3 {
         let id = ids[(rand() % ids.len() as u64) as usize];
         let t = Instant::now();
-        let resp = http.get(format!("{base}/api/traces/{}", id.to_hex())).send().await?;
+        let resp = http
+            .get(format!("{base}/api/traces/{}", id.to_hex()))
+            .send()
+            .await?;
         let status = resp.status();
         let body = resp.bytes().await?;
         by_id.push(t.elapsed());
         if !status.is_success() || body.len() < 1_000 {
-            bail!("trace {} answered {status} with {} bytes", id.to_hex(), body.len());
+            bail!(
+                "trace {} answered {status} with {} bytes",
+                id.to_hex(),
+                body.len()
+            );
         }
     }
     by_id.sort();
@@ -404,7 +414,11 @@ async fn main() -> anyhow::Result<()> {
         (start, start + 3_600_000_000)
     };
     let mut searches: Vec<(&str, Vec<Duration>, u64)> = Vec::new();
-    for kind in ["service+operation+1h+minDuration", "indexed attribute", "unindexed attribute"] {
+    for kind in [
+        "service+operation+1h+minDuration",
+        "indexed attribute",
+        "unindexed attribute",
+    ] {
         let mut lat = Vec::with_capacity(args.queries);
         let mut found = 0u64;
         for _ in 0..args.queries {
