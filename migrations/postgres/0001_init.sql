@@ -78,3 +78,9 @@ CREATE TABLE IF NOT EXISTS usage (
     body_bytes bigint  NOT NULL,
     PRIMARY KEY (day, cluster)
 );
+
+-- Days whose search index was rebuilt once the day was over: GIN indexes
+-- grown insert by insert are several times larger than rebuilt ones.
+CREATE TABLE IF NOT EXISTS compacted_days (
+    day integer PRIMARY KEY
+);

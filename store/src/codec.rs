@@ -34,19 +34,6 @@ impl Encoder {
     }
 }
 
-impl Encoder {
-    /// Several spans (of one trace) in one body: JSON array, compressed
-    /// together so names and keys repeated across spans cost little.
-    pub(crate) fn encode_chunk(&mut self, spans: &[&Span]) -> Result<Vec<u8>, StoreError> {
-        self.json.clear();
-        serde_json::to_writer(&mut self.json, spans)
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
-        self.zstd
-            .compress(&self.json)
-            .map_err(|e| StoreError::Backend(e.to_string()))
-    }
-}
-
 /// Stored bodies are at most a few MiB; refuse anything that claims more.
 const MAX_BODY: usize = 64 << 20;
 
@@ -80,14 +67,6 @@ impl Decoder {
             .decompress(body, declared_size(body)?)
             .map_err(|e| StoreError::Corrupt(format!("span body: {e}")))?;
         serde_json::from_slice(&json).map_err(|e| StoreError::Corrupt(format!("span body: {e}")))
-    }
-
-    pub(crate) fn decode_chunk(&mut self, body: &[u8]) -> Result<Vec<Span>, StoreError> {
-        let json = self
-            .zstd
-            .decompress(body, declared_size(body)?)
-            .map_err(|e| StoreError::Corrupt(format!("chunk body: {e}")))?;
-        serde_json::from_slice(&json).map_err(|e| StoreError::Corrupt(format!("chunk body: {e}")))
     }
 }
 

@@ -9,6 +9,7 @@
 //! Only this crate knows SQL/CQL.
 
 pub mod cassandra;
+mod chunk;
 mod codec;
 mod error;
 pub mod postgres;
@@ -82,6 +83,8 @@ pub struct RetentionReport {
     pub partitions_dropped: u64,
     /// Spans deleted row by row (partitions that are only partly expired).
     pub spans_deleted: u64,
+    /// Sealed time partitions whose search index was rebuilt compactly.
+    pub partitions_compacted: u64,
 }
 
 /// Options every backend honours.

@@ -6,7 +6,7 @@ use model::{Trace, TraceId, TraceQuery};
 use sqlx::PgPool;
 
 use super::{PgStore, backend_error, clamp_i64, day_range, now_nanos, terms, today};
-use crate::{SearchResult, StoreError, codec};
+use crate::{SearchResult, StoreError, chunk};
 
 /// Candidate traces fetched per round of a search.
 const PAGE: i64 = 200;
@@ -27,10 +27,10 @@ pub(crate) async fn load_traces(pool: &PgPool, ids: &[TraceId]) -> Result<Vec<Tr
             .fetch_all(pool)
             .await
             .map_err(backend_error)?;
-    let mut decoder = codec::Decoder::new()?;
+    let mut decoder = chunk::ChunkDecoder::new()?;
     let mut by_id: HashMap<TraceId, Vec<model::Span>> = HashMap::with_capacity(ids.len());
     for (body,) in rows {
-        for span in decoder.decode_chunk(&body)? {
+        for span in decoder.decode(&body)? {
             by_id.entry(span.trace_id).or_default().push(span);
         }
     }

@@ -5,7 +5,9 @@
 //! 1. days that every cluster's TTL has passed lose their partitions
 //!    (`DROP TABLE`: no row-by-row work, no bloat);
 //! 2. in the remaining days, chunks of a cluster whose TTL passed are
-//!    deleted row by row, then summaries left without chunks.
+//!    deleted row by row, then summaries left without chunks;
+//! 3. days that are over (before today, UTC) get their GIN search index
+//!    rebuilt once (`REINDEX … CONCURRENTLY`: writes go on meanwhile).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -61,6 +63,11 @@ pub(crate) async fn enforce(
                     .await
                     .map_err(backend_error)?;
             }
+            sqlx::query("DELETE FROM compacted_days WHERE day = $1")
+                .bind(day)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_error)?;
             sqlx::query("DELETE FROM usage WHERE day = $1")
                 .bind(day)
                 .execute(&mut *tx)
@@ -133,7 +140,53 @@ pub(crate) async fn enforce(
             .map_err(backend_error)?;
         tx.commit().await.map_err(backend_error)?;
     }
+    report.partitions_compacted = compact_sealed_days(store, now_unix_nano).await?;
     Ok(report)
+}
+
+/// Rebuilds the search index of each day partition that is over and was
+/// not rebuilt yet. Late spans may still arrive; the index stays correct,
+/// only less compact for them.
+async fn compact_sealed_days(store: &PgStore, now_unix_nano: u64) -> Result<u64, StoreError> {
+    let pool = store.pool();
+    let sealed_before = super::today(now_unix_nano);
+    let done: BTreeSet<i32> = sqlx::query_scalar("SELECT day FROM compacted_days")
+        .fetch_all(pool)
+        .await
+        .map_err(backend_error)?
+        .into_iter()
+        .collect();
+    let mut compacted = 0;
+    for day in partition_days(pool).await? {
+        if day >= sealed_before || done.contains(&day) {
+            continue;
+        }
+        let indexes: Vec<String> = sqlx::query_scalar(
+            "SELECT i.indexrelid::regclass::text FROM pg_index i \
+             JOIN pg_class t ON t.oid = i.indrelid JOIN pg_class x ON x.oid = i.indexrelid \
+             JOIN pg_am a ON a.oid = x.relam WHERE t.relname = $1 AND a.amname = 'gin'",
+        )
+        .bind(format!("traces_p{day}"))
+        .fetch_all(pool)
+        .await
+        .map_err(backend_error)?;
+        for index in indexes {
+            // The name comes from the catalog, quoted by regclass.
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "REINDEX INDEX CONCURRENTLY {index}"
+            )))
+            .execute(pool)
+            .await
+            .map_err(backend_error)?;
+        }
+        sqlx::query("INSERT INTO compacted_days (day) VALUES ($1) ON CONFLICT DO NOTHING")
+            .bind(day)
+            .execute(pool)
+            .await
+            .map_err(backend_error)?;
+        compacted += 1;
+    }
+    Ok(compacted)
 }
 
 pub(crate) async fn usage(store: &PgStore) -> Result<ShardUsage, StoreError> {

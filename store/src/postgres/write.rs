@@ -9,7 +9,7 @@ use moka::future::Cache;
 use sqlx::{PgPool, Postgres, Transaction};
 
 use super::{PgStore, backend_error, clamp_i64, copy::BinaryCopy, day_of, now_nanos, terms, today};
-use crate::{StoreError, WriteOutcome, codec};
+use crate::{StoreError, WriteOutcome, chunk};
 
 const SERVICE: i16 = 1;
 const CLUSTER: i16 = 2;
@@ -288,7 +288,7 @@ fn encode(
     batch: &Batch<'_>,
     stored: &HashMap<(Vec<u8>, i32), HashSet<i64>>,
 ) -> Result<Encoded, StoreError> {
-    let mut encoder = codec::Encoder::with_level(3)?;
+    let mut encoder = chunk::ChunkEncoder::new(3)?;
     let mut out = Encoded {
         summaries: Vec::with_capacity(batch.groups.len()),
         chunks: BinaryCopy::new(),
@@ -348,7 +348,7 @@ fn encode(
             span_ids: array_literal(fresh.iter().map(|s| span_id_i64(s))),
         });
         for (cluster, part) in clusters {
-            let body = encoder.encode_chunk(&part)?;
+            let body = encoder.encode(&part)?;
             let last = part
                 .iter()
                 .map(|s| clamp_i64(s.start_unix_nano))
