@@ -100,25 +100,29 @@ fn to_model(req: &ExportTraceServiceRequest) -> Vec<Span> {
 
 /// Sends pre-encoded requests with `WRITERS` concurrent clients; returns
 /// spans acknowledged and refusals. With `rate` (spans/s) it paces.
+type Source = Arc<std::sync::Mutex<Box<dyn Iterator<Item = Bytes> + Send>>>;
+
+fn source(it: impl Iterator<Item = Bytes> + Send + 'static) -> Source {
+    Arc::new(std::sync::Mutex::new(Box::new(it)))
+}
+
 async fn send_all(
     target: std::net::SocketAddr,
-    bodies: Arc<Vec<Bytes>>,
+    bodies: Source,
     rate: Option<f64>,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<(u64, u64)> {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{target}"))?
         .connect()
         .await?;
-    let next = Arc::new(AtomicUsize::new(0));
     let acked = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
     let workers = if rate.is_some() { 1 } else { WRITERS };
     let mut tasks = Vec::new();
     for _ in 0..workers {
         let mut client = RawExportClient::new(channel.clone(), false);
-        let (bodies, next, acked, refused, stop) = (
+        let (bodies, acked, refused, stop) = (
             bodies.clone(),
-            next.clone(),
             acked.clone(),
             refused.clone(),
             stop.clone(),
@@ -130,8 +134,8 @@ async fn send_all(
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(body) = bodies.get(i) else { break };
+                let next = bodies.lock().ok().and_then(|mut it| it.next());
+                let Some(body) = next else { break };
                 if let Some(iv) = interval {
                     due += iv;
                     if let Some(d) = due.checked_duration_since(Instant::now()) {
@@ -199,17 +203,15 @@ async fn main() -> anyhow::Result<()> {
 
     // ---- P4: through the gateway --------------------------------------
     let p4_corpus = corpus(4, now - HOUR, args.p4_spans, HOUR);
-    let bodies: Arc<Vec<Bytes>> = Arc::new(
-        p4_corpus
-            .iter()
-            .map(|r| Bytes::from(r.encode_to_vec()))
-            .collect(),
-    );
+    let bodies: Vec<Bytes> = p4_corpus
+        .iter()
+        .map(|r| Bytes::from(r.encode_to_vec()))
+        .collect();
     let gw = start_gateway(tmp.path(), shard_url).await?;
     let started = Instant::now();
     let (acked, refused) = send_all(
         gw.otlp_grpc_addr,
-        bodies.clone(),
+        source(bodies.into_iter()),
         None,
         Arc::new(AtomicBool::new(false)),
     )
@@ -284,7 +286,6 @@ async fn main() -> anyhow::Result<()> {
         p4_rate / naive_rate
     );
     drop(p4_corpus);
-    drop(bodies);
 
     // ---- fill ------------------------------------------------------------
     let store = gw.store.clone();
@@ -354,13 +355,11 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // ---- P5/P6 under load at half the P4 rate ---------------------------
-    let load_spans = (p4_rate / 2.0 * 600.0) as u64; // enough for 10 minutes
-    let load_bodies: Arc<Vec<Bytes>> = Arc::new(
-        corpus(6, now, load_spans.max(SPANS_PER_REQUEST), HOUR)
-            .iter()
-            .map(|r| Bytes::from(r.encode_to_vec()))
-            .collect(),
-    );
+    // Generated as sent: new traces in the last hour.
+    let mut live = StoreCorpus::new(6, now, 1_000);
+    let load_bodies = source(std::iter::from_fn(move || {
+        Some(Bytes::from(live.request(TRACES_PER_REQUEST).encode_to_vec()))
+    }));
     let stop = Arc::new(AtomicBool::new(false));
     let load = tokio::spawn(send_all(
         gw.otlp_grpc_addr,
