@@ -16,6 +16,8 @@ pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod query;
+#[cfg(test)]
+mod testing;
 pub mod tls;
 
 pub use app::{Gateway, GatewayError};
