@@ -4,7 +4,8 @@
 //! certificate, admission, decode, cluster stamp) → [`ingest`] (model spans,
 //! idempotent store write) → ack after commit. The plain OTLP ports use the
 //! same [`ingest`] through [`ingest::DirectSink`].
-//! Query: [`http`] → [`query`] (Jaeger v1 JSON) → `store::SpanStore`.
+//! Query: [`http`] → [`query`] (Jaeger v1 JSON, `/api/v1/storage`) →
+//! `store::SpanStore`.
 
 pub mod app;
 pub mod certs;
