@@ -5,7 +5,7 @@
 //! idempotent store write) → ack after commit. The plain OTLP ports use the
 //! same [`ingest`] through [`ingest::DirectSink`].
 //! Query: [`http`] → [`query`] (Jaeger v1 JSON, `/api/v1/storage`) →
-//! `store::SpanStore`.
+//! `store::SpanStore`. Background: [`retention`] expires old spans.
 
 pub mod app;
 pub mod certs;
@@ -17,6 +17,7 @@ pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod query;
+pub mod retention;
 #[cfg(test)]
 mod testing;
 pub mod tls;
