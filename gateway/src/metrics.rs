@@ -106,6 +106,11 @@ impl GatewayMetrics {
         self.batches.get_or_create(&Outcome { outcome }).inc();
     }
 
+    /// Federation batches with `outcome` so far.
+    pub fn batches(&self, outcome: &'static str) -> u64 {
+        self.batches.get_or_create(&Outcome { outcome }).get()
+    }
+
     pub fn stored(&self, inserted: u64, duplicates: u64) {
         self.stored.inc_by(inserted);
         self.duplicates.inc_by(duplicates);
