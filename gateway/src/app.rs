@@ -127,6 +127,9 @@ impl Gateway {
 
         let root = Shutdown::new();
         let ingest_sd = root.child();
+        // Background jobs: cancelled with everything else at shutdown (a
+        // retention pass is idempotent and may stop half-way).
+        let jobs = root.stage();
         let ingest = Ingest::new(Arc::clone(&store), metrics.clone());
 
         // Federation: mTLS, identity from the client certificate.
@@ -186,6 +189,14 @@ impl Gateway {
             http_l,
             crate::http::router(Arc::clone(&store), registry),
         );
+
+        jobs.spawn(crate::retention::run(
+            Arc::clone(&store),
+            cfg.store_options.retention.clone(),
+            cfg.retention_interval,
+            metrics.clone(),
+            jobs.token().clone(),
+        ));
 
         tracing::info!(
             http = %http_addr,

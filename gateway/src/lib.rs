@@ -4,7 +4,8 @@
 //! certificate, admission, decode, cluster stamp) → [`ingest`] (model spans,
 //! idempotent store write) → ack after commit. The plain OTLP ports use the
 //! same [`ingest`] through [`ingest::DirectSink`].
-//! Query: [`http`] → [`query`] (Jaeger v1 JSON) → `store::SpanStore`.
+//! Query: [`http`] → [`query`] (Jaeger v1 JSON, `/api/v1/storage`) →
+//! `store::SpanStore`. Background: [`retention`] expires old spans.
 
 pub mod app;
 pub mod certs;
@@ -16,6 +17,9 @@ pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod query;
+pub mod retention;
+#[cfg(test)]
+mod testing;
 pub mod tls;
 
 pub use app::{Gateway, GatewayError};

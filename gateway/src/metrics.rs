@@ -17,12 +17,20 @@ struct Reason {
     reason: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RunResult {
+    result: &'static str,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct GatewayMetrics {
     batches: Family<Outcome, Counter>,
     stored: Counter,
     duplicates: Counter,
     refused: Family<Reason, Counter>,
+    retention_runs: Family<RunResult, Counter>,
+    retention_spans_deleted: Counter,
+    retention_partitions_dropped: Counter,
 }
 
 impl GatewayMetrics {
@@ -48,11 +56,59 @@ impl GatewayMetrics {
             "Connections or batches refused for identity reasons (tls, no_identity, cluster_mismatch, node_cert)",
             m.refused.clone(),
         );
+        registry.register(
+            names::GATEWAY_RETENTION_RUNS,
+            "Retention passes, by result (ok, error)",
+            m.retention_runs.clone(),
+        );
+        registry.register(
+            names::GATEWAY_RETENTION_SPANS_DELETED,
+            "Spans retention deleted row by row",
+            m.retention_spans_deleted.clone(),
+        );
+        registry.register(
+            names::GATEWAY_RETENTION_PARTITIONS_DROPPED,
+            "Whole time partitions retention dropped",
+            m.retention_partitions_dropped.clone(),
+        );
         m
+    }
+
+    /// Counts a retention pass: `Some(report)` when it succeeded.
+    pub fn retention_run(&self, report: Option<&store::RetentionReport>) {
+        let result = if report.is_some() { "ok" } else { "error" };
+        self.retention_runs
+            .get_or_create(&RunResult { result })
+            .inc();
+        if let Some(r) = report {
+            self.retention_spans_deleted.inc_by(r.spans_deleted);
+            self.retention_partitions_dropped
+                .inc_by(r.partitions_dropped);
+        }
+    }
+
+    /// Retention passes with `result` ("ok" or "error").
+    pub fn retention_runs(&self, result: &'static str) -> u64 {
+        self.retention_runs
+            .get_or_create(&RunResult { result })
+            .get()
+    }
+
+    /// (spans deleted, partitions dropped) by retention so far.
+    pub fn retention_removed(&self) -> (u64, u64) {
+        (
+            self.retention_spans_deleted.get(),
+            self.retention_partitions_dropped.get(),
+        )
     }
 
     pub fn batch(&self, outcome: &'static str) {
         self.batches.get_or_create(&Outcome { outcome }).inc();
+    }
+
+    /// Federation batches with `outcome` so far.
+    pub fn batches(&self, outcome: &'static str) -> u64 {
+        self.batches.get_or_create(&Outcome { outcome }).get()
     }
 
     pub fn stored(&self, inserted: u64, duplicates: u64) {

@@ -55,7 +55,8 @@ fn loopback() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
-/// A gateway on the embedded store plus one agent per cluster.
+/// A gateway (on the embedded store unless [`Sandbox::start_with`] says
+/// otherwise) plus one agent per cluster.
 #[derive(Debug)]
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
@@ -123,9 +124,20 @@ impl Sandbox {
     }
 
     pub async fn start(clusters: &[&str]) -> anyhow::Result<Self> {
+        Self::start_with(clusters, |_| {}).await
+    }
+
+    /// [`start`](Self::start) with the gateway configuration adjusted by
+    /// `configure` first (another store, retention settings, …).
+    pub async fn start_with(
+        clusters: &[&str],
+        configure: impl FnOnce(&mut GatewayConfig),
+    ) -> anyhow::Result<Self> {
         init();
         let dir = tempfile::tempdir()?;
-        let gateway = Gateway::start(Self::gateway_config(dir.path())?).await?;
+        let mut cfg = Self::gateway_config(dir.path())?;
+        configure(&mut cfg);
+        let gateway = Gateway::start(cfg).await?;
         let mut sandbox = Self {
             dir,
             gateway,

@@ -33,6 +33,13 @@ pub const GATEWAY_SPANS_STORED: &str = "meridian_gateway_spans_stored";
 pub const GATEWAY_SPANS_DUPLICATE: &str = "meridian_gateway_spans_duplicate";
 /// Connections or batches refused for identity reasons; label `reason`.
 pub const GATEWAY_IDENTITY_REFUSED: &str = "meridian_gateway_identity_refused";
+/// Retention passes the gateway ran; label `result` (ok, error).
+pub const GATEWAY_RETENTION_RUNS: &str = "meridian_gateway_retention_runs";
+/// Spans retention deleted row by row (partly expired partitions).
+pub const GATEWAY_RETENTION_SPANS_DELETED: &str = "meridian_gateway_retention_spans_deleted";
+/// Whole time partitions retention dropped.
+pub const GATEWAY_RETENTION_PARTITIONS_DROPPED: &str =
+    "meridian_gateway_retention_partitions_dropped";
 
 /// Renders a registry in the Prometheus text format.
 pub fn render(registry: &Registry) -> String {

@@ -3,12 +3,14 @@
 //! - [`jaeger`]: Jaeger's v1 JSON API (`/api/services`, `/api/operations`,
 //!   `/api/services/{s}/operations`, `/api/traces`, `/api/traces/{id}`), so
 //!   Jaeger UI and Grafana's Jaeger data source work unchanged.
+//! - [`storage`]: `/api/v1/storage`, storage used per shard and cluster.
 //!
 //! Query parsing and the OTLP → Jaeger mapping are pure functions; the
 //! handlers only call the store.
 
 pub mod duration;
 pub mod jaeger;
+pub mod storage;
 
 use std::sync::Arc;
 
@@ -17,5 +19,5 @@ use store::SpanStore;
 
 /// Every query route, with the store as state.
 pub fn router(store: Arc<dyn SpanStore>) -> Router {
-    jaeger::router(store)
+    jaeger::router(Arc::clone(&store)).merge(storage::router(store))
 }

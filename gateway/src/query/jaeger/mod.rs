@@ -44,6 +44,18 @@ fn ok<T: Serialize>(data: Vec<T>) -> Response {
         .into_response()
 }
 
+/// A partial answer: the data found, HTTP 200, and what is missing in
+/// `errors` (one 503 per warning), which Jaeger UI shows above the results.
+fn partial<T: Serialize>(data: Vec<T>, warnings: &[String]) -> Response {
+    let total = data.len();
+    let errors: Vec<Value> = warnings
+        .iter()
+        .map(|w| json!({"code": StatusCode::SERVICE_UNAVAILABLE.as_u16(), "msg": w}))
+        .collect();
+    Json(json!({"data": data, "total": total, "limit": 0, "offset": 0, "errors": errors}))
+        .into_response()
+}
+
 fn error(status: StatusCode, msg: impl Into<String>) -> Response {
     let msg = msg.into();
     (
@@ -118,8 +130,17 @@ async fn traces(State(store): State<Store>, RawQuery(q): RawQuery) -> Response {
     let pairs = params::pairs(q.as_deref());
     match params::traces_request(&pairs, now_nanos()) {
         Err(e) => bad_request(e),
-        Ok(TracesRequest::Search(query)) => match store.find_traces(&query).await {
-            Ok(found) => ok(found.iter().map(model::trace).collect()),
+        Ok(TracesRequest::Search(query)) => match store.search(&query).await {
+            Ok(found) if found.warnings.is_empty() => {
+                ok(found.traces.iter().map(model::trace).collect())
+            }
+            Ok(found) => {
+                tracing::warn!(warnings = ?found.warnings, "search answered with partial results");
+                partial(
+                    found.traces.iter().map(model::trace).collect(),
+                    &found.warnings,
+                )
+            }
             Err(e) => store_error(e),
         },
         Ok(TracesRequest::ById(ids)) => {
@@ -145,5 +166,91 @@ async fn trace_by_id(State(store): State<Store>, Path(id): Path<String>) -> Resp
         Ok(Some(t)) => ok(vec![model::trace(&t)]),
         Ok(None) => error(StatusCode::NOT_FOUND, "trace not found"),
         Err(e) => store_error(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+    use store::{
+        SearchResult,
+        testsuite::{SpanBuilder, trace_id},
+    };
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::testing::FakeStore;
+
+    async fn get(store: Arc<FakeStore>, uri: &str) -> (StatusCode, Value) {
+        let resp = router(store)
+            .oneshot(
+                http::Request::get(uri)
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("infallible");
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    fn one_trace() -> ::model::Trace {
+        ::model::Trace {
+            trace_id: trace_id(7),
+            spans: vec![SpanBuilder::new(7, 1, "api").build()],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_partial_search_is_200_with_each_warning_in_errors() {
+        let store = Arc::new(FakeStore::default());
+        store.set_search(Ok(SearchResult {
+            traces: vec![one_trace()],
+            warnings: vec![
+                "shard 1 did not answer, results are partial: store unavailable: refused".into(),
+                "shard 0: scan stopped at 10000 traces".into(),
+            ],
+        }));
+        let (status, body) = get(store, "/api/traces?service=api").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["total"], 1);
+        assert_eq!(
+            body["data"][0]["traceID"],
+            "5a000000000000000000000000000007"
+        );
+        assert_eq!(
+            body["errors"],
+            json!([
+                {"code": 503, "msg": "shard 1 did not answer, results are partial: store unavailable: refused"},
+                {"code": 503, "msg": "shard 0: scan stopped at 10000 traces"},
+            ])
+        );
+    }
+
+    #[tokio::test]
+    async fn a_complete_search_has_null_errors() {
+        let store = Arc::new(FakeStore::default());
+        store.set_search(Ok(SearchResult {
+            traces: vec![one_trace()],
+            warnings: Vec::new(),
+        }));
+        let (status, body) = get(store, "/api/traces?service=api").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["errors"], Value::Null);
+        assert_eq!(body["total"], 1);
+    }
+
+    #[tokio::test]
+    async fn a_search_no_shard_answers_stays_an_error() {
+        let store = Arc::new(FakeStore::default());
+        store.set_search(Err("shard 0 did not answer; shard 1 did not answer".into()));
+        let (status, body) = get(store, "/api/traces?service=api").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["data"], Value::Null);
+        assert_eq!(body["errors"][0]["code"], 503);
     }
 }
