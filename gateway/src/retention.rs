@@ -38,6 +38,7 @@ pub async fn pass(
             tracing::info!(
                 partitions_dropped = report.partitions_dropped,
                 spans_deleted = report.spans_deleted,
+                partitions_compacted = report.partitions_compacted,
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "retention pass"
             );
@@ -51,8 +52,9 @@ pub async fn pass(
 }
 
 /// Runs a pass now and then every `interval` until `shutdown` is
-/// cancelled (which also stops a pass in progress). Returns at once when
-/// the policy keeps everything.
+/// cancelled (which also stops a pass in progress). With a policy that
+/// keeps everything a pass deletes nothing but still compacts finished
+/// days.
 pub async fn run(
     store: Arc<dyn SpanStore>,
     policy: RetentionPolicy,
@@ -61,8 +63,9 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     if keeps_everything(&policy) {
+        // The pass still runs: it compacts the search index of days that
+        // are over.
         tracing::info!("retention off: every span is kept (set --retention-hours to expire spans)");
-        return;
     }
     tracing::info!(
         default_hours = ?policy.default_hours,

@@ -157,7 +157,9 @@ impl StoreCorpus {
 
     /// One request of `traces` whole traces (10 spans each).
     pub fn request(&mut self, traces: usize) -> ExportTraceServiceRequest {
-        let mut per_service: Vec<Vec<Span>> = vec![Vec::with_capacity(traces); STORE_SERVICES];
+        let mut per_service: Vec<Vec<Span>> = (0..STORE_SERVICES)
+            .map(|_| Vec::with_capacity(traces))
+            .collect();
         for _ in 0..traces {
             let mut trace = [0u8; 16];
             trace[..8].copy_from_slice(&self.next().to_be_bytes());
@@ -169,7 +171,7 @@ impl StoreCorpus {
             for (k, spans) in per_service.iter_mut().enumerate() {
                 let r = self.next();
                 let op = (r % STORE_OPERATIONS as u64) as usize;
-                let error = r % 97 == 0;
+                let error = r.is_multiple_of(97);
                 let span_id = self.next().to_be_bytes().to_vec();
                 let begin = start + k as u64 * 1_000_000;
                 let dur = total / (k as u64 + 1);
@@ -182,7 +184,10 @@ impl StoreCorpus {
                     start_time_unix_nano: begin,
                     end_time_unix_nano: begin + dur,
                     attributes: vec![
-                        string_kv("http.method", if r % 3 == 0 { "POST" } else { "GET" }),
+                        string_kv(
+                            "http.method",
+                            if r.is_multiple_of(3) { "POST" } else { "GET" },
+                        ),
                         string_kv("http.route", &format!("/r{op}")),
                         kv_int("http.status_code", if error { 500 } else { 200 }),
                         string_kv("peer.service", &format!("s{}", k + 1)),

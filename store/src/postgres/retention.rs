@@ -164,12 +164,31 @@ async fn compact_sealed_days(store: &PgStore, now_unix_nano: u64) -> Result<u64,
         let indexes: Vec<String> = sqlx::query_scalar(
             "SELECT i.indexrelid::regclass::text FROM pg_index i \
              JOIN pg_class t ON t.oid = i.indrelid JOIN pg_class x ON x.oid = i.indexrelid \
-             JOIN pg_am a ON a.oid = x.relam WHERE t.relname = $1 AND a.amname = 'gin'",
+             JOIN pg_am a ON a.oid = x.relam WHERE t.relname = $1 AND a.amname = 'gin' \
+               AND i.indisvalid",
         )
         .bind(format!("traces_p{day}"))
         .fetch_all(pool)
         .await
         .map_err(backend_error)?;
+        // A rebuild interrupted by a shutdown leaves an invalid `_ccnew`
+        // copy behind; drop it before rebuilding again.
+        let leftovers: Vec<String> = sqlx::query_scalar(
+            "SELECT i.indexrelid::regclass::text FROM pg_index i \
+             JOIN pg_class t ON t.oid = i.indrelid WHERE t.relname = $1 AND NOT i.indisvalid",
+        )
+        .bind(format!("traces_p{day}"))
+        .fetch_all(pool)
+        .await
+        .map_err(backend_error)?;
+        for index in leftovers {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP INDEX CONCURRENTLY IF EXISTS {index}"
+            )))
+            .execute(pool)
+            .await
+            .map_err(backend_error)?;
+        }
         for index in indexes {
             // The name comes from the catalog, quoted by regclass.
             sqlx::query(sqlx::AssertSqlSafe(format!(

@@ -121,12 +121,8 @@ async fn send_all(
     let mut tasks = Vec::new();
     for _ in 0..workers {
         let mut client = RawExportClient::new(channel.clone(), false);
-        let (bodies, acked, refused, stop) = (
-            bodies.clone(),
-            acked.clone(),
-            refused.clone(),
-            stop.clone(),
-        );
+        let (bodies, acked, refused, stop) =
+            (bodies.clone(), acked.clone(), refused.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
             let interval = rate.map(|r| Duration::from_secs_f64(SPANS_PER_REQUEST as f64 / r));
             let mut due = Instant::now();
@@ -358,7 +354,9 @@ async fn main() -> anyhow::Result<()> {
     // Generated as sent: new traces in the last hour.
     let mut live = StoreCorpus::new(6, now, 1_000);
     let load_bodies = source(std::iter::from_fn(move || {
-        Some(Bytes::from(live.request(TRACES_PER_REQUEST).encode_to_vec()))
+        Some(Bytes::from(
+            live.request(TRACES_PER_REQUEST).encode_to_vec(),
+        ))
     }));
     let stop = Arc::new(AtomicBool::new(false));
     let load = tokio::spawn(send_all(
