@@ -10,8 +10,6 @@ use std::collections::HashSet;
 
 use model::{Span, TraceQuery};
 
-use crate::codec::search_tags;
-
 /// FNV-1a over the parts, each followed by a 0xff separator (which never
 /// occurs in UTF-8), folded to 32 bits.
 fn hash(parts: &[&[u8]]) -> i32 {
@@ -57,16 +55,41 @@ impl IndexedTags {
     }
 }
 
-/// Appends the terms of `span` to `out` (unsorted, with repeats).
+/// Appends the terms of `span` to `out` (unsorted, with repeats). Only
+/// indexed keys are turned into strings.
 pub(crate) fn span_terms(span: &Span, indexed: &IndexedTags, out: &mut Vec<i32>) {
     let service = span.service_name();
     out.push(service_term(service));
     out.push(operation_term(service, &span.name));
-    for (key, value) in search_tags(span) {
-        if indexed.contains(key) {
-            out.push(tag_term(key, &value));
+    for kv in span
+        .attributes
+        .iter()
+        .chain(&span.resource.attributes)
+        .chain(span.events.iter().flat_map(|e| &e.attributes))
+    {
+        if indexed.contains(&kv.key) {
+            out.push(match &kv.value {
+                model::AttrValue::Str(v) => tag_term(&kv.key, v),
+                other => tag_term(&kv.key, &other.to_search_string()),
+            });
         }
     }
+    for (key, value) in synthetic_tags(span) {
+        if indexed.contains(key) {
+            out.push(tag_term(key, value));
+        }
+    }
+}
+
+/// Jaeger's synthetic tags of a span (see `model::span_has_tag`).
+fn synthetic_tags(span: &Span) -> impl Iterator<Item = (&'static str, &'static str)> {
+    let kind = span.kind.jaeger_name().map(|k| ("span.kind", k));
+    let status = match span.status_code {
+        model::StatusCode::Error => [Some(("error", "true")), Some(("otel.status_code", "ERROR"))],
+        model::StatusCode::Ok => [Some(("otel.status_code", "OK")), None],
+        model::StatusCode::Unset => [None, None],
+    };
+    kind.into_iter().chain(status.into_iter().flatten())
 }
 
 /// The terms every candidate trace of `query` must contain, sorted.

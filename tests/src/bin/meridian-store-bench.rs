@@ -44,6 +44,11 @@ use store::{
 };
 use tokio::sync::mpsc;
 
+// The gateway binary's allocator (gateway/src/main.rs), so the in-process
+// gateway measures what ships.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const TRACES_PER_REQUEST: usize = 200; // 2,000 spans
 const SPANS_PER_REQUEST: u64 = 2_000;
 const WRITERS: usize = 4;
@@ -379,7 +384,9 @@ async fn main() -> anyhow::Result<()> {
 
     let mut by_id = Vec::with_capacity(args.queries * 3);
     for _ in 0..args.queries * 3 {
-        let id = ids[(rand() % ids.len() as u64) as usize];
+        let Some(&id) = ids.get((rand() % ids.len().max(1) as u64) as usize) else {
+            break;
+        };
         let t = Instant::now();
         let resp = http
             .get(format!("{base}/api/traces/{}", id.to_hex()))
