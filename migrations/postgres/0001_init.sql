@@ -84,3 +84,12 @@ CREATE TABLE IF NOT EXISTS usage (
 CREATE TABLE IF NOT EXISTS compacted_days (
     day integer PRIMARY KEY
 );
+
+-- The longest (last_ns - first_ns) of any summary row of a day, raised by
+-- writers in the transaction that stores such a row. A search for a window
+-- [lo, hi] then scans `traces_recent` only from hi + max_extent down to lo:
+-- every row overlapping the window lies there.
+CREATE TABLE IF NOT EXISTS day_extent (
+    day        integer PRIMARY KEY,
+    max_extent bigint  NOT NULL
+);

@@ -244,6 +244,28 @@ fn merge_into(into: &mut Trace, part: Trace) {
         .sort_by_key(|s| (s.start_unix_nano, *s.span_id.as_bytes()));
 }
 
+/// The sorted union of per-shard lists; shards that failed are left out
+/// unless all failed (lists are hints for the UI, partial is better than
+/// none).
+fn union<T: Ord>(lists: Vec<Result<Vec<T>, StoreError>>) -> Result<Vec<T>, StoreError> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut last_err = None;
+    let mut answered = false;
+    for list in lists {
+        match list {
+            Ok(l) => {
+                answered = true;
+                out.extend(l);
+            }
+            Err(e) => last_err = Some(e),
+        }
+    }
+    match (answered, last_err) {
+        (false, Some(e)) => Err(e),
+        _ => Ok(out.into_iter().collect()),
+    }
+}
+
 /// Merges per-shard answers: most recent match first, at most `limit`.
 pub fn merge_search(query: &TraceQuery, parts: Vec<Vec<Trace>>) -> Vec<Trace> {
     let mut by_id: BTreeMap<TraceId, Trace> = BTreeMap::new();
@@ -371,23 +393,7 @@ impl SpanStore for ShardedStore {
     }
 
     async fn services(&self) -> Result<Vec<String>, StoreError> {
-        let lists = join_all(self.shards.values().map(|s| s.services())).await;
-        let mut out = std::collections::BTreeSet::new();
-        let mut last_err = None;
-        let mut ok = false;
-        for list in lists {
-            match list {
-                Ok(l) => {
-                    ok = true;
-                    out.extend(l);
-                }
-                Err(e) => last_err = Some(e),
-            }
-        }
-        match (ok, last_err) {
-            (false, Some(e)) => Err(e),
-            _ => Ok(out.into_iter().collect()),
-        }
+        union(join_all(self.shards.values().map(|s| s.services())).await)
     }
 
     async fn operations(
@@ -395,28 +401,14 @@ impl SpanStore for ShardedStore {
         service: &str,
         span_kind: Option<SpanKind>,
     ) -> Result<Vec<Operation>, StoreError> {
-        let lists = join_all(
-            self.shards
-                .values()
-                .map(|s| s.operations(service, span_kind)),
+        union(
+            join_all(
+                self.shards
+                    .values()
+                    .map(|s| s.operations(service, span_kind)),
+            )
+            .await,
         )
-        .await;
-        let mut out = std::collections::BTreeSet::new();
-        let mut last_err = None;
-        let mut ok = false;
-        for list in lists {
-            match list {
-                Ok(l) => {
-                    ok = true;
-                    out.extend(l);
-                }
-                Err(e) => last_err = Some(e),
-            }
-        }
-        match (ok, last_err) {
-            (false, Some(e)) => Err(e),
-            _ => Ok(out.into_iter().collect()),
-        }
     }
 
     async fn storage_usage(&self) -> Result<Vec<ShardUsage>, StoreError> {

@@ -1,7 +1,8 @@
 //! The conformance suite against a Cassandra (or ScyllaDB) server, when
 //! `MERIDIAN_TEST_CASSANDRA=host:port` names one; each case gets a fresh
-//! keyspace. Without it the test says so and passes vacuously: that is not
-//! a verification of the backend.
+//! keyspace. No Cassandra server can run on our build machines, so the
+//! test is ignored by default (counted as ignored, never as passed):
+//! `MERIDIAN_TEST_CASSANDRA=host:9042 cargo test -p store --test cassandra -- --ignored`.
 
 use std::sync::{
     Arc,
@@ -13,12 +14,12 @@ use store::{SpanStore, StoreOptions, cassandra::CassandraStore, testsuite};
 const ENV: &str = "MERIDIAN_TEST_CASSANDRA";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Cassandra server named by MERIDIAN_TEST_CASSANDRA"]
 async fn cassandra_passes_the_conformance_suite() {
     let Some(server) = std::env::var(ENV).ok().filter(|s| !s.trim().is_empty()) else {
-        eprintln!(
+        panic!(
             "skipping cassandra conformance: {ENV} is not set (no Cassandra server on this machine)"
         );
-        return;
     };
     let run = format!(
         "{}_{}",

@@ -9,6 +9,17 @@ use crate::otlp::{
     Status, any_value, string_kv,
 };
 
+/// The next value of a xorshift64 sequence (deterministic, not for
+/// anything secret); `state` must not be 0.
+pub fn xorshift(state: &mut u64) -> u64 {
+    let mut x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *state = x;
+    x
+}
+
 /// Spans per trace in the corpus.
 pub const TRACE_SPANS: usize = 8;
 
@@ -40,13 +51,7 @@ impl Generator {
     }
 
     fn next(&mut self) -> u64 {
-        // xorshift64
-        let mut x = self.state;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.state = x;
-        x
+        xorshift(&mut self.state)
     }
 
     /// One request of `spans` spans (whole traces of 8 where it divides).
@@ -147,12 +152,7 @@ impl StoreCorpus {
     }
 
     fn next(&mut self) -> u64 {
-        let mut x = self.state;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.state = x;
-        x
+        xorshift(&mut self.state)
     }
 
     /// One request of `traces` whole traces (10 spans each).

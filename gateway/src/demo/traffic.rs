@@ -39,12 +39,7 @@ impl Traffic {
     }
 
     fn next(&mut self) -> u64 {
-        let mut x = self.state;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.state = x;
-        x
+        proto::corpus::xorshift(&mut self.state)
     }
 
     /// One trace, as one request per cluster (index = cluster). Returns the

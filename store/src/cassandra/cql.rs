@@ -997,15 +997,8 @@ mod tests {
 
     fn query() -> TraceQuery {
         TraceQuery {
-            service: None,
-            operation: None,
-            span_kind: None,
-            tags: Vec::new(),
-            start_min_unix_nano: T0 - 3_600_000 * MS,
-            start_max_unix_nano: T0 + 3_600_000 * MS,
-            duration_min_nanos: None,
-            duration_max_nanos: None,
             limit: 20,
+            ..crate::testsuite::any_query()
         }
     }
 

@@ -50,27 +50,8 @@ impl NaiveBaseline {
     pub async fn insert(&self, spans: &[Span]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(backend_error)?;
         for s in spans {
-            let attrs: serde_json::Map<String, serde_json::Value> = s
-                .attributes
-                .iter()
-                .map(|kv| {
-                    (
-                        kv.key.clone(),
-                        serde_json::Value::String(kv.value.to_search_string()),
-                    )
-                })
-                .collect();
-            let res: serde_json::Map<String, serde_json::Value> = s
-                .resource
-                .attributes
-                .iter()
-                .map(|kv| {
-                    (
-                        kv.key.clone(),
-                        serde_json::Value::String(kv.value.to_search_string()),
-                    )
-                })
-                .collect();
+            let attrs = json_object(&s.attributes);
+            let res = json_object(&s.resource.attributes);
             sqlx::query(
                 "INSERT INTO naive_spans VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
                  ON CONFLICT DO NOTHING",
@@ -91,6 +72,17 @@ impl NaiveBaseline {
         }
         tx.commit().await.map_err(backend_error)
     }
+}
+
+fn json_object(kvs: &[model::KeyValue]) -> serde_json::Map<String, serde_json::Value> {
+    kvs.iter()
+        .map(|kv| {
+            (
+                kv.key.clone(),
+                serde_json::Value::String(kv.value.to_search_string()),
+            )
+        })
+        .collect()
 }
 
 /// Runs `VACUUM (ANALYZE)` on the database at `url`, then returns the

@@ -60,6 +60,9 @@ pub struct PgStore {
     dict: write::Dictionary,
     /// Days whose partitions exist (created by us or found at open).
     partitions: Mutex<BTreeSet<i32>>,
+    /// Longest (last_ns - first_ns) of a summary row per day that this
+    /// process recorded in `day_extent` (a lower bound of the table's).
+    extents: Mutex<std::collections::HashMap<i32, i64>>,
 }
 
 pub(crate) fn backend_error(e: sqlx::Error) -> StoreError {
@@ -173,6 +176,7 @@ impl PgStore {
             indexed: terms::IndexedTags::new(&opts.indexed_tags),
             dict: write::Dictionary::new(),
             partitions: Mutex::new(BTreeSet::new()),
+            extents: Mutex::new(std::collections::HashMap::new()),
         };
         let days = retention::partition_days(&store.pool).await?;
         store.partitions.lock().await.extend(days);

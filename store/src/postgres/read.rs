@@ -67,6 +67,17 @@ pub(crate) async fn search(
         today(now_nanos()),
     );
     let required = terms::query_terms(query, &store.indexed);
+    // Rows overlapping the window have last_ns <= max + the day's longest
+    // extent: the bound keeps the newest-first scan inside the window.
+    let extent: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(MAX(max_extent), 0)::bigint FROM day_extent WHERE day BETWEEN $1 AND $2",
+    )
+    .bind(day_lo)
+    .bind(day_hi)
+    .fetch_one(store.pool())
+    .await
+    .map_err(backend_error)?;
+    let last_max = clamp_i64(query.start_max_unix_nano).saturating_add(extent);
     let min_duration = query.duration_min_nanos.map(clamp_i64);
     let mut found: Vec<(u64, Trace)> = Vec::new();
     let mut seen: HashSet<Vec<u8>> = HashSet::new();
@@ -75,8 +86,9 @@ pub(crate) async fn search(
     loop {
         let rows: Vec<(Vec<u8>, i64)> = sqlx::query_as(
             "SELECT trace_id, last_ns FROM traces \
-             WHERE day BETWEEN $1 AND $2 AND last_ns >= $3 AND first_ns <= $4 \
+             WHERE day BETWEEN $1 AND $2 AND last_ns >= $3 AND first_ns <= $4 AND last_ns <= $11 \
                AND (cardinality($5::integer[]) = 0 OR terms @> $5::integer[]) \
+               AND (cardinality($10::integer[]) = 0 OR terms && $10::integer[]) \
                AND ($6::bigint IS NULL OR max_duration_ns >= $6) \
                AND ($7::bigint IS NULL OR (last_ns, trace_id) < ($7, $8::bytea)) \
              ORDER BY last_ns DESC, trace_id DESC LIMIT $9",
@@ -85,11 +97,13 @@ pub(crate) async fn search(
         .bind(day_hi)
         .bind(clamp_i64(query.start_min_unix_nano))
         .bind(clamp_i64(query.start_max_unix_nano))
-        .bind(&required)
+        .bind(&required.all)
         .bind(min_duration)
         .bind(cursor.as_ref().map(|c| c.0))
         .bind(cursor.as_ref().map(|c| c.1.clone()))
         .bind(PAGE)
+        .bind(&required.any)
+        .bind(last_max)
         .fetch_all(store.pool())
         .await
         .map_err(backend_error)?;

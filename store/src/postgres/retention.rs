@@ -63,6 +63,11 @@ pub(crate) async fn enforce(
                     .await
                     .map_err(backend_error)?;
             }
+            sqlx::query("DELETE FROM day_extent WHERE day = $1")
+                .bind(day)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_error)?;
             sqlx::query("DELETE FROM compacted_days WHERE day = $1")
                 .bind(day)
                 .execute(&mut *tx)

@@ -23,16 +23,23 @@ fn hash(parts: &[&[u8]]) -> i32 {
     (h ^ (h >> 32)) as u32 as i32
 }
 
-fn service_term(service: &str) -> i32 {
-    hash(&[b"s", service.as_bytes()])
-}
-
-fn operation_term(service: &str, operation: &str) -> i32 {
-    hash(&[b"o", service.as_bytes(), operation.as_bytes()])
-}
-
 fn tag_term(key: &str, value: &str) -> i32 {
     hash(&[b"t", key.as_bytes(), value.as_bytes()])
+}
+
+/// Durations in power-of-two buckets of milliseconds: 0 below 1 ms, then
+/// b for [2^(b-1), 2^b) ms.
+fn duration_bucket(nanos: u64) -> u8 {
+    (64 - (nanos / 1_000_000).leading_zeros()) as u8
+}
+
+/// "A span of this service (and operation, when given) lasted this long":
+/// min/max-duration searches need no body to rule a trace out.
+fn duration_term(service: &str, operation: Option<&str>, bucket: u8) -> i32 {
+    match operation {
+        Some(op) => hash(&[b"do", service.as_bytes(), op.as_bytes(), &[bucket]]),
+        None => hash(&[b"ds", service.as_bytes(), &[bucket]]),
+    }
 }
 
 /// The tag keys indexed for one store.
@@ -59,8 +66,9 @@ impl IndexedTags {
 /// indexed keys are turned into strings.
 pub(crate) fn span_terms(span: &Span, indexed: &IndexedTags, out: &mut Vec<i32>) {
     let service = span.service_name();
-    out.push(service_term(service));
-    out.push(operation_term(service, &span.name));
+    let bucket = duration_bucket(span.duration_nanos());
+    out.push(duration_term(service, None, bucket));
+    out.push(duration_term(service, Some(&span.name), bucket));
     for kv in span
         .attributes
         .iter()
@@ -92,21 +100,34 @@ fn synthetic_tags(span: &Span) -> impl Iterator<Item = (&'static str, &'static s
     kind.into_iter().chain(status.into_iter().flatten())
 }
 
-/// The terms every candidate trace of `query` must contain, sorted.
-pub(crate) fn query_terms(query: &TraceQuery, indexed: &IndexedTags) -> Vec<i32> {
-    let mut terms = Vec::new();
-    match (&query.service, &query.operation) {
-        (Some(s), Some(o)) => terms.push(operation_term(s, o)),
-        (Some(s), None) => terms.push(service_term(s)),
-        _ => {}
-    }
+/// What a candidate trace of `query` must contain: every term of `all`
+/// (sorted) and, when `any` is not empty, at least one of `any` (the
+/// duration buckets the query's duration range covers).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct QueryTerms {
+    pub(crate) all: Vec<i32>,
+    pub(crate) any: Vec<i32>,
+}
+
+pub(crate) fn query_terms(query: &TraceQuery, indexed: &IndexedTags) -> QueryTerms {
+    let mut terms = QueryTerms::default();
     for tag in &query.tags {
         if indexed.contains(&tag.key) {
-            terms.push(tag_term(&tag.key, &tag.value));
+            terms.all.push(tag_term(&tag.key, &tag.value));
         }
     }
-    terms.sort_unstable();
-    terms.dedup();
+    terms.all.sort_unstable();
+    terms.all.dedup();
+    // Service and operation are indexed with the span's duration bucket:
+    // one term serves "service", "service + operation" and either with a
+    // duration range, as the buckets the range covers.
+    if let Some(service) = &query.service {
+        let lo = duration_bucket(query.duration_min_nanos.unwrap_or(0));
+        let hi = duration_bucket(query.duration_max_nanos.unwrap_or(u64::MAX));
+        terms.any = (lo..=hi)
+            .map(|b| duration_term(service, query.operation.as_deref(), b))
+            .collect();
+    }
     terms
 }
 
@@ -115,19 +136,12 @@ mod tests {
     use model::{AttrValue, TagFilter};
 
     use super::*;
-    use crate::testsuite::{MS, SpanBuilder, T0};
+    use crate::testsuite::SpanBuilder;
 
     fn query() -> TraceQuery {
         TraceQuery {
-            service: None,
-            operation: None,
-            span_kind: None,
-            tags: Vec::new(),
-            start_min_unix_nano: T0,
-            start_max_unix_nano: T0 + MS,
-            duration_min_nanos: None,
-            duration_max_nanos: None,
             limit: 20,
+            ..crate::testsuite::any_query()
         }
     }
 
@@ -165,27 +179,74 @@ mod tests {
         ];
         for q in &queries {
             let need = query_terms(q, &indexed);
-            assert!(!need.is_empty());
-            assert!(need.iter().all(|t| terms.contains(t)), "{q:?}");
+            assert!(!need.all.is_empty() || !need.any.is_empty());
+            assert!(need.all.iter().all(|t| terms.contains(t)), "{q:?}");
+            assert!(
+                need.any.is_empty() || need.any.iter().any(|t| terms.contains(t)),
+                "{q:?}"
+            );
         }
         // An unindexed key adds no term: it is confirmed on the bodies.
         let unindexed = TraceQuery {
             tags: vec![tag("user.id", "u-1")],
             ..query()
         };
-        assert!(query_terms(&unindexed, &indexed).is_empty());
+        assert_eq!(query_terms(&unindexed, &indexed), QueryTerms::default());
         // Different values hash differently.
         let other = TraceQuery {
             service: Some("checkout".into()),
             operation: Some("Refund".into()),
             ..query()
         };
-        assert!(!terms.contains(&query_terms(&other, &indexed)[0]));
+        let other = query_terms(&other, &indexed);
+        assert!(!other.any.iter().any(|t| terms.contains(t)));
+    }
+
+    #[test]
+    fn duration_ranges_select_the_buckets_a_span_falls_in() {
+        let indexed = IndexedTags::new(&[]);
+        // 150 ms: bucket [128, 256) ms.
+        let span = SpanBuilder::new(1, 1, "db")
+            .name("query")
+            .at(0, 150)
+            .build();
+        let mut terms = Vec::new();
+        span_terms(&span, &indexed, &mut terms);
+        let q = |op: Option<&str>, min: Option<u64>, max: Option<u64>| TraceQuery {
+            service: Some("db".into()),
+            operation: op.map(str::to_owned),
+            duration_min_nanos: min.map(|m| m * 1_000_000),
+            duration_max_nanos: max.map(|m| m * 1_000_000),
+            ..query()
+        };
+        let hits = |q: &TraceQuery| {
+            let t = query_terms(q, &indexed);
+            assert!(!t.any.is_empty());
+            t.any.iter().any(|a| terms.contains(a))
+        };
+        for (op, min, max, expect) in [
+            (Some("query"), Some(100), None, true),
+            (None, Some(100), None, true),
+            (Some("query"), Some(150), Some(150), true),
+            (Some("query"), Some(300), None, false),
+            (None, None, Some(100), false),
+            (Some("other"), Some(100), None, false),
+        ] {
+            assert_eq!(hits(&q(op, min, max)), expect, "{op:?} {min:?} {max:?}");
+        }
+        assert_eq!(duration_bucket(0), 0);
+        assert_eq!(duration_bucket(999_999), 0);
+        assert_eq!(duration_bucket(1_000_000), 1);
+        assert_eq!(duration_bucket(u64::MAX), 45);
     }
 
     #[test]
     fn parts_do_not_run_into_each_other() {
-        assert_ne!(operation_term("ab", "c"), operation_term("a", "bc"));
-        assert_ne!(tag_term("k", "v"), service_term("kv"));
+        assert_ne!(
+            duration_term("ab", Some("c"), 1),
+            duration_term("a", Some("bc"), 1)
+        );
+        assert_ne!(duration_term("s", None, 1), duration_term("s", Some(""), 1));
+        assert_ne!(tag_term("k", "v"), tag_term("kv", ""));
     }
 }

@@ -406,7 +406,7 @@ async fn write_tx(store: &PgStore, batch: &Batch<'_>) -> Result<(u64, Usage), St
         tx.commit().await.map_err(backend_error)?;
         return Ok((0, usage));
     }
-    let returned: Vec<(Vec<u8>, i32)> = sqlx::query_as(
+    let returned: Vec<(i32, i64)> = sqlx::query_as(
         "INSERT INTO traces AS t (day, trace_id, first_ns, last_ns, max_duration_ns, span_count, \
            error_count, root_op, clusters, terms, span_ids) \
          SELECT v.day, v.trace_id, v.first_ns, v.last_ns, v.max_dur, v.n, v.errs, v.root_op, \
@@ -425,7 +425,7 @@ async fn write_tx(store: &PgStore, batch: &Batch<'_>) -> Result<(u64, Usage), St
            terms = ARRAY(SELECT DISTINCT x FROM unnest(t.terms || EXCLUDED.terms) x ORDER BY x), \
            span_ids = t.span_ids || EXCLUDED.span_ids \
          WHERE NOT (t.span_ids && EXCLUDED.span_ids) \
-         RETURNING t.trace_id, t.day",
+         RETURNING t.day, t.last_ns - t.first_ns",
     )
     .bind(summaries.iter().map(|s| s.day).collect::<Vec<_>>())
     .bind(summaries.iter().map(|s| s.trace_id.as_slice()).collect::<Vec<_>>())
@@ -449,11 +449,46 @@ async fn write_tx(store: &PgStore, batch: &Batch<'_>) -> Result<(u64, Usage), St
             "a concurrent write stored some of these spans first; retry".into(),
         ));
     }
+    // Searches bound their scan by the longest extent of a summary row of
+    // the day; record a longer one in the same transaction, so no reader
+    // sees a row its bound would miss.
+    let mut longest: BTreeMap<i32, i64> = BTreeMap::new();
+    for (day, extent) in returned {
+        let e = longest.entry(day).or_default();
+        *e = (*e).max(extent);
+    }
+    let grown: Vec<(i32, i64)> = {
+        let known = store.extents.lock().await;
+        longest
+            .into_iter()
+            .filter(|(day, extent)| known.get(day).is_none_or(|k| extent > k))
+            .collect()
+    };
+    if !grown.is_empty() {
+        sqlx::query(
+            "INSERT INTO day_extent (day, max_extent) \
+             SELECT * FROM unnest($1::integer[], $2::bigint[]) \
+             ON CONFLICT (day) DO UPDATE \
+               SET max_extent = GREATEST(day_extent.max_extent, EXCLUDED.max_extent)",
+        )
+        .bind(grown.iter().map(|g| g.0).collect::<Vec<_>>())
+        .bind(grown.iter().map(|g| g.1).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await
+        .map_err(backend_error)?;
+    }
 
     let mut sink = tx.copy_in_raw(COPY_CHUNKS).await.map_err(backend_error)?;
     sink.send(chunks.finish()).await.map_err(backend_error)?;
     sink.finish().await.map_err(backend_error)?;
     tx.commit().await.map_err(backend_error)?;
+    if !grown.is_empty() {
+        let mut known = store.extents.lock().await;
+        for (day, extent) in grown {
+            let k = known.entry(day).or_default();
+            *k = (*k).max(extent);
+        }
+    }
     Ok((inserted, usage))
 }
 

@@ -118,3 +118,18 @@ impl SpanBuilder {
         self.0
     }
 }
+
+/// A query without filters over T0 ± 1 h, limit 100.
+pub fn any_query() -> model::TraceQuery {
+    model::TraceQuery {
+        service: None,
+        operation: None,
+        span_kind: None,
+        tags: Vec::new(),
+        start_min_unix_nano: T0 - 3_600_000 * MS,
+        start_max_unix_nano: T0 + 3_600_000 * MS,
+        duration_min_nanos: None,
+        duration_max_nanos: None,
+        limit: 100,
+    }
+}

@@ -36,17 +36,7 @@ cases!(
 pub(super) const RETENTION_CASES: &[&str] = &["retention_by_cluster"];
 
 fn query() -> TraceQuery {
-    TraceQuery {
-        service: None,
-        operation: None,
-        span_kind: None,
-        tags: Vec::new(),
-        start_min_unix_nano: T0 - 3_600_000 * MS,
-        start_max_unix_nano: T0 + 3_600_000 * MS,
-        duration_min_nanos: None,
-        duration_max_nanos: None,
-        limit: 100,
-    }
+    super::any_query()
 }
 
 fn tag(k: &str, v: &str) -> TagFilter {

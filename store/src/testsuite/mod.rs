@@ -11,7 +11,7 @@ pub mod pg;
 
 use std::{future::Future, sync::Arc};
 
-pub use builder::{MS, SpanBuilder, T0, span_id, trace_id};
+pub use builder::{MS, SpanBuilder, T0, any_query, span_id, trace_id};
 
 use crate::SpanStore;
 

@@ -122,14 +122,16 @@ async fn send_all(
         .await?;
     let acked = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
-    let workers = if rate.is_some() { 1 } else { WRITERS };
+    let workers = WRITERS;
     let mut tasks = Vec::new();
     for _ in 0..workers {
         let mut client = RawExportClient::new(channel.clone(), false);
         let (bodies, acked, refused, stop) =
             (bodies.clone(), acked.clone(), refused.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
-            let interval = rate.map(|r| Duration::from_secs_f64(SPANS_PER_REQUEST as f64 / r));
+            // Each worker paces its share of the rate.
+            let interval = rate
+                .map(|r| Duration::from_secs_f64(SPANS_PER_REQUEST as f64 * workers as f64 / r));
             let mut due = Instant::now();
             loop {
                 if stop.load(Ordering::Relaxed) {
