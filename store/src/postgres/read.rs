@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use model::{Trace, TraceId, TraceQuery};
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, QueryBuilder};
 
 use super::{PgStore, backend_error, clamp_i64, day_range, now_nanos, terms, today};
 use crate::{SearchResult, StoreError, chunk};
@@ -13,6 +13,71 @@ const PAGE: i64 = 200;
 /// A search confirms at most this many candidate traces, then answers
 /// with what it found and a warning.
 pub(crate) const MAX_CANDIDATES: usize = 20_000;
+
+struct Window {
+    day_lo: i32,
+    day_hi: i32,
+    min: i64,
+    max: i64,
+    /// Upper bound of `last_ns` for rows overlapping [min, max].
+    last_max: i64,
+}
+
+/// One page of candidate (trace id, last_ns), newest first, after
+/// `cursor`. The statement holds only the conditions that apply, so each
+/// shape is planned for what it filters on.
+async fn candidates(
+    store: &PgStore,
+    w: &Window,
+    terms: &terms::QueryTerms,
+    min_duration: Option<i64>,
+    selective: bool,
+    cursor: Option<&(i64, Vec<u8>)>,
+) -> Result<Vec<(Vec<u8>, i64)>, StoreError> {
+    let mut q: QueryBuilder<Postgres> =
+        QueryBuilder::new("SELECT trace_id, last_ns FROM traces WHERE day BETWEEN ");
+    q.push_bind(w.day_lo)
+        .push(" AND ")
+        .push_bind(w.day_hi)
+        .push(" AND last_ns BETWEEN ")
+        .push_bind(w.min)
+        .push(" AND ")
+        .push_bind(w.last_max)
+        .push(" AND first_ns <= ")
+        .push_bind(w.max);
+    if !terms.all.is_empty() {
+        q.push(" AND terms @> ").push_bind(terms.all.clone());
+    }
+    if !terms.any.is_empty() {
+        q.push(" AND terms && ").push_bind(terms.any.clone());
+    }
+    if let Some(d) = min_duration {
+        q.push(" AND max_duration_ns >= ").push_bind(d);
+    }
+    if let Some((last, id)) = cursor {
+        q.push(" AND (last_ns, trace_id) < (")
+            .push_bind(*last)
+            .push(", ")
+            .push_bind(id.clone())
+            .push(")");
+    }
+    q.push(" ORDER BY last_ns DESC, trace_id DESC LIMIT ")
+        .push_bind(PAGE);
+    let mut tx = store.pool().begin().await.map_err(backend_error)?;
+    if selective {
+        sqlx::query("SET LOCAL enable_indexscan = off")
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_error)?;
+    }
+    let rows = q
+        .build_query_as()
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend_error)?;
+    tx.commit().await.map_err(backend_error)?;
+    Ok(rows)
+}
 
 /// All spans of each trace, sorted by start time, in the order of `ids`;
 /// traces with no stored span are omitted.
@@ -79,34 +144,32 @@ pub(crate) async fn search(
     .map_err(backend_error)?;
     let last_max = clamp_i64(query.start_max_unix_nano).saturating_add(extent);
     let min_duration = query.duration_min_nanos.map(clamp_i64);
+    // Terms that only some traces carry (tags, duration buckets) are best
+    // found through the GIN index; a service or operation alone matches so
+    // many traces that walking the window newest first finds a page sooner.
+    let selective = !required.all.is_empty()
+        || query.duration_min_nanos.is_some()
+        || query.duration_max_nanos.is_some();
     let mut found: Vec<(u64, Trace)> = Vec::new();
     let mut seen: HashSet<Vec<u8>> = HashSet::new();
     let mut cursor: Option<(i64, Vec<u8>)> = None;
     let mut scanned = 0usize;
     loop {
-        let rows: Vec<(Vec<u8>, i64)> = sqlx::query_as(
-            "SELECT trace_id, last_ns FROM traces \
-             WHERE day BETWEEN $1 AND $2 AND last_ns >= $3 AND first_ns <= $4 AND last_ns <= $11 \
-               AND (cardinality($5::integer[]) = 0 OR terms @> $5::integer[]) \
-               AND (cardinality($10::integer[]) = 0 OR terms && $10::integer[]) \
-               AND ($6::bigint IS NULL OR max_duration_ns >= $6) \
-               AND ($7::bigint IS NULL OR (last_ns, trace_id) < ($7, $8::bytea)) \
-             ORDER BY last_ns DESC, trace_id DESC LIMIT $9",
+        let rows = candidates(
+            store,
+            &Window {
+                day_lo,
+                day_hi,
+                min: clamp_i64(query.start_min_unix_nano),
+                max: clamp_i64(query.start_max_unix_nano),
+                last_max,
+            },
+            &required,
+            min_duration,
+            selective,
+            cursor.as_ref(),
         )
-        .bind(day_lo)
-        .bind(day_hi)
-        .bind(clamp_i64(query.start_min_unix_nano))
-        .bind(clamp_i64(query.start_max_unix_nano))
-        .bind(&required.all)
-        .bind(min_duration)
-        .bind(cursor.as_ref().map(|c| c.0))
-        .bind(cursor.as_ref().map(|c| c.1.clone()))
-        .bind(PAGE)
-        .bind(&required.any)
-        .bind(last_max)
-        .fetch_all(store.pool())
-        .await
-        .map_err(backend_error)?;
+        .await?;
         let exhausted = (rows.len() as i64) < PAGE;
         cursor = rows.last().map(|(id, last)| (*last, id.clone()));
         // Candidates in this page that cannot beat the current top `limit`

@@ -153,16 +153,62 @@ pub(crate) async fn enforce(
 /// not rebuilt yet. Late spans may still arrive; the index stays correct,
 /// only less compact for them.
 async fn compact_sealed_days(store: &PgStore, now_unix_nano: u64) -> Result<u64, StoreError> {
-    let pool = store.pool();
+    // One compactor per shard at a time: gateways whose passes overlap
+    // skip instead of queueing behind each other's rebuild.
+    let mut conn = store.pool().acquire().await.map_err(backend_error)?;
+    let mine: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(7210002)")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(backend_error)?;
+    if !mine {
+        return Ok(0);
+    }
+    // A rebuild of a big day takes longer than the pool's statement
+    // timeout; lift it on this connection only, and restore it.
+    let result = match sqlx::query("SET statement_timeout = 0")
+        .execute(&mut *conn)
+        .await
+    {
+        Ok(_) => compact_locked(&mut conn, now_unix_nano).await,
+        Err(e) => Err(backend_error(e)),
+    };
+    let restored = sqlx::query("SET statement_timeout = '30s'")
+        .execute(&mut *conn)
+        .await;
+    let unlocked = sqlx::query("SELECT pg_advisory_unlock(7210002)")
+        .execute(&mut *conn)
+        .await;
+    if unlocked.is_err() || restored.is_err() {
+        // The lock dies with the session: drop the connection.
+        conn.detach();
+    }
+    result
+}
+
+async fn compact_locked(
+    pool: &mut sqlx::PgConnection,
+    now_unix_nano: u64,
+) -> Result<u64, StoreError> {
     let sealed_before = super::today(now_unix_nano);
     let done: BTreeSet<i32> = sqlx::query_scalar("SELECT day FROM compacted_days")
-        .fetch_all(pool)
+        .fetch_all(&mut *pool)
         .await
         .map_err(backend_error)?
         .into_iter()
         .collect();
     let mut compacted = 0;
-    for day in partition_days(pool).await? {
+    let days: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+         JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'chunks'",
+    )
+    .fetch_all(&mut *pool)
+    .await
+    .map_err(backend_error)?;
+    let days: BTreeSet<i32> = days
+        .iter()
+        .filter_map(|n| n.strip_prefix("chunks_p")?.parse().ok())
+        .collect();
+    for day in days {
         if day >= sealed_before || done.contains(&day) {
             continue;
         }
@@ -173,7 +219,7 @@ async fn compact_sealed_days(store: &PgStore, now_unix_nano: u64) -> Result<u64,
                AND i.indisvalid",
         )
         .bind(format!("traces_p{day}"))
-        .fetch_all(pool)
+        .fetch_all(&mut *pool)
         .await
         .map_err(backend_error)?;
         // A rebuild interrupted by a shutdown leaves an invalid `_ccnew`
@@ -183,14 +229,14 @@ async fn compact_sealed_days(store: &PgStore, now_unix_nano: u64) -> Result<u64,
              JOIN pg_class t ON t.oid = i.indrelid WHERE t.relname = $1 AND NOT i.indisvalid",
         )
         .bind(format!("traces_p{day}"))
-        .fetch_all(pool)
+        .fetch_all(&mut *pool)
         .await
         .map_err(backend_error)?;
         for index in leftovers {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DROP INDEX CONCURRENTLY IF EXISTS {index}"
             )))
-            .execute(pool)
+            .execute(&mut *pool)
             .await
             .map_err(backend_error)?;
         }
@@ -199,13 +245,13 @@ async fn compact_sealed_days(store: &PgStore, now_unix_nano: u64) -> Result<u64,
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "REINDEX INDEX CONCURRENTLY {index}"
             )))
-            .execute(pool)
+            .execute(&mut *pool)
             .await
             .map_err(backend_error)?;
         }
         sqlx::query("INSERT INTO compacted_days (day) VALUES ($1) ON CONFLICT DO NOTHING")
             .bind(day)
-            .execute(pool)
+            .execute(&mut *pool)
             .await
             .map_err(backend_error)?;
         compacted += 1;
