@@ -24,14 +24,13 @@ struct Window {
 }
 
 /// One page of candidate (trace id, last_ns), newest first, after
-/// `cursor`. The statement holds only the conditions that apply, so each
-/// shape is planned for what it filters on.
+/// `cursor`. The statement holds only the conditions that apply, so the
+/// planner can use an index for each of them.
 async fn candidates(
     store: &PgStore,
     w: &Window,
     terms: &terms::QueryTerms,
     min_duration: Option<i64>,
-    selective: bool,
     cursor: Option<&(i64, Vec<u8>)>,
 ) -> Result<Vec<(Vec<u8>, i64)>, StoreError> {
     let mut q: QueryBuilder<Postgres> =
@@ -63,13 +62,14 @@ async fn candidates(
     }
     q.push(" ORDER BY last_ns DESC, trace_id DESC LIMIT ")
         .push_bind(PAGE);
+    // Whether the GIN index or the newest-first walk is cheaper depends on
+    // how common the terms are: plan with the actual values every time
+    // (a cached generic plan cannot know them).
     let mut tx = store.pool().begin().await.map_err(backend_error)?;
-    if selective {
-        sqlx::query("SET LOCAL enable_indexscan = off")
-            .execute(&mut *tx)
-            .await
-            .map_err(backend_error)?;
-    }
+    sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan")
+        .execute(&mut *tx)
+        .await
+        .map_err(backend_error)?;
     let rows = q
         .build_query_as()
         .fetch_all(&mut *tx)
@@ -144,12 +144,6 @@ pub(crate) async fn search(
     .map_err(backend_error)?;
     let last_max = clamp_i64(query.start_max_unix_nano).saturating_add(extent);
     let min_duration = query.duration_min_nanos.map(clamp_i64);
-    // Terms that only some traces carry (tags, duration buckets) are best
-    // found through the GIN index; a service or operation alone matches so
-    // many traces that walking the window newest first finds a page sooner.
-    let selective = !required.all.is_empty()
-        || query.duration_min_nanos.is_some()
-        || query.duration_max_nanos.is_some();
     let mut found: Vec<(u64, Trace)> = Vec::new();
     let mut seen: HashSet<Vec<u8>> = HashSet::new();
     let mut cursor: Option<(i64, Vec<u8>)> = None;
@@ -166,7 +160,6 @@ pub(crate) async fn search(
             },
             &required,
             min_duration,
-            selective,
             cursor.as_ref(),
         )
         .await?;
