@@ -35,9 +35,10 @@ CREATE TABLE IF NOT EXISTS operations (
 --   max_duration_ns   longest span (prunes min-duration searches)
 --   root_op           operation id of the root span, when seen
 --   clusters          cluster name ids
---   terms             32-bit hashes of "service", "service+operation" and
---                     "key=value" of indexed tags; a hash collision only
---                     adds a candidate that the confirmation drops
+--   terms             32-bit hashes of (service, duration bucket),
+--                     (service, operation, duration bucket) and "key=value"
+--                     of indexed tags; a hash collision only adds a
+--                     candidate that the confirmation drops
 --   span_ids          every stored span id: the idempotency check
 CREATE TABLE IF NOT EXISTS traces (
     day             integer  NOT NULL,
