@@ -12,18 +12,19 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use model::RetentionPolicy;
-use sqlx::PgPool;
 
 use super::{DAY_NANOS, PgStore, backend_error, clamp_i64};
 use crate::{ClusterUsage, RetentionReport, ShardUsage, StoreError, shard::apportion};
 
 /// Days that have a partition (of `chunks`; `traces` is created with it).
-pub(crate) async fn partition_days(pool: &PgPool) -> Result<BTreeSet<i32>, StoreError> {
+pub(crate) async fn partition_days<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+) -> Result<BTreeSet<i32>, StoreError> {
     let names: Vec<String> = sqlx::query_scalar(
         "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
          JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'chunks'",
     )
-    .fetch_all(pool)
+    .fetch_all(db)
     .await
     .map_err(backend_error)?;
     Ok(names
@@ -197,17 +198,7 @@ async fn compact_locked(
         .into_iter()
         .collect();
     let mut compacted = 0;
-    let days: Vec<String> = sqlx::query_scalar(
-        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
-         JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'chunks'",
-    )
-    .fetch_all(&mut *pool)
-    .await
-    .map_err(backend_error)?;
-    let days: BTreeSet<i32> = days
-        .iter()
-        .filter_map(|n| n.strip_prefix("chunks_p")?.parse().ok())
-        .collect();
+    let days = partition_days(&mut *pool).await?;
     for day in days {
         if day >= sealed_before || done.contains(&day) {
             continue;
