@@ -210,3 +210,40 @@ async fn a_shard_down_refuses_its_traces_and_loses_nothing() {
     assert!(all.warnings.is_empty());
     assert_eq!(all.traces.len(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_starts_while_a_shard_is_down() {
+    let Some(server) = pg::server_from_env("postgres start with a shard down") else {
+        return;
+    };
+    // A fresh database behind a cut path: never migrated yet.
+    let urls = pg::fresh_databases(&server, 2).await;
+    let proxy = pg::CuttableProxy::start(host_port(&server)).await;
+    proxy.cut();
+    let urls = vec![urls[0].clone(), proxy.url_through(&urls[1])];
+    let store = store::open(&urls, &StoreOptions::default()).await.unwrap();
+    let map = ShardMap::single_epoch(2).unwrap();
+    let now = now_nanos();
+    let spans: Vec<_> = (1..=40)
+        .map(|t| B::new(t, 1, "api").at_unix(now, 1).build())
+        .collect();
+    let on_cut = spans
+        .iter()
+        .filter(|s| map.route(s.trace_id, now) == 1)
+        .count() as u64;
+    assert!(on_cut > 0);
+    assert!(matches!(
+        store.write(&spans).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(store.ping().await.is_ok(), "ready on the healthy shard");
+    assert_eq!(store.services().await.unwrap(), ["api"]);
+
+    // The shard comes back: it is migrated on first use and takes its part.
+    proxy.restore();
+    let retry = store.write(&spans).await.unwrap();
+    assert_eq!((retry.inserted, retry.duplicates), (on_cut, 40 - on_cut));
+    for t in 1..=40 {
+        assert!(store.get_trace(trace_id(t)).await.unwrap().is_some());
+    }
+}

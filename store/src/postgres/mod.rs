@@ -63,6 +63,8 @@ pub struct PgStore {
     /// Longest (last_ns - first_ns) of a summary row per day that this
     /// process recorded in `day_extent` (a lower bound of the table's).
     extents: Mutex<std::collections::HashMap<i32, i64>>,
+    /// Set once the migrations ran and the partitions are known.
+    ready: tokio::sync::OnceCell<()>,
 }
 
 pub(crate) fn backend_error(e: sqlx::Error) -> StoreError {
@@ -134,7 +136,9 @@ pub(crate) fn clamp_i64(v: u64) -> i64 {
 }
 
 impl PgStore {
-    /// Connects to shard `index` at `url` and applies the migrations.
+    /// Connects to shard `index` at `url` and applies the migrations. A
+    /// shard that cannot be reached is not an error here: it is migrated
+    /// when it first answers, and refuses work (retryably) until then.
     pub async fn open(index: usize, url: &str, opts: &StoreOptions) -> Result<Self, StoreError> {
         let connect = PgConnectOptions::from_str(url)
             .map_err(|e| {
@@ -158,18 +162,6 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(5))
             .idle_timeout(Some(Duration::from_secs(300)))
             .connect_lazy_with(connect);
-        sqlx::migrate!("../migrations/postgres")
-            .run(&pool)
-            .await
-            .map_err(|e| match e {
-                sqlx::migrate::MigrateError::Execute(e) => match backend_error(e) {
-                    StoreError::Unavailable(m) => {
-                        StoreError::Unavailable(format!("shard {name}: {m}"))
-                    }
-                    other => StoreError::Migration(other.to_string()),
-                },
-                other => StoreError::Migration(other.to_string()),
-            })?;
         let store = Self {
             pool,
             name,
@@ -177,10 +169,44 @@ impl PgStore {
             dict: write::Dictionary::new(),
             partitions: Mutex::new(BTreeSet::new()),
             extents: Mutex::new(std::collections::HashMap::new()),
+            ready: tokio::sync::OnceCell::new(),
         };
-        let days = retention::partition_days(&store.pool).await?;
-        store.partitions.lock().await.extend(days);
+        match store.ready().await {
+            Ok(()) => {}
+            // A gateway (re)started during a shard outage serves the other
+            // shards; this one migrates when it first answers.
+            Err(StoreError::Unavailable(error)) => tracing::warn!(
+                shard = %store.name,
+                %error,
+                "shard unreachable at start: its traces are refused until it answers"
+            ),
+            Err(e) => return Err(e),
+        }
         Ok(store)
+    }
+
+    /// Migrates and learns the partitions, once, on first success.
+    async fn ready(&self) -> Result<(), StoreError> {
+        self.ready
+            .get_or_try_init(|| async {
+                sqlx::migrate!("../migrations/postgres")
+                    .run(&self.pool)
+                    .await
+                    .map_err(|e| match e {
+                        sqlx::migrate::MigrateError::Execute(e) => match backend_error(e) {
+                            StoreError::Unavailable(m) => {
+                                StoreError::Unavailable(format!("shard {}: {m}", self.name))
+                            }
+                            other => StoreError::Migration(other.to_string()),
+                        },
+                        other => StoreError::Migration(other.to_string()),
+                    })?;
+                let days = retention::partition_days(&self.pool).await?;
+                self.partitions.lock().await.extend(days);
+                Ok::<(), StoreError>(())
+            })
+            .await
+            .map(|_| ())
     }
 
     /// Benchmarks only: the rows a write of `spans` into an empty store
@@ -251,10 +277,12 @@ impl PgStore {
 #[async_trait]
 impl SpanStore for PgStore {
     async fn write(&self, spans: &[Span]) -> Result<WriteOutcome, StoreError> {
+        self.ready().await?;
         write::write(self, spans).await
     }
 
     async fn get_trace(&self, trace_id: TraceId) -> Result<Option<Trace>, StoreError> {
+        self.ready().await?;
         let mut traces = read::load_traces(&self.pool, &[trace_id]).await?;
         Ok(traces.pop())
     }
@@ -265,10 +293,12 @@ impl SpanStore for PgStore {
     }
 
     async fn search(&self, query: &TraceQuery) -> Result<SearchResult, StoreError> {
+        self.ready().await?;
         read::search(self, query).await
     }
 
     async fn services(&self) -> Result<Vec<String>, StoreError> {
+        self.ready().await?;
         sqlx::query_scalar::<_, String>("SELECT name FROM names WHERE kind = 1 ORDER BY name")
             .fetch_all(&self.pool)
             .await
@@ -280,6 +310,7 @@ impl SpanStore for PgStore {
         service: &str,
         span_kind: Option<SpanKind>,
     ) -> Result<Vec<Operation>, StoreError> {
+        self.ready().await?;
         let rows: Vec<(String, i16)> = sqlx::query_as(
             "SELECT o.name, o.span_kind FROM operations o JOIN names n ON n.id = o.service_id \
              WHERE n.kind = 1 AND n.name = $1 AND ($2::smallint IS NULL OR o.span_kind = $2) \
@@ -300,6 +331,7 @@ impl SpanStore for PgStore {
     }
 
     async fn storage_usage(&self) -> Result<Vec<ShardUsage>, StoreError> {
+        self.ready().await?;
         Ok(vec![retention::usage(self).await?])
     }
 
@@ -308,10 +340,12 @@ impl SpanStore for PgStore {
         policy: &RetentionPolicy,
         now_unix_nano: u64,
     ) -> Result<RetentionReport, StoreError> {
+        self.ready().await?;
         retention::enforce(self, policy, now_unix_nano).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
+        self.ready().await?;
         sqlx::query("SELECT 1")
             .execute(&self.pool)
             .await
