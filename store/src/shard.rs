@@ -289,6 +289,22 @@ pub fn merge_search(query: &TraceQuery, parts: Vec<Vec<Trace>>) -> Vec<Trace> {
 #[async_trait]
 impl SpanStore for ShardedStore {
     async fn write(&self, spans: &[Span]) -> Result<WriteOutcome, StoreError> {
+        // The common case (one shard, or a batch of one shard's traces)
+        // needs no copy of the spans.
+        if let Some(first) = spans.first() {
+            let shard = self.map.route(first.trace_id, first.start_unix_nano);
+            if spans
+                .iter()
+                .all(|s| self.map.route(s.trace_id, s.start_unix_nano) == shard)
+            {
+                return self.shard(shard)?.write(spans).await.map_err(|e| match e {
+                    StoreError::Unavailable(m) => {
+                        StoreError::Unavailable(format!("shard {shard}: {m}"))
+                    }
+                    other => other,
+                });
+            }
+        }
         let mut groups: BTreeMap<ShardId, Vec<Span>> = BTreeMap::new();
         for span in spans {
             groups
