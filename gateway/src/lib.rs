@@ -17,6 +17,7 @@ pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod query;
+pub mod raft;
 pub mod retention;
 #[cfg(test)]
 mod testing;
