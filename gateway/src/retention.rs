@@ -190,11 +190,7 @@ mod tests {
             GatewayMetrics::default(),
             token.clone(),
         ));
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while store.retention_calls() < 2 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert!(store.retention_calls() >= 2);
+        until("two passes", || store.retention_calls() >= 2).await;
         token.cancel();
         tokio::time::timeout(Duration::from_secs(5), job)
             .await

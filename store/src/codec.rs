@@ -13,13 +13,8 @@ pub(crate) struct Encoder {
 
 impl Encoder {
     pub(crate) fn new() -> Result<Self, StoreError> {
-        Self::with_level(1)
-    }
-
-    pub(crate) fn with_level(level: i32) -> Result<Self, StoreError> {
         Ok(Self {
-            zstd: zstd::bulk::Compressor::new(level)
-                .map_err(|e| StoreError::Backend(e.to_string()))?,
+            zstd: zstd::bulk::Compressor::new(1).map_err(|e| StoreError::Backend(e.to_string()))?,
             json: Vec::with_capacity(4096),
         })
     }

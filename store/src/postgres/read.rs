@@ -62,21 +62,10 @@ async fn candidates(
     }
     q.push(" ORDER BY last_ns DESC, trace_id DESC LIMIT ")
         .push_bind(PAGE);
-    // Whether the GIN index or the newest-first walk is cheaper depends on
-    // how common the terms are: plan with the actual values every time
-    // (a cached generic plan cannot know them).
-    let mut tx = store.pool().begin().await.map_err(backend_error)?;
-    sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan")
-        .execute(&mut *tx)
+    q.build_query_as()
+        .fetch_all(store.pool())
         .await
-        .map_err(backend_error)?;
-    let rows = q
-        .build_query_as()
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(backend_error)?;
-    tx.commit().await.map_err(backend_error)?;
-    Ok(rows)
+        .map_err(backend_error)
 }
 
 /// All spans of each trace, sorted by start time, in the order of `ids`;

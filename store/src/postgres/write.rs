@@ -35,23 +35,8 @@ impl Dictionary {
         pool: &PgPool,
         wanted: BTreeSet<(i16, &str)>,
     ) -> Result<HashMap<(i16, String), i32>, StoreError> {
-        let mut out = HashMap::with_capacity(wanted.len());
-        let mut missing: Vec<(i16, String)> = Vec::new();
-        for (kind, name) in wanted {
-            let key = (kind, name.to_owned());
-            match self.names.get(&key).await {
-                Some(id) => {
-                    out.insert(key, id);
-                }
-                None => missing.push(key),
-            }
-        }
-        // A name inserted concurrently by another gateway is not visible to
-        // this statement's snapshot: ask again for what is still missing.
-        for _ in 0..3 {
-            if missing.is_empty() {
-                break;
-            }
+        let wanted = wanted.into_iter().map(|(k, n)| (k, n.to_owned())).collect();
+        resolve(&self.names, wanted, "dictionary names", |missing| async move {
             let kinds: Vec<i16> = missing.iter().map(|k| k.0).collect();
             let names: Vec<&str> = missing.iter().map(|k| k.1.as_str()).collect();
             let rows: Vec<(i32, i16, String)> = sqlx::query_as(
@@ -66,20 +51,9 @@ impl Dictionary {
             .fetch_all(pool)
             .await
             .map_err(backend_error)?;
-            for (id, kind, name) in rows {
-                self.names.insert((kind, name.clone()), id).await;
-                out.insert((kind, name), id);
-            }
-            missing.retain(|k| !out.contains_key(k));
-        }
-        if missing.is_empty() {
-            Ok(out)
-        } else {
-            Err(StoreError::Unavailable(format!(
-                "{} dictionary names could not be resolved; retry",
-                missing.len()
-            )))
-        }
+            Ok(rows.into_iter().map(|(id, kind, name)| ((kind, name), id)).collect())
+        })
+        .await
     }
 
     async fn ops(
@@ -87,21 +61,11 @@ impl Dictionary {
         pool: &PgPool,
         wanted: BTreeSet<(i32, &str, i16)>,
     ) -> Result<HashMap<(i32, String, i16), i32>, StoreError> {
-        let mut out = HashMap::with_capacity(wanted.len());
-        let mut missing: Vec<(i32, String, i16)> = Vec::new();
-        for (svc, name, kind) in wanted {
-            let key = (svc, name.to_owned(), kind);
-            match self.ops.get(&key).await {
-                Some(id) => {
-                    out.insert(key, id);
-                }
-                None => missing.push(key),
-            }
-        }
-        for _ in 0..3 {
-            if missing.is_empty() {
-                break;
-            }
+        let wanted = wanted
+            .into_iter()
+            .map(|(s, n, k)| (s, n.to_owned(), k))
+            .collect();
+        resolve(&self.ops, wanted, "operations", |missing| async move {
             let svcs: Vec<i32> = missing.iter().map(|k| k.0).collect();
             let names: Vec<&str> = missing.iter().map(|k| k.1.as_str()).collect();
             let kinds: Vec<i16> = missing.iter().map(|k| k.2).collect();
@@ -121,20 +85,57 @@ impl Dictionary {
             .fetch_all(pool)
             .await
             .map_err(backend_error)?;
-            for (id, svc, name, kind) in rows {
-                self.ops.insert((svc, name.clone(), kind), id).await;
-                out.insert((svc, name, kind), id);
+            Ok(rows
+                .into_iter()
+                .map(|(id, svc, name, kind)| ((svc, name, kind), id))
+                .collect())
+        })
+        .await
+    }
+}
+
+/// Ids for `wanted` keys: from `cache`, else from `fetch` (which inserts
+/// what is new and returns the ids of the keys it is given). A key another
+/// gateway inserted concurrently is not visible to that statement's
+/// snapshot, so what is still missing is asked for again, up to 3 times.
+async fn resolve<K, F, Fut>(
+    cache: &Cache<K, i32>,
+    wanted: Vec<K>,
+    what: &str,
+    fetch: F,
+) -> Result<HashMap<K, i32>, StoreError>
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    F: Fn(Vec<K>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<(K, i32)>, StoreError>>,
+{
+    let mut out = HashMap::with_capacity(wanted.len());
+    let mut missing = Vec::new();
+    for key in wanted {
+        match cache.get(&key).await {
+            Some(id) => {
+                out.insert(key, id);
             }
-            missing.retain(|k| !out.contains_key(k));
+            None => missing.push(key),
         }
+    }
+    for _ in 0..3 {
         if missing.is_empty() {
-            Ok(out)
-        } else {
-            Err(StoreError::Unavailable(format!(
-                "{} operations could not be resolved; retry",
-                missing.len()
-            )))
+            return Ok(out);
         }
+        for (key, id) in fetch(missing.clone()).await? {
+            cache.insert(key.clone(), id).await;
+            out.insert(key, id);
+        }
+        missing.retain(|k| !out.contains_key(k));
+    }
+    if missing.is_empty() {
+        Ok(out)
+    } else {
+        Err(StoreError::Unavailable(format!(
+            "{} {what} could not be resolved; retry",
+            missing.len()
+        )))
     }
 }
 
