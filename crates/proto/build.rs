@@ -2,7 +2,10 @@
 //! system `protoc` is needed.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/meridian/federation/v1/federation.proto"];
+    let files = [
+        "proto/meridian/federation/v1/federation.proto",
+        "proto/meridian/raft/v1/raft.proto",
+    ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");
     }

@@ -6,6 +6,7 @@
 //! - [`zipkin`]: Zipkin v2 JSON → OTLP.
 //! - [`convert`]: OTLP → [`model::Span`], and stamping the cluster identity.
 //! - [`federation`]: Meridian's agent → gateway protocol (`federation.proto`).
+//! - [`raft`]: gateway ↔ gateway control-plane transport (`raft.proto`).
 
 pub mod convert;
 pub mod corpus;
@@ -19,6 +20,13 @@ pub mod zipkin;
 #[allow(missing_debug_implementations, clippy::all)]
 pub mod federation {
     tonic::include_proto!("meridian.federation.v1");
+}
+
+/// Generated from `proto/meridian/raft/v1/raft.proto`: the gateways'
+/// control-plane transport.
+#[allow(missing_debug_implementations, clippy::all)]
+pub mod raft {
+    tonic::include_proto!("meridian.raft.v1");
 }
 
 /// `google.rpc.Status` (code, message), the error body of OTLP/HTTP.

@@ -15,11 +15,17 @@ use store::shard::{ShardId, ShardMap};
 /// A gateway node's Raft id.
 pub type NodeId = u64;
 
-/// A gateway node: where peers reach it and where agents forward to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A gateway node: where peers, agents and admins reach it. This is the
+/// openraft `Node` type, so it travels inside membership log entries.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
+    /// `host:port` of the Raft (mTLS gRPC) port.
     pub raft_addr: String,
+    /// `host:port` of the federation port agents dial.
     pub federation_addr: String,
+    /// `host:port` of the HTTP (query, admin) port.
+    #[serde(default)]
+    pub http_addr: String,
 }
 
 /// Who runs per-shard background work (retention now; stitching and tail
@@ -73,13 +79,6 @@ pub struct ControlState {
 /// A change proposed to the cluster.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Command {
-    PutMember {
-        id: NodeId,
-        member: Member,
-    },
-    RemoveMember {
-        id: NodeId,
-    },
     /// Registers `shards` and starts a new epoch spreading traces that
     /// start from `start_unix_nano` over every registered shard.
     AddShards {
@@ -140,18 +139,6 @@ pub enum Applied {
 impl ControlState {
     pub fn apply(&mut self, command: Command) -> Applied {
         match command {
-            Command::PutMember { id, member } => {
-                self.members.insert(id, member);
-                Applied::Done
-            }
-            Command::RemoveMember { id } => {
-                if self.members.remove(&id).is_none() {
-                    return Applied::Unchanged;
-                }
-                // Its leases end now; the next acquirer gets a new fence.
-                self.leases.retain(|_, l| l.holder != id);
-                Applied::Done
-            }
             Command::AddShards {
                 shards,
                 start_unix_nano,
@@ -201,6 +188,13 @@ impl ControlState {
                 Applied::Done
             }
         }
+    }
+
+    /// A membership log entry: the members are Raft's (voters and
+    /// learners). A node that left loses its leases at once.
+    pub fn set_members(&mut self, members: BTreeMap<NodeId, Member>) {
+        self.leases.retain(|_, l| members.contains_key(&l.holder));
+        self.members = members;
     }
 
     fn add_shards(&mut self, shards: BTreeMap<ShardId, Shard>, start: u64) -> Applied {
@@ -272,14 +266,17 @@ fn removed<T>(old: Option<T>) -> Applied {
 mod tests {
     use super::*;
 
-    fn member(n: u64) -> Command {
-        Command::PutMember {
-            id: n,
-            member: Member {
-                raft_addr: format!("10.0.0.{n}:4321"),
-                federation_addr: format!("10.0.0.{n}:4320"),
-            },
-        }
+    fn members(ids: &[NodeId]) -> BTreeMap<NodeId, Member> {
+        ids.iter()
+            .map(|n| {
+                let m = Member {
+                    raft_addr: format!("10.0.0.{n}:4321"),
+                    federation_addr: format!("10.0.0.{n}:4320"),
+                    http_addr: format!("10.0.0.{n}:16686"),
+                };
+                (*n, m)
+            })
+            .collect()
     }
 
     fn shards(ids: &[ShardId]) -> BTreeMap<ShardId, Shard> {
@@ -297,9 +294,7 @@ mod tests {
 
     fn cluster_of_three() -> ControlState {
         let mut s = ControlState::default();
-        for n in 1..=3 {
-            assert_eq!(s.apply(member(n)), Applied::Done);
-        }
+        s.set_members(members(&[1, 2, 3]));
         let add = Command::AddShards {
             shards: shards(&[0, 1]),
             start_unix_nano: 0,
@@ -319,27 +314,38 @@ mod tests {
 
     #[test]
     fn the_same_log_gives_the_same_state() {
-        let log = [
-            member(1),
-            member(2),
-            Command::AddShards {
+        // Membership entries and commands, as the log interleaves them.
+        let log: Vec<Result<Vec<NodeId>, Command>> = vec![
+            Ok(vec![1]),
+            Ok(vec![1, 2]),
+            Err(Command::AddShards {
                 shards: shards(&[0]),
                 start_unix_nano: 0,
-            },
-            acquire(0, 1, 1_000),
-            acquire(0, 2, 2_000),
-            Command::SetRetention {
+            }),
+            Err(acquire(0, 1, 1_000)),
+            Err(acquire(0, 2, 2_000)),
+            Err(Command::SetRetention {
                 policy: RetentionPolicy {
                     default_hours: Some(72),
                     clusters: BTreeMap::new(),
                 },
-            },
-            Command::RemoveMember { id: 1 },
-            acquire(0, 2, 3_000),
+            }),
+            Ok(vec![2]),
+            Err(acquire(0, 2, 3_000)),
         ];
         let run = || {
             let mut s = ControlState::default();
-            let answers: Vec<Applied> = log.iter().cloned().map(|c| s.apply(c)).collect();
+            let answers: Vec<Applied> = log
+                .iter()
+                .cloned()
+                .map(|step| match step {
+                    Ok(ids) => {
+                        s.set_members(members(&ids));
+                        Applied::Done
+                    }
+                    Err(c) => s.apply(c),
+                })
+                .collect();
             (s, answers)
         };
         let (a, answers) = run();
