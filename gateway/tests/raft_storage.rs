@@ -69,7 +69,9 @@ async fn log_vote_and_snapshot_survive_a_restart() {
         log.save_vote(&Vote::new(3, 2)).await.expect("vote");
         append(
             &mut log,
-            (1..=10).map(|i| entry(3, i, Some(add_shard(i as u32)))).collect(),
+            (1..=10)
+                .map(|i| entry(3, i, Some(add_shard(i as u32))))
+                .collect(),
         )
         .await;
         log.truncate(LogId::new(CommittedLeaderId::new(3, 1), 9))
@@ -93,12 +95,17 @@ async fn log_vote_and_snapshot_survive_a_restart() {
             .await
             .expect("snapshot");
         // Applied after the snapshot: not durable by itself (the log is).
-        sm.apply([entry(3, 4, Some(add_shard(4)))]).await.expect("apply");
+        sm.apply([entry(3, 4, Some(add_shard(4)))])
+            .await
+            .expect("apply");
     }
     let mut log = LogStore::open(&raft_dir).expect("reopen");
     assert_eq!(log.read_vote().await.expect("vote"), Some(Vote::new(3, 2)));
     assert_eq!(
-        log.read_committed().await.expect("committed").map(|c| c.index),
+        log.read_committed()
+            .await
+            .expect("committed")
+            .map(|c| c.index),
         Some(8)
     );
     let state = log.get_log_state().await.expect("state");
@@ -110,7 +117,11 @@ async fn log_vote_and_snapshot_survive_a_restart() {
 
     let mut sm = StateMachine::open(&raft_dir).expect("reopen sm");
     let (applied, _) = sm.applied_state().await.expect("applied");
-    assert_eq!(applied.map(|l| l.index), Some(3), "restarts from the snapshot");
+    assert_eq!(
+        applied.map(|l| l.index),
+        Some(3),
+        "restarts from the snapshot"
+    );
     let state = sm.subscribe().borrow().clone();
     assert_eq!(state.shards.keys().copied().collect::<Vec<_>>(), [1, 2, 3]);
     assert!(sm.get_current_snapshot().await.expect("snap").is_some());
@@ -157,5 +168,8 @@ async fn a_torn_tail_is_cut_off_and_the_log_stays_usable() {
         .expect("state")
         .last_log_id
         .map_or(0, |l| l.index);
-    assert!((1..6).contains(&last), "replay stopped before the flipped bit: {last}");
+    assert!(
+        (1..6).contains(&last),
+        "replay stopped before the flipped bit: {last}"
+    );
 }

@@ -10,6 +10,8 @@ use std::io::Cursor;
 
 pub mod fsio;
 pub mod log_store;
+pub mod network;
+pub mod node;
 pub mod state;
 pub mod state_machine;
 

@@ -79,6 +79,12 @@ pub struct ControlState {
 /// A change proposed to the cluster.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Command {
+    /// A member tells the cluster where its federation and HTTP ports are
+    /// (membership entries from `--peers` carry only the Raft address).
+    AnnounceMember {
+        id: NodeId,
+        member: Member,
+    },
     /// Registers `shards` and starts a new epoch spreading traces that
     /// start from `start_unix_nano` over every registered shard.
     AddShards {
@@ -139,6 +145,14 @@ pub enum Applied {
 impl ControlState {
     pub fn apply(&mut self, command: Command) -> Applied {
         match command {
+            Command::AnnounceMember { id, member } => match self.members.get_mut(&id) {
+                None => Applied::Refused(format!("node {id} is not a member")),
+                Some(m) if *m == member => Applied::Unchanged,
+                Some(m) => {
+                    *m = member;
+                    Applied::Done
+                }
+            },
             Command::AddShards {
                 shards,
                 start_unix_nano,
@@ -192,14 +206,26 @@ impl ControlState {
 
     /// A membership log entry: the members are Raft's (voters and
     /// learners). A node that left loses its leases at once.
+    /// What a member announced of itself is kept while it stays a member.
     pub fn set_members(&mut self, members: BTreeMap<NodeId, Member>) {
         self.leases.retain(|_, l| members.contains_key(&l.holder));
-        self.members = members;
+        let old = std::mem::take(&mut self.members);
+        self.members = members
+            .into_iter()
+            .map(|(id, m)| match old.get(&id) {
+                Some(known) if known.raft_addr == m.raft_addr => (id, known.clone()),
+                _ => (id, m),
+            })
+            .collect();
     }
 
     fn add_shards(&mut self, shards: BTreeMap<ShardId, Shard>, start: u64) -> Applied {
         if shards.is_empty() {
             return Applied::Refused("no shards to add".into());
+        }
+        if shards.iter().all(|(id, s)| self.shards.get(id) == Some(s)) {
+            // A retried write of the same shards.
+            return Applied::Unchanged;
         }
         if let Some(id) = shards.keys().find(|id| self.shards.contains_key(id)) {
             return Applied::Refused(format!("shard {id} is already registered"));
@@ -429,9 +455,21 @@ mod tests {
         // Re-adding a shard, or an epoch not after the last, is refused and
         // changes nothing.
         let snapshot = s.clone();
+        // A retried add of the same shard changes nothing and is no error.
+        assert_eq!(
+            s.apply(Command::AddShards {
+                shards: shards(&[2]),
+                start_unix_nano: 9_000,
+            }),
+            Applied::Unchanged
+        );
+        let mut moved = shards(&[1]);
+        if let Some(shard) = moved.get_mut(&1) {
+            shard.url = "postgres://elsewhere/traces".into();
+        }
         for bad in [
             Command::AddShards {
-                shards: shards(&[1]),
+                shards: moved,
                 start_unix_nano: 9_000,
             },
             Command::AddShards {

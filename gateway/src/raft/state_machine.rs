@@ -15,8 +15,7 @@ use std::{
 
 use openraft::{
     Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, Snapshot, SnapshotMeta,
-    StorageError, StorageIOError, StoredMembership,
-    storage::RaftStateMachine,
+    StorageError, StorageIOError, StoredMembership, storage::RaftStateMachine,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, watch};
@@ -69,8 +68,7 @@ impl StateMachine {
             Some(bytes) => {
                 let snap: StoredSnapshot =
                     serde_json::from_slice(&bytes).map_err(io::Error::other)?;
-                let data: SmData =
-                    serde_json::from_slice(&snap.data).map_err(io::Error::other)?;
+                let data: SmData = serde_json::from_slice(&snap.data).map_err(io::Error::other)?;
                 (data, Some(snap))
             }
             None => (SmData::default(), None),
