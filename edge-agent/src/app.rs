@@ -214,9 +214,10 @@ impl Agent {
             (cfg.buffer_full_policy == FullPolicy::Block).then_some(cfg.buffer_max_bytes),
         )?;
         let sampler = root.stage();
-        if sink.has_tail() {
+        {
             // Stopped after the receivers: it decides every held trace and
-            // buffers the kept ones before the forwarders drain.
+            // buffers the kept ones before the forwarders drain. It runs
+            // without a tail policy too, as the gateway may send one.
             let ticker = sink.clone();
             let sd = sampler.clone();
             sampler.spawn(async move { ticker.run_ticker(sd).await });
