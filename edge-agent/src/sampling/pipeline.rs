@@ -507,4 +507,44 @@ mod tests {
         assert!(keeps_all(&HeadConfig::default()));
         assert!(!keeps_all(&cfg));
     }
+
+    fn with_tail(name: &str) -> Arc<SamplingConfig> {
+        use model::sampling::{TailConfig, TailPolicy, TailRule};
+        Arc::new(SamplingConfig {
+            head: HeadConfig::default(),
+            tail: Some(TailConfig {
+                decision_wait_ms: 3_600_000,
+                max_traces: 100,
+                max_bytes: 1 << 20,
+                policies: vec![TailPolicy {
+                    name: name.into(),
+                    rule: TailRule::AlwaysSample,
+                }],
+            }),
+        })
+    }
+
+    #[test]
+    fn the_tail_sampler_follows_a_changed_policy() {
+        let first = with_tail("first");
+        let mut st = TailState::new(Arc::clone(&first)).unwrap();
+        let held = st.sampler.as_mut().unwrap().ingest(req(&[1, 2]));
+        assert_eq!(held.spans_kept, 0, "held for the decision window");
+        // The same policy (or an equal one) changes nothing.
+        assert!(st.follow(&first).is_empty());
+        let equal = Arc::new((*first).clone());
+        assert!(st.follow(&equal).is_empty());
+        assert_eq!(st.sampler.as_ref().unwrap().usage().spans, 2);
+        // A new tail section: held traces are decided by the old policies.
+        let second = with_tail("second");
+        let r = st.follow(&second);
+        assert_eq!((r.spans_kept, r.traces_kept), (2, 2));
+        assert_eq!(st.sampler.as_ref().unwrap().usage().spans, 0);
+        st.sampler.as_mut().unwrap().ingest(req(&[3]));
+        // No tail section: the last held trace goes, the sampler too.
+        let r = st.follow(&Arc::new(SamplingConfig::default()));
+        assert_eq!(r.spans_kept, 1);
+        assert!(st.sampler.is_none());
+        assert!(check(&second).is_ok());
+    }
 }
