@@ -1,4 +1,5 @@
-//! The gateway destination: `federation.proto` `Forward` over mTLS gRPC.
+//! The gateway destination: `federation.proto` `Forward` over mTLS gRPC,
+//! to one endpoint of the shared [`GatewayEndpoints`] list at a time.
 
 use std::{sync::Arc, time::Duration};
 
@@ -6,7 +7,10 @@ use futures::future::BoxFuture;
 use proto::federation::{Compression, ForwardRequest, federation_client::FederationClient};
 use tonic::transport::Channel;
 
-use super::{Destination, ForwardStats, Outcome};
+use super::{
+    Destination, ForwardStats, Outcome,
+    endpoints::{EndpointList, GatewayEndpoints, carry_over},
+};
 use crate::buffer::Record;
 
 /// Identity and encoding of forwarded batches.
@@ -19,50 +23,67 @@ pub struct GatewaySettings {
     pub zstd_level: i32,
 }
 
-/// Fails over between several gateway endpoints.
+/// Sends to one endpoint of the shared list and fails over to the next in
+/// order. When the list is replaced (the control client learned the
+/// cluster's members) it stays on its endpoint if the new list has it.
 #[derive(Debug)]
 pub struct GatewayDestination {
     settings: Arc<GatewaySettings>,
-    clients: Vec<(String, FederationClient<Channel>)>,
+    endpoints: GatewayEndpoints,
+    /// The list `current` indexes into.
+    list: Arc<EndpointList>,
     current: usize,
+    /// Where to start in a new list that lacks the current endpoint.
+    spread: u64,
     stats: ForwardStats,
 }
 
 impl GatewayDestination {
     pub fn new(
         settings: GatewaySettings,
-        channels: Vec<(String, Channel)>,
+        endpoints: GatewayEndpoints,
         stats: ForwardStats,
     ) -> Self {
-        let clients = channels
-            .into_iter()
-            .map(|(name, ch)| {
-                let client = FederationClient::new(ch)
-                    .max_decoding_message_size(1 << 20)
-                    .max_encoding_message_size(64 << 20);
-                (name, client)
-            })
-            .collect();
+        let spread = u64::from(crc32fast::hash(settings.agent_id.as_bytes()));
         Self {
             settings: Arc::new(settings),
-            clients,
+            list: endpoints.current(),
+            endpoints,
             current: 0,
+            spread,
             stats,
         }
+    }
+
+    /// Moves to the newest list, keeping the endpoint in use if it has it.
+    fn refresh(&mut self) {
+        let latest = self.endpoints.current();
+        if latest.generation == self.list.generation {
+            return;
+        }
+        let in_use = self.list.get(self.current).map(|e| e.url.as_str());
+        self.current = carry_over(in_use, &latest.urls(), self.spread);
+        self.list = latest;
     }
 }
 
 impl Destination for GatewayDestination {
     fn failover(&mut self) {
-        if self.clients.len() > 1 {
-            self.current = (self.current + 1) % self.clients.len();
+        self.refresh();
+        if self.list.len() > 1 {
+            self.current = (self.current + 1) % self.list.len();
         }
     }
 
     fn send(&mut self, batch: Arc<[Record]>) -> BoxFuture<'static, Outcome> {
-        let Some((name, client)) = self.clients.get(self.current).cloned() else {
+        self.refresh();
+        let Some(endpoint) = self.list.get(self.current) else {
             return Box::pin(async { Outcome::Retry(None) });
         };
+        let name = endpoint.url.clone();
+        let client = FederationClient::new(endpoint.channel.clone())
+            .max_decoding_message_size(1 << 20)
+            .max_encoding_message_size(64 << 20);
         let settings = Arc::clone(&self.settings);
         let stats = self.stats.clone();
         Box::pin(async move { send(settings, name, client, stats, batch).await })
