@@ -221,6 +221,7 @@ impl ControlClient {
         tracing::info!(gateway = url, "following the gateway cluster");
         self.stats.connected.set(1);
         let mut worked = false;
+        let mut last_sequence = None;
         let ended = loop {
             let next = tokio::select! {
                 m = tokio::time::timeout(IDLE_TIMEOUT, stream.message()) => m,
@@ -229,6 +230,12 @@ impl ControlClient {
             match next {
                 Ok(Ok(Some(update))) => {
                     worked = true;
+                    if last_sequence == Some(update.sequence) {
+                        // A keepalive: applied (or refused) already.
+                        self.stats.update("unchanged");
+                        continue;
+                    }
+                    last_sequence = Some(update.sequence);
                     self.apply(&update).await;
                 }
                 Ok(Ok(None)) => {

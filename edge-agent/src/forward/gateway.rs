@@ -56,21 +56,25 @@ impl GatewayDestination {
     }
 
     /// Moves to the newest list, keeping the endpoint in use if it has it.
-    fn refresh(&mut self) {
+    /// False when the endpoint in use is gone from the list.
+    fn refresh(&mut self) -> bool {
         let latest = self.endpoints.current();
         if latest.generation == self.list.generation {
-            return;
+            return true;
         }
-        let in_use = self.list.get(self.current).map(|e| e.url.as_str());
-        self.current = carry_over(in_use, &latest.urls(), self.spread);
+        let in_use = self.list.get(self.current).map(|e| e.url.clone());
+        let urls = latest.urls();
+        self.current = carry_over(in_use.as_deref(), &urls, self.spread);
         self.list = latest;
+        in_use.is_some_and(|u| urls.contains(&u))
     }
 }
 
 impl Destination for GatewayDestination {
     fn failover(&mut self) {
-        self.refresh();
-        if self.list.len() > 1 {
+        // When the failed endpoint left the list, `refresh` already moved
+        // away from it.
+        if self.refresh() && self.list.len() > 1 {
             self.current = (self.current + 1) % self.list.len();
         }
     }
@@ -134,5 +138,53 @@ async fn send(
             Outcome::Committed
         }
         Err(status) => super::on_error(&status, &name, spans, &stats),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic::transport::ClientTlsConfig;
+
+    use super::*;
+
+    fn dest(urls: &[&str]) -> (GatewayDestination, GatewayEndpoints) {
+        telemetry::install_crypto_provider();
+        let urls: Vec<String> = urls.iter().map(|u| (*u).to_owned()).collect();
+        let eps = GatewayEndpoints::new(&urls, ClientTlsConfig::new()).unwrap();
+        let settings = GatewaySettings {
+            agent_id: "agent".into(),
+            cluster: "east".into(),
+            timeout: Duration::from_secs(1),
+            zstd_level: 1,
+        };
+        (
+            GatewayDestination::new(settings, eps.clone(), ForwardStats::default()),
+            eps,
+        )
+    }
+
+    fn in_use(d: &mut GatewayDestination) -> String {
+        d.refresh();
+        d.list.get(d.current).unwrap().url.clone()
+    }
+
+    #[tokio::test]
+    async fn failover_goes_in_order_over_the_latest_list() {
+        let (mut d, eps) = dest(&["https://a:1", "https://b:1"]);
+        assert_eq!(in_use(&mut d), "https://a:1");
+        d.failover();
+        assert_eq!(in_use(&mut d), "https://b:1");
+        // The cluster's list still has b: stay on it, fail over from it.
+        eps.replace(&["https://b:1", "https://c:1", "https://d:1"]);
+        assert_eq!(in_use(&mut d), "https://b:1");
+        d.failover();
+        assert_eq!(in_use(&mut d), "https://c:1");
+        // c left the list while failing: the new list's spread position is
+        // already another endpoint, so it is not skipped.
+        eps.replace(&["https://x:1", "https://y:1"]);
+        d.failover();
+        let spread = u64::from(crc32fast::hash(b"agent"));
+        let want = ["https://x:1", "https://y:1"][(spread % 2) as usize];
+        assert_eq!(in_use(&mut d), want);
     }
 }
