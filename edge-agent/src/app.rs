@@ -15,9 +15,10 @@ use crate::{
     buffer::FullPolicy,
     buffer::{Buffer, MemoryBuffer, Wal, WalConfig, WalStats},
     config::{AgentConfig, Durability},
+    control::{ControlClient, ControlSettings, ControlStats, Policies, members},
     forward::{
         AckJoin, Backoff, ForwardConfig, ForwardStats, Forwarder, GatewayDestination,
-        GatewaySettings, OtlpDestination,
+        GatewayEndpoints, GatewaySettings, OtlpDestination, endpoints::tune,
     },
     sampling::{
         pipeline::{PipelineError, SamplingSink, SamplingStats},
@@ -47,6 +48,8 @@ pub enum AgentError {
     Tls(#[from] tls::TlsError),
     #[error("gateway endpoint {url}: {message}")]
     Endpoint { url: String, message: String },
+    #[error(transparent)]
+    GatewayEndpoint(#[from] crate::forward::endpoints::EndpointError),
     #[error(transparent)]
     Wal(#[from] crate::buffer::WalError),
     #[error(transparent)]
@@ -78,8 +81,12 @@ pub struct Agent {
     /// `--export-otlp` counters (`destination="otlp"` on /metrics).
     pub export_stats: ForwardStats,
     pub sampling_stats: SamplingStats,
+    /// Control stream counters (updates applied, connected).
+    pub control_stats: ControlStats,
     pub red: RedTap,
     pub receiver_metrics: ReceiverMetrics,
+    /// The gateway endpoints (`None` without `--gateway`).
+    endpoints: Option<GatewayEndpoints>,
     root: Shutdown,
     receivers: Shutdown,
     sampler: Shutdown,
@@ -113,19 +120,14 @@ fn agent_id(dir: &Path) -> Result<String, AgentError> {
 impl Agent {
     pub async fn start(cfg: AgentConfig) -> Result<Self, AgentError> {
         let agent_id = agent_id(&cfg.buffer_dir)?;
-        let mut channels = Vec::new();
-        if let Some(files) = &cfg.tls {
-            let tls = tls::client_config(files)?;
-            for url in &cfg.gateways {
-                let endpoint = Endpoint::from_shared(url.clone())
-                    .and_then(|e| e.tls_config(tls.clone()))
-                    .map_err(|e| AgentError::Endpoint {
-                        url: url.clone(),
-                        message: e.to_string(),
-                    })?;
-                channels.push((url.clone(), tune(endpoint).connect_lazy()));
+        // `--gateway` first, then the members the cluster named last run.
+        let endpoints = match &cfg.tls {
+            Some(files) if !cfg.gateways.is_empty() => {
+                let urls = members::startup_list(&cfg.gateways, &members::load(&cfg.buffer_dir));
+                Some(GatewayEndpoints::new(&urls, tls::client_config(files)?)?)
             }
-        }
+            _ => None,
+        };
         let export_channel = match &cfg.export_otlp {
             Some(url) => Some(
                 Endpoint::from_shared(url.clone())
@@ -161,6 +163,7 @@ impl Agent {
             registry.sub_registry_with_label(("destination".into(), "otlp".into())),
         );
         let sampling_stats = SamplingStats::register(&mut registry);
+        let control_stats = ControlStats::register(&mut registry);
         let red = RedTap::register(&mut registry, RED_MAX_SERIES);
         let root = Shutdown::new();
         let buffer = match cfg.durability {
@@ -204,7 +207,10 @@ impl Agent {
 
         let receivers = root.stage();
         let forwarder_sd = root.stage();
-        let policy = Arc::new(std::sync::RwLock::new(Arc::new(cfg.sampling.clone())));
+        // The policy in force: the local one until the gateway cluster sends
+        // another (the control client below).
+        let local_policy = Arc::new(cfg.sampling.clone());
+        let policy = Arc::new(std::sync::RwLock::new(Arc::clone(&local_policy)));
         let sink = SamplingSink::new(
             buffer.clone(),
             red.clone(),
@@ -214,9 +220,10 @@ impl Agent {
             (cfg.buffer_full_policy == FullPolicy::Block).then_some(cfg.buffer_max_bytes),
         )?;
         let sampler = root.stage();
-        if sink.has_tail() {
+        {
             // Stopped after the receivers: it decides every held trace and
-            // buffers the kept ones before the forwarders drain.
+            // buffers the kept ones before the forwarders drain. It runs
+            // without a tail policy too, as the gateway may send one.
             let ticker = sink.clone();
             let sd = sampler.clone();
             sampler.spawn(async move { ticker.run_ticker(sd).await });
@@ -255,7 +262,7 @@ impl Agent {
             &root,
             "sampling",
             sampling_l,
-            remote::router(cfg.cluster.to_string(), policy),
+            remote::router(cfg.cluster.to_string(), Arc::clone(&policy)),
         );
 
         let fcfg = ForwardConfig {
@@ -264,11 +271,28 @@ impl Agent {
             max_inflight: 4,
             backoff: Backoff::default(),
         };
-        let destinations =
-            usize::from(!channels.is_empty()) + usize::from(export_channel.is_some());
+        let destinations = usize::from(endpoints.is_some()) + usize::from(export_channel.is_some());
         let acks = AckJoin::new(buffer.clone(), destinations);
         let mut slot = 0;
-        if !channels.is_empty() {
+        if let Some(endpoints) = &endpoints {
+            // Follow the gateway cluster: its members and sampling policy.
+            let control = root.stage();
+            let client = ControlClient::new(
+                ControlSettings {
+                    agent_id: agent_id.clone(),
+                    cluster: cfg.cluster.to_string(),
+                    state_dir: cfg.buffer_dir.clone(),
+                },
+                endpoints.clone(),
+                Policies {
+                    running: Arc::clone(&policy),
+                    local: local_policy,
+                },
+                control_stats.clone(),
+            );
+            let sd = control.clone();
+            control.spawn(async move { client.run(sd).await });
+
             let dest = GatewayDestination::new(
                 GatewaySettings {
                     agent_id: agent_id.clone(),
@@ -276,7 +300,7 @@ impl Agent {
                     timeout: Duration::from_secs(30),
                     zstd_level: 1,
                 },
-                channels,
+                endpoints.clone(),
                 forward_stats.clone(),
             );
             let f = Forwarder::new(
@@ -336,13 +360,24 @@ impl Agent {
             forward_stats,
             export_stats,
             sampling_stats,
+            control_stats,
             red,
             receiver_metrics,
+            endpoints,
             root,
             receivers,
             sampler,
             forwarder: forwarder_sd,
         })
+    }
+
+    /// The gateway endpoints the forwarder fails over among now (`--gateway`
+    /// until the cluster sends its members).
+    pub fn gateway_urls(&self) -> Vec<String> {
+        self.endpoints
+            .as_ref()
+            .map(GatewayEndpoints::urls)
+            .unwrap_or_default()
     }
 
     /// Stops receiving, lets the forwarder drain the buffer, then stops.
@@ -384,13 +419,6 @@ impl Agent {
         );
         clean
     }
-}
-
-fn tune(e: Endpoint) -> Endpoint {
-    e.connect_timeout(Duration::from_secs(5))
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_while_idle(true)
 }
 
 fn serve_http(owner: &Shutdown, what: &'static str, listener: TcpListener, router: axum::Router) {

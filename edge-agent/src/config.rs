@@ -402,4 +402,37 @@ mod tests {
         assert_eq!(s.validate().unwrap_err().key, "tls-key");
         assert!(toml::from_str::<Settings>("nonsense = 1").is_err());
     }
+
+    #[test]
+    fn the_readme_sampling_file_parses() {
+        let text = r#"
+[head]
+default_probability = 1.0
+[[head.rules]]
+service = "checkout"
+probability = 0.1
+[[head.rules]]
+service = "batch-jobs"
+max_traces_per_second = 2
+
+[tail]
+decision_wait_ms = 10000
+max_traces = 50000
+max_bytes = 67108864
+[[tail.policies]]
+name = "errors"
+type = "status_code"
+status_codes = ["ERROR"]
+[[tail.policies]]
+name = "slow"
+type = "latency"
+threshold_ms = 2000
+[[tail.policies]]
+name = "baseline"
+type = "probabilistic"
+sampling_percentage = 5
+"#;
+        let cfg: model::sampling::SamplingConfig = toml::from_str(text).unwrap();
+        assert_eq!(cfg.tail.map(|t| t.policies.len()), Some(3));
+    }
 }

@@ -9,6 +9,10 @@
 //! gateway's ack after the store committed → buffer release once every
 //! destination acknowledged.
 //!
+//! Beside the flow, [`control`] follows the gateway cluster's `Control`
+//! stream: its member list becomes the forwarder's endpoints, its sampling
+//! policy for this cluster replaces the local one.
+//!
 //! This crate never depends on `store`, `gateway`, `sqlx` or `openraft`
 //! (checked in CI): the per-node binary stays small.
 
@@ -17,6 +21,7 @@ pub mod app;
 pub mod buffer;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod forward;
 pub mod sampling;
 pub mod tls;

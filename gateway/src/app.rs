@@ -15,6 +15,7 @@ use tonic::{codec::CompressionEncoding, transport::Server};
 use crate::{
     certs,
     config::{GatewayConfig, TlsSource},
+    control::ControlView,
     federation::FederationService,
     ingest::{DirectSink, Ingest},
     metrics::GatewayMetrics,
@@ -58,6 +59,9 @@ pub struct Gateway {
     pub tls: TlsPaths,
     pub store: Arc<dyn SpanStore>,
     pub metrics: GatewayMetrics,
+    /// Publishes what agents are told over `Control` (members, policies);
+    /// the control plane owns it, tests publish views directly.
+    pub control: tokio::sync::watch::Sender<Arc<ControlView>>,
     root: Shutdown,
     ingest: Shutdown,
 }
@@ -133,11 +137,15 @@ impl Gateway {
         let ingest = Ingest::new(Arc::clone(&store), metrics.clone());
 
         // Federation: mTLS, identity from the client certificate.
+        let (control, control_feed) =
+            tokio::sync::watch::channel(Arc::new(ControlView::single(federation_addr)));
         let federation = FederationServer::new(FederationService::new(
             ingest.clone(),
             metrics.clone(),
             cfg.max_inflight_bytes,
             cfg.limits.max_decompressed_bytes,
+            control_feed,
+            ingest_sd.token().clone(),
         ))
         .accept_compressed(CompressionEncoding::Zstd)
         .accept_compressed(CompressionEncoding::Gzip)
@@ -221,6 +229,7 @@ impl Gateway {
             tls: tls_paths,
             store,
             metrics,
+            control,
             root,
             ingest: ingest_sd,
         })

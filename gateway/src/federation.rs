@@ -1,17 +1,23 @@
-//! The federation `Forward` RPC (see `federation.proto`): identity check,
-//! admission, decode, cluster stamp, store write, ack after commit.
+//! The federation service (see `federation.proto`). `Forward`: identity
+//! check, admission, decode, cluster stamp, store write, ack after commit.
+//! `Control`: the same identity check, then the stream of
+//! [`crate::control`].
 
 use std::{sync::Arc, time::Duration};
 
 use model::ClusterId;
-use proto::federation::{ForwardRequest, ForwardResponse, federation_server::Federation};
+use proto::federation::{
+    ControlRequest, ForwardRequest, ForwardResponse, federation_server::Federation,
+};
 use store::StoreError;
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::{
     certs::{Identity, identity_of},
+    control::{ControlFeed, ControlStream},
     ingest::{Ingest, STORE_RETRY_AFTER},
     metrics::GatewayMetrics,
 };
@@ -29,6 +35,27 @@ pub struct FederationService {
     /// reject with RESOURCE_EXHAUSTED + RetryInfo; the agent keeps the batch.
     admission: Arc<Semaphore>,
     max_payload_bytes: usize,
+    /// The control state agents follow (see [`crate::control`]).
+    control: ControlFeed,
+    /// Cancelled at shutdown: ends every Control stream, so the server's
+    /// graceful stop does not wait for them.
+    shutdown: CancellationToken,
+}
+
+/// Which RPC an identity check is for (in logs and batch counts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rpc {
+    Forward,
+    Control,
+}
+
+impl Rpc {
+    fn name(self) -> &'static str {
+        match self {
+            Rpc::Forward => "forward",
+            Rpc::Control => "control",
+        }
+    }
 }
 
 impl FederationService {
@@ -37,6 +64,8 @@ impl FederationService {
         metrics: GatewayMetrics,
         max_inflight_bytes: u64,
         max_payload_bytes: usize,
+        control: ControlFeed,
+        shutdown: CancellationToken,
     ) -> Self {
         let permits = (max_inflight_bytes / ADMISSION_UNIT).clamp(1, u64::from(u32::MAX >> 3));
         Self {
@@ -44,24 +73,30 @@ impl FederationService {
             metrics,
             admission: Arc::new(Semaphore::new(permits as usize)),
             max_payload_bytes,
+            control,
+            shutdown,
         }
     }
 
-    fn refuse(&self, reason: &'static str, status: Status) -> Status {
+    fn refuse(&self, rpc: Rpc, reason: &'static str, status: Status) -> Status {
         self.metrics.identity_refused(reason);
-        self.metrics.batch("refused");
+        if rpc == Rpc::Forward {
+            self.metrics.batch("refused");
+        }
         status
     }
 
-    fn cluster_of<T>(&self, request: &Request<T>) -> Result<ClusterId, Status> {
+    fn cluster_of<T>(&self, rpc: Rpc, request: &Request<T>) -> Result<ClusterId, Status> {
         let certs = request.peer_certs().ok_or_else(|| {
             self.refuse(
+                rpc,
                 "no_identity",
                 Status::unauthenticated("a client certificate is required"),
             )
         })?;
         let leaf = certs.first().ok_or_else(|| {
             self.refuse(
+                rpc,
                 "no_identity",
                 Status::unauthenticated("a client certificate is required"),
             )
@@ -69,8 +104,9 @@ impl FederationService {
         match identity_of(leaf) {
             Ok(Identity::Cluster(c)) => Ok(c),
             Ok(Identity::Node(node)) => {
-                tracing::warn!(node, "refused forward from a node certificate");
+                tracing::warn!(node, rpc = rpc.name(), "refused a node certificate");
                 Err(self.refuse(
+                    rpc,
                     "node_cert",
                     Status::permission_denied(
                         "node certificates cannot forward spans; use a cluster certificate",
@@ -78,10 +114,38 @@ impl FederationService {
                 ))
             }
             Err(e) => {
-                tracing::warn!(error = %e, "refused forward: no cluster identity in certificate");
-                Err(self.refuse("no_identity", Status::permission_denied(e.to_string())))
+                tracing::warn!(error = %e, rpc = rpc.name(), "refused: no cluster identity in certificate");
+                Err(self.refuse(rpc, "no_identity", Status::permission_denied(e.to_string())))
             }
         }
+    }
+
+    /// Refuses a request whose `cluster` field is not the certificate's.
+    fn check_claim(
+        &self,
+        rpc: Rpc,
+        cluster: &ClusterId,
+        claimed: &str,
+        agent_id: &str,
+    ) -> Result<(), Status> {
+        if claimed == cluster.as_str() {
+            return Ok(());
+        }
+        tracing::warn!(
+            certificate = %cluster,
+            claimed,
+            agent_id,
+            rpc = rpc.name(),
+            "refused: agent --cluster disagrees with its certificate"
+        );
+        Err(self.refuse(
+            rpc,
+            "cluster_mismatch",
+            Status::permission_denied(format!(
+                "agent claims cluster {claimed:?} but its certificate is for {:?}",
+                cluster.as_str()
+            )),
+        ))
     }
 }
 
@@ -91,28 +155,31 @@ fn retryable(code: Code, msg: impl Into<String>, after: Duration) -> Status {
 
 #[tonic::async_trait]
 impl Federation for FederationService {
+    type ControlStream = ControlStream;
+
+    async fn control(
+        &self,
+        request: Request<ControlRequest>,
+    ) -> Result<Response<ControlStream>, Status> {
+        let cluster = self.cluster_of(Rpc::Control, &request)?;
+        let req = request.into_inner();
+        self.check_claim(Rpc::Control, &cluster, &req.cluster, &req.agent_id)?;
+        tracing::debug!(cluster = %cluster, agent_id = %req.agent_id, "control stream opened");
+        Ok(Response::new(crate::control::stream(
+            self.control.clone(),
+            cluster,
+            self.shutdown.clone(),
+            self.metrics.clone(),
+        )))
+    }
+
     async fn forward(
         &self,
         request: Request<ForwardRequest>,
     ) -> Result<Response<ForwardResponse>, Status> {
-        let cluster = self.cluster_of(&request)?;
+        let cluster = self.cluster_of(Rpc::Forward, &request)?;
         let req = request.into_inner();
-        if req.cluster != cluster.as_str() {
-            tracing::warn!(
-                certificate = %cluster,
-                claimed = %req.cluster,
-                agent_id = %req.agent_id,
-                "refused forward: agent --cluster disagrees with its certificate"
-            );
-            return Err(self.refuse(
-                "cluster_mismatch",
-                Status::permission_denied(format!(
-                    "agent claims cluster {:?} but its certificate is for {:?}",
-                    req.cluster,
-                    cluster.as_str()
-                )),
-            ));
-        }
+        self.check_claim(Rpc::Forward, &cluster, &req.cluster, &req.agent_id)?;
         let units = (req.uncompressed_size.max(req.payload.len() as u64) / ADMISSION_UNIT).max(1);
         let units = u32::try_from(units).unwrap_or(u32::MAX);
         let _permit = match Arc::clone(&self.admission).try_acquire_many_owned(units) {
@@ -139,7 +206,11 @@ impl Federation for FederationService {
         let checked = proto::validate::sanitize(&mut otlp);
         if let Err(e) = proto::convert::stamp_cluster(&mut otlp, &cluster) {
             tracing::warn!(error = %e, agent_id = %req.agent_id, "refused forward: span data claims another cluster");
-            return Err(self.refuse("cluster_mismatch", Status::permission_denied(e.to_string())));
+            return Err(self.refuse(
+                Rpc::Forward,
+                "cluster_mismatch",
+                Status::permission_denied(e.to_string()),
+            ));
         }
         match self.ingest.write(&otlp, &cluster).await {
             Ok(out) => {

@@ -4,6 +4,8 @@
 //! certificate, admission, decode, cluster stamp) → [`ingest`] (model spans,
 //! idempotent store write) → ack after commit. The plain OTLP ports use the
 //! same [`ingest`] through [`ingest::DirectSink`].
+//! Control: [`federation`] `Control` streams [`control::ControlView`]s
+//! (gateway members, per-cluster sampling policies) to agents.
 //! Query: [`http`] → [`query`] (Jaeger v1 JSON, `/api/v1/storage`) →
 //! `store::SpanStore`. Background: [`retention`] expires old spans.
 
@@ -11,6 +13,7 @@ pub mod app;
 pub mod certs;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod demo;
 pub mod federation;
 pub mod http;

@@ -2,7 +2,7 @@
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
-    metrics::{counter::Counter, family::Family},
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
     registry::Registry,
 };
 use telemetry::metrics as names;
@@ -31,6 +31,7 @@ pub struct GatewayMetrics {
     retention_runs: Family<RunResult, Counter>,
     retention_spans_deleted: Counter,
     retention_partitions_dropped: Counter,
+    control_streams: Gauge,
 }
 
 impl GatewayMetrics {
@@ -71,7 +72,22 @@ impl GatewayMetrics {
             "Whole time partitions retention dropped",
             m.retention_partitions_dropped.clone(),
         );
+        registry.register(
+            names::GATEWAY_CONTROL_STREAMS,
+            "Agents' federation Control streams open on this gateway",
+            m.control_streams.clone(),
+        );
         m
+    }
+
+    /// A Control stream opened (`1`) or ended (`-1`).
+    pub fn control_streams(&self, delta: i64) {
+        self.control_streams.inc_by(delta);
+    }
+
+    /// Control streams open now.
+    pub fn active_control_streams(&self) -> i64 {
+        self.control_streams.get()
     }
 
     /// Counts a retention pass: `Some(report)` when it succeeded.

@@ -63,6 +63,8 @@ pub struct Sandbox {
     pub gateway: Gateway,
     pub agents: BTreeMap<String, Agent>,
     pub http: reqwest::Client,
+    /// The gateway's `--store` URLs (peer gateways share them).
+    pub stores: Vec<String>,
 }
 
 impl Sandbox {
@@ -137,12 +139,14 @@ impl Sandbox {
         let dir = tempfile::tempdir()?;
         let mut cfg = Self::gateway_config(dir.path())?;
         configure(&mut cfg);
+        let stores = cfg.stores.clone();
         let gateway = Gateway::start(cfg).await?;
         let mut sandbox = Self {
             dir,
             gateway,
             agents: BTreeMap::new(),
             http: reqwest::Client::new(),
+            stores,
         };
         for c in clusters {
             let cfg = sandbox.agent_config(c, c)?;
@@ -150,6 +154,21 @@ impl Sandbox {
             sandbox.agents.insert((*c).to_owned(), agent);
         }
         Ok(sandbox)
+    }
+
+    /// Another member of the gateway cluster: the same store and CA, its
+    /// own data dir and ports. The caller shuts it down.
+    pub async fn start_peer_gateway(&self, name: &str) -> anyhow::Result<Gateway> {
+        let dir = self.dir.path().join(format!("gateway-{name}"));
+        std::fs::create_dir_all(&dir)?;
+        let mut cfg = Self::gateway_config(&dir)?;
+        cfg.stores = self.stores.clone();
+        cfg.tls = TlsSource::Files {
+            ca: self.gateway.tls.ca.clone(),
+            cert: self.gateway.tls.cert.clone(),
+            key: self.gateway.tls.key.clone(),
+        };
+        Ok(Gateway::start(cfg).await?)
     }
 
     pub fn agent(&self, cluster: &str) -> anyhow::Result<&Agent> {

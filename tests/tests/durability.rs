@@ -224,6 +224,7 @@ async fn a_30_second_gateway_outage_loses_nothing() -> anyhow::Result<()> {
         gateway,
         agents,
         http,
+        stores,
     } = sb;
     gateway.shutdown(Duration::from_secs(5)).await;
 
@@ -278,6 +279,7 @@ async fn a_30_second_gateway_outage_loses_nothing() -> anyhow::Result<()> {
         gateway,
         agents,
         http,
+        stores,
     };
     sb.shutdown().await;
     Ok(())

@@ -199,7 +199,17 @@ async fn an_agent_with_the_wrong_cluster_gets_nothing_stored() -> anyhow::Result
     )
     .await?;
     assert_eq!(agent.forward_stats.acked_spans(), 0);
-    assert_eq!(sb.gateway.metrics.identity_refusals("cluster_mismatch"), 1);
+    assert_eq!(sb.gateway.metrics.batches("refused"), 1);
+    // Its control stream is refused as well (and retried), each counted.
+    let refusals = &sb.gateway.metrics;
+    wait_for(
+        "the control stream to be refused",
+        Duration::from_secs(10),
+        || async { (refusals.identity_refusals("cluster_mismatch") >= 2).then_some(()) },
+    )
+    .await?;
+    assert!(!agent.control_stats.is_connected());
+    assert_eq!(sb.gateway.metrics.active_control_streams(), 0);
     assert_eq!(stored_services(&sb).await?, 0);
     sb.agents.insert("east".into(), agent);
     sb.shutdown().await;

@@ -99,8 +99,9 @@ fn default_max_bytes() -> usize {
 }
 
 /// A named tail policy.
+// No `deny_unknown_fields` here: serde cannot combine it with `flatten` (it
+// refuses every flattened field); `TailRule` refuses unknown fields instead.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TailPolicy {
     pub name: String,
     #[serde(flatten)]
@@ -108,7 +109,7 @@ pub struct TailPolicy {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum TailRule {
     AlwaysSample,
     /// Trace duration (last end − first start) at least `threshold_ms`.
@@ -194,5 +195,50 @@ impl SamplingConfig {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg_with_tail() -> SamplingConfig {
+        SamplingConfig {
+            head: HeadConfig::default(),
+            tail: Some(TailConfig {
+                decision_wait_ms: 500,
+                max_traces: 10,
+                max_bytes: 1 << 20,
+                policies: vec![
+                    TailPolicy {
+                        name: "errors".into(),
+                        rule: TailRule::StatusCode {
+                            status_codes: vec!["ERROR".into()],
+                        },
+                    },
+                    TailPolicy {
+                        name: "both".into(),
+                        rule: TailRule::And {
+                            policies: vec![TailPolicy {
+                                name: "slow".into(),
+                                rule: TailRule::Latency { threshold_ms: 5 },
+                            }],
+                        },
+                    },
+                ],
+            }),
+        }
+    }
+
+    #[test]
+    fn tail_policies_round_trip_and_refuse_unknown_fields() {
+        let cfg = cfg_with_tail();
+        let json = serde_json::to_string(&cfg).expect("serialises");
+        let back: SamplingConfig = serde_json::from_str(&json).expect("parses back");
+        assert_eq!(back, cfg);
+        let typo = r#"{"tail":{"policies":[{"name":"e","type":"latency","threshold_ms":1,"treshold":2}]}}"#;
+        assert!(serde_json::from_str::<SamplingConfig>(typo).is_err());
+        let no_type = r#"{"tail":{"policies":[{"name":"e","threshold_ms":1}]}}"#;
+        assert!(serde_json::from_str::<SamplingConfig>(no_type).is_err());
     }
 }

@@ -41,6 +41,14 @@ pub const GATEWAY_RETENTION_SPANS_DELETED: &str = "meridian_gateway_retention_sp
 pub const GATEWAY_RETENTION_PARTITIONS_DROPPED: &str =
     "meridian_gateway_retention_partitions_dropped";
 
+/// Federation Control streams open on a gateway (one per connected agent).
+pub const GATEWAY_CONTROL_STREAMS: &str = "meridian_gateway_control_streams";
+/// Control updates an agent received; label `outcome` (applied, unchanged,
+/// invalid_policy).
+pub const AGENT_CONTROL_UPDATES: &str = "meridian_agent_control_updates";
+/// 1 while the agent's Control stream to a gateway is open, else 0.
+pub const AGENT_CONTROL_CONNECTED: &str = "meridian_agent_control_connected";
+
 /// Renders a registry in the Prometheus text format.
 pub fn render(registry: &Registry) -> String {
     let mut out = String::new();

@@ -1,4 +1,5 @@
-//! The gateway destination: `federation.proto` `Forward` over mTLS gRPC.
+//! The gateway destination: `federation.proto` `Forward` over mTLS gRPC,
+//! to one endpoint of the shared [`GatewayEndpoints`] list at a time.
 
 use std::{sync::Arc, time::Duration};
 
@@ -6,7 +7,10 @@ use futures::future::BoxFuture;
 use proto::federation::{Compression, ForwardRequest, federation_client::FederationClient};
 use tonic::transport::Channel;
 
-use super::{Destination, ForwardStats, Outcome};
+use super::{
+    Destination, ForwardStats, Outcome,
+    endpoints::{EndpointList, GatewayEndpoints, carry_over},
+};
 use crate::buffer::Record;
 
 /// Identity and encoding of forwarded batches.
@@ -19,50 +23,71 @@ pub struct GatewaySettings {
     pub zstd_level: i32,
 }
 
-/// Fails over between several gateway endpoints.
+/// Sends to one endpoint of the shared list and fails over to the next in
+/// order. When the list is replaced (the control client learned the
+/// cluster's members) it stays on its endpoint if the new list has it.
 #[derive(Debug)]
 pub struct GatewayDestination {
     settings: Arc<GatewaySettings>,
-    clients: Vec<(String, FederationClient<Channel>)>,
+    endpoints: GatewayEndpoints,
+    /// The list `current` indexes into.
+    list: Arc<EndpointList>,
     current: usize,
+    /// Where to start in a new list that lacks the current endpoint.
+    spread: u64,
     stats: ForwardStats,
 }
 
 impl GatewayDestination {
     pub fn new(
         settings: GatewaySettings,
-        channels: Vec<(String, Channel)>,
+        endpoints: GatewayEndpoints,
         stats: ForwardStats,
     ) -> Self {
-        let clients = channels
-            .into_iter()
-            .map(|(name, ch)| {
-                let client = FederationClient::new(ch)
-                    .max_decoding_message_size(1 << 20)
-                    .max_encoding_message_size(64 << 20);
-                (name, client)
-            })
-            .collect();
+        let spread = u64::from(crc32fast::hash(settings.agent_id.as_bytes()));
         Self {
             settings: Arc::new(settings),
-            clients,
+            list: endpoints.current(),
+            endpoints,
             current: 0,
+            spread,
             stats,
         }
+    }
+
+    /// Moves to the newest list, keeping the endpoint in use if it has it.
+    /// False when the endpoint in use is gone from the list.
+    fn refresh(&mut self) -> bool {
+        let latest = self.endpoints.current();
+        if latest.generation == self.list.generation {
+            return true;
+        }
+        let in_use = self.list.get(self.current).map(|e| e.url.clone());
+        let urls = latest.urls();
+        self.current = carry_over(in_use.as_deref(), &urls, self.spread);
+        self.list = latest;
+        in_use.is_some_and(|u| urls.contains(&u))
     }
 }
 
 impl Destination for GatewayDestination {
     fn failover(&mut self) {
-        if self.clients.len() > 1 {
-            self.current = (self.current + 1) % self.clients.len();
+        // When the failed endpoint left the list, `refresh` already moved
+        // away from it.
+        if self.refresh() && self.list.len() > 1 {
+            self.current = (self.current + 1) % self.list.len();
         }
     }
 
     fn send(&mut self, batch: Arc<[Record]>) -> BoxFuture<'static, Outcome> {
-        let Some((name, client)) = self.clients.get(self.current).cloned() else {
+        self.refresh();
+        let Some(endpoint) = self.list.get(self.current) else {
             return Box::pin(async { Outcome::Retry(None) });
         };
+        let name = endpoint.url.clone();
+        let client = FederationClient::new(endpoint.channel.clone())
+            .max_decoding_message_size(1 << 20)
+            .max_encoding_message_size(64 << 20);
         let settings = Arc::clone(&self.settings);
         let stats = self.stats.clone();
         Box::pin(async move { send(settings, name, client, stats, batch).await })
@@ -113,5 +138,53 @@ async fn send(
             Outcome::Committed
         }
         Err(status) => super::on_error(&status, &name, spans, &stats),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic::transport::ClientTlsConfig;
+
+    use super::*;
+
+    fn dest(urls: &[&str]) -> (GatewayDestination, GatewayEndpoints) {
+        telemetry::install_crypto_provider();
+        let urls: Vec<String> = urls.iter().map(|u| (*u).to_owned()).collect();
+        let eps = GatewayEndpoints::new(&urls, ClientTlsConfig::new()).unwrap();
+        let settings = GatewaySettings {
+            agent_id: "agent".into(),
+            cluster: "east".into(),
+            timeout: Duration::from_secs(1),
+            zstd_level: 1,
+        };
+        (
+            GatewayDestination::new(settings, eps.clone(), ForwardStats::default()),
+            eps,
+        )
+    }
+
+    fn in_use(d: &mut GatewayDestination) -> String {
+        d.refresh();
+        d.list.get(d.current).unwrap().url.clone()
+    }
+
+    #[tokio::test]
+    async fn failover_goes_in_order_over_the_latest_list() {
+        let (mut d, eps) = dest(&["https://a:1", "https://b:1"]);
+        assert_eq!(in_use(&mut d), "https://a:1");
+        d.failover();
+        assert_eq!(in_use(&mut d), "https://b:1");
+        // The cluster's list still has b: stay on it, fail over from it.
+        eps.replace(&["https://b:1", "https://c:1", "https://d:1"]);
+        assert_eq!(in_use(&mut d), "https://b:1");
+        d.failover();
+        assert_eq!(in_use(&mut d), "https://c:1");
+        // c left the list while failing: the new list's spread position is
+        // already another endpoint, so it is not skipped.
+        eps.replace(&["https://x:1", "https://y:1"]);
+        d.failover();
+        let spread = u64::from(crc32fast::hash(b"agent"));
+        let want = ["https://x:1", "https://y:1"][(spread % 2) as usize];
+        assert_eq!(in_use(&mut d), want);
     }
 }

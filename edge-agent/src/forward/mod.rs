@@ -13,11 +13,13 @@
 //! restarts after the last acknowledged record (the gateway writes are
 //! idempotent on (trace id, span id), so a batch that did land is not
 //! duplicated). Retries use jittered exponential backoff honouring
-//! RetryInfo, and move to the next endpoint. Permanent refusals
+//! RetryInfo, and move to the next endpoint (of [`GatewayEndpoints`], which
+//! the control client replaces with the gateway cluster's members). Permanent refusals
 //! (INVALID_ARGUMENT, PERMISSION_DENIED, …) drop the batch, counted and
 //! logged, because retrying cannot succeed.
 
 mod backoff;
+pub mod endpoints;
 mod gateway;
 mod otlp;
 mod stats;
@@ -28,6 +30,7 @@ use futures::{StreamExt, future::BoxFuture, stream::FuturesOrdered};
 use telemetry::Shutdown;
 
 pub use backoff::Backoff;
+pub use endpoints::GatewayEndpoints;
 pub use gateway::{GatewayDestination, GatewaySettings};
 pub use otlp::OtlpDestination;
 pub use stats::ForwardStats;

@@ -5,6 +5,13 @@
 //! memory for their trace's decision (the client is answered on receipt, as
 //! with the OTel Collector); a background task ([`SamplingSink::run_ticker`])
 //! moves decided traces into the buffer.
+//!
+//! The policy is live ([`SharedPolicy`]: the control client replaces it when
+//! the gateway cluster sends one). Head sampling and `/sampling` read it per
+//! request. The tail sampler follows it too: when the `[tail]` section
+//! changes, the traces it holds are decided at once under the old policies
+//! (they were accepted under them), then a sampler for the new section (or
+//! none) takes over, with an empty decision cache.
 
 use std::{
     sync::{Arc, Mutex, RwLock},
@@ -104,14 +111,29 @@ impl SamplingStats {
     }
 }
 
-/// The current policy, replaceable at run time (the gateway-cluster issue
-/// pushes new ones); readers take a cheap `Arc` snapshot.
+/// The current policy, replaceable at run time (the control client installs
+/// the gateway cluster's); readers take a cheap `Arc` snapshot.
 pub type SharedPolicy = Arc<RwLock<Arc<SamplingConfig>>>;
 
 pub fn snapshot(p: &SharedPolicy) -> Arc<SamplingConfig> {
     p.read()
         .map(|g| Arc::clone(&g))
         .unwrap_or_else(|e| Arc::clone(&e.into_inner()))
+}
+
+/// Installs `cfg` as the policy every sampler and `/sampling` read next.
+pub fn install(p: &SharedPolicy, cfg: Arc<SamplingConfig>) {
+    *p.write().unwrap_or_else(|e| e.into_inner()) = cfg;
+}
+
+/// Checks everything a policy must pass to run: the ranges
+/// ([`SamplingConfig::validate`]) and the tail policies' compilation.
+pub fn check(cfg: &SamplingConfig) -> Result<(), PipelineError> {
+    cfg.validate().map_err(PipelineError::Config)?;
+    if let Some(t) = &cfg.tail {
+        TailSampler::new(t, SystemClock::default())?;
+    }
+    Ok(())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +144,61 @@ pub enum PipelineError {
     Tail(#[from] TailError),
 }
 
+/// The tail sampler and the policy it was built from.
+#[derive(Debug)]
+struct TailState {
+    applied: Arc<SamplingConfig>,
+    sampler: Option<TailSampler<SystemClock>>,
+}
+
+impl TailState {
+    fn new(cfg: Arc<SamplingConfig>) -> Result<Self, PipelineError> {
+        let sampler = match &cfg.tail {
+            Some(t) => Some(TailSampler::new(t, SystemClock::default())?),
+            None => None,
+        };
+        Ok(Self {
+            applied: cfg,
+            sampler,
+        })
+    }
+
+    /// Follows `cfg`: when its `[tail]` differs from the applied one, decides
+    /// every held trace under the old policies (returned) and replaces the
+    /// sampler.
+    fn follow(&mut self, cfg: &Arc<SamplingConfig>) -> Released {
+        if Arc::ptr_eq(&self.applied, cfg) {
+            return Released::default();
+        }
+        let old = std::mem::replace(&mut self.applied, Arc::clone(cfg));
+        if old.tail == cfg.tail {
+            return Released::default();
+        }
+        let released = self
+            .sampler
+            .as_mut()
+            .map(TailSampler::flush)
+            .unwrap_or_default();
+        self.sampler = match &cfg.tail {
+            None => None,
+            Some(t) => match TailSampler::new(t, SystemClock::default()) {
+                Ok(s) => Some(s),
+                Err(error) => {
+                    // Policies are checked before they are installed.
+                    tracing::error!(%error, "tail policy does not compile; tail sampling is off");
+                    None
+                }
+            },
+        };
+        tracing::info!(
+            enabled = self.sampler.is_some(),
+            decided_early = released.traces_kept + released.traces_dropped,
+            "tail sampling policy changed"
+        );
+        released
+    }
+}
+
 /// The sink receivers call.
 #[derive(Debug, Clone)]
 pub struct SamplingSink {
@@ -129,7 +206,10 @@ pub struct SamplingSink {
     red: RedTap,
     cluster: String,
     policy: SharedPolicy,
-    tail: Option<Arc<Mutex<TailSampler<SystemClock>>>>,
+    tail: Arc<Mutex<TailState>>,
+    /// A tail sampler exists (checked without the lock when the policy has
+    /// no `[tail]`: then only a sampler left to retire needs the lock).
+    tail_on: Arc<std::sync::atomic::AtomicBool>,
     stats: SamplingStats,
     /// With the `block` policy: refuse before tail-sampling when the buffer
     /// holds this many bytes (a decision could not be buffered).
@@ -150,35 +230,26 @@ impl SamplingSink {
     ) -> Result<Self, PipelineError> {
         let cfg = snapshot(&policy);
         cfg.validate().map_err(PipelineError::Config)?;
-        let tail = match &cfg.tail {
-            Some(t) => Some(Arc::new(Mutex::new(TailSampler::new(
-                t,
-                SystemClock::default(),
-            )?))),
-            None => None,
-        };
+        let tail = TailState::new(cfg)?;
+        let tail_on = Arc::new(std::sync::atomic::AtomicBool::new(tail.sampler.is_some()));
         Ok(Self {
             buffer,
             red,
             cluster,
             policy,
-            tail,
+            tail: Arc::new(Mutex::new(tail)),
+            tail_on,
             stats,
             block_at,
             closed: Arc::default(),
         })
     }
 
-    pub fn has_tail(&self) -> bool {
-        self.tail.is_some()
-    }
-
     /// Decides traces whose window passed, every 100 ms, until shutdown;
-    /// then decides the rest and buffers them.
+    /// then decides the rest and buffers them. Also moves the tail sampler
+    /// to a changed policy when no request did.
     pub async fn run_ticker(self, shutdown: Shutdown) {
-        let Some(tail) = self.tail.clone() else {
-            return;
-        };
+        let tail = Arc::clone(&self.tail);
         let mut every = tokio::time::interval(TICK);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -186,13 +257,23 @@ impl SamplingSink {
                 _ = every.tick() => false,
                 _ = shutdown.cancelled() => true,
             };
+            let cfg = snapshot(&self.policy);
             let released = {
                 let mut t = lock(&tail);
                 if stop {
                     self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
                 }
-                let r = if stop { t.flush() } else { t.tick() };
-                let u = t.usage();
+                let mut r = t.follow(&cfg);
+                self.tail_on
+                    .store(t.sampler.is_some(), std::sync::atomic::Ordering::SeqCst);
+                if let Some(s) = &mut t.sampler {
+                    r.absorb(if stop { s.flush() } else { s.tick() });
+                }
+                let u = t
+                    .sampler
+                    .as_ref()
+                    .map(TailSampler::usage)
+                    .unwrap_or_default();
                 self.stats.tail_held_spans.set(u.spans as i64);
                 self.stats.tail_held_bytes.set(u.bytes as i64);
                 r
@@ -320,28 +401,43 @@ impl Sink for SamplingSink {
         if kept == 0 {
             return Ok(());
         }
-        let Some(tail) = &self.tail else {
+        let tail_on = self.tail_on.load(std::sync::atomic::Ordering::SeqCst);
+        if cfg.tail.is_none() && !tail_on {
             return self.append(Bytes::from(req.encode_to_vec()), kept).await;
-        };
-        if let Some(limit) = self.block_at
+        }
+        if cfg.tail.is_some()
+            && let Some(limit) = self.block_at
             && self.buffer.usage().1 >= limit
         {
             return Err(SinkError::Full {
                 retry_after: FULL_RETRY_AFTER,
             });
         }
-        let released = {
-            let mut t = lock(tail);
+        let (released, untouched) = {
+            let mut t = lock(&self.tail);
             if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
                 return Err(SinkError::Unavailable {
                     message: "the agent is stopping".into(),
                     retry_after: FULL_RETRY_AFTER,
                 });
             }
-            t.ingest(req)
+            let mut released = t.follow(&cfg);
+            self.tail_on
+                .store(t.sampler.is_some(), std::sync::atomic::Ordering::SeqCst);
+            match &mut t.sampler {
+                Some(s) => {
+                    released.absorb(s.ingest(req));
+                    (released, None)
+                }
+                None => (released, Some(req)),
+            }
         };
         self.release(released).await;
-        Ok(())
+        match untouched {
+            // The policy just turned tail sampling off.
+            Some(req) => self.append(Bytes::from(req.encode_to_vec()), kept).await,
+            None => Ok(()),
+        }
     }
 }
 
@@ -410,5 +506,45 @@ mod tests {
         assert!(r.resource_spans.is_empty());
         assert!(keeps_all(&HeadConfig::default()));
         assert!(!keeps_all(&cfg));
+    }
+
+    fn with_tail(name: &str) -> Arc<SamplingConfig> {
+        use model::sampling::{TailConfig, TailPolicy, TailRule};
+        Arc::new(SamplingConfig {
+            head: HeadConfig::default(),
+            tail: Some(TailConfig {
+                decision_wait_ms: 3_600_000,
+                max_traces: 100,
+                max_bytes: 1 << 20,
+                policies: vec![TailPolicy {
+                    name: name.into(),
+                    rule: TailRule::AlwaysSample,
+                }],
+            }),
+        })
+    }
+
+    #[test]
+    fn the_tail_sampler_follows_a_changed_policy() {
+        let first = with_tail("first");
+        let mut st = TailState::new(Arc::clone(&first)).unwrap();
+        let held = st.sampler.as_mut().unwrap().ingest(req(&[1, 2]));
+        assert_eq!(held.spans_kept, 0, "held for the decision window");
+        // The same policy (or an equal one) changes nothing.
+        assert!(st.follow(&first).is_empty());
+        let equal = Arc::new((*first).clone());
+        assert!(st.follow(&equal).is_empty());
+        assert_eq!(st.sampler.as_ref().unwrap().usage().spans, 2);
+        // A new tail section: held traces are decided by the old policies.
+        let second = with_tail("second");
+        let r = st.follow(&second);
+        assert_eq!((r.spans_kept, r.traces_kept), (2, 2));
+        assert_eq!(st.sampler.as_ref().unwrap().usage().spans, 0);
+        st.sampler.as_mut().unwrap().ingest(req(&[3]));
+        // No tail section: the last held trace goes, the sampler too.
+        let r = st.follow(&Arc::new(SamplingConfig::default()));
+        assert_eq!(r.spans_kept, 1);
+        assert!(st.sampler.is_none());
+        assert!(check(&second).is_ok());
     }
 }

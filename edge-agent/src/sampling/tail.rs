@@ -167,7 +167,8 @@ impl Released {
         out.freeze()
     }
 
-    fn absorb(&mut self, other: Released) {
+    /// Adds `other`'s spans and counts to these.
+    pub fn absorb(&mut self, other: Released) {
         self.parts.extend(other.parts);
         self.spans_kept += other.spans_kept;
         self.spans_dropped += other.spans_dropped;
