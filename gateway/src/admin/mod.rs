@@ -1,0 +1,105 @@
+//! The control plane's admin HTTP API (`/api/v1/admin/…`, JSON, on the
+//! `--http` port).
+//!
+//! | method | path | body → answer |
+//! |---|---|---|
+//! | GET | `raft` | this node's [`RaftStatus`](crate::raft::node::RaftStatus) (always local) |
+//! | GET | `members` | leader and every node with its role and addresses |
+//! | POST | `members` | `{"id","raft_addr"[,"federation_addr","http_addr"]}`: learner, then voter |
+//! | DELETE | `members/{id}` | remove a voter or learner |
+//! | GET | `shards` | registered shards (passwords masked), shard map epochs, leases |
+//! | POST | `shards` | `{"url"[,"id","start_in_secs"]}`: register, new epoch in the future |
+//! | GET | `clusters` | registered clusters and their identities |
+//! | PUT / DELETE | `clusters/{name}` | `{"identity"}` (default `spiffe://meridian/cluster/<name>`) |
+//! | GET | `policies`, `policies/{cluster}` | sampling policies (`*` = every cluster) |
+//! | PUT / DELETE | `policies/{cluster}` | a `SamplingConfig` |
+//! | GET / PUT | `retention` | a `RetentionPolicy` |
+//! | GET | `alert-rules` | alert rules by name |
+//! | PUT / DELETE | `alert-rules/{name}` | `{"expr","for_secs"}` |
+//!
+//! Reads are linearizable unless `?consistency=local`. Writes go through
+//! the leader and answer `{"result":"done"}` or `{"result":"unchanged"}`;
+//! deleting what is absent is `unchanged`, not 404 (idempotent, like
+//! `kubectl delete --ignore-not-found`). Errors are `{"error":"…"}` with
+//! the statuses listed in [`error`]. With an admin token every endpoint
+//! needs `Authorization: Bearer <token>`; without one the API is open.
+
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    middleware,
+    routing::{get, put},
+};
+
+use crate::raft::{ControlState, node::ControlPlane};
+
+mod auth;
+pub mod error;
+mod extract;
+pub mod members;
+pub mod settings;
+pub mod shards;
+
+pub use error::{ApiError, ErrorBody, Outcome, WriteAnswer};
+pub use extract::Consistency;
+
+/// Largest admin request body (a sampling policy is a few KiB).
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// The admin routes, to merge into the `--http` router. With `admin_token`
+/// every route needs it as a bearer token.
+pub fn router(plane: Arc<ControlPlane>, admin_token: Option<Arc<str>>) -> Router {
+    const P: &str = "/api/v1/admin";
+    let api = Router::new()
+        .route(&format!("{P}/raft"), get(members::raft))
+        .route(
+            &format!("{P}/members"),
+            get(members::list).post(members::add),
+        )
+        .route(
+            &format!("{P}/members/{{id}}"),
+            axum::routing::delete(members::remove),
+        )
+        .route(&format!("{P}/shards"), get(shards::list).post(shards::add))
+        .route(&format!("{P}/clusters"), get(settings::clusters))
+        .route(
+            &format!("{P}/clusters/{{name}}"),
+            put(settings::put_cluster).delete(settings::delete_cluster),
+        )
+        .route(&format!("{P}/policies"), get(settings::policies))
+        .route(
+            &format!("{P}/policies/{{cluster}}"),
+            get(settings::policy)
+                .put(settings::put_policy)
+                .delete(settings::delete_policy),
+        )
+        .route(
+            &format!("{P}/retention"),
+            get(settings::retention).put(settings::put_retention),
+        )
+        .route(&format!("{P}/alert-rules"), get(settings::alert_rules))
+        .route(
+            &format!("{P}/alert-rules/{{name}}"),
+            put(settings::put_alert_rule).delete(settings::delete_alert_rule),
+        )
+        .with_state(plane)
+        .route_layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    match admin_token {
+        // The token is checked before the body is read.
+        Some(token) => api.route_layer(middleware::from_fn_with_state(token, auth::require_token)),
+        None => api,
+    }
+}
+
+/// The state at the requested consistency.
+async fn read(
+    plane: &ControlPlane,
+    consistency: Consistency,
+) -> Result<Arc<ControlState>, ApiError> {
+    match consistency {
+        Consistency::Local => Ok(plane.state()),
+        Consistency::Linearizable => Ok(plane.read_linearizable().await?),
+    }
+}
