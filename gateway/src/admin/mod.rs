@@ -1,5 +1,5 @@
 //! The control plane's admin HTTP API (`/api/v1/admin/…`, JSON, on the
-//! `--http` port).
+//! `--http` port) and its client, `meridian-gateway admin …` ([`cli`]).
 //!
 //! | method | path | body → answer |
 //! |---|---|---|
@@ -36,6 +36,7 @@ use axum::{
 use crate::raft::{ControlState, node::ControlPlane};
 
 mod auth;
+pub mod cli;
 pub mod error;
 mod extract;
 pub mod members;
