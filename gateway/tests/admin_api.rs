@@ -125,9 +125,11 @@ impl Cluster {
         (f[0], f[1])
     }
 
-    /// Serves node `id`'s admin router on a real port.
+    /// Serves node `id`'s admin router on a real port, merged into another
+    /// router as the gateway's `--http` port does.
     async fn serve(&self, id: NodeId, token: Option<&str>) -> Api {
-        let router = admin::router(Arc::clone(&self.nodes[&id]), token.map(Arc::from));
+        let admin = admin::router(Arc::clone(&self.nodes[&id]), token.map(Arc::from));
+        let router = web::router().merge(admin);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -275,6 +277,24 @@ async fn the_admin_token_is_required_when_set_and_checked() {
 
     // Without a token the API is open.
     assert_eq!(open.get("raft").await.0, StatusCode::OK);
+    // Unknown paths and methods answer JSON errors too.
+    let (status, _, body) = open.call(Method::GET, "nope/x", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("admin endpoint"))
+    );
+    let (status, headers, body) = open.call(Method::POST, "raft", None).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not allowed")),
+        "{body}"
+    );
+    let allow = headers.get(header::ALLOW).and_then(|v| v.to_str().ok());
+    assert!(allow.is_some_and(|a| a.contains("GET")), "{allow:?}");
     c.stop().await;
 }
 

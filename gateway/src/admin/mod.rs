@@ -29,8 +29,10 @@ use std::sync::Arc;
 use axum::{
     Router,
     extract::DefaultBodyLimit,
+    http::StatusCode,
     middleware,
-    routing::{get, put},
+    response::{IntoResponse, Response},
+    routing::{any, get, put},
 };
 
 use crate::raft::{ControlState, node::ControlPlane};
@@ -85,13 +87,33 @@ pub fn router(plane: Arc<ControlPlane>, admin_token: Option<Arc<str>>) -> Router
             &format!("{P}/alert-rules/{{name}}"),
             put(settings::put_alert_rule).delete(settings::delete_alert_rule),
         )
+        // A route, not a fallback: the router is merged into another.
+        .route(&format!("{P}/{{*rest}}"), any(unknown_path))
         .with_state(plane)
+        .route_layer(middleware::map_response(json_method_not_allowed))
         .route_layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     match admin_token {
         // The token is checked before the body is read.
         Some(token) => api.route_layer(middleware::from_fn_with_state(token, auth::require_token)),
         None => api,
     }
+}
+
+async fn unknown_path() -> ApiError {
+    ApiError::NotFound("no such admin endpoint (see /api/v1/admin/ in the README)".into())
+}
+
+/// axum answers a method a path does not serve with an empty 405 (and adds
+/// `Allow` after this layer); give it a JSON body like every other admin
+/// error.
+async fn json_method_not_allowed(response: Response) -> Response {
+    if response.status() != StatusCode::METHOD_NOT_ALLOWED {
+        return response;
+    }
+    let error = ErrorBody {
+        error: "this method is not allowed on this path (see the Allow header)".into(),
+    };
+    (StatusCode::METHOD_NOT_ALLOWED, axum::Json(error)).into_response()
 }
 
 /// The state at the requested consistency.
