@@ -531,7 +531,12 @@ async fn members_are_added_and_removed_through_a_follower() {
     assert_eq!(rows[3]["id"], 4);
     assert_eq!(rows[3]["role"], "voter");
     assert_eq!(rows[3]["http_addr"], "node-4:16686");
-    assert_eq!(four.status().voters, vec![1, 2, 3, 4]);
+    // The new node itself learns it is a voter.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while four.status().voters != [1, 2, 3, 4] {
+        assert!(Instant::now() < deadline, "{:?}", four.status());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // Adding it again changes nothing; a bad request is refused.
     assert_eq!(
         api.send(Method::POST, "members", add).await,
@@ -653,6 +658,25 @@ async fn the_cli_puts_and_gets_a_policy_and_explains_refusals() {
     assert_eq!(
         got,
         json!({"default_hours": 168, "clusters": {"eu-west": 72}})
+    );
+
+    // Global flags may follow the subcommand; the shard URL is not --url.
+    let shard = cli(vec![
+        "shards".into(),
+        "add".into(),
+        "postgres://meridian:pw@pg-0/traces".into(),
+        "--url".into(),
+        url.clone(),
+        "--token".into(),
+        TOKEN.into(),
+    ])
+    .await;
+    assert_eq!(shard.status.code(), Some(0), "{}", text(&shard.stderr));
+    let listed = cli(with(&["shards", "list"])).await;
+    let listed: Value = serde_json::from_slice(&listed.stdout).expect("JSON");
+    assert_eq!(
+        listed["shards"]["0"]["url"],
+        "postgres://meridian:***@pg-0/traces"
     );
 
     // A wrong token: exit 1 and a message that says what to do.

@@ -72,6 +72,7 @@ pub enum AdminCommand {
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum MembersCommand {
+    /// The leader and every node with its role and addresses.
     List,
     /// Add a running node: as a learner, then (caught up) as a voter.
     Add {
@@ -79,8 +80,10 @@ pub enum MembersCommand {
         id: NodeId,
         #[arg(long, value_name = "HOST:PORT")]
         raft_addr: String,
+        /// Default: announced by the node itself.
         #[arg(long, value_name = "HOST:PORT")]
         federation_addr: Option<String>,
+        /// Default: announced by the node itself.
         #[arg(long, value_name = "HOST:PORT")]
         http_addr: Option<String>,
     },
@@ -93,12 +96,15 @@ pub enum MembersCommand {
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum ShardsCommand {
+    /// Registered shards (passwords masked), shard map epochs, leases.
     List,
     /// Register a Postgres shard; new traces spread over it from a new
     /// epoch starting --start-in-secs from now.
     Add {
+        /// postgres://[USER[:PASSWORD]@]HOST[:PORT]/DB.
+        // Not `url`: that id is the global --url.
         #[arg(value_name = "URL")]
-        url: String,
+        shard_url: String,
         /// Default: one past the largest shard id.
         #[arg(long, value_name = "N")]
         id: Option<u32>,
@@ -110,6 +116,7 @@ pub enum ShardsCommand {
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum ClustersCommand {
+    /// Registered clusters and their identities.
     List,
     /// Register (or update) a cluster.
     Put {
@@ -118,17 +125,16 @@ pub enum ClustersCommand {
         #[arg(long, value_name = "URI")]
         identity: Option<String>,
     },
-    Delete {
-        name: String,
-    },
+    /// Unregister a cluster (absent: `unchanged`).
+    Delete { name: String },
 }
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum PoliciesCommand {
+    /// Every policy by cluster.
     List,
-    Get {
-        cluster: String,
-    },
+    /// One cluster's policy (`*` for every cluster without its own).
+    Get { cluster: String },
     /// Set a cluster's policy from a SamplingConfig file (JSON, or TOML as
     /// the agent's --sampling-config).
     Put {
@@ -136,23 +142,23 @@ pub enum PoliciesCommand {
         #[arg(long, value_name = "FILE")]
         file: std::path::PathBuf,
     },
-    Delete {
-        cluster: String,
-    },
+    /// Remove a cluster's policy (absent: `unchanged`).
+    Delete { cluster: String },
 }
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum RetentionCommand {
+    /// The retention policy in force.
     Get,
     /// Set retention: DEFAULT_HOURS[,CLUSTER=HOURS…], e.g. 168,eu-west=72.
-    Set {
-        spec: String,
-    },
+    Set { spec: String },
 }
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum AlertRulesCommand {
+    /// Every alert rule by name.
     List,
+    /// Create or replace a rule.
     Put {
         name: String,
         #[arg(long, value_name = "EXPR")]
@@ -160,9 +166,8 @@ pub enum AlertRulesCommand {
         #[arg(long, value_name = "S", default_value_t = 0)]
         for_secs: u64,
     },
-    Delete {
-        name: String,
-    },
+    /// Remove a rule (absent: `unchanged`).
+    Delete { name: String },
 }
 
 /// Why a command failed.
@@ -252,11 +257,11 @@ pub fn plan(command: &AdminCommand) -> Result<ApiCall, CliError> {
         C::Members(MembersCommand::Remove { id }) => ApiCall::delete(&["members", &id.to_string()]),
         C::Shards(ShardsCommand::List) => ApiCall::get(&["shards"]),
         C::Shards(ShardsCommand::Add {
-            url,
+            shard_url,
             id,
             start_in_secs,
         }) => {
-            let body = json!({"url": url, "id": id, "start_in_secs": start_in_secs});
+            let body = json!({"url": shard_url, "id": id, "start_in_secs": start_in_secs});
             ApiCall::new(Method::POST, &["shards"], Some(body))
         }
         C::Clusters(ClustersCommand::List) => ApiCall::get(&["clusters"]),
@@ -411,16 +416,20 @@ pub async fn execute(args: &AdminArgs) -> Result<Value, CliError> {
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned())))
 }
 
-/// An error and its causes on one line (reqwest's own message is terse).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
+/// The causes of a reqwest error on one line (its own message only
+/// repeats the URL).
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut parts = Vec::new();
+    let mut source = std::error::Error::source(e);
     while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
+        parts.push(s.to_string());
         source = s.source();
     }
-    out
+    if parts.is_empty() {
+        e.to_string()
+    } else {
+        parts.join(": ")
+    }
 }
 
 /// Runs one admin command as the binary does.
