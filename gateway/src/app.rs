@@ -240,7 +240,12 @@ impl Gateway {
             &root,
             "http",
             http_l,
-            crate::http::router(Arc::clone(&store), registry),
+            crate::http::router(
+                Arc::clone(&store),
+                registry,
+                Arc::clone(&plane),
+                cfg.cluster.admin_token.as_deref().map(Arc::from),
+            ),
         );
 
         let scope = {

@@ -1,4 +1,5 @@
-//! The `--http` port: query APIs, web UI, `/metrics`, `/healthz`, `/readyz`.
+//! The `--http` port: query APIs, the admin API, web UI, `/metrics`,
+//! `/healthz`, `/readyz`.
 
 use std::sync::Arc;
 
@@ -6,8 +7,14 @@ use axum::{Router, extract::State, http::StatusCode, routing::get};
 use prometheus_client::registry::Registry;
 use store::SpanStore;
 
-pub fn router(store: Arc<dyn SpanStore>, registry: Arc<Registry>) -> Router {
+pub fn router(
+    store: Arc<dyn SpanStore>,
+    registry: Arc<Registry>,
+    plane: Arc<crate::raft::node::ControlPlane>,
+    admin_token: Option<Arc<str>>,
+) -> Router {
     Router::new()
+        .merge(crate::admin::router(plane, admin_token))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz).with_state(Arc::clone(&store)))
         .merge(telemetry::metrics::router(registry))

@@ -556,7 +556,11 @@ impl ControlPlane {
             if self.raft.metrics().borrow().running_state.is_err() {
                 return;
             }
-            self.lease_round(&mut free_since).await;
+            // A round can wait on a write; shutdown does not wait for it.
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                () = self.lease_round(&mut free_since) => {}
+            }
         }
     }
 
