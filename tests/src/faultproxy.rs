@@ -371,7 +371,8 @@ mod tests {
     /// A client connected from `source` (a loopback IP) to `to`.
     async fn connect_from(source: [u8; 4], to: SocketAddr) -> TcpStream {
         let sock = tokio::net::TcpSocket::new_v4().expect("socket");
-        sock.bind(SocketAddr::from((source, 0))).expect("bind source");
+        sock.bind(SocketAddr::from((source, 0)))
+            .expect("bind source");
         sock.connect(to).await.expect("connect")
     }
 
@@ -420,7 +421,9 @@ mod tests {
         // A's new connection is accepted but black-holed: no answer, no
         // refusal.
         let mut held = connect_from([127, 0, 0, 2], proxy.addr).await;
-        held.write_all(b"lost").await.expect("the write is accepted");
+        held.write_all(b"lost")
+            .await
+            .expect("the write is accepted");
         let mut b = [0u8; 4];
         assert!(
             tokio::time::timeout(Duration::from_millis(300), held.read(&mut b))
@@ -519,7 +522,10 @@ mod tests {
         assert_eq!(echo_open.load(Ordering::SeqCst), 1);
 
         drop(proxy);
-        assert!(closed(&mut passing).await, "the forwarded connection closed");
+        assert!(
+            closed(&mut passing).await,
+            "the forwarded connection closed"
+        );
         assert!(closed(&mut held).await, "the held connection closed");
         wait_until("every connection task ended", || stats.active() == 0).await;
         wait_until("the server side closed", || {
@@ -562,7 +568,10 @@ mod tests {
         );
         assert_eq!(stats.active(), MAX_CONNECTIONS);
         drop(open.pop());
-        waiting.read_exact(&mut b).await.expect("served once a slot freed");
+        waiting
+            .read_exact(&mut b)
+            .await
+            .expect("served once a slot freed");
         assert_eq!(&b, b"y");
         cancel.cancel();
     }
