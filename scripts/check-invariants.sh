@@ -28,6 +28,14 @@ if grep -rlnE '(^|[^a-z_])sqlx::' --include='*.rs' crates edge-agent gateway web
   fail=1
 fi
 
+# 4. The replicated control state's apply is pure: no clock, I/O or async
+#    runtime in gateway/src/raft/state.rs (every node applying the same log
+#    must reach the same state).
+if grep -nE 'tokio|std::fs|std::net|std::time::(SystemTime|Instant)|SystemTime::now|Instant::now|rand::' gateway/src/raft/state.rs; then
+  echo "invariant violated: the control state's apply must be pure (gateway/src/raft/state.rs)" >&2
+  fail=1
+fi
+
 if [ "$fail" -eq 0 ]; then
   echo "invariants hold"
 fi

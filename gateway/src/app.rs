@@ -37,6 +37,8 @@ pub enum GatewayError {
     Tls(#[from] tls::TlsError),
     #[error(transparent)]
     Certs(#[from] certs::CertError),
+    #[error("control plane: {0}")]
+    Raft(String),
 }
 
 /// The TLS files the federation port uses.
@@ -62,6 +64,10 @@ pub struct Gateway {
     /// Publishes what agents are told over `Control` (members, policies);
     /// the control plane owns it, tests publish views directly.
     pub control: tokio::sync::watch::Sender<Arc<ControlView>>,
+    /// The Raft port (bound).
+    pub raft_addr: SocketAddr,
+    /// This gateway's seat in the control plane.
+    pub plane: Arc<crate::raft::node::ControlPlane>,
     root: Shutdown,
     ingest: Shutdown,
 }
@@ -117,12 +123,22 @@ impl Gateway {
     pub async fn start(cfg: GatewayConfig) -> Result<Self, GatewayError> {
         let tls_paths = resolve_tls(&cfg.tls)?;
         let server_tls = tls::server_config(&tls_paths.ca, &tls_paths.cert, &tls_paths.key)?;
-        let store = store::open(&cfg.stores, &cfg.store_options).await?;
+        // Postgres shards follow the cluster's replicated shard map.
+        let sharded = if cfg.stores.iter().all(|u| u.starts_with("postgres")) {
+            Some(store::open_sharded(&cfg.stores, &cfg.store_options).await?)
+        } else {
+            None
+        };
+        let store: Arc<dyn SpanStore> = match &sharded {
+            Some(s) => Arc::clone(s) as Arc<dyn SpanStore>,
+            None => store::open(&cfg.stores, &cfg.store_options).await?,
+        };
 
         let (fed_l, federation_addr) = bind("federation", cfg.federation).await?;
         let (grpc_l, otlp_grpc_addr) = bind("otlp grpc", cfg.otlp_grpc).await?;
         let (otlp_http_l, otlp_http_addr) = bind("otlp http", cfg.otlp_http).await?;
         let (http_l, http_addr) = bind("http", cfg.http).await?;
+        let (raft_l, raft_addr) = bind("raft", cfg.cluster.raft).await?;
 
         let mut registry = Registry::default();
         let metrics = GatewayMetrics::register(&mut registry);
@@ -135,6 +151,30 @@ impl Gateway {
         // retention pass is idempotent and may stop half-way).
         let jobs = root.stage();
         let ingest = Ingest::new(Arc::clone(&store), metrics.clone());
+
+        // The control plane: Raft on its own port; it stops last.
+        let me = crate::cluster::member(&cfg.cluster, raft_addr, federation_addr, http_addr);
+        let plane = crate::cluster::start(
+            &cfg.cluster,
+            &cfg.data_dir,
+            &tls_paths,
+            Arc::clone(&server_tls),
+            raft_l,
+            me,
+            &root,
+            metrics.clone(),
+        )
+        .await?;
+        jobs.spawn(Arc::clone(&plane).run_leases(jobs.token().clone()));
+        if let Some(sharded) = &sharded {
+            jobs.spawn(crate::cluster::follow_shards(
+                Arc::clone(&plane),
+                Arc::clone(sharded),
+                cfg.stores.clone(),
+                cfg.store_options.clone(),
+                jobs.token().clone(),
+            ));
+        }
 
         // Federation: mTLS, identity from the client certificate.
         let (control, control_feed) =
@@ -150,6 +190,11 @@ impl Gateway {
         .accept_compressed(CompressionEncoding::Zstd)
         .accept_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(cfg.limits.max_decompressed_bytes + (1 << 16));
+        jobs.spawn(crate::cluster::publish_views(
+            plane.subscribe(),
+            control.clone(),
+            jobs.token().clone(),
+        ));
         let incoming = tls::incoming(fed_l, server_tls, &ingest_sd, metrics.clone());
         let token = ingest_sd.token().clone();
         ingest_sd.spawn(async move {
@@ -198,8 +243,14 @@ impl Gateway {
             crate::http::router(Arc::clone(&store), registry),
         );
 
+        let scope = {
+            let plane = Arc::clone(&plane);
+            let store = Arc::clone(&store);
+            let sharded = sharded.clone();
+            Arc::new(move || crate::cluster::retention_scope(&plane, &store, sharded.as_ref()))
+        };
         jobs.spawn(crate::retention::run(
-            Arc::clone(&store),
+            scope,
             cfg.store_options.retention.clone(),
             cfg.retention_interval,
             metrics.clone(),
@@ -211,6 +262,8 @@ impl Gateway {
             federation = %federation_addr,
             otlp_grpc = %otlp_grpc_addr,
             otlp_http = %otlp_http_addr,
+            raft = %raft_addr,
+            node_id = cfg.cluster.node_id,
             store = %store::describe(&cfg.stores),
             "gateway started"
         );
@@ -230,6 +283,8 @@ impl Gateway {
             store,
             metrics,
             control,
+            raft_addr,
+            plane,
             root,
             ingest: ingest_sd,
         })
@@ -238,7 +293,9 @@ impl Gateway {
     /// Stops the ingest ports (in-flight writes finish), then the rest.
     pub async fn shutdown(self, grace: Duration) -> bool {
         self.ingest.trigger();
-        self.root.shutdown(grace).await
+        let clean = self.root.shutdown(grace).await;
+        self.plane.shutdown().await;
+        clean
     }
 }
 

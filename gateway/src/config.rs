@@ -91,6 +91,83 @@ pub struct Settings {
     /// Seconds between retention passes [default: 300].
     #[arg(long, env = "MERIDIAN_RETENTION_INTERVAL", value_name = "SECS")]
     pub retention_interval: Option<u64>,
+    /// This gateway's id in the gateway cluster, unique, from 1 [default: 1].
+    #[arg(long, env = "MERIDIAN_NODE_ID", value_name = "N")]
+    pub node_id: Option<u64>,
+    /// Raft (mTLS gRPC) listen address for the other gateways [default:
+    /// :4321]. Outgoing Raft connections leave from its IP when it names
+    /// one.
+    #[arg(long, env = "MERIDIAN_RAFT", value_name = "ADDR")]
+    pub raft: Option<String>,
+    /// Form a new cluster of these members: `ID=HOST:PORT,…` (their Raft
+    /// addresses, this node included); the lowest id initializes it once.
+    /// Without --peers or --join a gateway forms a one-node cluster.
+    #[arg(long, env = "MERIDIAN_PEERS", value_name = "ID=HOST:PORT,…")]
+    pub peers: Option<String>,
+    /// Join an existing cluster through any member's Raft address.
+    #[arg(
+        long,
+        env = "MERIDIAN_JOIN",
+        value_name = "HOST:PORT",
+        conflicts_with = "peers"
+    )]
+    pub join: Option<String>,
+    /// The Raft address peers dial to reach this node, when it differs from
+    /// the listen address (a Kubernetes service, a proxy).
+    #[arg(long, env = "MERIDIAN_RAFT_ADVERTISE", value_name = "HOST:PORT")]
+    pub raft_advertise: Option<String>,
+    /// The host agents and peers reach this node at, for ports that listen
+    /// on an unspecified address (0.0.0.0, [::]) [default: the listen IP;
+    /// none when unspecified, so agents keep their --gateway list].
+    #[arg(long, env = "MERIDIAN_ADVERTISE_HOST", value_name = "HOST")]
+    pub advertise_host: Option<String>,
+    /// Bearer token the admin API (/api/v1/admin/…) requires. Without it
+    /// the admin API is open: set one in production.
+    #[arg(
+        long,
+        env = "MERIDIAN_ADMIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
+}
+
+/// How this gateway finds its cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bootstrap {
+    /// A one-node cluster of itself (formed on first start).
+    Single,
+    /// A static member list (ids → Raft addresses).
+    Peers(std::collections::BTreeMap<u64, String>),
+    /// Ask a member (its Raft address) to be added.
+    Join(String),
+}
+
+/// The gateway-cluster settings.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    pub node_id: u64,
+    pub raft: SocketAddr,
+    pub bootstrap: Bootstrap,
+    pub raft_advertise: Option<String>,
+    pub advertise_host: Option<String>,
+    pub admin_token: Option<String>,
+    pub timing: crate::raft::node::PlaneConfig,
+}
+
+impl ClusterConfig {
+    /// A one-node cluster (node 1) with its Raft port on `raft`.
+    pub fn single(raft: SocketAddr) -> Self {
+        Self {
+            node_id: 1,
+            raft,
+            bootstrap: Bootstrap::Single,
+            raft_advertise: None,
+            advertise_host: None,
+            admin_token: None,
+            timing: crate::raft::node::PlaneConfig::default(),
+        }
+    }
 }
 
 /// TLS material for the federation port.
@@ -121,6 +198,7 @@ pub struct GatewayConfig {
     pub log_format: LogFormat,
     pub store_options: store::StoreOptions,
     pub retention_interval: std::time::Duration,
+    pub cluster: ClusterConfig,
 }
 
 /// Parses `--retention-hours`: `72`, `72,eu-west=24` or `eu-west=24`.
@@ -156,15 +234,92 @@ pub fn parse_retention(spec: &str) -> Result<RetentionPolicy, ConfigError> {
     Ok(policy)
 }
 
+/// Checks a `HOST:PORT` address given to the cluster flags.
+fn host_port(key: &'static str, value: &str) -> Result<String, ConfigError> {
+    let v = value.trim();
+    match v.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p != 0) => Ok(v.to_owned()),
+        _ => Err(ConfigError::new(
+            key,
+            format!("{value:?} is not HOST:PORT"),
+            "write e.g. gateway-0.gateway:4321",
+        )),
+    }
+}
+
 impl Settings {
+    fn cluster_config(&self) -> Result<ClusterConfig, ConfigError> {
+        let node_id = self.node_id.unwrap_or(1);
+        if node_id == 0 {
+            return Err(ConfigError::new(
+                "node-id",
+                "node ids start at 1",
+                "use --node-id 1, 2, 3…",
+            ));
+        }
+        let raft = listen_addr("raft", self.raft.as_deref().unwrap_or(":4321"))?;
+        let bootstrap = match (&self.peers, &self.join) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(
+                    "join",
+                    "--peers and --join exclude each other",
+                    "give one",
+                ));
+            }
+            (Some(spec), None) => {
+                let peers = crate::raft::network::parse_peers(spec).map_err(|e| {
+                    ConfigError::new("peers", e, "write ID=HOST:PORT,… with this node included")
+                })?;
+                if !peers.contains_key(&node_id) {
+                    return Err(ConfigError::new(
+                        "peers",
+                        format!("this node ({node_id}) is not in --peers"),
+                        "list every member, this one included, or set --node-id",
+                    ));
+                }
+                Bootstrap::Peers(peers)
+            }
+            (None, Some(addr)) => Bootstrap::Join(host_port("join", addr)?),
+            (None, None) => Bootstrap::Single,
+        };
+        let raft_advertise = self
+            .raft_advertise
+            .as_deref()
+            .map(|a| host_port("raft-advertise", a))
+            .transpose()?;
+        if bootstrap != Bootstrap::Single
+            && raft.ip().is_unspecified()
+            && raft_advertise.is_none()
+            && self.advertise_host.is_none()
+        {
+            return Err(ConfigError::new(
+                "advertise-host",
+                "peers cannot dial an unspecified address (the --raft listener is on 0.0.0.0 or [::])",
+                "give --advertise-host HOST (or --raft-advertise HOST:PORT, or --raft IP:PORT)",
+            ));
+        }
+        let admin_token = self.admin_token.clone().filter(|t| !t.is_empty());
+        Ok(ClusterConfig {
+            node_id,
+            raft,
+            bootstrap,
+            raft_advertise,
+            advertise_host: self.advertise_host.clone().filter(|h| !h.is_empty()),
+            admin_token,
+            timing: crate::raft::node::PlaneConfig::default(),
+        })
+    }
+
     pub fn merge(mut self, file: Settings) -> Self {
         merge_options!(self, file; data_dir, store, http, federation, otlp_grpc, otlp_http,
             default_cluster, tls_ca, tls_cert, tls_key, max_inflight_bytes, max_request_bytes,
-            max_decompressed_bytes, log_format, index_tags, retention_hours, retention_interval);
+            max_decompressed_bytes, log_format, index_tags, retention_hours, retention_interval,
+            node_id, raft, peers, join, raft_advertise, advertise_host, admin_token);
         self
     }
 
     pub fn validate(self) -> Result<GatewayConfig, ConfigError> {
+        let cluster = self.cluster_config()?;
         let data_dir = self
             .data_dir
             .unwrap_or_else(|| PathBuf::from("meridian-data"));
@@ -248,6 +403,7 @@ impl Settings {
         let retention_interval =
             std::time::Duration::from_secs(self.retention_interval.unwrap_or(300).max(1));
         Ok(GatewayConfig {
+            cluster,
             store_options: store::StoreOptions {
                 retention,
                 indexed_tags,

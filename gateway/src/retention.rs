@@ -1,10 +1,11 @@
 //! The retention job: every `--retention-interval`, delete what
 //! `--retention-hours` says is expired ([`SpanStore::enforce_retention`]).
 //!
-//! [`run`] is the whole loop, so the gateway-cluster issue can start it
-//! only on the shard's lease holder. A pass is idempotent and safe to
-//! interrupt: shutdown cancels it mid-way and the next pass finishes the
-//! job.
+//! [`run`] is the whole loop. Each pass asks its [`Scope`] which stores to
+//! work on: in a gateway cluster, the Postgres shards whose lease this node
+//! holds, or the whole store while this node leads (one node at a time
+//! either way). A pass is idempotent and safe to interrupt: shutdown
+//! cancels it mid-way and the next pass finishes the job.
 
 use std::{
     sync::Arc,
@@ -51,12 +52,21 @@ pub async fn pass(
     result
 }
 
+/// Which stores a pass works on, asked before every pass, with a label for
+/// the logs.
+pub type Scope = Arc<dyn Fn() -> Vec<(String, Arc<dyn SpanStore>)> + Send + Sync>;
+
+/// A scope of one store, always.
+pub fn whole(store: Arc<dyn SpanStore>) -> Scope {
+    Arc::new(move || vec![("store".to_owned(), Arc::clone(&store))])
+}
+
 /// Runs a pass now and then every `interval` until `shutdown` is
 /// cancelled (which also stops a pass in progress). With a policy that
 /// keeps everything a pass deletes nothing but still compacts finished
 /// days.
 pub async fn run(
-    store: Arc<dyn SpanStore>,
+    scope: Scope,
     policy: RetentionPolicy,
     interval: Duration,
     metrics: GatewayMetrics,
@@ -87,7 +97,12 @@ pub async fn run(
                 tracing::info!("retention pass interrupted by shutdown; the next one resumes it");
                 return;
             }
-            _ = pass(&*store, &policy, &metrics, now_nanos()) => {}
+            _ = async {
+                for (label, store) in scope() {
+                    tracing::debug!(target_store = label, "retention pass");
+                    let _ = pass(&*store, &policy, &metrics, now_nanos()).await;
+                }
+            } => {}
         }
     }
 }
@@ -135,7 +150,7 @@ mod tests {
         let metrics = GatewayMetrics::default();
         let token = CancellationToken::new();
         let task = tokio::spawn(run(
-            store.clone(),
+            whole(store.clone()),
             policy(24),
             Duration::from_millis(20),
             metrics.clone(),
@@ -161,7 +176,7 @@ mod tests {
         store.set_retention(RetentionBehaviour::Hang);
         let token = CancellationToken::new();
         let task = tokio::spawn(run(
-            store.clone(),
+            whole(store.clone()),
             policy(1),
             Duration::from_secs(300),
             GatewayMetrics::default(),
@@ -184,7 +199,7 @@ mod tests {
         let store = Arc::new(FakeStore::default());
         let token = CancellationToken::new();
         let job = tokio::spawn(run(
-            store.clone(),
+            whole(store.clone()),
             RetentionPolicy::default(),
             Duration::from_millis(20),
             GatewayMetrics::default(),

@@ -187,6 +187,31 @@ pub fn describe(urls: &[String]) -> String {
     parts.join(",")
 }
 
+/// Opens Postgres shards `urls[i]` as shard `i`, under a one-epoch map
+/// (the gateway cluster replaces it with the replicated map).
+pub async fn open_sharded(
+    urls: &[String],
+    opts: &StoreOptions,
+) -> Result<Arc<shard::ShardedStore>, StoreError> {
+    let mut shards: Vec<Arc<dyn SpanStore>> = Vec::with_capacity(urls.len());
+    for (i, url) in urls.iter().enumerate() {
+        shards.push(open_shard(i, url, opts).await?);
+    }
+    Ok(Arc::new(shard::ShardedStore::new(
+        shard::ShardMap::single_epoch(urls.len())?,
+        shards,
+    )?))
+}
+
+/// Opens one Postgres shard (a shard added to the cluster's map).
+pub async fn open_shard(
+    id: usize,
+    url: &str,
+    opts: &StoreOptions,
+) -> Result<Arc<dyn SpanStore>, StoreError> {
+    Ok(Arc::new(postgres::PgStore::open(id, url, opts).await?))
+}
+
 /// Opens the backend the store URLs name:
 /// - `sqlite://PATH` (created when missing) or `sqlite::memory:`;
 /// - one or more `postgres://…` URLs, one per shard;
@@ -206,16 +231,7 @@ pub async fn open(urls: &[String], opts: &StoreOptions) -> Result<Arc<dyn SpanSt
         "sqlite" => Err(StoreError::Config(
             "the embedded store has one file; use postgres:// urls to shard".into(),
         )),
-        "postgres" | "postgresql" => {
-            let mut shards: Vec<Arc<dyn SpanStore>> = Vec::with_capacity(urls.len());
-            for (i, url) in urls.iter().enumerate() {
-                shards.push(Arc::new(postgres::PgStore::open(i, url, opts).await?));
-            }
-            Ok(Arc::new(shard::ShardedStore::new(
-                shard::ShardMap::single_epoch(urls.len())?,
-                shards,
-            )?))
-        }
+        "postgres" | "postgresql" => Ok(open_sharded(urls, opts).await?),
         "cassandra" if urls.len() == 1 => Ok(Arc::new(
             cassandra::CassandraStore::open(first, opts).await?,
         )),

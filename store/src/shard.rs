@@ -179,21 +179,19 @@ pub(crate) fn apportion(total: u64, weight: i64, weights: i64) -> u64 {
     u64::try_from(share).unwrap_or(u64::MAX)
 }
 
-/// One `SpanStore` over several shards.
+/// The shard map and the open shards, replaced as a whole when the map
+/// changes (a new epoch, new shards).
 #[derive(Debug)]
-pub struct ShardedStore {
+struct Layout {
     map: ShardMap,
     shards: BTreeMap<ShardId, Arc<dyn SpanStore>>,
 }
 
-impl ShardedStore {
-    /// `shards[i]` is shard `i`.
-    pub fn new(map: ShardMap, shards: Vec<Arc<dyn SpanStore>>) -> Result<Self, StoreError> {
-        let shards: BTreeMap<ShardId, Arc<dyn SpanStore>> = shards
-            .into_iter()
-            .enumerate()
-            .map(|(i, s)| (ShardId::try_from(i).unwrap_or(ShardId::MAX), s))
-            .collect();
+impl Layout {
+    fn new(
+        map: ShardMap,
+        shards: BTreeMap<ShardId, Arc<dyn SpanStore>>,
+    ) -> Result<Self, StoreError> {
         if let Some(missing) = map
             .all_shards()
             .into_iter()
@@ -206,20 +204,86 @@ impl ShardedStore {
         Ok(Self { map, shards })
     }
 
-    pub fn map(&self) -> &ShardMap {
-        &self.map
-    }
-
-    /// The open shards: per-shard background work (retention) runs on one
-    /// of them at a time.
-    pub fn shards(&self) -> impl Iterator<Item = (ShardId, &Arc<dyn SpanStore>)> {
-        self.shards.iter().map(|(id, s)| (*id, s))
-    }
-
     fn shard(&self, id: ShardId) -> Result<&Arc<dyn SpanStore>, StoreError> {
         self.shards
             .get(&id)
             .ok_or_else(|| StoreError::Config(format!("shard {id} is not open")))
+    }
+}
+
+/// One `SpanStore` over several shards. The map can change while it runs
+/// ([`ShardedStore::update`]): the gateway cluster replicates it, and every
+/// gateway applies each new epoch. A call in flight keeps the layout it
+/// started with.
+#[derive(Debug)]
+pub struct ShardedStore {
+    layout: std::sync::RwLock<Arc<Layout>>,
+}
+
+impl ShardedStore {
+    /// `shards[i]` is shard `i`.
+    pub fn new(map: ShardMap, shards: Vec<Arc<dyn SpanStore>>) -> Result<Self, StoreError> {
+        let shards: BTreeMap<ShardId, Arc<dyn SpanStore>> = shards
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| (ShardId::try_from(i).unwrap_or(ShardId::MAX), s))
+            .collect();
+        Ok(Self {
+            layout: std::sync::RwLock::new(Arc::new(Layout::new(map, shards)?)),
+        })
+    }
+
+    fn layout(&self) -> Arc<Layout> {
+        match self.layout.read() {
+            Ok(l) => Arc::clone(&l),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// The map in force.
+    pub fn map(&self) -> ShardMap {
+        self.layout().map.clone()
+    }
+
+    /// The open shards: per-shard background work (retention) runs on one
+    /// of them at a time.
+    pub fn shards(&self) -> Vec<(ShardId, Arc<dyn SpanStore>)> {
+        self.layout()
+            .shards
+            .iter()
+            .map(|(id, s)| (*id, Arc::clone(s)))
+            .collect()
+    }
+
+    /// Whether shard `id` is open.
+    pub fn has_shard(&self, id: ShardId) -> bool {
+        self.layout().shards.contains_key(&id)
+    }
+
+    /// Switches to `map`, adding `new_shards` to the open ones. Refused
+    /// (nothing changes) when the map names a shard that is not open, or
+    /// when it would reroute spans already written: every epoch of the map
+    /// in force must still be in the new one, unchanged.
+    pub fn update(
+        &self,
+        map: ShardMap,
+        new_shards: Vec<(ShardId, Arc<dyn SpanStore>)>,
+    ) -> Result<(), StoreError> {
+        let current = self.layout();
+        let kept = current.map.epochs();
+        if map.epochs().get(..kept.len()) != Some(kept) {
+            return Err(StoreError::Config(
+                "a new shard map must keep every epoch of the one in force".into(),
+            ));
+        }
+        let mut shards = current.shards.clone();
+        shards.extend(new_shards);
+        let next = Arc::new(Layout::new(map, shards)?);
+        match self.layout.write() {
+            Ok(mut l) => *l = next,
+            Err(poisoned) => *poisoned.into_inner() = next,
+        }
+        Ok(())
     }
 }
 
@@ -289,15 +353,16 @@ pub fn merge_search(query: &TraceQuery, parts: Vec<Vec<Trace>>) -> Vec<Trace> {
 #[async_trait]
 impl SpanStore for ShardedStore {
     async fn write(&self, spans: &[Span]) -> Result<WriteOutcome, StoreError> {
+        let l = self.layout();
         // The common case (one shard, or a batch of one shard's traces)
         // needs no copy of the spans.
         if let Some(first) = spans.first() {
-            let shard = self.map.route(first.trace_id, first.start_unix_nano);
+            let shard = l.map.route(first.trace_id, first.start_unix_nano);
             if spans
                 .iter()
-                .all(|s| self.map.route(s.trace_id, s.start_unix_nano) == shard)
+                .all(|s| l.map.route(s.trace_id, s.start_unix_nano) == shard)
             {
-                return self.shard(shard)?.write(spans).await.map_err(|e| match e {
+                return l.shard(shard)?.write(spans).await.map_err(|e| match e {
                     StoreError::Unavailable(m) => {
                         StoreError::Unavailable(format!("shard {shard}: {m}"))
                     }
@@ -308,12 +373,13 @@ impl SpanStore for ShardedStore {
         let mut groups: BTreeMap<ShardId, Vec<Span>> = BTreeMap::new();
         for span in spans {
             groups
-                .entry(self.map.route(span.trace_id, span.start_unix_nano))
+                .entry(l.map.route(span.trace_id, span.start_unix_nano))
                 .or_default()
                 .push(span.clone());
         }
+        let l = &l;
         let writes = groups.iter().map(|(id, part)| async move {
-            let result = match self.shard(*id) {
+            let result = match l.shard(*id) {
                 Ok(store) => store.write(part).await,
                 Err(e) => Err(e),
             };
@@ -349,9 +415,11 @@ impl SpanStore for ShardedStore {
     }
 
     async fn get_trace(&self, trace_id: TraceId) -> Result<Option<Trace>, StoreError> {
-        let owners = self.map.owners(trace_id);
+        let l = self.layout();
+        let owners = l.map.owners(trace_id);
+        let l = &l;
         let reads = owners.iter().map(|id| async move {
-            match self.shard(*id) {
+            match l.shard(*id) {
                 Ok(s) => s.get_trace(trace_id).await,
                 Err(e) => Err(e),
             }
@@ -378,11 +446,12 @@ impl SpanStore for ShardedStore {
     }
 
     async fn search(&self, query: &TraceQuery) -> Result<SearchResult, StoreError> {
-        let searches = self
+        let l = self.layout();
+        let searches = l
             .shards
             .iter()
             .map(|(id, s)| async move { (*id, s.search(query).await) });
-        let mut parts = Vec::with_capacity(self.shards.len());
+        let mut parts = Vec::with_capacity(l.shards.len());
         let mut warnings = Vec::new();
         let mut failures = 0;
         for (id, result) in join_all(searches).await {
@@ -399,7 +468,7 @@ impl SpanStore for ShardedStore {
                 }
             }
         }
-        if failures == self.shards.len() {
+        if failures == l.shards.len() {
             return Err(StoreError::Unavailable(warnings.join("; ")));
         }
         Ok(SearchResult {
@@ -409,7 +478,8 @@ impl SpanStore for ShardedStore {
     }
 
     async fn services(&self) -> Result<Vec<String>, StoreError> {
-        union(join_all(self.shards.values().map(|s| s.services())).await)
+        let l = self.layout();
+        union(join_all(l.shards.values().map(|s| s.services())).await)
     }
 
     async fn operations(
@@ -417,20 +487,15 @@ impl SpanStore for ShardedStore {
         service: &str,
         span_kind: Option<SpanKind>,
     ) -> Result<Vec<Operation>, StoreError> {
-        union(
-            join_all(
-                self.shards
-                    .values()
-                    .map(|s| s.operations(service, span_kind)),
-            )
-            .await,
-        )
+        let l = self.layout();
+        union(join_all(l.shards.values().map(|s| s.operations(service, span_kind))).await)
     }
 
     async fn storage_usage(&self) -> Result<Vec<ShardUsage>, StoreError> {
+        let l = self.layout();
         let mut out = Vec::new();
         for (id, result) in join_all(
-            self.shards
+            l.shards
                 .iter()
                 .map(|(id, s)| async move { (*id, s.storage_usage().await) }),
         )
@@ -455,9 +520,10 @@ impl SpanStore for ShardedStore {
         policy: &RetentionPolicy,
         now_unix_nano: u64,
     ) -> Result<RetentionReport, StoreError> {
+        let l = self.layout();
         let mut total = RetentionReport::default();
         let mut failed = None;
-        for (id, store) in &self.shards {
+        for (id, store) in &l.shards {
             match store.enforce_retention(policy, now_unix_nano).await {
                 Ok(r) => {
                     total.partitions_dropped += r.partitions_dropped;
@@ -476,9 +542,10 @@ impl SpanStore for ShardedStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
+        let l = self.layout();
         // Ready while any shard answers: the others' traces are refused
         // with a retryable status, and search says what is missing.
-        let results = join_all(self.shards.values().map(|s| s.ping())).await;
+        let results = join_all(l.shards.values().map(|s| s.ping())).await;
         let mut last = None;
         for r in results {
             match r {

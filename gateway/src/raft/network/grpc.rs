@@ -38,13 +38,21 @@ pub struct TlsFileError {
 #[derive(Debug)]
 pub struct GrpcTransport {
     tls: ClientTlsConfig,
+    local_ip: Option<std::net::IpAddr>,
     channels: Mutex<HashMap<String, Channel>>,
 }
 
 impl GrpcTransport {
     /// Verifies peers against `ca` and presents `cert`/`key` (a node
-    /// certificate).
-    pub fn new(ca: &Path, cert: &Path, key: &Path) -> Result<Self, TlsFileError> {
+    /// certificate). Connections leave from `local_ip` when given (the IP
+    /// the Raft listener is bound to, so a multi-homed host talks to peers
+    /// from the interface it serves them on).
+    pub fn new(
+        ca: &Path,
+        cert: &Path,
+        key: &Path,
+        local_ip: Option<std::net::IpAddr>,
+    ) -> Result<Self, TlsFileError> {
         let read = |what, path: &Path| {
             std::fs::read(path).map_err(|source| TlsFileError {
                 what,
@@ -60,6 +68,7 @@ impl GrpcTransport {
             ));
         Ok(Self {
             tls,
+            local_ip,
             channels: Mutex::new(HashMap::new()),
         })
     }
@@ -77,6 +86,7 @@ impl GrpcTransport {
             .tls_config(self.tls.clone().domain_name(host))
             .map_err(|e| e.to_string())?
             .connect_timeout(Duration::from_secs(2))
+            .local_address(self.local_ip)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(5))
