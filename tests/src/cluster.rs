@@ -428,7 +428,12 @@ impl ProcessCluster {
                 let file = file.clone();
                 async move {
                     let text = std::fs::read_to_string(&file).ok()?;
-                    (text.lines().filter(|l| !l.trim().is_empty()).count() == n).then_some(())
+                    let members = text
+                        .lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                        .count();
+                    (members == n).then_some(())
                 }
             },
         )

@@ -11,7 +11,7 @@
 //! they would starve a small machine's elections).
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeMap, BTreeSet},
     net::SocketAddr,
     sync::{
         Arc, Mutex,
@@ -29,7 +29,10 @@ use integration_tests::{
 use model::TraceId;
 use proto::otlp::{self, ExportTraceServiceRequest, ResourceSpans, ScopeSpans, Span};
 use serde_json::{Value, json};
-use store::testsuite::pg;
+use store::{
+    shard::{ShardId, ShardMap},
+    testsuite::pg,
+};
 
 const GATEWAY: &str = env!("CARGO_BIN_EXE_sut-gateway");
 const AGENT: &str = env!("CARGO_BIN_EXE_sut-agent");
@@ -82,11 +85,12 @@ fn trace_request(id: TraceId, service: &str, start: u64) -> ExportTraceServiceRe
     }
 }
 
-/// A trace the agent acknowledged: its id and service.
+/// A trace the agent acknowledged: its id, service and start.
 #[derive(Debug, Clone)]
 struct Sent {
     id: TraceId,
     service: String,
+    start: u64,
 }
 
 /// Streams traces into an agent until stopped; every trace is retried
@@ -114,7 +118,8 @@ impl Stream {
                     n += 1;
                     let id = trace_id(tag, n);
                     let svc = service.lock().map(|s| s.clone()).unwrap_or_default();
-                    let req = trace_request(id, &svc, now_nanos());
+                    let start = now_nanos();
+                    let req = trace_request(id, &svc, start);
                     let give_up = Instant::now() + DEADLINE;
                     while let Err(status) = client.export(req.clone()).await {
                         anyhow::ensure!(
@@ -124,7 +129,11 @@ impl Stream {
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                     if let Ok(mut a) = acked.lock() {
-                        a.push(Sent { id, service: svc });
+                        a.push(Sent {
+                            id,
+                            service: svc,
+                            start,
+                        });
                     }
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
@@ -225,14 +234,24 @@ async fn count_by_id(c: &ProcessCluster, via: u64, sent: &[Sent]) -> anyhow::Res
     Ok(found)
 }
 
-/// Spans per shard from `/api/v1/storage` on node `via`.
-async fn spans_per_shard(c: &ProcessCluster, via: u64) -> anyhow::Result<(Vec<u64>, u64, Value)> {
+/// Spans per shard id (`"shard": "2 (db/…)"`) from `/api/v1/storage` on
+/// node `via`, the total, and the whole answer.
+async fn spans_per_shard(
+    c: &ProcessCluster,
+    via: u64,
+) -> anyhow::Result<(BTreeMap<ShardId, u64>, u64, Value)> {
     let (status, v) = c.get_json(via, "/api/v1/storage").await?;
     anyhow::ensure!(status == 200, "/api/v1/storage on g{via}: {status} {v}");
-    let shards = v["shards"]
-        .as_array()
-        .map(|a| a.iter().map(|s| s["spans"].as_u64().unwrap_or(0)).collect())
-        .unwrap_or_default();
+    let mut shards = BTreeMap::new();
+    for s in v["shards"].as_array().into_iter().flatten() {
+        anyhow::ensure!(s.get("error").is_none(), "a shard failed on g{via}: {v}");
+        let id = s["shard"]
+            .as_str()
+            .and_then(|n| n.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .with_context(|| format!("shard id in {s}"))?;
+        shards.insert(id, s["spans"].as_u64().unwrap_or(0));
+    }
     let total = v["spans"].as_u64().unwrap_or(0);
     Ok((shards, total, v))
 }
@@ -330,6 +349,11 @@ async fn kill_9_the_leader_while_agents_stream() -> anyhow::Result<()> {
     for s in &streams {
         s.wait_count(40).await?;
     }
+    // east's control stream is on the leader (its only --gateway).
+    wait_for("east's control stream on the leader", DEADLINE, || async {
+        (gateway_metric(&c, leader, "meridian_gateway_control_streams").await? == 1.0).then_some(())
+    })
+    .await?;
 
     c.kill9(leader)?;
     let killed_at = Instant::now();
@@ -368,6 +392,18 @@ async fn kill_9_the_leader_while_agents_stream() -> anyhow::Result<()> {
         )
         .await?;
     }
+    wait_for(
+        "both control streams on the survivors",
+        DEADLINE,
+        || async {
+            let mut streams = 0.0;
+            for id in &survivors {
+                streams += gateway_metric(&c, *id, "meridian_gateway_control_streams").await?;
+            }
+            (streams == 2.0).then_some(())
+        },
+    )
+    .await?;
 
     // Exact accounting, through a survivor's query API.
     let spans_sent = sent.len() * SPANS_PER_TRACE;
@@ -417,6 +453,17 @@ async fn a_partitioned_leader_stops_acknowledging_and_catches_up_after_the_heal(
     let new_term = c.raft(new).await?.term;
     assert!(new_term > old_term, "a new term: {old_term} → {new_term}");
 
+    // The majority's proxies black-holed the old leader's own connections
+    // (told apart by their source IP).
+    for id in &majority {
+        let p = c.proxy(*id)?.stats();
+        wait_for(
+            &format!("proxy {id} to hold g{old}'s connections"),
+            DEADLINE,
+            || async { (p.held() > 0).then_some(()) },
+        )
+        .await?;
+    }
     // The old leader no longer claims to lead.
     let view = wait_for("the old leader to step down", DEADLINE, || async {
         let v = c.raft(old).await.ok()?;
@@ -439,10 +486,13 @@ async fn a_partitioned_leader_stops_acknowledging_and_catches_up_after_the_heal(
         )
         .await;
     match &refused {
-        Ok((status, body)) => assert!(
-            !(200..300).contains(status),
-            "the cut-off leader acknowledged a write: {status} {body}"
-        ),
+        Ok((status, body)) => {
+            assert!(
+                !(200..300).contains(status),
+                "the cut-off leader acknowledged a write: {status} {body}"
+            );
+            eprintln!("the write through the old leader was refused: {status} {body}");
+        }
         Err(e) => eprintln!("the write through the old leader got no answer: {e}"),
     }
     // Writes through the majority go on.
@@ -589,7 +639,14 @@ async fn a_shard_added_while_ingesting_takes_new_traces_and_old_ones_stay_found(
     for s in &streams {
         s.set_service("after-shard");
     }
-    // Every gateway opens the new shard.
+    let new_shard = body["shard"].as_u64().context("shard id")?;
+    let epoch_start = body["start_unix_nano"].as_u64().context("epoch start")?;
+    assert_eq!(new_shard, 2, "{body}");
+    assert!(
+        epoch_start > now_nanos(),
+        "the new epoch starts in the future: {body}"
+    );
+    // Every gateway opens the new shard (before the epoch starts).
     for id in [1, 2, 3] {
         wait_for(&format!("g{id} to list three shards"), DEADLINE, || async {
             (spans_per_shard(&c, id).await.ok()?.0.len() == 3).then_some(())
@@ -599,7 +656,7 @@ async fn a_shard_added_while_ingesting_takes_new_traces_and_old_ones_stay_found(
     // Ingest past the new epoch's start, until the new shard holds spans.
     wait_for("spans on the new shard", DEADLINE, || async {
         let (shards, _, _) = spans_per_shard(&c, 1).await.ok()?;
-        (shards.get(2).copied().unwrap_or(0) >= 30).then_some(())
+        (shards.get(&2).copied().unwrap_or(0) >= 30).then_some(())
     })
     .await?;
     let mut sent = Vec::new();
@@ -612,6 +669,17 @@ async fn a_shard_added_while_ingesting_takes_new_traces_and_old_ones_stay_found(
     wait_agent_acked(&c, &east, per_agent[0]).await?;
     wait_agent_acked(&c, &west, per_agent[1]).await?;
 
+    // Each span lies where the cluster's map routes it: the old epoch's
+    // two shards before the new epoch's start, all three after.
+    let map = ShardMap::single_epoch(2)?.with_epoch(epoch_start, vec![0, 1, 2])?;
+    let mut expected: BTreeMap<ShardId, u64> = (0..3).map(|s| (s, 0)).collect();
+    for s in &sent {
+        for i in 1..=SPANS_PER_TRACE as u64 {
+            *expected.entry(map.route(s.id, s.start + i)).or_default() += 1;
+        }
+    }
+    let after = sent.iter().filter(|s| s.start > epoch_start).count();
+    assert!(after >= 10, "{after} traces started in the new epoch");
     let spans_sent = sent.len() * SPANS_PER_TRACE;
     for id in [1, 2, 3] {
         assert_eq!(
@@ -621,10 +689,7 @@ async fn a_shard_added_while_ingesting_takes_new_traces_and_old_ones_stay_found(
         );
         let (shards, total, storage) = spans_per_shard(&c, id).await?;
         assert_eq!(total, spans_sent as u64, "{storage}");
-        assert!(
-            shards.iter().all(|s| *s > 0),
-            "every shard holds spans: {storage}"
-        );
+        assert_eq!(shards, expected, "spans per shard on g{id}: {storage}");
     }
     for service in ["before-shard", "after-shard"] {
         let want: BTreeSet<String> = sent
