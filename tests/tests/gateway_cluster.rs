@@ -431,6 +431,28 @@ async fn kill_9_the_leader_while_agents_stream() -> anyhow::Result<()> {
             "{policies:?}"
         );
     }
+
+    // The killed node restarts with its disk (new ports, the same proxy):
+    // it follows the new leader, catches up, and agents learn its new
+    // federation address.
+    let applied = c.raft(new_leader).await?.last_applied;
+    c.restart(leader).await?;
+    wait_for("the restarted node to follow", DEADLINE, || async {
+        let v = c.raft(leader).await.ok()?;
+        (v.leader_id == Some(new_leader) && v.last_applied >= applied).then_some(())
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", c.describe()))?;
+    let policies = c.policies(leader).await?;
+    assert!(policies.contains_key(&format!("after-kill-{new_leader}")));
+    let url = c.gateway(leader)?.federation_url();
+    for a in ["east", "west"] {
+        wait_for(&format!("agent {a} to learn {url}"), DEADLINE, || async {
+            let text = std::fs::read_to_string(c.agent_dir(a).join("gateways")).ok()?;
+            text.lines().any(|l| l.trim() == url).then_some(())
+        })
+        .await?;
+    }
     drop((east, west));
     Ok(())
 }
