@@ -409,8 +409,12 @@ async fn kill_9_the_leader_while_agents_stream() -> anyhow::Result<()> {
     let spans_sent = sent.len() * SPANS_PER_TRACE;
     let found = count_by_id(&c, new_leader, &sent).await?;
     assert_eq!(found, spans_sent, "spans sent == spans stored");
+    // `/api/v1/storage` is no exact count here: its usage counters are
+    // bumped after the commit, outside it, so a batch committed just before
+    // the kill is stored (found above) but may never be counted, and its
+    // replay stores nothing new. It never counts more than was stored.
     let (_, total, storage) = spans_per_shard(&c, survivors[0]).await?;
-    assert_eq!(total, spans_sent as u64, "nothing else stored: {storage}");
+    assert!(total <= spans_sent as u64, "{spans_sent} sent: {storage}");
 
     // The control plane takes writes through either survivor.
     for id in &survivors {
