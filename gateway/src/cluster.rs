@@ -178,23 +178,21 @@ pub fn view_of(state: &ControlState) -> ControlView {
     }
 }
 
-/// Publishes every change of the replicated state to the agents' Control
-/// streams (latest wins).
+/// Publishes every change of the replicated state's view to the agents'
+/// Control streams (latest wins). Only a changed view is sent: applying a
+/// refused command or a lease renewal does not disturb the streams.
 pub async fn publish_views(
     mut states: watch::Receiver<Arc<ControlState>>,
     control: watch::Sender<Arc<ControlView>>,
     cancel: tokio_util::sync::CancellationToken,
 ) {
+    let mut last: Option<ControlView> = None;
     loop {
         let view = view_of(&states.borrow_and_update());
-        control.send_if_modified(|current| {
-            if **current == view {
-                false
-            } else {
-                *current = Arc::new(view);
-                true
-            }
-        });
+        if last.as_ref() != Some(&view) {
+            control.send_replace(Arc::new(view.clone()));
+            last = Some(view);
+        }
         tokio::select! {
             _ = cancel.cancelled() => return,
             changed = states.changed() => if changed.is_err() { return },

@@ -171,7 +171,27 @@ impl Sandbox {
             cert: self.gateway.tls.cert.clone(),
             key: self.gateway.tls.key.clone(),
         };
-        Ok(Gateway::start(cfg).await?)
+        // It joins the sandbox gateway's cluster under the next free id,
+        // and is returned once it is a member.
+        let id = self
+            .gateway
+            .plane
+            .state()
+            .members
+            .keys()
+            .max()
+            .map_or(2, |m| m + 1);
+        cfg.cluster.node_id = id;
+        cfg.cluster.bootstrap =
+            gateway::config::Bootstrap::Join(self.gateway.raft_addr.to_string());
+        let gw = Gateway::start(cfg).await?;
+        wait_for(
+            "the peer gateway to join",
+            Duration::from_secs(30),
+            || async { gw.plane.state().members.contains_key(&id).then_some(()) },
+        )
+        .await?;
+        Ok(gw)
     }
 
     pub fn agent(&self, cluster: &str) -> anyhow::Result<&Agent> {

@@ -1,14 +1,18 @@
 //! Agents follow the gateway cluster over the federation `Control` stream,
-//! with real gateways and agents over mTLS: a policy published on a
-//! gateway's control feed changes what the agent samples and serves on
-//! `/sampling`, and its removal brings the local policy back; an agent that
-//! learned the members fails over to another gateway when its own stops,
-//! losing nothing.
+//! with real gateways (and their Raft control plane) and agents over mTLS:
+//! a policy written to the control plane changes what the agent samples and
+//! serves on `/sampling`, and its removal brings the local policy back; an
+//! agent that learned the members (from Raft membership) fails over to
+//! another gateway when its own stops, losing nothing; a restarted gateway
+//! comes back with its policies from disk.
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use edge_agent::Agent;
-use gateway::control::ControlView;
+use gateway::{
+    control::ControlView,
+    raft::{Applied, Command},
+};
 use integration_tests::{Sandbox, wait_for};
 use model::sampling::{HeadConfig, HeadRule, SamplingConfig};
 use proto::otlp::{
@@ -120,7 +124,29 @@ fn rate_limited(per_second: f64) -> Value {
     json!({"strategyType": "RATE_LIMITING", "rateLimitingSampling": {"maxTracesPerSecond": per_second}})
 }
 
-/// Publishes `policies` on `sb`'s gateway, keeping its member list.
+/// Makes `policies` the cluster's sampling policies, through the control
+/// plane (Raft) of `sb`'s gateway.
+async fn set_policies(sb: &Sandbox, policies: &[(&str, SamplingConfig)]) -> anyhow::Result<()> {
+    let plane = &sb.gateway.plane;
+    let current: Vec<String> = plane.state().policies.keys().cloned().collect();
+    for cluster in current {
+        if !policies.iter().any(|(k, _)| *k == cluster) {
+            plane.write(Command::DeletePolicy { cluster }).await?;
+        }
+    }
+    for (cluster, policy) in policies {
+        let put = Command::PutPolicy {
+            cluster: (*cluster).to_owned(),
+            policy: policy.clone(),
+        };
+        let applied = plane.write(put).await?;
+        anyhow::ensure!(!matches!(applied, Applied::Refused(_)), "{applied:?}");
+    }
+    Ok(())
+}
+
+/// Publishes `policies` on `sb`'s gateway's control feed directly, as a
+/// misbehaving gateway could, keeping its member list.
 fn publish(sb: &Sandbox, policies: &[(&str, SamplingConfig)]) {
     let gateways = sb.gateway.control.borrow().gateways.clone();
     sb.gateway.control.send_replace(Arc::new(ControlView {
@@ -150,13 +176,14 @@ async fn a_gateway_policy_reaches_the_agent_and_its_removal_reverts() -> anyhow:
     // The gateway's policy for east drops `noisy` entirely; west's own
     // entry does not concern east.
     let drop_noisy = head(vec![rule("noisy", Some(0.0), None)]);
-    publish(
+    set_policies(
         &sb,
         &[
             ("east", drop_noisy.clone()),
             ("west", head(vec![rule("noisy", Some(1.0), None)])),
         ],
-    );
+    )
+    .await?;
     wait_strategy(&sb, agent, "noisy", probabilistic(0.0)).await?;
     // It replaced the local policy as a whole.
     assert_eq!(strategy(&sb, agent, "limited").await?, probabilistic(1.0));
@@ -172,9 +199,19 @@ async fn a_gateway_policy_reaches_the_agent_and_its_removal_reverts() -> anyhow:
         assert_eq!(status, 404, "a dropped span is not stored");
     }
 
-    // An invalid policy is refused; the agent keeps the one it runs.
+    // An invalid policy is refused by the control plane, and by the agent
+    // if a gateway sent it anyway; the agent keeps the one it runs.
     let mut invalid = drop_noisy.clone();
     invalid.head.default_probability = 2.0;
+    let refused = sb
+        .gateway
+        .plane
+        .write(Command::PutPolicy {
+            cluster: "east".into(),
+            policy: invalid.clone(),
+        })
+        .await?;
+    assert!(matches!(refused, Applied::Refused(_)), "{refused:?}");
     publish(&sb, &[("east", invalid)]);
     wait_for("the invalid policy refused", DEADLINE, || async {
         (agent.control_stats.updates("invalid_policy") == 1).then_some(())
@@ -183,7 +220,7 @@ async fn a_gateway_policy_reaches_the_agent_and_its_removal_reverts() -> anyhow:
     assert_eq!(strategy(&sb, agent, "noisy").await?, probabilistic(0.0));
 
     // No policy for east any more: back to the local one.
-    publish(&sb, &[("west", drop_noisy.clone())]);
+    set_policies(&sb, &[("west", drop_noisy.clone())]).await?;
     wait_strategy(&sb, agent, "limited", rate_limited(2.0)).await?;
     assert_eq!(strategy(&sb, agent, "noisy").await?, probabilistic(1.0));
     send(agent, "noisy", 2_000, 40).await?;
@@ -191,7 +228,7 @@ async fn a_gateway_policy_reaches_the_agent_and_its_removal_reverts() -> anyhow:
     wait_acked(agent, 65).await?;
 
     // A policy for every cluster ("*") applies to east too.
-    publish(&sb, &[("*", drop_noisy)]);
+    set_policies(&sb, &[("*", drop_noisy)]).await?;
     wait_strategy(&sb, agent, "noisy", probabilistic(0.0)).await?;
     send(agent, "noisy", 3_000, 10).await?;
     assert_eq!(agent.sampling_stats.head_sampled_out.get(), 50);
@@ -216,15 +253,9 @@ async fn an_agent_fails_over_to_the_members_it_learned() -> anyhow::Result<()> {
     sb.agents.insert("east".into(), agent);
     let agent = sb.agent("east")?;
 
-    // The cluster's view, as every member publishes it.
+    // A joined B's cluster: both publish the Raft membership's view.
     let mut members = vec![a_url.clone(), b_url.clone()];
     members.sort();
-    let view = Arc::new(ControlView {
-        gateways: members.clone(),
-        policies: BTreeMap::new(),
-    });
-    a.control.send_replace(Arc::clone(&view));
-    sb.gateway.control.send_replace(view);
     wait_for("the agent to learn the members", DEADLINE, || async {
         (agent.gateway_urls() == members).then_some(())
     })
@@ -278,19 +309,17 @@ async fn the_agent_follows_its_gateway_again_after_a_restart() -> anyhow::Result
     let agent = Agent::start(cfg).await?;
     sb.agents.insert("east".into(), agent);
     let agent = sb.agent("east")?;
-    let view = |p: f64| {
-        Arc::new(ControlView {
-            gateways: vec![format!("https://{}", a.federation_addr)],
-            policies: [("east".to_owned(), head(vec![rule("svc", Some(p), None)]))].into(),
-        })
+    let put = Command::PutPolicy {
+        cluster: "east".into(),
+        policy: head(vec![rule("svc", Some(0.5), None)]),
     };
-    a.control.send_replace(view(0.5));
+    assert_eq!(a.plane.write(put).await?, Applied::Done);
     wait_strategy(&sb, agent, "svc", probabilistic(0.5)).await?;
 
-    // The gateway restarts on the same address; its control state comes
-    // back (here published by hand, by Raft in a cluster) with a change.
+    // The gateway restarts on the same addresses; its control state comes
+    // back from its Raft log, then changes.
     let federation = a.federation_addr;
-    let next = view(0.25);
+    let raft = a.raft_addr;
     assert!(a.shutdown(Duration::from_secs(5)).await);
     let dir = sb.dir.path().join("gateway-a");
     let mut gcfg = Sandbox::gateway_config(&dir)?;
@@ -301,11 +330,29 @@ async fn the_agent_follows_its_gateway_again_after_a_restart() -> anyhow::Result
         key: sb.gateway.tls.key.clone(),
     };
     gcfg.federation = federation;
+    gcfg.cluster = gateway::config::ClusterConfig {
+        node_id: 2,
+        bootstrap: gateway::config::Bootstrap::Join(sb.gateway.raft_addr.to_string()),
+        ..gateway::config::ClusterConfig::single(raft)
+    };
     let a = gateway::Gateway::start(gcfg).await?;
-    a.control.send_replace(next);
+    wait_for("the policy back from disk", DEADLINE, || async {
+        a.plane.state().policies.contains_key("east").then_some(())
+    })
+    .await?;
+    wait_strategy(&sb, agent, "svc", probabilistic(0.5)).await?;
+    let change = Command::PutPolicy {
+        cluster: "east".into(),
+        policy: head(vec![rule("svc", Some(0.25), None)]),
+    };
+    assert_eq!(a.plane.write(change).await?, Applied::Done);
     wait_strategy(&sb, agent, "svc", probabilistic(0.25)).await?;
-    wait_for("the control stream", DEADLINE, || async {
-        (a.metrics.active_control_streams() == 1).then_some(())
+    // While A was down the agent followed B (it learned both members);
+    // either way it follows exactly one gateway.
+    wait_for("one control stream", DEADLINE, || async {
+        let streams =
+            a.metrics.active_control_streams() + sb.gateway.metrics.active_control_streams();
+        (streams == 1 && agent.control_stats.is_connected()).then_some(())
     })
     .await?;
 
