@@ -624,4 +624,61 @@ mod tests {
         assert_eq!(apportion(1_000, 1, 4), 250);
         assert_eq!(apportion(1_000, 0, 0), 0);
     }
+
+    async fn sqlite_shard() -> Arc<dyn SpanStore> {
+        Arc::new(
+            crate::sqlite::SqliteStore::open("sqlite::memory:")
+                .await
+                .expect("in-memory sqlite"),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_running_store_takes_a_new_epoch_and_keeps_old_traces() {
+        use crate::testsuite::SpanBuilder;
+        let store = ShardedStore::new(
+            ShardMap::single_epoch(2).expect("map"),
+            vec![sqlite_shard().await, sqlite_shard().await],
+        )
+        .expect("store");
+        let t0 = crate::testsuite::T0;
+        let before: Vec<Span> = (1..=200u64)
+            .map(|t| SpanBuilder::new(t, 1, "svc").build())
+            .collect();
+        store.write(&before).await.expect("write before");
+
+        // A map naming a shard that is not open, or dropping the epoch in
+        // force, is refused and changes nothing.
+        let three = store
+            .map()
+            .with_epoch(t0 + 1_000, vec![0, 1, 2])
+            .expect("epoch");
+        assert!(store.update(three.clone(), Vec::new()).is_err());
+        let rewritten = ShardMap::single_epoch(3).expect("map");
+        assert!(
+            store
+                .update(rewritten, vec![(2, sqlite_shard().await)])
+                .is_err()
+        );
+        assert_eq!(store.map().epochs().len(), 1);
+
+        let new_shard = sqlite_shard().await;
+        store
+            .update(three, vec![(2, Arc::clone(&new_shard))])
+            .expect("new epoch");
+        let after: Vec<Span> = (1_001..=1_200u64)
+            .map(|t| SpanBuilder::new(t, 1, "svc").at_unix(t0 + 2_000, 5).build())
+            .collect();
+        store.write(&after).await.expect("write after");
+        // New traces reach the new shard; every trace is found by id.
+        let on_new = new_shard
+            .find_traces(&crate::testsuite::any_query())
+            .await
+            .expect("new shard");
+        assert!(!on_new.is_empty(), "the new shard took new traces");
+        for span in before.iter().chain(&after) {
+            let found = store.get_trace(span.trace_id).await.expect("read");
+            assert!(found.is_some_and(|t| t.spans.len() == 1));
+        }
+    }
 }

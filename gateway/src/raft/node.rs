@@ -44,8 +44,8 @@ impl Default for PlaneConfig {
     fn default() -> Self {
         Self {
             heartbeat: Duration::from_millis(250),
-            election_timeout_min: Duration::from_millis(1_000),
-            election_timeout_max: Duration::from_millis(2_000),
+            election_timeout_min: Duration::from_millis(750),
+            election_timeout_max: Duration::from_millis(1_500),
             lease_ttl: Duration::from_secs(6),
             snapshot_every: 1_000,
             write_timeout: Duration::from_secs(10),
