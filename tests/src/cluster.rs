@@ -304,21 +304,35 @@ impl ProcessCluster {
 
     /// Waits for [`Self::leader_among`].
     pub async fn wait_leader(&self, among: &[u64], timeout: Duration) -> anyhow::Result<u64> {
-        wait_for(&format!("one leader among {among:?}"), timeout, || {
+        let res = wait_for(&format!("one leader among {among:?}"), timeout, || {
             self.leader_among(among)
         })
-        .await
-        .with_context(|| self.describe())
+        .await;
+        self.explain(res, among).await
     }
 
     /// Waits until the leader counts exactly `ids` as voters.
     pub async fn wait_voters(&self, ids: &[u64], timeout: Duration) -> anyhow::Result<()> {
-        wait_for(&format!("voters {ids:?}"), timeout, || async {
+        let res = wait_for(&format!("voters {ids:?}"), timeout, || async {
             let l = self.leader_among(ids).await?;
             (self.raft(l).await.ok()?.voters == ids).then_some(())
         })
-        .await
-        .with_context(|| self.describe())
+        .await;
+        self.explain(res, ids).await
+    }
+
+    /// A failed wait with what each node of `ids` reports now and every
+    /// node's last log lines.
+    async fn explain<T>(&self, res: anyhow::Result<T>, ids: &[u64]) -> anyhow::Result<T> {
+        let Err(e) = res else { return res };
+        let mut views = String::new();
+        for id in ids {
+            match self.raft(*id).await {
+                Ok(v) => views.push_str(&format!("g{id}: {}\n", v.raw)),
+                Err(err) => views.push_str(&format!("g{id}: {err:#}\n")),
+            }
+        }
+        Err(anyhow::anyhow!("{e:#}\n{views}{}", self.describe()))
     }
 
     /// `PUT /api/v1/admin/policies/{cluster}` on node `id`.
