@@ -1,4 +1,5 @@
-//! The `meridian-gateway` command line: run (default), `certs`, `demo`.
+//! The `meridian-gateway` command line: run (default), `certs`, `demo`,
+//! `admin`.
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
@@ -6,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::{
     Gateway,
+    admin::cli::AdminArgs,
     certs::{self, Subject},
     config::Settings,
     demo::{self, DemoArgs},
@@ -41,6 +43,9 @@ enum Command {
     /// Gateway plus in-process agents for simulated clusters over real mTLS
     /// on loopback, fed with synthetic cross-cluster traces.
     Demo(DemoArgs),
+    /// Administer the gateway cluster through a gateway's admin API:
+    /// members, shards, clusters, sampling policies, retention, alert rules.
+    Admin(Box<AdminArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -131,6 +136,7 @@ async fn run(cli: Cli) -> ExitCode {
     telemetry::install_crypto_provider();
     let settings = match cli.command {
         Some(Command::Certs(cmd)) => return certs_command(cmd),
+        Some(Command::Admin(args)) => return crate::admin::cli::run(*args).await,
         Some(Command::Demo(args)) => {
             telemetry::init_logging("warn", telemetry::LogFormat::Text);
             return match demo::run(args).await {

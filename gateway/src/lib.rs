@@ -8,7 +8,10 @@
 //! (gateway members, per-cluster sampling policies) to agents.
 //! Query: [`http`] → [`query`] (Jaeger v1 JSON, `/api/v1/storage`) →
 //! `store::SpanStore`. Background: [`retention`] expires old spans.
+//! Control plane: [`raft`] (replicated state), [`admin`] (its HTTP API and
+//! the `admin` CLI).
 
+pub mod admin;
 pub mod app;
 pub mod certs;
 pub mod cli;
