@@ -2,6 +2,8 @@
 //! port 0 over real mTLS, with helpers to query the Jaeger API and wait on
 //! conditions (never fixed sleeps).
 
+pub mod cluster;
+pub mod faultproxy;
 pub mod process;
 
 use std::{

@@ -1,92 +1,279 @@
-//! Real agent processes for crash tests: started with `--log-format json`,
-//! their bound addresses read from the "agent started" log line, killed
-//! with SIGKILL on demand and always on drop.
+//! Real agent and gateway processes for crash and cluster tests: started
+//! with `--log-format json`, their bound addresses read from the "agent
+//! started" / "gateway started" log line, killed with SIGKILL on demand and
+//! always on drop.
+//!
+//! Each process's stderr is kept in a bounded ring ([`LOG_LINES`] lines,
+//! oldest dropped) that tests can wait on or print when something fails;
+//! with `MERIDIAN_TEST_LOGS=1` every line is also echoed to the test's
+//! stderr, prefixed with the process's name.
 
 use std::{
+    collections::VecDeque,
     io::{BufRead, BufReader},
     net::SocketAddr,
+    path::PathBuf,
     process::{Child, Command, Stdio},
-    sync::mpsc,
-    time::Duration,
+    sync::{Arc, Condvar, Mutex},
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context, bail};
+use serde_json::Value;
+
+/// Log lines kept per process.
+pub const LOG_LINES: usize = 4_000;
+/// How long a process may take to report its start.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Default)]
+struct LogRing {
+    lines: VecDeque<String>,
+    /// Index (since the start) of `lines[0]`.
+    first: usize,
+    /// The process closed its stderr (exited).
+    closed: bool,
+}
+
+/// A process's stderr, kept as it arrives.
+#[derive(Debug, Default)]
+pub struct Log {
+    ring: Mutex<LogRing>,
+    grew: Condvar,
+}
+
+impl Log {
+    fn push(&self, line: String) {
+        if let Ok(mut r) = self.ring.lock() {
+            r.lines.push_back(line);
+            if r.lines.len() > LOG_LINES {
+                r.lines.pop_front();
+                r.first += 1;
+            }
+        }
+        self.grew.notify_all();
+    }
+
+    fn close(&self) {
+        if let Ok(mut r) = self.ring.lock() {
+            r.closed = true;
+        }
+        self.grew.notify_all();
+    }
+
+    /// The last `n` lines.
+    pub fn tail(&self, n: usize) -> Vec<String> {
+        self.ring
+            .lock()
+            .map(|r| {
+                r.lines
+                    .iter()
+                    .skip(r.lines.len().saturating_sub(n))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Blocks until a line from index `from` on satisfies `pred`; returns
+    /// it and the index after it. Fails on timeout or when the process
+    /// exits first.
+    fn wait_line(
+        &self,
+        mut from: usize,
+        timeout: Duration,
+        mut pred: impl FnMut(&str) -> bool,
+    ) -> anyhow::Result<(String, usize)> {
+        let deadline = Instant::now() + timeout;
+        let mut ring = self
+            .ring
+            .lock()
+            .map_err(|_| anyhow::anyhow!("log poisoned"))?;
+        loop {
+            from = from.max(ring.first);
+            let end = ring.first + ring.lines.len();
+            while from < end {
+                let line = &ring.lines[from - ring.first];
+                from += 1;
+                if pred(line) {
+                    return Ok((line.clone(), from));
+                }
+            }
+            if ring.closed {
+                bail!("the process exited");
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                bail!("timed out after {timeout:?}");
+            }
+            ring = self
+                .grew
+                .wait_timeout(ring, left)
+                .map_err(|_| anyhow::anyhow!("log poisoned"))?
+                .0;
+        }
+    }
+}
+
+/// The `fields` of a JSON log line, when it is one.
+fn fields(line: &str) -> Option<Value> {
+    let mut v: Value = serde_json::from_str(line).ok()?;
+    Some(v.get_mut("fields")?.take())
+}
+
+/// A child process, its command line and its stderr.
+#[derive(Debug)]
+struct Proc {
+    name: String,
+    exe: PathBuf,
+    args: Vec<String>,
+    child: Option<Child>,
+    log: Arc<Log>,
+}
+
+impl Proc {
+    fn spawn(name: &str, exe: &str, args: &[String]) -> anyhow::Result<Self> {
+        let mut p = Self {
+            name: name.to_owned(),
+            exe: exe.into(),
+            args: args.to_vec(),
+            child: None,
+            log: Arc::default(),
+        };
+        p.respawn()?;
+        Ok(p)
+    }
+
+    fn respawn(&mut self) -> anyhow::Result<()> {
+        self.kill9()?;
+        let mut child = Command::new(&self.exe)
+            .args(&self.args)
+            .args(["--log-format", "json"])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", self.name))?;
+        let stderr = child.stderr.take().context("stderr")?;
+        let log = Arc::new(Log::default());
+        let echo = std::env::var("MERIDIAN_TEST_LOGS").is_ok_and(|v| v == "1");
+        let name = self.name.clone();
+        let sink = Arc::clone(&log);
+        // Ends when the process's stderr closes (it exited or was killed).
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if echo {
+                    eprintln!("[{name}] {line}");
+                }
+                sink.push(line);
+            }
+            sink.close();
+        });
+        self.child = Some(child);
+        self.log = log;
+        Ok(())
+    }
+
+    /// Waits for the INFO line `message`; its fields. An ERROR line or
+    /// an exit first is a failure (with the log's tail).
+    fn wait_start(&self, message: &str) -> anyhow::Result<Value> {
+        let found = self.log.wait_line(0, START_TIMEOUT, |line| {
+            fields(line).is_some_and(|f| f["message"] == message)
+                || line.contains("\"level\":\"ERROR\"")
+        });
+        match found {
+            Ok((line, _)) => match fields(&line) {
+                Some(f) if f["message"] == message => Ok(f),
+                _ => bail!("{} failed: {line}", self.name),
+            },
+            Err(e) => bail!(
+                "{} did not report {message:?}: {e}; its last lines:\n{}",
+                self.name,
+                self.log.tail(30).join("\n")
+            ),
+        }
+    }
+
+    fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// SIGKILL, then reap; nothing when not running.
+    fn kill9(&mut self) -> anyhow::Result<()> {
+        if let Some(mut c) = self.child.take()
+            && let Ok(None) = c.try_wait()
+        {
+            c.kill()?;
+            c.wait()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.kill9();
+    }
+}
+
+/// An address field of a start line.
+fn addr(fields: &Value, key: &str) -> anyhow::Result<SocketAddr> {
+    fields[key]
+        .as_str()
+        .with_context(|| format!("no {key} in {fields}"))?
+        .parse()
+        .with_context(|| format!("{key} in {fields}"))
+}
 
 /// A running `sut-agent` (the real `meridian-agent`).
 #[derive(Debug)]
 pub struct AgentProcess {
-    child: Child,
+    proc: Proc,
     pub otlp_grpc: SocketAddr,
     pub otlp_http: SocketAddr,
     pub admin: SocketAddr,
-    lines: mpsc::Receiver<String>,
+    /// Jaeger remote sampling (`/sampling?service=`).
+    pub sampling: SocketAddr,
 }
 
 impl AgentProcess {
     /// Starts the agent binary at `exe` with `args` (ports should be
     /// `127.0.0.1:0`) and waits for its start line.
     pub fn start(exe: &str, args: &[String]) -> anyhow::Result<Self> {
-        let mut child = Command::new(exe)
-            .args(args)
-            .args(["--log-format", "json"])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("starting the agent")?;
-        let stderr = child.stderr.take().context("agent stderr")?;
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut proc = Self {
-            child,
-            otlp_grpc: SocketAddr::from(([0, 0, 0, 0], 0)),
-            otlp_http: SocketAddr::from(([0, 0, 0, 0], 0)),
-            admin: SocketAddr::from(([0, 0, 0, 0], 0)),
-            lines,
-        };
-        loop {
-            let line = match proc.lines.recv_timeout(Duration::from_secs(30)) {
-                Ok(l) => l,
-                Err(_) => bail!("the agent did not report its start within 30 s"),
-            };
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
-                continue;
-            };
-            let fields = &v["fields"];
-            if fields["message"] == "agent started" {
-                let addr = |k: &str| -> anyhow::Result<SocketAddr> {
-                    fields[k]
-                        .as_str()
-                        .with_context(|| format!("{k} in {line}"))?
-                        .parse()
-                        .with_context(|| format!("{k} in {line}"))
-                };
-                proc.otlp_grpc = addr("otlp_grpc")?;
-                proc.otlp_http = addr("otlp_http")?;
-                proc.admin = addr("admin")?;
-                return Ok(proc);
-            }
-            if v["level"] == "ERROR" {
-                bail!("agent failed: {line}");
-            }
-        }
+        Self::start_named("agent", exe, args)
+    }
+
+    /// [`Self::start`], its log lines prefixed with `name`.
+    pub fn start_named(name: &str, exe: &str, args: &[String]) -> anyhow::Result<Self> {
+        let proc = Proc::spawn(name, exe, args)?;
+        let f = proc.wait_start("agent started")?;
+        Ok(Self {
+            otlp_grpc: addr(&f, "otlp_grpc")?,
+            otlp_http: addr(&f, "otlp_http")?,
+            admin: addr(&f, "admin")?,
+            sampling: addr(&f, "sampling")?,
+            proc,
+        })
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.proc.pid().unwrap_or(0)
     }
 
     /// SIGKILL, then reap.
     pub fn kill9(mut self) -> anyhow::Result<()> {
-        self.child.kill()?;
-        self.child.wait()?;
-        Ok(())
+        self.proc.kill9()
+    }
+
+    /// The last `n` lines the agent logged.
+    pub fn log_tail(&self, n: usize) -> Vec<String> {
+        self.proc.log.tail(n)
     }
 
     /// Resident memory of the process, bytes (Linux `/proc`).
@@ -102,12 +289,100 @@ impl AgentProcess {
     }
 }
 
-impl Drop for AgentProcess {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+/// A running `sut-gateway` (the real `meridian-gateway`).
+#[derive(Debug)]
+pub struct GatewayProcess {
+    proc: Proc,
+    pub node_id: u64,
+    pub http: SocketAddr,
+    pub federation: SocketAddr,
+    pub otlp_grpc: SocketAddr,
+    pub otlp_http: SocketAddr,
+    /// The Raft listener as bound (peers may reach it through a proxy).
+    pub raft: SocketAddr,
+}
+
+impl GatewayProcess {
+    /// Starts the gateway binary at `exe` with `args` (ports `IP:0`) and
+    /// waits for its start line; its log lines are prefixed with `name`.
+    pub fn start(name: &str, exe: &str, args: &[String]) -> anyhow::Result<Self> {
+        let proc = Proc::spawn(name, exe, args)?;
+        let mut g = Self {
+            proc,
+            node_id: 0,
+            http: SocketAddr::from(([0, 0, 0, 0], 0)),
+            federation: SocketAddr::from(([0, 0, 0, 0], 0)),
+            otlp_grpc: SocketAddr::from(([0, 0, 0, 0], 0)),
+            otlp_http: SocketAddr::from(([0, 0, 0, 0], 0)),
+            raft: SocketAddr::from(([0, 0, 0, 0], 0)),
+        };
+        g.read_start()?;
+        Ok(g)
+    }
+
+    fn read_start(&mut self) -> anyhow::Result<()> {
+        let f = self.proc.wait_start("gateway started")?;
+        self.http = addr(&f, "http")?;
+        self.federation = addr(&f, "federation")?;
+        self.otlp_grpc = addr(&f, "otlp_grpc")?;
+        self.otlp_http = addr(&f, "otlp_http")?;
+        self.raft = addr(&f, "raft")?;
+        self.node_id = match &f["node_id"] {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.parse().ok(),
+            _ => None,
         }
+        .with_context(|| format!("no node_id in {f}"))?;
+        Ok(())
+    }
+
+    pub fn name(&self) -> &str {
+        &self.proc.name
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.pid()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.proc.is_running()
+    }
+
+    /// `http://<http addr><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
+    }
+
+    /// `https://<federation addr>`, as agents take it.
+    pub fn federation_url(&self) -> String {
+        format!("https://{}", self.federation)
+    }
+
+    /// SIGKILL, then reap (nothing when already dead).
+    pub fn kill9(&mut self) -> anyhow::Result<()> {
+        self.proc.kill9()
+    }
+
+    /// Kills the process if it runs and starts it again with the same
+    /// arguments; the addresses are the new start line's (with port 0 they
+    /// change).
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.proc.respawn()?;
+        self.read_start()
+    }
+
+    /// The last `n` lines the gateway logged (this run).
+    pub fn log_tail(&self, n: usize) -> Vec<String> {
+        self.proc.log.tail(n)
+    }
+
+    /// Waits until the gateway logs a line containing `needle`.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> anyhow::Result<String> {
+        self.proc
+            .log
+            .wait_line(0, timeout, |l| l.contains(needle))
+            .map(|(l, _)| l)
+            .with_context(|| format!("{} never logged {needle:?}", self.proc.name))
     }
 }
 
