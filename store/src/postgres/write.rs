@@ -573,7 +573,9 @@ pub(crate) async fn copy_ceiling(store: &PgStore, rows: &CeilingRows) -> Result<
 
 /// Adds the batch to the per-day, per-cluster usage counters. After the
 /// commit and outside it: the hot counter rows must not serialise writers.
-/// A failure here only makes the storage figure lag; it is logged.
+/// A failure here, or a crash between the commit and this, leaves the
+/// storage figure short for good (the spans are stored; a replay finds
+/// them present and counts nothing); a failure is logged.
 async fn record_usage(pool: &PgPool, usage: Usage) {
     if usage.is_empty() {
         return;
