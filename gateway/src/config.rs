@@ -496,4 +496,53 @@ mod tests {
         };
         assert_eq!(s.merge(file).validate().unwrap().http.port(), 8);
     }
+
+    #[test]
+    fn cluster_flags_are_checked() {
+        let with = |f: fn(&mut Settings)| {
+            let mut s = Settings::default();
+            f(&mut s);
+            s.validate()
+        };
+        let single = with(|_| {}).unwrap().cluster;
+        assert_eq!((single.node_id, single.bootstrap), (1, Bootstrap::Single));
+        assert_eq!(single.raft.port(), 4321);
+        let peers = with(|s| {
+            s.node_id = Some(2);
+            s.raft = Some("10.0.0.2:4321".into());
+            s.peers = Some("1=a:4321,2=b:4321,3=c:4321".into());
+        })
+        .unwrap()
+        .cluster;
+        assert!(matches!(peers.bootstrap, Bootstrap::Peers(p) if p.len() == 3));
+        // This node must be listed; --peers and --join exclude each other;
+        // peers cannot dial 0.0.0.0; ids start at 1.
+        for (bad, key) in [
+            (with(|s| s.peers = Some("2=b:4321".into())), "peers"),
+            (
+                with(|s| {
+                    s.peers = Some("1=a:1".into());
+                    s.join = Some("b:1".into());
+                }),
+                "join",
+            ),
+            (with(|s| s.join = Some("b:4321".into())), "advertise-host"),
+            (with(|s| s.node_id = Some(0)), "node-id"),
+            (
+                with(|s| s.raft_advertise = Some("nope".into())),
+                "raft-advertise",
+            ),
+        ] {
+            assert_eq!(bad.unwrap_err().key, key);
+        }
+        let joined = with(|s| {
+            s.join = Some("gw-0:4321".into());
+            s.advertise_host = Some("gw-1".into());
+            s.admin_token = Some(String::new());
+        })
+        .unwrap()
+        .cluster;
+        assert_eq!(joined.bootstrap, Bootstrap::Join("gw-0:4321".into()));
+        assert_eq!(joined.admin_token, None, "an empty token is no token");
+    }
 }
