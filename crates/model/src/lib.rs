@@ -10,6 +10,7 @@ mod ids;
 mod query;
 pub mod retention;
 pub mod sampling;
+pub mod skew;
 mod span;
 mod value;
 
