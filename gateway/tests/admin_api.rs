@@ -3,9 +3,7 @@
 //! `meridian-gateway admin` CLI against it.
 
 use std::{
-    collections::BTreeMap,
     net::SocketAddr,
-    path::PathBuf,
     process::Output,
     sync::Arc,
     time::{Duration, Instant},
@@ -13,11 +11,7 @@ use std::{
 
 use gateway::{
     admin,
-    raft::{
-        Member, NodeId,
-        network::memory::Router,
-        node::{ControlPlane, PlaneConfig},
-    },
+    raft::{NodeId, node::PlaneConfig},
 };
 use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
@@ -25,20 +19,25 @@ use tokio_util::sync::CancellationToken;
 
 const TOKEN: &str = "s3cret-admin-token";
 
+mod common;
+
+/// The shared in-process cluster, plus the admin HTTP servers in front of it.
 struct Cluster {
-    router: Arc<Router>,
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    nodes: BTreeMap<NodeId, Arc<ControlPlane>>,
+    inner: common::Cluster,
     /// Stops every HTTP server started by [`Cluster::serve`].
     servers: CancellationToken,
 }
 
-fn member(id: NodeId) -> Member {
-    Member {
-        raft_addr: format!("node-{id}:4321"),
-        federation_addr: format!("node-{id}:4320"),
-        http_addr: format!("node-{id}:16686"),
+impl std::ops::Deref for Cluster {
+    type Target = common::Cluster;
+    fn deref(&self) -> &common::Cluster {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Cluster {
+    fn deref_mut(&mut self) -> &mut common::Cluster {
+        &mut self.inner
     }
 }
 
@@ -55,66 +54,9 @@ fn fast() -> PlaneConfig {
 
 impl Cluster {
     async fn start() -> Self {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut c = Self {
-            router: Router::new(),
-            root: dir.path().to_owned(),
-            _dir: dir,
-            nodes: BTreeMap::new(),
+        Self {
+            inner: common::Cluster::start(3, fast()).await,
             servers: CancellationToken::new(),
-        };
-        for id in 1..=3 {
-            c.open(id).await;
-        }
-        let members = (1..=3).map(|id| (id, member(id))).collect();
-        assert!(c.nodes[&1].initialize(members).await.expect("initialize"));
-        c.wait_leader(&[1, 2, 3]).await;
-        c
-    }
-
-    async fn open(&mut self, id: NodeId) -> Arc<ControlPlane> {
-        let plane = ControlPlane::open(
-            id,
-            member(id),
-            &self.root.join(format!("node-{id}")),
-            self.router.transport(id),
-            fast(),
-        )
-        .await
-        .expect("open node");
-        self.router.register(id, &member(id).raft_addr, &plane);
-        self.nodes.insert(id, Arc::clone(&plane));
-        plane
-    }
-
-    /// Gone from the network, Raft stopped.
-    async fn crash(&mut self, id: NodeId) {
-        self.router.unregister(id);
-        if let Some(p) = self.nodes.remove(&id) {
-            p.shutdown().await;
-        }
-    }
-
-    async fn wait_leader(&self, among: &[NodeId]) -> NodeId {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let leaders: Vec<Option<NodeId>> = among
-                .iter()
-                .map(|id| self.nodes[id].status().leader_id)
-                .collect();
-            if let Some(Some(l)) = leaders.first()
-                && leaders.iter().all(|x| *x == Some(*l))
-                && among.contains(l)
-                && self.nodes[l].is_leader()
-            {
-                return *l;
-            }
-            assert!(Instant::now() < deadline, "no agreed leader: {leaders:?}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

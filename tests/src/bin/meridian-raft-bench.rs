@@ -235,8 +235,15 @@ async fn main() -> anyhow::Result<()> {
         drop(node);
         let l = TcpListener::bind(addrs[&old]).await?;
         nodes.insert(old, start_node(old, l, dir.path(), &ca_dir).await?);
-        // Let the restarted node catch up before the next round.
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        // The restarted node catches up before the next round.
+        let target = nodes[&survivor].plane.status().last_applied;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while nodes[&old].plane.status().last_applied < target {
+            if Instant::now() > deadline {
+                bail!("node {old} did not catch up after its restart");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
     times.sort_unstable();
     println!(
