@@ -23,6 +23,7 @@ pub mod federation;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod peer;
 pub mod query;
 pub mod raft;
 pub mod retention;
