@@ -552,15 +552,12 @@ impl SpanStore for ShardedStore {
         let now = now_nanos();
         let mut groups: BTreeMap<ShardId, Vec<crate::Record>> = BTreeMap::new();
         for r in records {
-            let Some(trace) = r.trace else {
-                return Err(StoreError::Config(
-                    "a record without a trace must be written to one shard's store".into(),
-                ));
+            // Records of no trace (edges, offsets) live on the first shard.
+            let shard = match r.trace {
+                Some(trace) => l.map.route(trace, now),
+                None => l.shards.keys().next().copied().unwrap_or_default(),
             };
-            groups
-                .entry(l.map.route(trace, now))
-                .or_default()
-                .push(r.clone());
+            groups.entry(shard).or_default().push(r.clone());
         }
         for (id, part) in groups {
             l.shard(id)?.put_records(&part).await.map_err(|e| match e {
