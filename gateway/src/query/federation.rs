@@ -138,7 +138,9 @@ async fn dependencies(State(store): State<Store>, RawQuery(q): RawQuery) -> Resp
     for ((p, c), agg) in edges {
         let (ps, cs) = (split_node(&p).0, split_node(&c).0);
         if ps != cs {
-            *by_service.entry((ps.to_owned(), cs.to_owned())).or_default() += agg.calls;
+            *by_service
+                .entry((ps.to_owned(), cs.to_owned()))
+                .or_default() += agg.calls;
         }
     }
     let data: Vec<Value> = by_service
@@ -256,8 +258,12 @@ async fn clusters(State(store): State<Store>) -> Response {
 }
 
 fn trace_id(id: &str) -> Result<TraceId, Response> {
-    TraceId::from_hex(id)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid trace id {id:?}: {e}")))
+    TraceId::from_hex(id).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!("invalid trace id {id:?}: {e}"),
+        )
+    })
 }
 
 async fn stored_summary(store: &dyn SpanStore, id: TraceId) -> Result<Option<Summary>, StoreError> {
@@ -282,11 +288,11 @@ async fn summary(State(store): State<Store>, Path(id): Path<String>) -> Response
         Ok(id) => id,
         Err(r) => return r,
     };
-    let (trace, stored) = match tokio::join!(store.get_trace(id), stored_summary(store.as_ref(), id))
-    {
-        (Ok(t), Ok(s)) => (t, s),
-        (Err(e), _) | (_, Err(e)) => return store_error(e),
-    };
+    let (trace, stored) =
+        match tokio::join!(store.get_trace(id), stored_summary(store.as_ref(), id)) {
+            (Ok(t), Ok(s)) => (t, s),
+            (Err(e), _) | (_, Err(e)) => return store_error(e),
+        };
     let Some(trace) = trace else {
         return error(StatusCode::NOT_FOUND, "trace not found");
     };
@@ -319,7 +325,9 @@ pub fn summary_json(
         end = end.max(s.end_unix_nano);
         match s.parent_span_id {
             None => {
-                root = Some(json!({"service": s.service_name(), "operation": s.name, "cluster": s.cluster.as_str()}));
+                root = Some(
+                    json!({"service": s.service_name(), "operation": s.name, "cluster": s.cluster.as_str()}),
+                );
             }
             Some(p) if !ids.contains(&p) => {
                 missing.insert(p.to_hex());
@@ -340,7 +348,9 @@ pub fn summary_json(
                 .collect()
         })
         .unwrap_or_default();
-    let policies: Vec<&String> = stored.map(|s| s.policies.iter().collect()).unwrap_or_default();
+    let policies: Vec<&String> = stored
+        .map(|s| s.policies.iter().collect())
+        .unwrap_or_default();
     json!({
         "traceID": trace.trace_id.to_hex(),
         "clusters": clusters.keys().collect::<Vec<_>>(),
@@ -392,13 +402,20 @@ async fn links(State(store): State<Store>, Path(id): Path<String>) -> Response {
     let incoming: Vec<Value> = incoming
         .into_iter()
         .filter_map(|r| serde_json::from_slice::<Backlink>(&r.value).ok())
-        .filter(|b| seen.insert((b.trace_id.clone(), b.span_id.clone(), b.to_span_id.clone()), ()).is_none())
+        .filter(|b| {
+            seen.insert(
+                (b.trace_id.clone(), b.span_id.clone(), b.to_span_id.clone()),
+                (),
+            )
+            .is_none()
+        })
         .map(|b| json!({"traceID": b.trace_id, "spanID": b.span_id, "toSpanID": b.to_span_id}))
         .collect();
     if trace.is_none() && incoming.is_empty() {
         return error(StatusCode::NOT_FOUND, "trace not found");
     }
-    Json(json!({"traceID": id.to_hex(), "outgoing": outgoing, "incoming": incoming})).into_response()
+    Json(json!({"traceID": id.to_hex(), "outgoing": outgoing, "incoming": incoming}))
+        .into_response()
 }
 
 #[cfg(test)]

@@ -125,7 +125,10 @@ mod tests {
         assert!(has_cross_cluster_violation(&trace));
         let warnings = correct(&mut trace, "a", &offsets);
         assert_eq!(warnings.len(), 1, "{warnings:?}");
-        assert!(warnings[0].starts_with("clock skew: cluster b"), "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("clock skew: cluster b"),
+            "{warnings:?}"
+        );
         assert_eq!(trace.spans[1].start_unix_nano, 1_010 * ms);
         assert!(!has_cross_cluster_violation(&trace));
         // A consistent trace is left alone.
