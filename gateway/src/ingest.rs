@@ -97,7 +97,11 @@ impl Ingest {
             self.store.put_records(&links).await?;
         }
         self.metrics.stored(out.inserted, out.duplicates);
-        if let Some(stitch) = &self.stitch {
+        // A batch stored before (an agent's replay after a lost ack) was
+        // noted then: noting it again could count its pairs twice at a new
+        // worker. Partly new batches are noted whole; workers drop the
+        // spans they know.
+        if let (Some(stitch), true) = (&self.stitch, out.inserted > 0) {
             stitch.observe(&spans);
         }
         Ok(out)

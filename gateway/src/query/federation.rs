@@ -266,30 +266,13 @@ fn trace_id(id: &str) -> Result<TraceId, Response> {
     })
 }
 
-async fn stored_summary(store: &dyn SpanStore, id: TraceId) -> Result<Option<Summary>, StoreError> {
-    let found = store
-        .scan_records(&RecordScan {
-            kind: RecordKind::Summary,
-            prefix: id.to_hex(),
-            time: None,
-            limit: 4,
-            trace: Some(id),
-        })
-        .await?;
-    Ok(found
-        .into_iter()
-        .filter(|r| r.key == id.to_hex())
-        .filter_map(|r| serde_json::from_slice::<Summary>(&r.value).ok())
-        .max_by_key(|s| s.spans))
-}
-
 async fn summary(State(store): State<Store>, Path(id): Path<String>) -> Response {
     let id = match trace_id(&id) {
         Ok(id) => id,
         Err(r) => return r,
     };
     let (trace, stored) =
-        match tokio::join!(store.get_trace(id), stored_summary(store.as_ref(), id)) {
+        match tokio::join!(store.get_trace(id), stitch::stored_summary(store.as_ref(), id)) {
             (Ok(t), Ok(s)) => (t, s),
             (Err(e), _) | (_, Err(e)) => return store_error(e),
         };
@@ -369,6 +352,7 @@ pub fn summary_json(
         "skew": skew,
         "skewReference": reference,
         "stitched": stored.is_some(),
+        "stitchedSpans": stored.map_or(0, |s| s.spans),
     })
 }
 

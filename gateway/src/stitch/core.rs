@@ -163,38 +163,142 @@ pub struct Summary {
 }
 
 /// One trace's stitching state.
+///
+/// A pair is counted once, when the second of its two spans is *noted*
+/// here. Spans loaded from the store when a shard changes hands
+/// ([`TraceState::seeded`]) are *pending*: their notes may still be on the
+/// way (then they pair as usual) or were taken by the previous worker
+/// (then they never come). A pending span still pending after the settle
+/// time is promoted ([`TraceState::promote`]): it pairs with the spans
+/// noted here, but not with other pending spans (the previous worker saw
+/// those pairs).
 #[derive(Debug, Clone, Default)]
 pub struct TraceState {
-    spans: HashMap<SpanId, Brief>,
-    /// Children seen before their parent, by parent id.
-    waiting: HashMap<SpanId, Vec<SpanId>>,
+    spans: HashMap<SpanId, (Brief, bool)>,
+    /// Child ids by parent id, for every span present.
+    children: HashMap<SpanId, Vec<SpanId>>,
+    /// When pending spans were loaded (ms), if any are pending.
+    seeded_at_ms: Option<u64>,
     pub summary: Summary,
 }
 
 impl TraceState {
-    /// Starts from a persisted summary (another node kept the trace
-    /// before): counts continue; pairs with spans seen there are not
-    /// formed again.
-    pub fn resume(summary: Summary) -> Self {
-        Self {
-            summary,
-            ..Self::default()
+    /// Starts from what the store holds of a trace that another worker
+    /// kept before (a shard changing hands, or this node restarting). The
+    /// arrival facts (late spans, policies, drops) come from its last
+    /// summary.
+    pub fn seeded(spans: &[model::Span], stored: Option<Summary>, now_ms: u64) -> Self {
+        let mut t = Self::default();
+        for s in spans {
+            let note = Note::of(s);
+            if t.spans.contains_key(&note.span) {
+                continue;
+            }
+            t.summary_add(&note, now_ms, u64::MAX);
+            t.insert(Brief::from(&note), false);
         }
+        if !t.spans.is_empty() {
+            t.seeded_at_ms = Some(now_ms);
+        }
+        if let Some(prev) = stored {
+            t.summary.late_spans = prev.late_spans;
+            t.summary.policies.extend(prev.policies);
+            t.summary.dropped = prev.dropped;
+        }
+        t
+    }
+
+    fn insert(&mut self, brief: Brief, noted: bool) {
+        if let Some(p) = brief.parent {
+            self.children.entry(p).or_default().push(brief.span);
+        }
+        self.spans.insert(brief.span, (brief, noted));
     }
 
     pub fn span_count(&self) -> usize {
         self.spans.len()
     }
 
-    /// Records a span seen at `now_ms`; a trace silent for `settle_ms`
+    /// The pairs of `id` with noted neighbours (for which `counts` holds).
+    fn pairs_of(&self, id: SpanId, counts: impl Fn(SpanId) -> bool) -> Vec<Pairing> {
+        let Some((me, _)) = self.spans.get(&id) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        if let Some((parent, true)) = me.parent.and_then(|p| self.spans.get(&p)) {
+            if counts(parent.span) {
+                out.push(Pairing {
+                    parent: parent.clone(),
+                    child: me.clone(),
+                });
+            }
+        }
+        for c in self.children.get(&id).into_iter().flatten() {
+            if let Some((child, true)) = self.spans.get(c) {
+                if counts(*c) {
+                    out.push(Pairing {
+                        parent: me.clone(),
+                        child: child.clone(),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Records a span noted at `now_ms`; a trace silent for `settle_ms`
     /// has settled and a span after that is late. Returns the pairs the
-    /// span completes. A span seen before (a replayed batch) changes
+    /// span completes. A span noted before (a replayed batch) changes
     /// nothing.
     pub fn observe(&mut self, note: &Note, now_ms: u64, settle_ms: u64) -> Vec<Pairing> {
-        if self.spans.contains_key(&note.span) {
+        match self.spans.get_mut(&note.span) {
+            Some((_, true)) => return Vec::new(),
+            // Its note came after all: it pairs as usual.
+            Some((_, noted)) => *noted = true,
+            None => {
+                self.summary_add(note, now_ms, settle_ms);
+                self.insert(Brief::from(note), true);
+            }
+        }
+        self.pairs_of(note.span, |_| true)
+    }
+
+    /// Promotes the spans pending since before `now_ms − settle_ms` (see
+    /// the type's doc) and returns the pairs they complete with spans
+    /// noted here.
+    pub fn promote(&mut self, now_ms: u64, settle_ms: u64) -> Vec<Pairing> {
+        let Some(at) = self.seeded_at_ms else {
+            return Vec::new();
+        };
+        if now_ms.saturating_sub(at) <= settle_ms {
             return Vec::new();
         }
-        let brief = Brief::from(note);
+        self.seeded_at_ms = None;
+        let promoted: Vec<SpanId> = self
+            .spans
+            .iter()
+            .filter(|(_, (_, noted))| !noted)
+            .map(|(id, _)| *id)
+            .collect();
+        let set: std::collections::HashSet<SpanId> = promoted.iter().copied().collect();
+        let mut pairs = Vec::new();
+        for id in &promoted {
+            pairs.extend(self.pairs_of(*id, |other| !set.contains(&other)));
+        }
+        for id in &promoted {
+            if let Some((_, noted)) = self.spans.get_mut(id) {
+                *noted = true;
+            }
+        }
+        pairs
+    }
+
+    /// Whether spans loaded from the store are still pending.
+    pub fn has_pending(&self) -> bool {
+        self.seeded_at_ms.is_some()
+    }
+
+    fn summary_add(&mut self, note: &Note, now_ms: u64, settle_ms: u64) {
         let s = &mut self.summary;
         if s.spans > 0 && now_ms.saturating_sub(s.last_arrival_ms) > settle_ms {
             s.late_spans += 1;
@@ -220,34 +324,16 @@ impl TraceState {
                 cluster: note.cluster.clone(),
             });
         }
-
-        let mut pairs = Vec::new();
-        if let Some(parent_id) = note.parent {
-            match self.spans.get(&parent_id) {
-                Some(parent) => pairs.push(Pairing {
-                    parent: parent.clone(),
-                    child: brief.clone(),
-                }),
-                None => self.waiting.entry(parent_id).or_default().push(note.span),
-            }
-        }
-        if let Some(children) = self.waiting.remove(&note.span) {
-            for c in children {
-                if let Some(child) = self.spans.get(&c) {
-                    pairs.push(Pairing {
-                        parent: brief.clone(),
-                        child: child.clone(),
-                    });
-                }
-            }
-        }
-        self.spans.insert(note.span, brief);
-        pairs
     }
 
     /// Parents referenced but not seen.
     pub fn missing_parents(&self) -> Vec<SpanId> {
-        let mut out: Vec<SpanId> = self.waiting.keys().copied().collect();
+        let mut out: Vec<SpanId> = self
+            .children
+            .keys()
+            .filter(|p| !self.spans.contains_key(p))
+            .copied()
+            .collect();
         out.sort();
         out
     }
@@ -432,6 +518,44 @@ mod tests {
             10_000,
         );
         assert_eq!(t.summary.late_spans, 1);
+    }
+
+    #[test]
+    fn a_trace_changing_hands_counts_each_pair_once() {
+        let p = note(1, None, "web", "a", SpanKind::Client);
+        let c1 = note(2, Some(1), "api", "b", SpanKind::Server);
+        let c2 = note(3, Some(1), "db", "c", SpanKind::Server);
+        let to_span = |n: &Note| {
+            let mut s = store::testsuite::SpanBuilder::new(1, 1, &n.service)
+                .cluster(&n.cluster)
+                .build();
+            s.trace_id = n.trace;
+            s.span_id = n.span;
+            s.parent_span_id = n.parent;
+            s
+        };
+        // P was noted by the previous worker; C1 is stored and its note is
+        // on its way here; C2 comes later.
+        let mut t = TraceState::seeded(&[to_span(&p), to_span(&c1)], None, 0);
+        assert!(t.has_pending());
+        assert_eq!(t.summary.spans, 2);
+        assert!(t.observe(&c1, 1, 10_000).is_empty(), "P is still pending");
+        assert!(t.observe(&c2, 2, 10_000).is_empty());
+        assert!(t.promote(5_000, 10_000).is_empty(), "not settled yet");
+        let pairs = t.promote(20_000, 10_000);
+        assert_eq!(pairs.len(), 2, "P pairs with C1 and C2 once each");
+        assert!(!t.has_pending());
+        assert!(t.promote(40_000, 10_000).is_empty());
+        assert_eq!(t.summary.spans, 3);
+
+        // Both ends pending, both notes arrive: one pair.
+        let mut t = TraceState::seeded(&[to_span(&p), to_span(&c1)], None, 0);
+        assert!(t.observe(&p, 1, 10_000).is_empty());
+        assert_eq!(t.observe(&c1, 2, 10_000).len(), 1);
+        assert!(t.promote(20_000, 10_000).is_empty());
+        // Both ends pending, no note arrives: the previous worker had both.
+        let mut t = TraceState::seeded(&[to_span(&p), to_span(&c1)], None, 0);
+        assert!(t.promote(20_000, 10_000).is_empty());
     }
 
     #[test]

@@ -95,6 +95,7 @@ struct Reason {
 pub struct StitchMetrics {
     notes: Counter,
     pairs: Counter,
+    seeded: Counter,
     dropped: Family<Reason, Counter>,
     flush_errors: Counter,
 }
@@ -106,6 +107,11 @@ impl StitchMetrics {
             "meridian_gateway_stitch_notes",
             "Span notes processed by this node's stitching worker",
             m.notes.clone(),
+        );
+        registry.register(
+            "meridian_gateway_stitch_traces_resumed",
+            "Traces loaded from the store to resume stitching them (a shard changed hands)",
+            m.seeded.clone(),
         );
         registry.register(
             "meridian_gateway_stitch_pairs",
@@ -374,9 +380,17 @@ struct Worker {
     /// What this worker last wrote per edge key (the stored totals).
     written: HashMap<String, EdgeAgg>,
     dirty: BTreeSet<TraceId>,
+    /// Traces with spans loaded from the store and not yet noted.
+    pending_traces: HashMap<TraceId, ShardId>,
+    /// When this worker first got a note for each shard (ms).
+    took: HashMap<ShardId, u64>,
     skew: SkewEstimator,
     clusters: Seen,
 }
+
+/// Traces that began up to this long after a worker took their shard may
+/// have been kept by the previous worker (clock skew, delivery delays).
+const TAKEOVER_MARGIN_MS: u64 = 60_000;
 
 /// Edge keys kept in memory this long after their minute.
 const WRITTEN_HORIZON_MIN: u64 = 180;
@@ -410,6 +424,8 @@ impl Worker {
             pending: HashMap::new(),
             written: HashMap::new(),
             dirty: BTreeSet::new(),
+            pending_traces: HashMap::new(),
+            took: HashMap::new(),
             clusters: HashMap::new(),
         }
     }
@@ -438,47 +454,100 @@ impl Worker {
         for (shard, note) in batch {
             self.metrics.notes.inc();
             self.clusters.insert(note.cluster.clone(), now);
-            let entry = self
-                .traces
-                .entry(note.trace)
-                .or_insert_with(async { Arc::new(Mutex::new(TraceState::default())) })
-                .await;
-            let state = entry.into_value();
-            let (pairs, grown) = {
+            let state = match self.traces.get(&note.trace).await {
+                Some(s) => s,
+                None => {
+                    let s = Arc::new(Mutex::new(self.start_trace(shard, &note, now).await));
+                    self.traces.insert(note.trace, Arc::clone(&s)).await;
+                    s
+                }
+            };
+            let (pairs, grown, pending) = {
                 let Ok(mut s) = state.lock() else { continue };
                 let before = s.span_count();
                 let pairs = s.observe(&note, now, settle);
                 let after = s.span_count();
                 // Re-weigh when the trace doubled.
-                (
-                    pairs,
-                    after > 1 && after.is_power_of_two() && after != before,
-                )
+                let grown = after > 1 && after.is_power_of_two() && after != before;
+                (pairs, grown, s.has_pending())
             };
             if grown {
                 self.traces.insert(note.trace, Arc::clone(&state)).await;
             }
+            if pending {
+                self.pending_traces.insert(note.trace, shard);
+            }
             self.dirty.insert(note.trace);
-            for p in pairs {
-                self.metrics.pairs.inc();
-                if let Some(pair) = p.skew_pair() {
-                    self.skew.observe(&pair, now.saturating_mul(1_000_000));
-                }
-                if p.is_edge() {
-                    let minute = p.child.start / 60_000_000_000;
-                    let key = core::edge_key(minute, &p.parent, &p.child, shard);
-                    if self.pending.len() < MAX_PENDING_EDGES || self.pending.contains_key(&key) {
-                        self.pending.entry(key).or_default().add(&p);
-                    } else {
-                        self.metrics.drop_notes("edges_full", 1);
-                    }
+            self.account(shard, pairs, now);
+        }
+    }
+
+    /// The state of a trace this worker has not seen: empty, or loaded
+    /// from the store when another worker may have kept it (the trace
+    /// began before this worker took its shard, plus a margin for clock
+    /// skew and delivery).
+    async fn start_trace(&mut self, shard: ShardId, note: &Note, now: u64) -> TraceState {
+        let took = *self.took.entry(shard).or_insert(now);
+        if note.start / 1_000_000 >= took.saturating_add(TAKEOVER_MARGIN_MS) {
+            return TraceState::default();
+        }
+        let stored = self.store.get_trace(note.trace).await;
+        let summary = stored_summary(self.store.as_ref(), note.trace).await;
+        match (stored, summary) {
+            (Ok(Some(trace)), Ok(summary)) => {
+                self.metrics.seeded.inc();
+                TraceState::seeded(&trace.spans, summary, now)
+            }
+            (Ok(None), _) => TraceState::default(),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::debug!(error = %e, "could not load a trace to resume stitching it");
+                TraceState::default()
+            }
+        }
+    }
+
+    fn account(&mut self, shard: ShardId, pairs: Vec<core::Pairing>, now: u64) {
+        for p in pairs {
+            self.metrics.pairs.inc();
+            if let Some(pair) = p.skew_pair() {
+                self.skew.observe(&pair, now.saturating_mul(1_000_000));
+            }
+            if p.is_edge() {
+                let minute = p.child.start / 60_000_000_000;
+                let key = core::edge_key(minute, &p.parent, &p.child, shard);
+                if self.pending.len() < MAX_PENDING_EDGES || self.pending.contains_key(&key) {
+                    self.pending.entry(key).or_default().add(&p);
+                } else {
+                    self.metrics.drop_notes("edges_full", 1);
                 }
             }
         }
     }
 
+    /// Promotes the loaded spans that settled without their note.
+    async fn promote(&mut self, now: u64) {
+        let settle = u64::try_from(self.config.settle.as_millis()).unwrap_or(u64::MAX);
+        let traces: Vec<(TraceId, ShardId)> =
+            self.pending_traces.iter().map(|(t, s)| (*t, *s)).collect();
+        for (trace, shard) in traces {
+            let Some(state) = self.traces.get(&trace).await else {
+                self.pending_traces.remove(&trace);
+                continue;
+            };
+            let (pairs, still) = match state.lock() {
+                Ok(mut s) => (s.promote(now, settle), s.has_pending()),
+                Err(_) => (Vec::new(), false),
+            };
+            if !still {
+                self.pending_traces.remove(&trace);
+            }
+            self.account(shard, pairs, now);
+        }
+    }
+
     async fn flush(&mut self) {
         let now = now_ms();
+        self.promote(now).await;
         // Summaries of the traces that changed.
         let dirty = std::mem::take(&mut self.dirty);
         let mut records = Vec::with_capacity(dirty.len());
@@ -604,6 +673,27 @@ impl Worker {
             .and_then(|r| serde_json::from_slice(&r.value).ok())
             .unwrap_or_default())
     }
+}
+
+/// The summary record of a trace, if one was written.
+pub async fn stored_summary(
+    store: &dyn SpanStore,
+    id: TraceId,
+) -> Result<Option<Summary>, store::StoreError> {
+    let found = store
+        .scan_records(&RecordScan {
+            kind: RecordKind::Summary,
+            prefix: id.to_hex(),
+            time: None,
+            limit: 4,
+            trace: Some(id),
+        })
+        .await?;
+    Ok(found
+        .into_iter()
+        .filter(|r| r.key == id.to_hex())
+        .filter_map(|r| serde_json::from_slice::<Summary>(&r.value).ok())
+        .max_by_key(|s| s.spans))
 }
 
 /// Reads the stored clock offsets: per cluster, the estimate with the most
