@@ -271,11 +271,13 @@ async fn summary(State(store): State<Store>, Path(id): Path<String>) -> Response
         Ok(id) => id,
         Err(r) => return r,
     };
-    let (trace, stored) =
-        match tokio::join!(store.get_trace(id), stitch::stored_summary(store.as_ref(), id)) {
-            (Ok(t), Ok(s)) => (t, s),
-            (Err(e), _) | (_, Err(e)) => return store_error(e),
-        };
+    let (trace, stored) = match tokio::join!(
+        store.get_trace(id),
+        stitch::stored_summary(store.as_ref(), id)
+    ) {
+        (Ok(t), Ok(s)) => (t, s),
+        (Err(e), _) | (_, Err(e)) => return store_error(e),
+    };
     let Some(trace) = trace else {
         return error(StatusCode::NOT_FOUND, "trace not found");
     };

@@ -241,18 +241,41 @@ impl Stitcher {
             self.metrics.drop_notes("no_worker", no_worker);
         }
         for (worker, batch) in by_worker {
-            for chunk in chunks(batch, self.config.batch_notes) {
-                let n = chunk.len();
-                let sent = if worker == self.plane.id() {
-                    self.local.try_send(chunk).is_ok()
-                } else {
-                    self.outbox(worker).try_send(chunk).is_ok()
-                };
-                if !sent {
-                    self.metrics.drop_notes("queue_full", n);
-                }
+            self.send_to(worker, batch);
+        }
+    }
+
+    /// Queues a batch for `worker` (in chunks), counting what does not fit.
+    fn send_to(&self, worker: NodeId, batch: Batch) {
+        for chunk in chunks(batch, self.config.batch_notes) {
+            let n = chunk.len();
+            let sent = if worker == self.plane.id() {
+                self.local.try_send(chunk).is_ok()
+            } else {
+                self.outbox(worker).try_send(chunk).is_ok()
+            };
+            if !sent {
+                self.metrics.drop_notes("queue_full", n);
             }
         }
+    }
+
+    /// Routes a batch again after its worker did not answer: to the new
+    /// worker of each note's shard once the lease moved. Returns the notes
+    /// whose worker is still `failed`.
+    fn reroute(&self, failed: NodeId, batch: Batch) -> Batch {
+        let mut by_worker: HashMap<NodeId, Batch> = HashMap::new();
+        let mut stay = Vec::new();
+        for (shard, note) in batch {
+            match self.plane.worker_of(shard) {
+                Some(w) if w != failed => by_worker.entry(w).or_default().push((shard, note)),
+                _ => stay.push((shard, note)),
+            }
+        }
+        for (worker, batch) in by_worker {
+            self.send_to(worker, batch);
+        }
+        stay
     }
 
     /// The queue to a peer worker, started on first use.
@@ -265,13 +288,7 @@ impl Stitcher {
             .entry(to)
             .or_insert_with(|| {
                 let (tx, rx) = mpsc::channel(64);
-                tokio::spawn(send_loop(
-                    Arc::clone(&self.plane),
-                    to,
-                    rx,
-                    self.metrics.clone(),
-                    self.jobs.clone(),
-                ));
+                tokio::spawn(send_loop(self.clone(), to, rx));
                 tx
             })
             .clone()
@@ -293,32 +310,49 @@ fn chunks(mut batch: Batch, size: usize) -> Vec<Batch> {
     out
 }
 
-/// Sends one peer's notes, one batch per message.
-async fn send_loop(
-    plane: Arc<ControlPlane>,
-    to: NodeId,
-    mut rx: mpsc::Receiver<Batch>,
-    metrics: StitchMetrics,
-    cancel: CancellationToken,
-) {
+/// How long notes for an unreachable worker are kept, waiting for its
+/// shard's lease to move, before they are dropped.
+const REROUTE_FOR: Duration = Duration::from_secs(30);
+
+/// Sends one peer's notes, one batch per message. When the peer does not
+/// answer, the batch waits (the other batches for that peer queue behind
+/// it, up to the outbox bound) until its shard's lease moves to another
+/// node, which then gets it.
+async fn send_loop(stitcher: Stitcher, to: NodeId, mut rx: mpsc::Receiver<Batch>) {
+    let cancel = stitcher.jobs.clone();
     loop {
-        let batch = tokio::select! {
+        let mut batch = tokio::select! {
             _ = cancel.cancelled() => return,
             b = rx.recv() => match b { Some(b) => b, None => return },
         };
-        let n = batch.len();
-        let body = match serde_json::to_vec(&batch) {
-            Ok(b) => b,
-            Err(_) => continue,
-        };
-        match plane
-            .send_peer(to, Topic::Stitch, &body, Duration::from_secs(5))
-            .await
-        {
-            Ok(_) => {}
-            Err(e) => {
-                tracing::debug!(to, error = %e, "stitch notes not delivered");
-                metrics.drop_notes("peer_unreachable", n);
+        let since = tokio::time::Instant::now();
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let Ok(body) = serde_json::to_vec(&batch) else {
+                break;
+            };
+            match stitcher
+                .plane
+                .send_peer(to, Topic::Stitch, &body, Duration::from_secs(5))
+                .await
+            {
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::debug!(to, error = %e, "stitch notes not delivered; waiting for the lease to move");
+                    batch = stitcher.reroute(to, batch);
+                    if batch.is_empty() {
+                        break;
+                    }
+                    if since.elapsed() >= REROUTE_FOR {
+                        stitcher.metrics.drop_notes("peer_unreachable", batch.len());
+                        break;
+                    }
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
             }
         }
     }
