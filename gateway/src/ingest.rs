@@ -94,7 +94,15 @@ impl Ingest {
         // rewrites them (records are replaced, not added).
         let links = backlinks(&spans);
         if !links.is_empty() {
-            self.store.put_records(&links).await?;
+            match self.store.put_records(&links).await {
+                Ok(()) => {}
+                // A backend without derived records keeps the spans (and
+                // their links); only backlink lookups are missing.
+                Err(StoreError::Unsupported(what)) => {
+                    tracing::debug!(what, "the store keeps no backlinks");
+                }
+                Err(e) => return Err(e),
+            }
         }
         self.metrics.stored(out.inserted, out.duplicates);
         // A batch stored before (an agent's replay after a lost ack) was

@@ -17,14 +17,20 @@ pub enum StoreError {
     /// Any other backend failure.
     #[error("store error: {0}")]
     Backend(String),
+    /// This backend does not do what was asked (derived records on
+    /// Cassandra).
+    #[error("not supported by this store backend: {0}")]
+    Unsupported(String),
 }
 
 impl StoreError {
     pub fn code(&self) -> ServiceErrorCode {
         match self {
-            Self::Config(_) | Self::Migration(_) | Self::Corrupt(_) | Self::Backend(_) => {
-                ServiceErrorCode::Internal
-            }
+            Self::Config(_)
+            | Self::Migration(_)
+            | Self::Corrupt(_)
+            | Self::Backend(_)
+            | Self::Unsupported(_) => ServiceErrorCode::Internal,
             Self::Unavailable(_) => ServiceErrorCode::Unavailable,
         }
     }

@@ -175,16 +175,16 @@ pub trait SpanStore: Send + Sync + std::fmt::Debug + 'static {
     /// Returns once they are committed.
     async fn put_records(&self, records: &[Record]) -> Result<(), StoreError> {
         let _ = records;
-        Err(StoreError::Config(
-            "this store backend keeps no federation records".into(),
+        Err(StoreError::Unsupported(
+            "derived records (trace summaries, service edges, clock offsets, backlinks)".into(),
         ))
     }
 
     /// Reads derived records, in key order.
     async fn scan_records(&self, scan: &RecordScan) -> Result<Vec<Record>, StoreError> {
         let _ = scan;
-        Err(StoreError::Config(
-            "this store backend keeps no federation records".into(),
+        Err(StoreError::Unsupported(
+            "derived records (trace summaries, service edges, clock offsets, backlinks)".into(),
         ))
     }
 }

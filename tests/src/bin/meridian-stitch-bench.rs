@@ -1,0 +1,147 @@
+//! Stitching benchmark (BENCHMARKS.md, "Federation"): CPU of a shard's
+//! stitching worker per trace, and the bytes of the notes gateways send
+//! each other.
+//!
+//! Traces of 5 spans cross three clusters (a → b → c, two cross-cluster
+//! client/server pairs each, as in `tests/tests/federation.rs`). The
+//! worker pairs them, aggregates edges and skew, and writes one summary
+//! record per trace and the edge aggregates to an embedded store (SQLite
+//! file, `synchronous=FULL`) in one flush per `--flush-every` traces.
+//!
+//! ```text
+//! meridian-stitch-bench [--traces 50000] [--flush-every 2000]
+//! ```
+
+#![allow(clippy::print_stdout, clippy::print_stderr)] // a bench tool reports on stdout
+
+use std::{sync::Arc, time::Instant};
+
+use gateway::stitch::{Batch, Note, StitchConfig, bench_worker};
+use model::{SpanId, SpanKind, TraceId};
+
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn notes(i: u64, t0: u64) -> anyhow::Result<Vec<Note>> {
+    let mut tid = [7u8; 16];
+    tid[8..].copy_from_slice(&(i + 1).to_be_bytes());
+    let trace = TraceId::from_bytes(&tid)?;
+    let sid = |n: u8| -> anyhow::Result<SpanId> {
+        let mut b = [0u8; 8];
+        b[..7].copy_from_slice(&(i + 1).to_be_bytes()[1..]);
+        b[7] = n;
+        Ok(SpanId::from_bytes(&b)?)
+    };
+    let t = t0 + i * 1_000;
+    let ms = 1_000_000;
+    let n = |span,
+             parent: Option<u8>,
+             service: &str,
+             cluster: &str,
+             kind: SpanKind,
+             s: u64,
+             e: u64|
+     -> anyhow::Result<Note> {
+        Ok(Note {
+            trace,
+            span: sid(span)?,
+            parent: parent.map(sid).transpose()?,
+            service: service.into(),
+            cluster: cluster.into(),
+            name: format!("{service}-{span}"),
+            kind: kind.as_i32(),
+            start: t + s * ms,
+            end: t + e * ms,
+            error: i % 10 == 0 && span == 5,
+            policy: None,
+        })
+    };
+    Ok(vec![
+        n(1, None, "web", "a", SpanKind::Server, 0, 100)?,
+        n(2, Some(1), "web", "a", SpanKind::Client, 5, 95)?,
+        n(3, Some(2), "api", "b", SpanKind::Server, 7, 93)?,
+        n(4, Some(3), "api", "b", SpanKind::Client, 20, 80)?,
+        n(5, Some(4), "db", "c", SpanKind::Server, 22, 78)?,
+    ])
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let traces = arg("--traces", 50_000) as u64;
+    let flush_every = arg("--flush-every", 2_000) as u64;
+    let dir = tempfile::tempdir()?;
+    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let store = store::open(&[url], &store::StoreOptions::default()).await?;
+    // Steady state: traces that began after the worker took the shard
+    // (nothing to resume from the store).
+    let config = StitchConfig {
+        takeover_margin: std::time::Duration::ZERO,
+        ..StitchConfig::default()
+    };
+    let t0 = u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_nanos(),
+    )? + 10_000_000_000;
+    let mut wire_bytes = 0usize;
+    let mut spans = 0usize;
+    let mut rounds = Vec::new();
+    let mut i = 0;
+    while i < traces {
+        let mut batch: Batch = Vec::new();
+        for _ in 0..flush_every.min(traces - i) {
+            for n in notes(i, t0)? {
+                batch.push((0, n));
+            }
+            i += 1;
+        }
+        wire_bytes += serde_json::to_vec(&batch)?.len();
+        spans += batch.len();
+        rounds.push(batch);
+    }
+    let cpu = cpu_seconds();
+    let wall = Instant::now();
+    for batch in rounds {
+        // One flush per round: the worker flushes every 2 s in production.
+        bench_worker(Arc::clone(&store), config.clone(), vec![batch]).await;
+    }
+    let wall = wall.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu;
+    let per_trace_us = cpu / traces as f64 * 1e6;
+    println!("traces: {traces} ({spans} spans, 5 per trace, 2 cross-cluster pairs each)");
+    println!(
+        "wall: {wall:.2} s, {:.0} traces/s on one thread",
+        traces as f64 / wall
+    );
+    println!(
+        "cpu: {per_trace_us:.1} µs per trace -> {:.3} cores per 1k traces/s",
+        per_trace_us * 1e3 / 1e6
+    );
+    println!(
+        "notes between gateways: {:.1} bytes per span, {:.1} bytes per trace (JSON, before gRPC compression)",
+        wire_bytes as f64 / spans as f64,
+        wire_bytes as f64 / traces as f64
+    );
+    Ok(())
+}
