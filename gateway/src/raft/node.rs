@@ -563,10 +563,10 @@ impl ControlPlane {
     /// else the leader. `None` while neither is known.
     pub fn worker_of(&self, shard: ShardId) -> Option<NodeId> {
         let state = self.state();
-        if let Some(lease) = state.leases.get(&shard) {
-            if state.members.contains_key(&lease.holder) {
-                return Some(lease.holder);
-            }
+        if let Some(lease) = state.leases.get(&shard)
+            && state.members.contains_key(&lease.holder)
+        {
+            return Some(lease.holder);
         }
         self.raft.metrics().borrow().current_leader
     }
