@@ -66,7 +66,12 @@ fn npm_build(ui: &Path, dist: &Path) {
         )),
     }
     if needs_install(ui) {
-        run(Command::new(&npm).args(["ci", "--no-audit", "--no-fund"]).current_dir(ui), "npm ci");
+        run(
+            Command::new(&npm)
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(ui),
+            "npm ci",
+        );
     }
     let out_dir = dist.to_str().expect("OUT_DIR is UTF-8");
     run(

@@ -34,7 +34,10 @@ pub fn router() -> Router {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resolution {
     /// An embedded file; `immutable` for hashed assets.
-    File { asset: &'static Asset, immutable: bool },
+    File {
+        asset: &'static Asset,
+        immutable: bool,
+    },
     /// Not a UI path.
     NotFound,
 }
@@ -95,10 +98,7 @@ async fn serve(method: Method, uri: Uri) -> Response {
                 HeaderValue::from_static(asset.content_type),
             );
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-            h.insert(
-                header::CONTENT_LENGTH,
-                HeaderValue::from(asset.body.len()),
-            );
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(asset.body.len()));
             h.insert(
                 header::X_CONTENT_TYPE_OPTIONS,
                 HeaderValue::from_static("nosniff"),
@@ -134,7 +134,10 @@ mod tests {
 
     #[test]
     fn hashed_assets_are_immutable_and_index_is_not() {
-        assert_eq!(file("/assets/index-abc123.js"), Some(("/assets/index-abc123.js", true)));
+        assert_eq!(
+            file("/assets/index-abc123.js"),
+            Some(("/assets/index-abc123.js", true))
+        );
         assert_eq!(file("/index.html"), Some(("/index.html", false)));
         assert_eq!(file("/"), Some(("/index.html", false)));
     }

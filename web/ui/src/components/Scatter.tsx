@@ -28,7 +28,7 @@ export function Scatter({ traces, onOpen }: { traces: TraceSummary[]; onOpen: (i
       height: 180,
       legend: { show: false },
       cursor: { drag: { x: false, y: false }, points: { size: 10 } },
-      scales: { x: { time: true }, y: { distr: 3 } },
+      scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(1, max) * 1.1] } },
       axes: [axis, { ...axis, size: 70, values: (_u, vals) => vals.map((v) => formatDuration(v * 1000)) }],
       series: [
         {},

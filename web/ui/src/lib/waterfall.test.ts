@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { jtrace } from './fixture';
 import { buildTrace } from './trace';
-import { ancestors, barFor, clampWindow, descendantCount, findSpans, navigate, rowWindow, visibleRows } from './waterfall';
+import { ancestors, barFor, clampWindow, clipBar, descendantCount, findSpans, navigate, rowWindow, visibleRows } from './waterfall';
 
 const tree = () =>
   buildTrace(
@@ -29,6 +29,10 @@ describe('barFor', () => {
     expect(barFor(10, 50, { start: 0, end: 100 })).toEqual({ left: 0.1, width: 0.4, visible: true });
     expect(barFor(200, 300, { start: 0, end: 100 }).visible).toBe(false);
     expect(barFor(5, 5, { start: 0, end: 100 }).width).toBeGreaterThan(0);
+  });
+  it('clips a bar to a zoomed window', () => {
+    expect(clipBar(barFor(0, 100, { start: 50, end: 75 }))).toEqual({ left: 0, width: 1, visible: true });
+    expect(clipBar(barFor(60, 100, { start: 50, end: 100 }))).toEqual({ left: 0.2, width: 0.8, visible: true });
   });
 });
 

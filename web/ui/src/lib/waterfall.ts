@@ -53,6 +53,13 @@ export function barFor(start: number, end: number, w: ViewWindow): Bar {
   return { left, width, visible: end >= w.start && start <= w.end };
 }
 
+/** The part of a bar inside the window ([0, 1]), for drawing. */
+export function clipBar(b: Bar): Bar {
+  const left = Math.min(1, Math.max(0, b.left));
+  const right = Math.max(left, Math.min(1, b.left + b.width));
+  return { left, width: Math.max(MIN_BAR, right - left), visible: b.visible };
+}
+
 /** Rows `[first, last)` to render for a scroll position (virtualisation). */
 export function rowWindow(
   scrollTop: number,

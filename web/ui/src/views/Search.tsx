@@ -64,7 +64,7 @@ export function SearchView({ query }: { query: URLSearchParams }) {
           Tags
           <input name="tags" placeholder="http.status_code=500 error=true" value={form.tags} onInput={(e) => set('tags', e.currentTarget.value)} />
         </label>
-        <label>
+        <label title="Spans of the service in this cluster">
           Cluster
           <input name="cluster" list="cluster-list" placeholder="any" value={form.cluster} onInput={(e) => set('cluster', e.currentTarget.value)} />
           <datalist id="cluster-list">{clusters.state === 'ok' && clusters.data.map((c) => <option key={c} value={c} />)}</datalist>
@@ -193,7 +193,7 @@ function ResultRow({ t, longest }: { t: TraceSummary; longest: number }) {
         </div>
         <div class="result-meta">
           <span>{t.spanCount} spans</span>
-          {t.errorCount > 0 && <span class="errors">{t.errorCount} errors</span>}
+          {t.errorCount > 0 && <span class="errors">{t.errorCount} error{t.errorCount === 1 ? '' : 's'}</span>}
           <span>{t.services.length} services</span>
           <span class="clusters">
             {t.clusters.map((c) => (

@@ -112,13 +112,15 @@ function layout(graph: ServiceGraph): Layout {
     const d = g.edge({ v: e.source, w: e.target, name: `e${i}` });
     if (d?.points) edges.push({ e, points: d.points, label: { x: d.x ?? d.points[0].x, y: d.y ?? d.points[0].y } });
   });
+  const boxes = clusters.map((c) => {
+    const n = g.node(`cluster:${c}`);
+    return { name: c, x: n.x - n.width / 2, y: n.y - n.height / 2, w: n.width, h: n.height };
+  });
   return {
-    width: gg.width ?? 800,
-    height: gg.height ?? 400,
-    clusters: clusters.map((c) => {
-      const n = g.node(`cluster:${c}`);
-      return { name: c, x: n.x - n.width / 2, y: n.y - n.height / 2, w: n.width, h: n.height };
-    }),
+    // dagre's graph size can leave out the cluster boxes' padding.
+    width: Math.max(gg.width ?? 0, ...boxes.map((b) => b.x + b.w + 20)),
+    height: Math.max(gg.height ?? 0, ...boxes.map((b) => b.y + b.h + 20)),
+    clusters: boxes,
     nodes: graph.nodes.map((n) => {
       const d = g.node(n.id);
       return { id: n.id, service: n.service, cluster: n.cluster, x: d.x - NODE_W / 2, y: d.y - NODE_H / 2, w: NODE_W, h: NODE_H };
@@ -157,7 +159,7 @@ function GraphSvg({ graph, seconds, derived }: { graph: ServiceGraph; seconds: n
               <title>{title}</title>
               <path d={path(points)} markerEnd="url(#arrow)" />
               <text x={label.x} y={label.y} text-anchor="middle">
-                {rate >= 1 ? rate.toFixed(1) : rate.toPrecision(2)}/s · {(100 * errRatio).toFixed(errRatio ? 1 : 0)}% · p99 {e.p99Ms.toFixed(e.p99Ms < 10 ? 1 : 0)}ms
+                {formatRate(rate)} · {(100 * errRatio).toFixed(errRatio ? 1 : 0)}% err · p99 {e.p99Ms.toFixed(e.p99Ms < 10 ? 1 : 0)}ms
               </text>
             </g>
           );
@@ -178,4 +180,11 @@ function GraphSvg({ graph, seconds, derived }: { graph: ServiceGraph; seconds: n
       </svg>
     </div>
   );
+}
+
+/** Calls per second, or per minute when below one per second. */
+export function formatRate(perSecond: number): string {
+  if (perSecond >= 1) return `${perSecond.toFixed(perSecond >= 10 ? 0 : 1)}/s`;
+  const perMinute = perSecond * 60;
+  return `${perMinute >= 10 ? perMinute.toFixed(0) : Number(perMinute.toPrecision(2))}/min`;
 }

@@ -73,8 +73,10 @@ export function TracePage({ trace, json, raw }: { trace: Trace; json: JTrace; ra
           <span>Started {formatTime(trace.start)}</span>
           <span>Duration {formatDuration(trace.duration)}</span>
           <span data-testid="span-count">{trace.spans.length} spans</span>
-          <span>{trace.services.length} services</span>
-          {trace.errorCount > 0 && <span class="errors">{trace.errorCount} errors</span>}
+          <span>
+            {trace.services.length} service{trace.services.length === 1 ? '' : 's'}
+          </span>
+          {trace.errorCount > 0 && <span class="errors">{trace.errorCount} error{trace.errorCount === 1 ? '' : 's'}</span>}
           <span>
             {trace.clusters.length} cluster{trace.clusters.length === 1 ? '' : 's'}:{' '}
             {trace.clusters.map((c) => (

@@ -7,7 +7,7 @@ import { clusterColor, serviceColor } from '../../lib/colors';
 import type { Segment } from '../../lib/critical';
 import { formatDuration, ticks } from '../../lib/ticks';
 import type { Span, Trace } from '../../lib/trace';
-import { barFor, descendantCount, navigate, type NavKey, rowWindow, type ViewWindow, visibleRows } from '../../lib/waterfall';
+import { barFor, clipBar, descendantCount, navigate, type NavKey, rowWindow, type ViewWindow, visibleRows } from '../../lib/waterfall';
 
 export const ROW_HEIGHT = 26;
 
@@ -140,10 +140,18 @@ interface RowProps {
 
 function Row(r: RowProps) {
   const s = r.span;
-  const bar = barFor(s.start, s.end, r.view);
+  const bar = clipBar(barFor(s.start, s.end, r.view));
   const pct = (x: number) => `${x * 100}%`;
   const cls = ['wf-row', r.selected && 'selected', s.error && 'error', r.dim && 'dim', r.hit && 'hit', r.onCritical && 'critical'].filter(Boolean).join(' ');
   const hasChildren = s.children.length > 0;
+  // The duration goes right of the bar, else left of it, else inside it.
+  const end = bar.left + bar.width;
+  const label =
+    end <= 0.85
+      ? { cls: '', style: { left: pct(end) } }
+      : bar.left >= 0.12
+        ? { cls: '', style: { right: pct(1 - bar.left) } }
+        : { cls: 'inside', style: { right: pct(Math.max(0, 1 - end)) } };
   return (
     <div
       class={cls}
@@ -196,10 +204,10 @@ function Row(r: RowProps) {
           <>
             <span class="bar" style={{ left: pct(bar.left), width: pct(bar.width), background: serviceColor(s.service) }} />
             {r.segments?.map((g) => {
-              const b = barFor(g.start, g.end, r.view);
+              const b = clipBar(barFor(g.start, g.end, r.view));
               return <span class="crit" key={g.start} style={{ left: pct(b.left), width: pct(b.width) }} />;
             })}
-            <span class={`bar-label ${bar.left + bar.width > 0.8 ? 'left' : ''}`} style={bar.left + bar.width > 0.8 ? { right: pct(1 - bar.left) } : { left: pct(bar.left + bar.width) }}>
+            <span class={`bar-label ${label.cls}`} style={label.style}>
               {formatDuration(s.duration)}
             </span>
           </>
