@@ -4,6 +4,11 @@ import { defineConfig } from 'vite';
 
 export default defineConfig({
   base: '/',
+  // `npx vite` serves the sources with hot reload; the APIs come from a
+  // running gateway.
+  server: {
+    proxy: { '/api': process.env.MERIDIAN_GATEWAY ?? 'http://127.0.0.1:16686' },
+  },
   oxc: {
     jsx: { runtime: 'automatic', importSource: 'preact' },
   },

@@ -103,7 +103,7 @@ function layout(graph: ServiceGraph): Layout {
     g.setParent(n.id, `cluster:${n.cluster}`);
   }
   graph.edges.forEach((e, i) => {
-    if (g.hasNode(e.source) && g.hasNode(e.target)) g.setEdge(e.source, e.target, { width: 120, height: 16, labelpos: 'c' }, `e${i}`);
+    if (g.hasNode(e.source) && g.hasNode(e.target)) g.setEdge(e.source, e.target, { width: 200, height: 22, labelpos: 'c' }, `e${i}`);
   });
   dagre.layout(g);
   const gg = g.graph();
@@ -135,7 +135,12 @@ function GraphSvg({ graph, seconds, derived }: { graph: ServiceGraph; seconds: n
   const search = (service: string, cluster: string) => navigate(`/search?${new URLSearchParams({ service, cluster })}`);
   return (
     <div class="card map-wrap">
-      <svg class="service-map" width={l.width} height={l.height + 10} viewBox={`0 0 ${l.width} ${l.height + 10}`} data-testid="service-map">
+      <svg
+        class="service-map"
+        viewBox={`0 0 ${l.width} ${l.height + 10}`}
+        style={{ width: '100%', maxWidth: l.width, height: 'auto' }}
+        data-testid="service-map"
+      >
         <defs>
           <marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
             <path d="M0,0 L10,5 L0,10 z" class="arrowhead" />
@@ -158,7 +163,7 @@ function GraphSvg({ graph, seconds, derived }: { graph: ServiceGraph; seconds: n
             <g key={e.source + e.target} class={`map-edge ${e.crossCluster ? 'cross' : ''} ${errRatio > 0 ? 'has-errors' : ''}`} data-testid="map-edge" onClick={() => search(svc, cluster)}>
               <title>{title}</title>
               <path d={path(points)} markerEnd="url(#arrow)" />
-              <text x={label.x} y={label.y} text-anchor="middle">
+              <text x={label.x} y={label.y - 6} text-anchor="middle">
                 {formatRate(rate)} · {(100 * errRatio).toFixed(errRatio ? 1 : 0)}% err · p99 {e.p99Ms.toFixed(e.p99Ms < 10 ? 1 : 0)}ms
               </text>
             </g>
