@@ -23,9 +23,11 @@ pub mod federation;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod peer;
 pub mod query;
 pub mod raft;
 pub mod retention;
+pub mod stitch;
 #[cfg(test)]
 mod testing;
 pub mod tls;

@@ -34,6 +34,8 @@ pub enum Rpc {
     InstallSnapshot,
     Vote,
     Forward,
+    /// A [`crate::peer`] message (not Raft).
+    Peer,
 }
 
 /// A message could not be delivered (or its answer not received).

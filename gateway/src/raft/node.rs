@@ -18,6 +18,8 @@ use store::shard::ShardId;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::peer::{PeerError, PeerHandlers, Topic};
+
 use super::{
     Applied, Command, ControlState, Member, NodeId, Raft,
     log_store::LogStore,
@@ -108,6 +110,8 @@ pub struct ControlPlane {
     state: watch::Receiver<Arc<ControlState>>,
     held: Mutex<BTreeMap<ShardId, HeldLease>>,
     config: PlaneConfig,
+    /// Handlers of non-Raft messages from peers ([`crate::peer`]).
+    peers: PeerHandlers,
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -174,6 +178,7 @@ impl ControlPlane {
             state,
             held: Mutex::new(BTreeMap::new()),
             config,
+            peers: PeerHandlers::default(),
         }))
     }
 
@@ -519,7 +524,62 @@ impl ControlPlane {
                 };
                 encode(&res)
             }
+            Rpc::Peer => return self.peers.deliver(body).await.map_err(|e| e.to_string()),
         })
+    }
+
+    /// The handlers of [`Rpc::Peer`] messages on this node.
+    pub fn peer_handlers(&self) -> &PeerHandlers {
+        &self.peers
+    }
+
+    /// Sends a [`crate::peer`] message to node `to` (delivered locally when
+    /// `to` is this node) and returns its handler's answer.
+    pub async fn send_peer(
+        &self,
+        to: NodeId,
+        topic: Topic,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<Vec<u8>, PeerError> {
+        let body = crate::peer::frame(topic, self.id, payload);
+        if to == self.id {
+            return self.peers.deliver(&body).await;
+        }
+        let addr = self
+            .state()
+            .members
+            .get(&to)
+            .map(|m| m.raft_addr.clone())
+            .ok_or(PeerError::UnknownNode(to))?;
+        self.transport
+            .call(to, &addr, Rpc::Peer, body, timeout)
+            .await
+            .map_err(|e| PeerError::Transport(e.to_string()))
+    }
+
+    /// The node that does per-shard work for `shard` (stitching, tail
+    /// decisions): the holder of its lease as the replicated state says,
+    /// else the leader. `None` while neither is known.
+    pub fn worker_of(&self, shard: ShardId) -> Option<NodeId> {
+        let state = self.state();
+        if let Some(lease) = state.leases.get(&shard) {
+            if state.members.contains_key(&lease.holder) {
+                return Some(lease.holder);
+            }
+        }
+        self.raft.metrics().borrow().current_leader
+    }
+
+    /// Whether this node may do per-shard work for `shard` now: it holds
+    /// the lease, or no lease is granted and it leads (a one-node cluster
+    /// before its first lease round).
+    pub fn works_on(&self, shard: ShardId) -> bool {
+        if self.holds_lease(shard).is_some() {
+            return true;
+        }
+        let state = self.state();
+        !state.leases.contains_key(&shard) && self.is_leader()
     }
 
     /// The fence of `shard`'s lease if this node holds it now; per-shard

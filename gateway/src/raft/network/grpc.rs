@@ -126,6 +126,7 @@ impl Transport for GrpcTransport {
                     Rpc::InstallSnapshot => client.install_snapshot(req).await,
                     Rpc::Vote => client.vote(req).await,
                     Rpc::Forward => client.forward(req).await,
+                    Rpc::Peer => client.peer(req).await,
                 }
             };
             match tokio::time::timeout(timeout, call).await {
@@ -207,5 +208,9 @@ impl raft_server::Raft for RaftService {
 
     async fn forward(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
         self.serve(Rpc::Forward, req).await
+    }
+
+    async fn peer(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        self.serve(Rpc::Peer, req).await
     }
 }
