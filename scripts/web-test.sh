@@ -23,15 +23,21 @@ if [ ! -x "$chromium" ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
 fi
 
-cargo build -p gateway --locked
+out="$target/web-e2e"
+mkdir -p "$out"
+# MERIDIAN_GATEWAY_BIN: test that binary instead of building one.
+if [ -z "${MERIDIAN_GATEWAY_BIN:-}" ]; then
+  cargo build -p gateway --locked
+  MERIDIAN_GATEWAY_BIN="$target/debug/meridian-gateway"
+fi
 (cd web/ui && npm ci --no-audit --no-fund)
 
 echo "--- vitest"
 (cd web/ui && NO_COLOR=1 npx vitest run)
 
 echo "--- end-to-end (headless chromium)"
-export MERIDIAN_GATEWAY_BIN="$target/debug/meridian-gateway"
-export MERIDIAN_WEB_E2E_OUT="$target/web-e2e"
+export MERIDIAN_GATEWAY_BIN
+export MERIDIAN_WEB_E2E_OUT="$out"
 export MERIDIAN_CHROMIUM="$chromium"
 (cd web/ui && node --test --test-reporter=spec e2e/)
 echo "screenshots: $MERIDIAN_WEB_E2E_OUT"

@@ -23,8 +23,13 @@ export function DashboardsView() {
   const [range, setRange] = useState('1h');
   const [cluster, setCluster] = useState('');
   const [service, setService] = useState('');
+  const [operation, setOperation] = useState('');
   const [clusters] = useFetch((s) => knownClusters(s), []);
   const [services] = useFetch((s) => get<{ data: string[] | null }>('/api/services', s), []);
+  const [operations] = useFetch(
+    (s) => (service ? get<{ data: string[] | null }>(`/api/services/${encodeURIComponent(service)}/operations`, s) : Promise.resolve({ data: [] })),
+    [service],
+  );
   return (
     <div class="page">
       <div class="page-head">
@@ -48,28 +53,41 @@ export function DashboardsView() {
         </label>
         <label>
           Service
-          <select value={service} onChange={(e) => setService(e.currentTarget.value)}>
+          <select
+            value={service}
+            onChange={(e) => {
+              setService(e.currentTarget.value);
+              setOperation('');
+            }}
+          >
             <option value="">all</option>
             {services.state === 'ok' && (services.data.data ?? []).map((c) => <option key={c}>{c}</option>)}
           </select>
         </label>
+        <label>
+          Operation
+          <select value={operation} onChange={(e) => setOperation(e.currentTarget.value)} disabled={!service}>
+            <option value="">all</option>
+            {operations.state === 'ok' && (operations.data.data ?? []).map((o) => <option key={o}>{o}</option>)}
+          </select>
+        </label>
       </div>
       <h2>RED metrics</h2>
-      <Red rangeMs={RANGES[range]} cluster={cluster} service={service} />
+      <Red rangeMs={RANGES[range]} cluster={cluster} service={service} operation={operation} />
       <h2>Storage</h2>
       <StoragePanel />
     </div>
   );
 }
 
-function Red({ rangeMs, cluster, service }: { rangeMs: number; cluster: string; service: string }) {
+function Red({ rangeMs, cluster, service, operation }: { rangeMs: number; cluster: string; service: string; operation: string }) {
   const [v, retry] = useFetch(
     (s) => {
       const to = Date.now();
       const from = to - rangeMs;
-      return get<unknown>(redPath({ cluster, service, from, to, step: stepFor(from, to) }), s).then(normalize);
+      return get<unknown>(redPath({ cluster, service, operation, from, to, step: stepFor(from, to) }), s).then(normalize);
     },
-    [rangeMs, cluster, service],
+    [rangeMs, cluster, service, operation],
   );
   if (v.state === 'error' && v.error.notAvailable) {
     return (
