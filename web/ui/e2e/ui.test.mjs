@@ -166,6 +166,9 @@ describe('the web UI against a real gateway', () => {
     await page.keyboard.press('ArrowRight'); // to its first child
     await page.keyboard.press('Enter');
     assert.match(await page.getByTestId('span-detail').locator('h2').textContent(), /checkout\s*POST \/checkout/);
+    // JSON download of the trace as served.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download JSON' }).click()]);
+    assert.equal(download.suggestedFilename(), `trace-${data.checkout.traceId}.json`);
     // The completeness panel answers (or says the API is not there yet).
     await page.getByTestId('completeness').locator('.notice, [data-testid=not-available]').first().waitFor();
   });
@@ -184,7 +187,10 @@ describe('the web UI against a real gateway', () => {
   });
 
   test('trace view: 10,000 spans are virtualised', async () => {
-    await page.goto(`${gw.http}/trace/${data.big.traceId}`);
+    // Opened by id from the top bar.
+    await page.getByLabel('Open a trace by id').fill(data.big.traceId);
+    await page.getByLabel('Open a trace by id').press('Enter');
+    await page.waitForURL(`**/trace/${data.big.traceId}`);
     await page.getByTestId('span-row').first().waitFor();
     assert.equal(await page.getByTestId('span-count').textContent(), '10000 spans');
     const inDom = await page.getByTestId('span-row').count();
