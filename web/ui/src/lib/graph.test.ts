@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { jtrace } from './fixture';
-import { graphFromTraces, quantile } from './graph';
+import { formatRate, graphFromTraces, quantile } from './graph';
 
 describe('graphFromTraces', () => {
   it('makes service@cluster edges, flags crossings, counts errors', () => {
@@ -23,5 +23,15 @@ describe('graphFromTraces', () => {
     expect(quantile(xs, 0.5)).toBe(50);
     expect(quantile(xs, 0.99)).toBe(99);
     expect(quantile([], 0.5)).toBe(0);
+  });
+});
+
+describe('formatRate', () => {
+  it('uses per minute below one per second', () => {
+    expect(formatRate(25)).toBe('25/s');
+    expect(formatRate(2.345)).toBe('2.3/s');
+    expect(formatRate(0.25)).toBe('15/min');
+    expect(formatRate(1 / 60)).toBe('1/min');
+    expect(formatRate(0.0001)).toBe('0.006/min');
   });
 });

@@ -66,3 +66,10 @@ export function graphFromTraces(traces: JTrace[]): ServiceGraph {
   }
   return { nodes: [...nodes.values()].sort((a, b) => a.id.localeCompare(b.id)), edges: out };
 }
+
+/** Calls per second, or per minute when below one per second. */
+export function formatRate(perSecond: number): string {
+  if (perSecond >= 1) return `${perSecond.toFixed(perSecond >= 10 ? 0 : 1)}/s`;
+  const perMinute = perSecond * 60;
+  return `${perMinute >= 10 ? perMinute.toFixed(0) : Number(perMinute.toPrecision(2))}/min`;
+}

@@ -111,6 +111,7 @@ export function ClustersView() {
           </div>
         )}
       </Load>
+      <p class="muted">Agents per cluster, their ingest rate and buffer state are not reported by the gateway's APIs yet.</p>
       <h2>Gateway members</h2>
       <Load value={members} what="gateway members" retry={retryM}>
         {(m) => (

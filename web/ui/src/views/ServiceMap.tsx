@@ -8,7 +8,7 @@ import { ApiError, get } from '../api';
 import { Load, NotAvailable } from '../components/common';
 import { useFetch } from '../hooks';
 import { clusterColor, serviceColor } from '../lib/colors';
-import { type GraphEdge, graphFromTraces, type ServiceGraph } from '../lib/graph';
+import { formatRate, type GraphEdge, graphFromTraces, type ServiceGraph } from '../lib/graph';
 import type { JTrace } from '../lib/trace';
 import { navigate } from '../router';
 
@@ -187,9 +187,3 @@ function GraphSvg({ graph, seconds, derived }: { graph: ServiceGraph; seconds: n
   );
 }
 
-/** Calls per second, or per minute when below one per second. */
-export function formatRate(perSecond: number): string {
-  if (perSecond >= 1) return `${perSecond.toFixed(perSecond >= 10 ? 0 : 1)}/s`;
-  const perMinute = perSecond * 60;
-  return `${perMinute >= 10 ? perMinute.toFixed(0) : Number(perMinute.toPrecision(2))}/min`;
-}
