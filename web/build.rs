@@ -5,7 +5,8 @@
 //! - `npm ci` runs when `ui/node_modules` is missing or older than
 //!   `ui/package-lock.json` (npm's own `node_modules/.package-lock.json`
 //!   marks an install); `npm run build` runs whenever a UI source changes.
-//! - Without npm the build fails with a message naming the fix.
+//! - Without npm (or the program `NPM` names) the build fails with a
+//!   message naming the fix.
 //! - `MERIDIAN_WEB_SKIP_BUILD=1` embeds a placeholder page instead (for
 //!   Rust-only work on machines without Node.js); the default builds the
 //!   real UI.
@@ -23,6 +24,7 @@ fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets it"));
     let ui = manifest.join("ui");
     println!("cargo:rerun-if-env-changed={SKIP_ENV}");
+    println!("cargo:rerun-if-env-changed=NPM");
     for p in [
         "src",
         "public",
