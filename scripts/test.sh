@@ -41,9 +41,19 @@ status=${PIPESTATUS[0]}
 step "deploy: chart, manifests, images (deploy/README.md)"
 scripts/test-deploy.sh 2>&1 | tee "$target/deploy-test-output.txt"
 
-# One summary line over every test binary and the deploy tests.
+step "web UI: vitest, then end-to-end in headless Chromium"
+web_status=0
+scripts/web-test.sh 2>&1 | tee "$target/web-test-output.txt" || web_status=${PIPESTATUS[0]}
+
+# One summary line over every test binary, the deploy tests and the web
+# UI's tests (vitest's "Tests N passed" line, node:test's "ℹ pass N").
 awk '/^test result:/ { p += $4; f += $6; i += $8 }
      /^deploy tests: [0-9]+ passed, [0-9]+ failed$/ { p += $3; f += $5 }
+     FILENAME ~ /web-test-output/ && /^ *Tests +[0-9]/ {
+       for (k = 2; k < NF; k++) { if ($(k+1) ~ /^passed/) p += $k; if ($(k+1) ~ /^failed/) f += $k } }
+     FILENAME ~ /web-test-output/ && /^ℹ (pass|fail|cancelled|skipped) [0-9]+$/ {
+       if ($2 == "pass") p += $3; else if ($2 == "skipped") i += $3; else f += $3 }
      END { printf "\nall test binaries: %d passed, %d failed, %d ignored\n", p, f, i }' \
-  "$target/test-output.txt" "$target/deploy-test-output.txt"
-exit "$status"
+  "$target/test-output.txt" "$target/deploy-test-output.txt" "$target/web-test-output.txt"
+[ "$status" -ne 0 ] && exit "$status"
+exit "$web_status"

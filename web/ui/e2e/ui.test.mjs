@@ -1,0 +1,296 @@
+// End-to-end: a real gateway, generated multi-cluster traces, and the UI
+// in real headless Chromium (Debian's, driven by playwright-core; never a
+// downloaded browser). Screenshots go to $MERIDIAN_WEB_E2E_OUT.
+//
+//   MERIDIAN_GATEWAY_BIN=<target>/debug/meridian-gateway node --test e2e/
+
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { chromium } from 'playwright-core';
+import { startGateway, waitFor } from './gateway.mjs';
+import { Batch, bigTrace, browseTrace, checkoutTrace, post } from './traces.mjs';
+
+const CHROMIUM = process.env.MERIDIAN_CHROMIUM ?? '/usr/bin/chromium';
+const GATEWAY = process.env.MERIDIAN_GATEWAY_BIN;
+const OUT = resolve(process.env.MERIDIAN_WEB_E2E_OUT ?? 'e2e-out');
+const TOKEN = 'e2e-admin-secret';
+/** APIs newer gateways add: a 404 from them is the UI's "not available" case. */
+const PENDING_API = /\/api\/(dependencies|v1\/(graph|clusters|alerts|metrics\/red|traces\/[0-9a-f]+\/(summary|links)))(\?|$)/;
+
+let gw;
+let browser;
+let page;
+let data;
+const consoleErrors = [];
+const badResponses = [];
+
+async function shot(name) {
+  await page.screenshot({ path: `${OUT}/${name}.png`, fullPage: false });
+}
+
+before(async () => {
+  assert.ok(GATEWAY, 'set MERIDIAN_GATEWAY_BIN to the meridian-gateway binary');
+  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium`);
+  mkdirSync(OUT, { recursive: true });
+  gw = await startGateway(GATEWAY, ['--admin-token', TOKEN]);
+  const now = Date.now();
+  const batch = new Batch();
+  const browse = [];
+  for (let i = 0; i < 15; i++) browse.push(browseTrace(batch, now - 40 * 60e3 + i * 60e3, 20 + ((i * 37) % 200)));
+  const linked = browse[0];
+  const checkout = checkoutTrace(batch, now - 5 * 60e3, { traceId: linked.traceId, spanId: linked.rootSpanId });
+  await post(gw.otlpHttp, batch);
+  const bigBatch = new Batch();
+  const big = bigTrace(bigBatch, now - 10 * 60e3);
+  await post(gw.otlpHttp, bigBatch);
+  data = { checkout, browse, big };
+  await waitFor('the traces to be searchable', async () => {
+    const r = await (await fetch(`${gw.http}/api/traces/${big.traceId}`)).json();
+    const c = await (await fetch(`${gw.http}/api/traces/${checkout.traceId}`)).json();
+    return r.data?.[0]?.spans.length === big.spans && c.data?.[0]?.spans.length === checkout.spans;
+  });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: 'light' });
+  page = await context.newPage();
+  page.setDefaultTimeout(15_000);
+  page.on('console', (m) => {
+    // Failed requests are checked through `badResponses` below.
+    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) consoleErrors.push(m.text());
+  });
+  page.on('pageerror', (e) => consoleErrors.push(`uncaught: ${e.message}`));
+  page.on('response', (r) => {
+    if (r.status() < 400) return;
+    const url = new URL(r.url());
+    const expected = (r.status() === 404 && PENDING_API.test(url.pathname + url.search)) || (r.status() === 401 && url.pathname.startsWith('/api/v1/admin/'));
+    if (!expected) badResponses.push(`${r.status()} ${url.pathname}${url.search}`);
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  await gw?.stop();
+});
+
+describe('the web UI against a real gateway', () => {
+  test('serving: SPA routes, cached assets, API paths untouched', async () => {
+    const index = await fetch(`${gw.http}/trace/0123abcd`);
+    assert.equal(index.status, 200);
+    assert.equal(index.headers.get('cache-control'), 'no-cache');
+    const html = await index.text();
+    const script = /src="(\/assets\/[^"]+\.js)"/.exec(html)?.[1];
+    assert.ok(script, `a hashed script in ${html}`);
+    const js = await fetch(`${gw.http}${script}`);
+    assert.equal(js.status, 200);
+    assert.match(js.headers.get('content-type'), /javascript/);
+    assert.match(js.headers.get('cache-control'), /immutable/);
+    for (const path of ['/api/nope', '/api/v1/nope', '/assets/missing-123.js', '/favicon.ico']) {
+      assert.equal((await fetch(`${gw.http}${path}`)).status, 404, path);
+    }
+    assert.equal((await fetch(`${gw.http}/api/services`)).headers.get('content-type'), 'application/json');
+    assert.equal(await (await fetch(`${gw.http}/healthz`)).text(), 'ok');
+  });
+
+  test('search: form, URL, scatter plot and result list', async () => {
+    await page.goto(`${gw.http}/`);
+    await page.getByLabel('Service').selectOption('frontend');
+    await page.getByRole('button', { name: 'Find traces' }).click();
+    await page.waitForURL(/\/search\?.*service=frontend/);
+    await page.getByTestId('result-count').waitFor();
+    assert.equal(await page.getByTestId('result-count').textContent(), '16 traces');
+    assert.equal(await page.locator('[data-testid=scatter] canvas').count() > 0, true);
+    const row = page.getByTestId('result').filter({ hasText: 'GET /checkout' });
+    const text = await row.textContent();
+    for (const s of ['frontend', '8 spans', '1 error', 'us-east', 'eu-west', 'ap-south']) assert.ok(text.includes(s), `${s} in ${text}`);
+    // The cluster filter (the service's cluster) goes into the URL: frontend
+    // runs in us-east only, so ap-south finds nothing (the empty state).
+    await page.getByLabel('Cluster').fill('ap-south');
+    await page.getByRole('button', { name: 'Find traces' }).click();
+    await page.waitForURL(/cluster=ap-south/);
+    await page.getByText('No traces match').waitFor();
+    // Back restores the previous query.
+    await page.goBack();
+    await waitFor('the unfiltered results', async () => (await page.getByTestId('result-count').textContent()) === '16 traces', 10_000);
+    assert.equal(await page.getByLabel('Cluster').inputValue(), '');
+    await shot('01-search');
+  });
+
+  test('trace view: waterfall, clusters, collapse, span detail, find, keyboard', async () => {
+    await page.getByTestId('result').filter({ hasText: 'GET /checkout' }).click();
+    await page.waitForURL(`**/trace/${data.checkout.traceId}`);
+    await page.getByTestId('span-row').first().waitFor();
+    assert.equal(await page.getByTestId('span-count').textContent(), '8 spans');
+    const rows = page.getByTestId('span-row');
+    assert.equal(await rows.count(), 8);
+    // Two places where the trace crosses clusters.
+    assert.deepEqual(await page.getByTestId('cross-marker').allTextContents(), ['⇄ eu-west', '⇄ ap-south']);
+    assert.equal(await page.locator('.wf-row.error').count(), 1);
+    assert.ok((await page.locator('.wf-row.critical').count()) >= 3, 'critical path marked');
+    // Collapse the root, then expand it again.
+    await rows.first().getByTestId('toggle').click();
+    assert.equal(await rows.count(), 1);
+    assert.match(await rows.first().textContent(), /\+7/);
+    await rows.first().getByTestId('toggle').click();
+    assert.equal(await rows.count(), 8);
+    // Open the failing span.
+    await rows.filter({ hasText: 'POST /pay' }).click();
+    const detail = page.getByTestId('span-detail');
+    await detail.waitFor();
+    const d = await detail.textContent();
+    for (const s of ['payments', 'ap-south', 'called from eu-west', 'payment.provider', 'acme', 'exception', 'card declined by issuer', 'k8s.cluster.name']) assert.ok(d.includes(s), `${s} in the span detail`);
+    await shot('02-trace');
+    // The root's link to another trace is listed and leads there.
+    await rows.first().click();
+    assert.ok((await detail.textContent()).includes(`trace ${data.browse[0].traceId.slice(0, 12)}`));
+    // Find in trace.
+    await page.getByLabel('Find in trace').fill('db.query');
+    await page.getByLabel('Find in trace').press('Enter');
+    assert.equal(await page.getByTestId('find-hits').textContent(), '1 of 1');
+    assert.equal(await page.locator('.wf-row.selected').textContent().then((t) => t.includes('db.query')), true);
+    await page.getByLabel('Find in trace').fill('');
+    // Keyboard: focus the tree, move down from the root, open with Enter.
+    await page.locator('.wf-row').first().click();
+    await page.locator('.waterfall').focus();
+    await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('ArrowDown');
+    assert.match(await page.locator('.wf-row.selected').textContent(), /POST checkout/);
+    await page.keyboard.press('ArrowLeft'); // collapses "POST checkout"
+    assert.equal(await rows.count(), 3);
+    await page.keyboard.press('ArrowRight'); // expands it
+    assert.equal(await rows.count(), 8);
+    await page.keyboard.press('ArrowRight'); // to its first child
+    await page.keyboard.press('Enter');
+    assert.match(await page.getByTestId('span-detail').locator('h2').textContent(), /checkout\s*POST \/checkout/);
+    // JSON download of the trace as served.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download JSON' }).click()]);
+    assert.equal(download.suggestedFilename(), `trace-${data.checkout.traceId}.json`);
+    // The completeness panel answers (or says the API is not there yet).
+    await page.getByTestId('completeness').locator('.notice, [data-testid=not-available]').first().waitFor();
+  });
+
+  test('trace view: raw and corrected timestamps', async () => {
+    await page.getByRole('button', { name: 'Raw', exact: true }).click();
+    await page.waitForURL(/raw=true/);
+    await page.getByTestId('skew-notice').waitFor();
+    assert.match(await page.getByTestId('skew-notice').textContent(), /raw/);
+    await page.getByTestId('span-row').first().waitFor();
+    assert.equal(await page.getByTestId('span-row').count(), 8);
+    await shot('03-trace-raw');
+    await page.getByRole('button', { name: 'Corrected', exact: true }).click();
+    await page.waitForURL((u) => !u.search.includes('raw'));
+    await page.getByTestId('span-row').first().waitFor();
+  });
+
+  test('trace view: 10,000 spans are virtualised', async () => {
+    // Opened by id from the top bar.
+    await page.getByLabel('Open a trace by id').fill(data.big.traceId);
+    await page.getByLabel('Open a trace by id').press('Enter');
+    await page.waitForURL(`**/trace/${data.big.traceId}`);
+    await page.getByTestId('span-row').first().waitFor();
+    assert.equal(await page.getByTestId('span-count').textContent(), '10000 spans');
+    const inDom = await page.getByTestId('span-row').count();
+    assert.ok(inDom > 10 && inDom < 200, `${inDom} rows in the DOM`);
+    await page.getByTestId('waterfall-scroll').evaluate((el) => (el.scrollTop = el.scrollHeight));
+    await page.getByTestId('span-row').filter({ hasText: data.big.lastStep }).last().waitFor();
+    assert.ok((await page.getByTestId('span-row').count()) < 200);
+    // Zoom with the minimap: drag across its first fifth.
+    const box = await page.getByTestId('minimap').boundingBox();
+    await page.mouse.move(box.x + 5, box.y + 20);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width / 5, box.y + 20, { steps: 5 });
+    await page.mouse.up();
+    await page.getByRole('button', { name: 'Reset zoom' }).waitFor();
+    await page.getByTestId('waterfall-scroll').evaluate((el) => (el.scrollTop = 0));
+    await page.getByTestId('span-row').filter({ hasText: 'worker 0' }).waitFor();
+    await shot('04-trace-10k-zoomed');
+  });
+
+  test('service map: services per cluster, cross-cluster edges, click to search', async () => {
+    await page.goto(`${gw.http}/map`);
+    await page.getByTestId('service-map').waitFor();
+    const nodes = await page.getByTestId('map-node').evaluateAll((ns) => ns.map((n) => n.querySelector('.svc').textContent + n.querySelector('.at').textContent));
+    for (const n of ['frontend@us-east', 'checkout@eu-west', 'payments@ap-south', 'catalog@us-east']) assert.ok(nodes.includes(n), `${n} in ${nodes}`);
+    assert.equal(await page.getByTestId('map-cluster').count(), 3);
+    assert.ok((await page.locator('.map-edge.cross').count()) >= 2, 'cross-cluster edges');
+    await shot('05-service-map');
+    await page.getByTestId('map-node').filter({ hasText: 'payments@ap-south' }).click();
+    await page.waitForURL(/\/search\?.*service=payments.*cluster=ap-south/);
+    await page.getByTestId('result-count').waitFor();
+  });
+
+  test('dashboards: storage per cluster and shard, RED state', async () => {
+    await page.goto(`${gw.http}/dashboards`);
+    const storage = page.getByTestId('storage');
+    await storage.waitFor();
+    const text = await storage.textContent();
+    for (const c of ['us-east', 'eu-west', 'ap-south']) assert.ok(text.includes(c), `${c} in storage`);
+    assert.match(text, /Total: .* 10,?053 spans/);
+    await page.locator('[data-testid=red-not-available], .chart').first().waitFor();
+    await shot('06-dashboards');
+  });
+
+  test('alerts: token, validation message from the API, create, edit, delete', async () => {
+    await page.goto(`${gw.http}/alerts`);
+    // Without the token the admin API refuses, and the page says what to do.
+    await page.locator('.state.error').filter({ hasText: 'admin token' }).waitFor();
+    await page.locator('input[name=token]').fill(TOKEN);
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('No alert rules yet').waitFor();
+    await page.locator('[data-testid=not-available], .card').first().waitFor();
+    await page.getByRole('button', { name: 'New rule' }).click();
+    const form = page.getByRole('form', { name: 'Alert rule' });
+    await form.locator('input[name=name]').fill('checkout errors');
+    await form.locator('input[name=expr]').fill('   ');
+    await form.getByRole('button', { name: 'Save' }).click();
+    assert.match(await page.getByTestId('rule-error').textContent(), /expr must not be empty/);
+    // That refusal was the API's (400), not the form's.
+    const refused = badResponses.findIndex((r) => r.startsWith('400 /api/v1/admin/alert-rules/'));
+    assert.ok(refused >= 0, `the API answered 400: ${badResponses}`);
+    badResponses.splice(refused, 1);
+    await form.locator('input[name=expr]').fill('error_ratio{service="checkout"} > 0.05');
+    await form.getByRole('button', { name: 'Save' }).click();
+    const rule = page.getByTestId('rule').filter({ hasText: 'checkout errors' });
+    await rule.waitFor();
+    assert.match(await rule.textContent(), /60s/);
+    await rule.getByRole('button', { name: 'Edit' }).click();
+    await form.locator('input[name=for_secs]').fill('300');
+    await form.getByRole('button', { name: 'Save' }).click();
+    await page.getByTestId('rule').filter({ hasText: '300s' }).waitFor();
+    await shot('07-alerts');
+    await rule.getByRole('button', { name: 'Delete' }).click();
+    await rule.getByRole('button', { name: 'Confirm delete' }).click();
+    await page.getByText('No alert rules yet').waitFor();
+  });
+
+  test('clusters: clusters, members and leader', async () => {
+    await page.goto(`${gw.http}/clusters`);
+    const clusters = page.getByTestId('clusters');
+    await clusters.waitFor();
+    // Each cluster's row (its stored spans arrive separately).
+    for (const c of ['us-east', 'eu-west', 'ap-south']) await clusters.locator('tr', { hasText: c }).filter({ hasText: 'spans' }).waitFor();
+    const members = page.getByTestId('members');
+    await members.waitFor();
+    assert.match(await members.textContent(), /1\s*leader/);
+    await shot('08-clusters');
+  });
+
+  test('dark theme', async () => {
+    await page.goto(`${gw.http}/trace/${data.checkout.traceId}`);
+    await page.getByTestId('span-row').first().waitFor();
+    await page.getByRole('button', { name: 'Switch theme' }).click();
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'dark');
+    await page.getByTestId('span-row').filter({ hasText: 'POST /pay' }).click();
+    await shot('09-trace-dark');
+    await page.getByRole('button', { name: 'Switch theme' }).click();
+  });
+
+  test('no console errors and no unexpected failed requests', () => {
+    assert.deepEqual(consoleErrors, []);
+    assert.deepEqual(badResponses, []);
+  });
+});

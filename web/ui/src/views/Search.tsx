@@ -1,0 +1,208 @@
+import { useEffect, useMemo, useState } from 'preact/hooks';
+import { get } from '../api';
+import { ClusterBadge, Empty, formatTime, Load } from '../components/common';
+import { Scatter } from '../components/Scatter';
+import { useFetch } from '../hooks';
+import { navigate } from '../router';
+import { DEFAULT_QUERY, fromParams, LOOKBACKS, MAX_LIMIT, type SearchQuery, toApiParams, toParams } from '../lib/searchQuery';
+import { formatDuration } from '../lib/ticks';
+import { type JTrace, summarize, type TraceSummary } from '../lib/trace';
+import { knownClusters } from './clusterList';
+
+type Sort = 'recent' | 'longest' | 'spans' | 'errors';
+
+export function SearchView({ query }: { query: URLSearchParams }) {
+  const urlQuery = useMemo(() => fromParams(query), [query.toString()]);
+  const [form, setForm] = useState<SearchQuery>(urlQuery);
+  useEffect(() => setForm(urlQuery), [urlQuery]);
+  const [services] = useFetch((s) => get<{ data: string[] | null }>('/api/services', s), []);
+  const [operations] = useFetch(
+    (s) => (form.service ? get<{ data: string[] | null }>(`/api/services/${encodeURIComponent(form.service)}/operations`, s) : Promise.resolve({ data: [] })),
+    [form.service],
+  );
+  const [clusters] = useFetch((s) => knownClusters(s), []);
+  // Pick the first service when none is chosen, so the page is useful at once.
+  const serviceList = services.state === 'ok' ? (services.data.data ?? []).slice().sort() : [];
+  useEffect(() => {
+    if (!form.service && serviceList.length) setForm((f) => ({ ...f, service: serviceList[0] }));
+  }, [serviceList.join(',')]);
+
+  const set = <K extends keyof SearchQuery>(k: K, v: SearchQuery[K]) => setForm((f) => ({ ...f, [k]: v, ...(k === 'service' ? { operation: '' } : {}) }));
+  const submit = (e: Event) => {
+    e.preventDefault();
+    const p = toParams(form);
+    p.set('run', String(Date.now() % 1e6)); // a new entry even for the same query
+    navigate(`/search?${p}`);
+  };
+  const toLocalInput = (ms: number | null) => (ms === null ? '' : new Date(ms - new Date().getTimezoneOffset() * 60e3).toISOString().slice(0, 16));
+  const fromLocalInput = (v: string) => (v ? new Date(v).getTime() : null);
+
+  return (
+    <div class="page search">
+      <form class="search-form card" onSubmit={submit} aria-label="Search traces">
+        <label>
+          Service
+          <select name="service" value={form.service} onChange={(e) => set('service', e.currentTarget.value)}>
+            {!serviceList.length && <option value="">{services.state === 'loading' ? 'loading…' : 'no services yet'}</option>}
+            {serviceList.map((s) => (
+              <option key={s}>{s}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Operation
+          <select name="operation" value={form.operation} onChange={(e) => set('operation', e.currentTarget.value)}>
+            <option value="">all</option>
+            {operations.state === 'ok' &&
+              (operations.data.data ?? [])
+                .slice()
+                .sort()
+                .map((o) => <option key={o}>{o}</option>)}
+          </select>
+        </label>
+        <label>
+          Tags
+          <input name="tags" placeholder="http.status_code=500 error=true" value={form.tags} onInput={(e) => set('tags', e.currentTarget.value)} />
+        </label>
+        <label title="Spans of the service in this cluster">
+          Cluster
+          <input name="cluster" list="cluster-list" placeholder="any" value={form.cluster} onInput={(e) => set('cluster', e.currentTarget.value)} />
+          <datalist id="cluster-list">{clusters.state === 'ok' && clusters.data.map((c) => <option key={c} value={c} />)}</datalist>
+        </label>
+        <div class="row2">
+          <label>
+            Min duration
+            <input name="minDuration" placeholder="e.g. 100ms" value={form.minDuration} onInput={(e) => set('minDuration', e.currentTarget.value)} />
+          </label>
+          <label>
+            Max duration
+            <input name="maxDuration" placeholder="e.g. 2s" value={form.maxDuration} onInput={(e) => set('maxDuration', e.currentTarget.value)} />
+          </label>
+        </div>
+        <div class="row2">
+          <label>
+            Time range
+            <select name="lookback" value={form.lookback} onChange={(e) => set('lookback', e.currentTarget.value)}>
+              {Object.keys(LOOKBACKS).map((k) => (
+                <option key={k} value={k}>
+                  last {k}
+                </option>
+              ))}
+              <option value="custom">custom…</option>
+            </select>
+          </label>
+          <label>
+            Limit
+            <input name="limit" type="number" min={1} max={MAX_LIMIT} value={form.limit} onInput={(e) => set('limit', Number(e.currentTarget.value) || DEFAULT_QUERY.limit)} />
+          </label>
+        </div>
+        {form.lookback === 'custom' && (
+          <div class="row2">
+            <label>
+              From
+              <input type="datetime-local" value={toLocalInput(form.start)} onInput={(e) => set('start', fromLocalInput(e.currentTarget.value))} />
+            </label>
+            <label>
+              To
+              <input type="datetime-local" value={toLocalInput(form.end)} onInput={(e) => set('end', fromLocalInput(e.currentTarget.value))} />
+            </label>
+          </div>
+        )}
+        <button type="submit" class="primary">
+          Find traces
+        </button>
+      </form>
+      <section class="results">
+        <Results query={urlQuery} run={query.get('run') ?? ''} />
+      </section>
+    </div>
+  );
+}
+
+function Results({ query, run }: { query: SearchQuery; run: string }) {
+  const [sort, setSort] = useState<Sort>('recent');
+  const api = toApiParams(query, Date.now());
+  const [result, retry] = useFetch(
+    async (s) => {
+      if (!api.ok) return null;
+      const r = await get<{ data: JTrace[] | null }>(`/api/traces?${api.value}`, s);
+      return (r.data ?? []).map(summarize);
+    },
+    [JSON.stringify(query), run],
+  );
+  if (!query.service) return <Empty>Choose a service and press “Find traces”.</Empty>;
+  if (!api.ok) return <div class="state error">{api.error}</div>;
+  return (
+    <Load value={result} what="traces" retry={retry}>
+      {(traces) => {
+        if (!traces || !traces.length) return <Empty>No traces match this query in the chosen time range.</Empty>;
+        const rows = sortTraces(traces, sort);
+        return (
+          <>
+            <div class="card">
+              <Scatter traces={traces} onOpen={(id) => navigate(`/trace/${id}`)} />
+            </div>
+            <div class="results-head">
+              <span data-testid="result-count">
+                {traces.length} trace{traces.length === 1 ? '' : 's'}
+              </span>
+              <label>
+                Sort
+                <select value={sort} onChange={(e) => setSort(e.currentTarget.value as Sort)}>
+                  <option value="recent">most recent</option>
+                  <option value="longest">longest first</option>
+                  <option value="spans">most spans</option>
+                  <option value="errors">most errors</option>
+                </select>
+              </label>
+            </div>
+            <ul class="result-list">
+              {rows.map((t) => (
+                <ResultRow key={t.traceId} t={t} longest={Math.max(...traces.map((x) => x.duration))} />
+              ))}
+            </ul>
+          </>
+        );
+      }}
+    </Load>
+  );
+}
+
+function sortTraces(ts: TraceSummary[], sort: Sort): TraceSummary[] {
+  const key: Record<Sort, (t: TraceSummary) => number> = {
+    recent: (t) => -t.start,
+    longest: (t) => -t.duration,
+    spans: (t) => -t.spanCount,
+    errors: (t) => -t.errorCount,
+  };
+  return [...ts].sort((a, b) => key[sort](a) - key[sort](b));
+}
+
+function ResultRow({ t, longest }: { t: TraceSummary; longest: number }) {
+  return (
+    <li class={`result ${t.errorCount ? 'has-error' : ''}`} data-testid="result">
+      <a href={`/trace/${t.traceId}`}>
+        <div class="result-title">
+          <span class="svc">{t.rootService}</span>: <span class="op">{t.rootOperation}</span>
+          {t.rootMissing && <span class="badge warn">root missing</span>}
+          <span class="trace-id">{t.traceId.slice(0, 12)}</span>
+          <span class="dur">{formatDuration(t.duration)}</span>
+        </div>
+        <div class="result-bar">
+          <div style={{ width: `${Math.max(1, (100 * t.duration) / Math.max(1, longest))}%` }} />
+        </div>
+        <div class="result-meta">
+          <span>{t.spanCount} spans</span>
+          {t.errorCount > 0 && <span class="errors">{t.errorCount} error{t.errorCount === 1 ? '' : 's'}</span>}
+          <span>{t.services.length} services</span>
+          <span class="clusters">
+            {t.clusters.map((c) => (
+              <ClusterBadge key={c} cluster={c} />
+            ))}
+          </span>
+          <span class="when">{formatTime(t.start)}</span>
+        </div>
+      </a>
+    </li>
+  );
+}
