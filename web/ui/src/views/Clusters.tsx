@@ -8,7 +8,8 @@ import { useFetch } from '../hooks';
 
 interface ClusterApi {
   cluster: string;
-  offsetMs: number;
+  /** null: no estimate yet (too few client/server pairs). */
+  offsetMs: number | null;
   pairs: number;
   reference: boolean;
   lastSeenMs: number;
@@ -91,7 +92,7 @@ export function ClustersView() {
                         <td>
                           <ClusterBadge cluster={x.cluster} /> {x.reference && <span class="badge">reference</span>}
                         </td>
-                        <td>{`${x.offsetMs >= 0 ? '+' : ''}${x.offsetMs.toFixed(1)} ms`}</td>
+                        <td>{x.offsetMs === null ? 'no estimate yet' : `${x.offsetMs >= 0 ? '+' : ''}${x.offsetMs.toFixed(1)} ms`}</td>
                         <td>{x.pairs}</td>
                         <td>{x.lastSeenMs ? new Date(x.lastSeenMs).toLocaleString(undefined, { hour12: false }) : 'never'}</td>
                         <td>{storedCell(x.cluster)}</td>
