@@ -99,7 +99,7 @@ fn trace_spans(i: u64, t0: u64, rng: &mut Rng) -> Vec<S> {
         s("b", "api", 3, Some(2), 2, b_start, b_end),
         s("b", "api", 4, Some(3), 3, t + 20 * MS, t + 80 * MS),
         S {
-            error: i % 10 == 0,
+            error: i.is_multiple_of(10),
             ..s("c", "db", 5, Some(4), 2, c_start, c_end)
         },
     ]

@@ -257,19 +257,19 @@ async fn clusters(State(store): State<Store>) -> Response {
     Json(json!({"data": data})).into_response()
 }
 
-fn trace_id(id: &str) -> Result<TraceId, Response> {
+fn trace_id(id: &str) -> Result<TraceId, Box<Response>> {
     TraceId::from_hex(id).map_err(|e| {
-        error(
+        Box::new(error(
             StatusCode::BAD_REQUEST,
             format!("invalid trace id {id:?}: {e}"),
-        )
+        ))
     })
 }
 
 async fn summary(State(store): State<Store>, Path(id): Path<String>) -> Response {
     let id = match trace_id(&id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let (trace, stored) = match tokio::join!(
         store.get_trace(id),
@@ -361,7 +361,7 @@ pub fn summary_json(
 async fn links(State(store): State<Store>, Path(id): Path<String>) -> Response {
     let id = match trace_id(&id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let scan = RecordScan {
         kind: RecordKind::Backlink,

@@ -225,22 +225,22 @@ impl TraceState {
             return Vec::new();
         };
         let mut out = Vec::new();
-        if let Some((parent, true)) = me.parent.and_then(|p| self.spans.get(&p)) {
-            if counts(parent.span) {
-                out.push(Pairing {
-                    parent: parent.clone(),
-                    child: me.clone(),
-                });
-            }
+        if let Some((parent, true)) = me.parent.and_then(|p| self.spans.get(&p))
+            && counts(parent.span)
+        {
+            out.push(Pairing {
+                parent: parent.clone(),
+                child: me.clone(),
+            });
         }
         for c in self.children.get(&id).into_iter().flatten() {
-            if let Some((child, true)) = self.spans.get(c) {
-                if counts(*c) {
-                    out.push(Pairing {
-                        parent: me.clone(),
-                        child: child.clone(),
-                    });
-                }
+            if let Some((child, true)) = self.spans.get(c)
+                && counts(*c)
+            {
+                out.push(Pairing {
+                    parent: me.clone(),
+                    child: child.clone(),
+                });
             }
         }
         out

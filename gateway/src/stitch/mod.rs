@@ -333,10 +333,7 @@ async fn send_loop(stitcher: Stitcher, to: NodeId, mut rx: mpsc::Receiver<Batch>
         };
         let since = tokio::time::Instant::now();
         let mut backoff = Duration::from_millis(200);
-        loop {
-            let Ok(body) = serde_json::to_vec(&batch) else {
-                break;
-            };
+        while let Ok(body) = serde_json::to_vec(&batch) {
             match stitcher
                 .plane
                 .send_peer(to, Topic::Stitch, &body, Duration::from_secs(5))

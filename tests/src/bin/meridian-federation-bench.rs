@@ -69,8 +69,20 @@ fn requests(i: u64, t: u64) -> (String, Vec<(&'static str, ExportTraceServiceReq
     (
         hex,
         vec![
-            ("a", req("web", vec![span(1, None, 2, 0, 100), span(2, Some(1), 3, 5, 95)])),
-            ("b", req("api", vec![span(3, Some(2), 2, 7, 93), span(4, Some(3), 3, 20, 80)])),
+            (
+                "a",
+                req(
+                    "web",
+                    vec![span(1, None, 2, 0, 100), span(2, Some(1), 3, 5, 95)],
+                ),
+            ),
+            (
+                "b",
+                req(
+                    "api",
+                    vec![span(3, Some(2), 2, 7, 93), span(4, Some(3), 3, 20, 80)],
+                ),
+            ),
             ("c", req("db", vec![span(5, Some(4), 2, 22, 78)])),
         ],
     )
@@ -94,7 +106,10 @@ async fn main() -> anyhow::Result<()> {
     let mut clients = std::collections::BTreeMap::new();
     for c in ["a", "b", "c"] {
         let addr = sb.agent(c)?.otlp_grpc_addr;
-        clients.insert(c, TraceServiceClient::connect(format!("http://{addr}")).await?);
+        clients.insert(
+            c,
+            TraceServiceClient::connect(format!("http://{addr}")).await?,
+        );
     }
     let mut visible = Vec::new();
     let mut stitched = Vec::new();
@@ -120,7 +135,10 @@ async fn main() -> anyhow::Result<()> {
             if body["data"][0]["spans"].as_array().map_or(0, Vec::len) == 5 {
                 break;
             }
-            anyhow::ensure!(sent.elapsed() < Duration::from_secs(30), "trace {id} never complete");
+            anyhow::ensure!(
+                sent.elapsed() < Duration::from_secs(30),
+                "trace {id} never complete"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         visible.push(sent.elapsed());
@@ -130,7 +148,10 @@ async fn main() -> anyhow::Result<()> {
             if body["stitchedSpans"] == 5 {
                 break;
             }
-            anyhow::ensure!(sent.elapsed() < Duration::from_secs(30), "trace {id} never stitched");
+            anyhow::ensure!(
+                sent.elapsed() < Duration::from_secs(30),
+                "trace {id} never stitched"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         stitched.push(sent.elapsed());
@@ -139,7 +160,11 @@ async fn main() -> anyhow::Result<()> {
     stitched.sort();
     println!(
         "traces: {traces} (5 spans across clusters a, b, c), store: {}",
-        if postgres.is_some() { "postgres shards" } else { "sqlite" }
+        if postgres.is_some() {
+            "postgres shards"
+        } else {
+            "sqlite"
+        }
     );
     println!(
         "complete at the gateway after the last span: p50 {:?} p99 {:?} max {:?}",

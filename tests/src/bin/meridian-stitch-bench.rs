@@ -73,7 +73,7 @@ fn notes(i: u64, t0: u64) -> anyhow::Result<Vec<Note>> {
             kind: kind.as_i32(),
             start: t + s * ms,
             end: t + e * ms,
-            error: i % 10 == 0 && span == 5,
+            error: i.is_multiple_of(10) && span == 5,
             policy: None,
         })
     };
