@@ -59,7 +59,8 @@ pub enum PeerError {
 
 /// Serves one topic's messages. The answer is returned to the sender.
 pub trait PeerHandler: Send + Sync + 'static {
-    fn handle(&self, from: NodeId, payload: Vec<u8>) -> BoxFuture<'static, Result<Vec<u8>, String>>;
+    fn handle(&self, from: NodeId, payload: Vec<u8>)
+    -> BoxFuture<'static, Result<Vec<u8>, String>>;
 }
 
 /// The handlers of this node, by topic.
@@ -75,7 +76,9 @@ impl std::fmt::Debug for PeerHandlers {
             .read()
             .map(|m| m.keys().copied().collect())
             .unwrap_or_default();
-        f.debug_struct("PeerHandlers").field("topics", &topics).finish()
+        f.debug_struct("PeerHandlers")
+            .field("topics", &topics)
+            .finish()
     }
 }
 
