@@ -91,6 +91,7 @@ impl Sandbox {
             store_options: store::StoreOptions::default(),
             retention_interval: std::time::Duration::from_secs(300),
             cluster: gateway::config::ClusterConfig::single(loopback()),
+            tail: Default::default(),
         })
     }
 
@@ -125,6 +126,7 @@ impl Sandbox {
             group_commit: Duration::from_millis(2),
             limits: Limits::default(),
             log_format: LogFormat::Text,
+            tail_verdicts: Some(edge_agent::config::TAIL_VERDICT_TIMEOUT),
         })
     }
 
