@@ -13,7 +13,9 @@
 //! - verdicts go to [`SamplingSink::apply_verdicts`];
 //! - on a new stream, the digests of every trace still waiting are sent
 //!   again (their verdicts may have been lost with the old stream; the
-//!   gateway answers a repeated digest with the stored verdict).
+//!   gateway answers a repeated digest with the stored verdict), and so
+//!   are those of traces kept locally within the last verdict timeout (the
+//!   gateway that took them may have died before telling the others).
 //!
 //! While no stream is open the sampler does not hold traces for verdicts
 //! (local decisions are final). A lost stream is reopened on the next
@@ -174,6 +176,7 @@ impl DecideClient {
             last = Some(endpoint.url.clone());
             let ended = self.follow(endpoint.channel, &shutdown).await;
             self.feed.connected.store(false, Ordering::SeqCst);
+            self.stats.set_connected(false);
             match ended {
                 Ended::Shutdown => return,
                 Ended::Lost { reason, worked } => {
@@ -239,8 +242,9 @@ impl DecideClient {
             }
         };
         self.feed.connected.store(true, Ordering::SeqCst);
+        self.stats.set_connected(true);
         tracing::info!("tail decision stream open");
-        self.queue(&out, &self.sink.awaiting_digests());
+        self.queue(&out, &self.sink.resend_digests());
         let mut worked = false;
         let mut batch: Vec<Digest> = Vec::with_capacity(MAX_BATCH);
         let mut due: Option<tokio::time::Instant> = None;

@@ -62,6 +62,8 @@ pub const AGENT_TAIL_DIGESTS_SENT: &str = "meridian_agent_tail_digests_sent";
 pub const AGENT_TAIL_DIGEST_BYTES: &str = "meridian_agent_tail_digest_bytes";
 /// Digests not sent; label `reason` (queue_full, stream_full).
 pub const AGENT_TAIL_DIGESTS_DROPPED: &str = "meridian_agent_tail_digests_dropped";
+/// 1 while the agent's tail decision stream to a gateway is open, else 0.
+pub const AGENT_TAIL_DECIDE_CONNECTED: &str = "meridian_agent_tail_decide_connected";
 /// Traces whose local drop waits for the gateway's verdict.
 pub const AGENT_TAIL_AWAITING: &str = "meridian_agent_tail_awaiting_traces";
 /// Digests a gateway received from agents or peers; label `outcome`

@@ -260,9 +260,16 @@ impl SamplingSink {
         self
     }
 
-    /// How long a locally dropped trace waits for a verdict now.
-    fn hold(&self) -> Option<Duration> {
-        self.verdicts.as_ref().and_then(VerdictLink::hold)
+    /// Sets the sampler's verdict mode: on with this sink's link, and
+    /// holding drops only while the stream is open.
+    fn follow_link(&self, s: &mut TailSampler<SystemClock>) {
+        match &self.verdicts {
+            Some(link) => {
+                s.set_verdicts(Some(link.timeout));
+                s.set_connected(link.connected());
+            }
+            None => s.set_verdicts(None),
+        }
     }
 
     /// Applies the gateway's verdicts (`Some(policy)`: keep) and buffers
@@ -281,13 +288,13 @@ impl SamplingSink {
         self.release(released).await;
     }
 
-    /// Digests of the traces waiting for a verdict (re-sent on a new
-    /// stream).
-    pub fn awaiting_digests(&self) -> Vec<Digest> {
+    /// Digests to send again on a new stream (traces waiting for a
+    /// verdict, recent local keeps).
+    pub fn resend_digests(&self) -> Vec<Digest> {
         lock(&self.tail)
             .sampler
-            .as_ref()
-            .map(TailSampler::awaiting_digests)
+            .as_mut()
+            .map(TailSampler::resend_digests)
             .unwrap_or_default()
     }
 
@@ -312,9 +319,8 @@ impl SamplingSink {
                 let mut r = t.follow(&cfg);
                 self.tail_on
                     .store(t.sampler.is_some(), std::sync::atomic::Ordering::SeqCst);
-                let hold = self.hold();
                 if let Some(s) = &mut t.sampler {
-                    s.set_verdicts(hold);
+                    self.follow_link(s);
                     r.absorb(if stop { s.flush() } else { s.tick() });
                 }
                 let u = t
@@ -479,10 +485,9 @@ impl Sink for SamplingSink {
             let mut released = t.follow(&cfg);
             self.tail_on
                 .store(t.sampler.is_some(), std::sync::atomic::Ordering::SeqCst);
-            let hold = self.hold();
             match &mut t.sampler {
                 Some(s) => {
-                    s.set_verdicts(hold);
+                    self.follow_link(s);
                     released.absorb(s.ingest(req));
                     (released, None)
                 }

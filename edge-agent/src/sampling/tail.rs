@@ -347,8 +347,14 @@ pub struct TailSampler<C> {
     /// Cross-cluster verdicts: `Some(timeout)` holds locally dropped traces
     /// for a verdict (see [`TailSampler::set_verdicts`]).
     verdict_timeout: Option<Duration>,
+    /// A stream to the gateway is open: digests are made and drops held.
+    connected: bool,
     awaiting: HashMap<TraceId, Awaiting>,
     awaiting_order: VecDeque<(Duration, TraceId)>,
+    /// Digests of recent local keeps (for a verdict timeout, at most
+    /// `decided_cap`): sent again on a new stream, in case the gateway that
+    /// took them died before telling the other clusters.
+    recent_keeps: VecDeque<(Duration, Digest)>,
     bytes: usize,
     spans: u64,
     /// The decision of recent traces: the suffix naming the keeping policy,
@@ -393,8 +399,10 @@ impl<C: Clock> TailSampler<C> {
             pending: HashMap::new(),
             order: VecDeque::new(),
             verdict_timeout: None,
+            connected: true,
             awaiting: HashMap::new(),
             awaiting_order: VecDeque::new(),
+            recent_keeps: VecDeque::new(),
             bytes: 0,
             spans: 0,
             decided: HashMap::new(),
@@ -410,6 +418,15 @@ impl<C: Clock> TailSampler<C> {
     /// traces already waiting still wait for their verdict or timeout.
     pub fn set_verdicts(&mut self, timeout: Option<Duration>) {
         self.verdict_timeout = timeout;
+    }
+
+    /// With verdicts on: whether the stream to the gateway is open (the
+    /// default). While it is not, local decisions are final and no digests
+    /// are made, but local keeps are still remembered for
+    /// [`Self::resend_digests`], so the other clusters hear of them once it
+    /// is back.
+    pub fn set_connected(&mut self, connected: bool) {
+        self.connected = connected;
     }
 
     pub fn usage(&self) -> TailUsage {
@@ -631,10 +648,29 @@ impl<C: Clock> TailSampler<C> {
         out
     }
 
-    /// The digests of every trace waiting for a verdict (sent again on a
-    /// new stream).
-    pub fn awaiting_digests(&self) -> Vec<Digest> {
-        self.awaiting.values().map(|w| w.digest.clone()).collect()
+    /// What to send again on a new stream: the digests of every trace
+    /// waiting for a verdict, and of the traces kept locally within the
+    /// last verdict timeout (other clusters may still wait on them).
+    pub fn resend_digests(&mut self) -> Vec<Digest> {
+        let now = self.clock.now();
+        self.prune_keeps(now);
+        self.awaiting
+            .values()
+            .map(|w| w.digest.clone())
+            .chain(self.recent_keeps.iter().map(|(_, d)| d.clone()))
+            .collect()
+    }
+
+    fn prune_keeps(&mut self, now: Duration) {
+        let linger = self.verdict_timeout.unwrap_or_default();
+        while self.recent_keeps.len() > self.decided_cap
+            || self
+                .recent_keeps
+                .front()
+                .is_some_and(|(at, _)| now.saturating_sub(*at) >= linger)
+        {
+            self.recent_keeps.pop_front();
+        }
     }
 
     fn remember(&mut self, tid: TraceId, decision: Option<Bytes>) {
@@ -661,12 +697,17 @@ impl<C: Clock> TailSampler<C> {
             bytes: p.bytes.saturating_sub(TRACE_OVERHEAD) as u64,
             kept_by,
         };
-        let report = hold && self.verdict_timeout.is_some();
+        let remember = hold && self.verdict_timeout.is_some();
+        let report = remember && self.connected;
         match kept {
             Some(name) => {
-                if report {
-                    out.digests
-                        .push(digest(Some(self.judge.name(name).to_owned())));
+                if remember {
+                    let d = digest(Some(self.judge.name(name).to_owned()));
+                    self.recent_keeps.push_back((now, d.clone()));
+                    self.prune_keeps(now);
+                    if report {
+                        out.digests.push(d);
+                    }
                 }
                 let suffix = self.suffixes[name as usize].clone();
                 self.bytes = self.bytes.saturating_sub(p.bytes);

@@ -51,6 +51,7 @@ pub struct VerdictStats {
     digest_bytes: Counter,
     digests_dropped: Family<Reason, Counter>,
     awaiting: Gauge,
+    connected: Gauge,
 }
 
 impl VerdictStats {
@@ -87,6 +88,11 @@ impl VerdictStats {
             s.digests_dropped.clone(),
         );
         r.register(
+            names::AGENT_TAIL_DECIDE_CONNECTED,
+            "1 while the tail decision stream to a gateway is open",
+            s.connected.clone(),
+        );
+        r.register(
             names::AGENT_TAIL_AWAITING,
             "Traces whose local drop waits for the gateway's verdict",
             s.awaiting.clone(),
@@ -118,6 +124,14 @@ impl VerdictStats {
 
     pub fn awaiting(&self) -> i64 {
         self.awaiting.get()
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected.get() == 1
+    }
+
+    pub(crate) fn set_connected(&self, on: bool) {
+        self.connected.set(i64::from(on));
     }
 
     pub(crate) fn set_awaiting(&self, n: usize) {
@@ -189,11 +203,9 @@ pub fn link(timeout: Duration, stats: VerdictStats) -> (VerdictLink, DigestFeed)
 }
 
 impl VerdictLink {
-    /// The verdict timeout while a stream is open, else `None`.
-    pub fn hold(&self) -> Option<Duration> {
-        self.connected
-            .load(Ordering::SeqCst)
-            .then_some(self.timeout)
+    /// Whether the `Decide` stream is open.
+    pub fn connected(&self) -> bool {
+        self.connected.load(Ordering::SeqCst)
     }
 
     /// Queues digests for the stream (full: counted, not sent).

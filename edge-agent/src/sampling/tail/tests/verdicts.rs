@@ -60,6 +60,11 @@ fn a_local_keep_is_final_and_reported() {
     );
     assert!(r.digests[0].bytes > 0);
     assert_eq!(t.usage().awaiting, 0);
+    // The keep is sent again on a new stream within a verdict timeout …
+    assert_eq!(t.resend_digests(), r.digests);
+    clock.advance(TIMEOUT);
+    // … not after.
+    assert!(t.resend_digests().is_empty());
 }
 
 #[test]
@@ -94,8 +99,9 @@ fn a_local_drop_waits_for_the_verdict_with_its_late_spans() {
     assert_eq!(kept(&late), vec![(1, "errors@east".into())]);
     assert_eq!(late.spans_dropped, 1);
     // Trace 3 re-sent after a reconnect: its digest is still there.
-    assert_eq!(t.awaiting_digests().len(), 1);
-    assert_eq!(t.awaiting_digests()[0].facts.trace_id, tid(3));
+    let again = t.resend_digests();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].facts.trace_id, tid(3));
 }
 
 #[test]
@@ -144,6 +150,21 @@ fn when_full_the_oldest_waiting_trace_takes_its_local_verdict() {
     // Trace 1 was the oldest: its verdict now comes too late.
     assert_eq!(t.verdict(tid(1), Some("x")).late_verdicts, 1);
     assert_eq!(t.verdict(tid(2), Some("x")).remote_kept, 1);
+}
+
+#[test]
+fn while_disconnected_decisions_are_local_but_keeps_are_remembered() {
+    let (mut t, clock) = federated(&errors_only());
+    t.set_connected(false);
+    t.ingest(req("svc", vec![s(1), S { status: 2, ..s(2) }]));
+    clock.advance(Duration::from_millis(1_000));
+    let r = t.tick();
+    assert!(r.digests.is_empty(), "no stream to send them on");
+    assert_eq!((r.traces_kept, r.traces_dropped), (1, 1));
+    t.set_connected(true);
+    let again = t.resend_digests();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].kept_by.as_deref(), Some("errors"));
 }
 
 #[test]
