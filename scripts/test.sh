@@ -38,8 +38,12 @@ step "tests"
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$target/test-output.txt"
 status=${PIPESTATUS[0]}
 
-# One summary line over every test binary.
+step "deploy: chart, manifests, images (deploy/README.md)"
+scripts/test-deploy.sh 2>&1 | tee "$target/deploy-test-output.txt"
+
+# One summary line over every test binary and the deploy tests.
 awk '/^test result:/ { p += $4; f += $6; i += $8 }
+     /^deploy tests: [0-9]+ passed, [0-9]+ failed$/ { p += $3; f += $5 }
      END { printf "\nall test binaries: %d passed, %d failed, %d ignored\n", p, f, i }' \
-  "$target/test-output.txt"
+  "$target/test-output.txt" "$target/deploy-test-output.txt"
 exit "$status"

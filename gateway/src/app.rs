@@ -146,6 +146,7 @@ impl Gateway {
         let mut registry = Registry::default();
         let metrics = GatewayMetrics::register(&mut registry);
         let receiver_metrics = ReceiverMetrics::register(&mut registry);
+        let stitch_metrics = crate::stitch::StitchMetrics::register(&mut registry);
         let tail_metrics = crate::tail::metrics::TailMetrics::register(&mut registry);
         let registry = Arc::new(registry);
 
@@ -154,7 +155,6 @@ impl Gateway {
         // Background jobs: cancelled with everything else at shutdown (a
         // retention pass is idempotent and may stop half-way).
         let jobs = root.stage();
-        let ingest = Ingest::new(Arc::clone(&store), metrics.clone());
 
         // The control plane: Raft on its own port; it stops last.
         let me = crate::cluster::member(&cfg.cluster, raft_addr, federation_addr, http_addr);
@@ -170,6 +170,15 @@ impl Gateway {
         )
         .await?;
         jobs.spawn(Arc::clone(&plane).run_leases(jobs.token().clone()));
+        // Stitching: this node's worker, fed by every node's ingest.
+        let stitcher = crate::stitch::Stitcher::start(
+            Arc::clone(&plane),
+            Arc::clone(&store),
+            cfg.stitch.clone(),
+            stitch_metrics,
+            jobs.token().clone(),
+        );
+        let ingest = Ingest::new(Arc::clone(&store), metrics.clone()).with_stitcher(stitcher);
         if let Some(sharded) = &sharded {
             jobs.spawn(crate::cluster::follow_shards(
                 Arc::clone(&plane),

@@ -91,6 +91,10 @@ pub struct Settings {
     /// Seconds between retention passes [default: 300].
     #[arg(long, env = "MERIDIAN_RETENTION_INTERVAL", value_name = "SECS")]
     pub retention_interval: Option<u64>,
+    /// The cluster whose clock is the reference for clock-skew offsets
+    /// [default: the first cluster name in byte order].
+    #[arg(long, env = "MERIDIAN_SKEW_REFERENCE", value_name = "CLUSTER")]
+    pub skew_reference: Option<String>,
     /// Cross-cluster tail sampling: how long after a trace's first digest
     /// the worker of its shard decides a trace no cluster kept (digests of
     /// other clusters arriving within it are combined), milliseconds. Keep
@@ -205,6 +209,7 @@ pub struct GatewayConfig {
     pub store_options: store::StoreOptions,
     pub retention_interval: std::time::Duration,
     pub cluster: ClusterConfig,
+    pub stitch: crate::stitch::StitchConfig,
     /// Cross-cluster tail decisions.
     pub tail: crate::tail::TailSettings,
 }
@@ -322,7 +327,7 @@ impl Settings {
         merge_options!(self, file; data_dir, store, http, federation, otlp_grpc, otlp_http,
             default_cluster, tls_ca, tls_cert, tls_key, max_inflight_bytes, max_request_bytes,
             max_decompressed_bytes, log_format, index_tags, retention_hours, retention_interval,
-            node_id, raft, peers, join, raft_advertise, advertise_host, admin_token,
+            skew_reference, node_id, raft, peers, join, raft_advertise, advertise_host, admin_token,
             tail_decision_window_ms);
         self
     }
@@ -411,6 +416,17 @@ impl Settings {
         indexed_tags.retain(|t| !t.trim().is_empty());
         let retention_interval =
             std::time::Duration::from_secs(self.retention_interval.unwrap_or(300).max(1));
+        let skew_reference = match self.skew_reference.as_deref().map(str::trim) {
+            Some(r) if !r.is_empty() => Some(
+                ClusterId::new(r)
+                    .map_err(|e| {
+                        ConfigError::new("skew-reference", e.to_string(), "name a cluster")
+                    })?
+                    .as_str()
+                    .to_owned(),
+            ),
+            _ => None,
+        };
         let window = self.tail_decision_window_ms.map_or(
             crate::tail::DEFAULT_WINDOW,
             std::time::Duration::from_millis,
@@ -425,6 +441,10 @@ impl Settings {
         Ok(GatewayConfig {
             tail: crate::tail::TailSettings {
                 window,
+                ..Default::default()
+            },
+            stitch: crate::stitch::StitchConfig {
+                skew_reference,
                 ..Default::default()
             },
             cluster,

@@ -3,12 +3,58 @@
 
 use std::{sync::Arc, time::Duration};
 
-use model::ClusterId;
+use model::{ClusterId, Span};
 use proto::otlp::ExportTraceServiceRequest;
 use receiver::{Sink, SinkError};
-use store::{SpanStore, StoreError, WriteOutcome};
+use store::{Record, RecordKind, SpanStore, StoreError, WriteOutcome};
 
-use crate::metrics::GatewayMetrics;
+use crate::{metrics::GatewayMetrics, stitch::Stitcher};
+
+/// One span link, as the linked trace's backlink record stores it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Backlink {
+    /// The linking span.
+    #[serde(rename = "traceID")]
+    pub trace_id: String,
+    #[serde(rename = "spanID")]
+    pub span_id: String,
+    /// The span it links to (in the linked trace).
+    #[serde(rename = "toSpanID")]
+    pub to_span_id: String,
+}
+
+/// The backlink records of `spans`' links: kept with the linked trace, so
+/// a trace view finds who links to it with one lookup.
+pub fn backlinks(spans: &[Span]) -> Vec<Record> {
+    let mut out = Vec::new();
+    for span in spans {
+        for link in &span.links {
+            let b = Backlink {
+                trace_id: span.trace_id.to_hex(),
+                span_id: span.span_id.to_hex(),
+                to_span_id: link.span_id.to_hex(),
+            };
+            let Ok(value) = serde_json::to_vec(&b) else {
+                continue;
+            };
+            out.push(Record {
+                kind: RecordKind::Backlink,
+                key: format!(
+                    "{}|{}|{}|{}",
+                    link.trace_id.to_hex(),
+                    b.trace_id,
+                    b.span_id,
+                    b.to_span_id
+                ),
+                time_ms: i64::try_from(span.start_unix_nano / 1_000_000).unwrap_or(i64::MAX),
+                value,
+                trace: Some(link.trace_id),
+            });
+        }
+    }
+    out
+}
 
 /// How long clients are asked to wait when the store is unavailable.
 pub const STORE_RETRY_AFTER: Duration = Duration::from_secs(2);
@@ -17,11 +63,22 @@ pub const STORE_RETRY_AFTER: Duration = Duration::from_secs(2);
 pub struct Ingest {
     store: Arc<dyn SpanStore>,
     metrics: GatewayMetrics,
+    stitch: Option<Stitcher>,
 }
 
 impl Ingest {
     pub fn new(store: Arc<dyn SpanStore>, metrics: GatewayMetrics) -> Self {
-        Self { store, metrics }
+        Self {
+            store,
+            metrics,
+            stitch: None,
+        }
+    }
+
+    /// Also notes every committed span for stitching.
+    pub fn with_stitcher(mut self, stitch: Stitcher) -> Self {
+        self.stitch = Some(stitch);
+        self
     }
 
     /// Writes a request whose resources are already stamped with their
@@ -33,7 +90,20 @@ impl Ingest {
     ) -> Result<WriteOutcome, StoreError> {
         let spans = proto::convert::to_model(req, fallback_cluster);
         let out = self.store.write(&spans).await?;
+        // Backlinks are written before the ack too: a client that retries
+        // rewrites them (records are replaced, not added).
+        let links = backlinks(&spans);
+        if !links.is_empty() {
+            self.store.put_records(&links).await?;
+        }
         self.metrics.stored(out.inserted, out.duplicates);
+        // A batch stored before (an agent's replay after a lost ack) was
+        // noted then: noting it again could count its pairs twice at a new
+        // worker. Partly new batches are noted whole; workers drop the
+        // spans they know.
+        if let (Some(stitch), true) = (&self.stitch, out.inserted > 0) {
+            stitch.observe(&spans);
+        }
         Ok(out)
     }
 }

@@ -27,6 +27,7 @@ pub mod peer;
 pub mod query;
 pub mod raft;
 pub mod retention;
+pub mod stitch;
 pub mod tail;
 #[cfg(test)]
 mod testing;

@@ -13,6 +13,7 @@ mod chunk;
 mod codec;
 mod error;
 pub mod postgres;
+pub mod records;
 pub mod shard;
 pub mod sqlite;
 pub mod testsuite;
@@ -24,6 +25,7 @@ use model::{RetentionPolicy, Span, SpanKind, Trace, TraceId, TraceQuery};
 use serde::Serialize;
 
 pub use error::StoreError;
+pub use records::{Record, RecordKind, RecordScan};
 
 /// A service operation as the Jaeger API lists it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -168,6 +170,23 @@ pub trait SpanStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// Cheap liveness check of the backend (used by `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Stores derived [`Record`]s, replacing any with the same kind and key.
+    /// Returns once they are committed.
+    async fn put_records(&self, records: &[Record]) -> Result<(), StoreError> {
+        let _ = records;
+        Err(StoreError::Config(
+            "this store backend keeps no federation records".into(),
+        ))
+    }
+
+    /// Reads derived records, in key order.
+    async fn scan_records(&self, scan: &RecordScan) -> Result<Vec<Record>, StoreError> {
+        let _ = scan;
+        Err(StoreError::Config(
+            "this store backend keeps no federation records".into(),
+        ))
+    }
 }
 
 /// The store URLs for logs: backend, shard count and hosts/databases,

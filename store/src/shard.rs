@@ -211,6 +211,12 @@ impl Layout {
     }
 }
 
+fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
 /// One `SpanStore` over several shards. The map can change while it runs
 /// ([`ShardedStore::update`]): the gateway cluster replicates it, and every
 /// gateway applies each new epoch. A call in flight keeps the layout it
@@ -539,6 +545,51 @@ impl SpanStore for ShardedStore {
             Some(e) => Err(e),
             None => Ok(total),
         }
+    }
+
+    async fn put_records(&self, records: &[crate::Record]) -> Result<(), StoreError> {
+        let l = self.layout();
+        let now = now_nanos();
+        let mut groups: BTreeMap<ShardId, Vec<crate::Record>> = BTreeMap::new();
+        for r in records {
+            // Records of no trace (edges, offsets) live on the first shard.
+            let shard = match r.trace {
+                Some(trace) => l.map.route(trace, now),
+                None => l.shards.keys().next().copied().unwrap_or_default(),
+            };
+            groups.entry(shard).or_default().push(r.clone());
+        }
+        for (id, part) in groups {
+            l.shard(id)?.put_records(&part).await.map_err(|e| match e {
+                StoreError::Unavailable(m) => StoreError::Unavailable(format!("shard {id}: {m}")),
+                other => other,
+            })?;
+        }
+        Ok(())
+    }
+
+    async fn scan_records(
+        &self,
+        scan: &crate::RecordScan,
+    ) -> Result<Vec<crate::Record>, StoreError> {
+        let l = self.layout();
+        let ids = match scan.trace {
+            Some(t) => l.map.owners(t),
+            None => l.shards.keys().copied().collect(),
+        };
+        let l = &l;
+        let reads = ids.iter().map(|id| async move {
+            match l.shard(*id) {
+                Ok(store) => store.scan_records(scan).await,
+                Err(e) => Err(e),
+            }
+        });
+        let mut out = Vec::new();
+        for part in join_all(reads).await {
+            out.extend(part?);
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

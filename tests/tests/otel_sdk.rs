@@ -172,6 +172,33 @@ async fn rust_sdk_trace_across_two_clusters_is_one_trace() -> anyhow::Result<()>
     )?;
     let pay = span_named(&trace, "POST /pay")?;
     assert_eq!(pay["logs"][0]["fields"][0]["value"], "charge declined");
+
+    // Stitched at the gateway: the cross-cluster call is an edge of the
+    // service graph, with its error, and the summary names both clusters.
+    let edge = integration_tests::wait_for(
+        "the frontend@cluster-a -> backend@cluster-b edge",
+        Duration::from_secs(30),
+        || async {
+            let (_, g) = sb.get_json("/api/v1/graph").await.ok()?;
+            g["edges"]
+                .as_array()?
+                .iter()
+                .find(|e| e["source"] == "frontend@cluster-a" && e["target"] == "backend@cluster-b")
+                .cloned()
+        },
+    )
+    .await?;
+    assert_eq!(edge["calls"], 1);
+    assert_eq!(edge["errors"], 1);
+    assert_eq!(edge["crossCluster"], true);
+    let (_, summary) = sb
+        .get_json(&format!("/api/v1/traces/{trace_id}/summary"))
+        .await?;
+    assert_eq!(
+        summary["clusters"],
+        serde_json::json!(["cluster-a", "cluster-b"])
+    );
+    assert_eq!(summary["root"]["operation"], "GET /checkout");
     assert_eq!(tag(&pay["tags"], "payment.amount"), Some(&Value::from(42)));
 
     // Search: service + tag finds it; conditions on other spans do not.

@@ -50,7 +50,7 @@ fn trace_id(n: u32) -> [u8; 16] {
 
 /// Trace `n` has an error, in cluster c only, when `n % 4 == 0`.
 fn has_error(n: u32) -> bool {
-    n % 4 == 0
+    n.is_multiple_of(4)
 }
 
 /// One cluster's spans of traces `ns`.

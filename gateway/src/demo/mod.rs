@@ -90,6 +90,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         log_format: LogFormat::Text,
         store_options: store::StoreOptions::default(),
         retention_interval: std::time::Duration::from_secs(300),
+        stitch: Default::default(),
         cluster: crate::config::ClusterConfig::single(loopback),
         tail: Default::default(),
     })

@@ -23,6 +23,7 @@
 pub mod bench;
 mod copy;
 mod read;
+mod records;
 mod retention;
 mod terms;
 mod write;
@@ -350,6 +351,19 @@ impl SpanStore for PgStore {
     ) -> Result<RetentionReport, StoreError> {
         self.ready().await?;
         retention::enforce(self, policy, now_unix_nano).await
+    }
+
+    async fn put_records(&self, records: &[crate::Record]) -> Result<(), StoreError> {
+        self.ready().await?;
+        records::put(&self.pool, records).await
+    }
+
+    async fn scan_records(
+        &self,
+        scan: &crate::RecordScan,
+    ) -> Result<Vec<crate::Record>, StoreError> {
+        self.ready().await?;
+        records::scan(&self.pool, scan).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -147,6 +147,15 @@ pub(crate) async fn enforce(
         tx.commit().await.map_err(backend_error)?;
     }
     report.partitions_compacted = compact_sealed_days(store, now_unix_nano).await?;
+    // Derived records (summaries, edges, backlinks) live as long as the
+    // longest-kept spans.
+    if let Some(cutoff) = policy.global_cutoff(now_unix_nano) {
+        super::records::expire(
+            &store.pool,
+            i64::try_from(cutoff / 1_000_000).unwrap_or(i64::MAX),
+        )
+        .await?;
+    }
     Ok(report)
 }
 

@@ -5,6 +5,7 @@
 //! is what the gateway's ack to agents promises.
 
 mod read;
+mod records;
 mod write;
 
 use std::{str::FromStr, time::Duration};
@@ -219,7 +220,27 @@ impl SpanStore for SqliteStore {
             tx.commit().await.map_err(backend_error)?;
             report.spans_deleted += done.rows_affected();
         }
+        // Derived records (summaries, edges, backlinks) live as long as the
+        // longest-kept spans.
+        if let Some(cutoff) = policy.global_cutoff(now_unix_nano) {
+            records::expire(
+                &self.pool,
+                i64::try_from(cutoff / 1_000_000).unwrap_or(i64::MAX),
+            )
+            .await?;
+        }
         Ok(report)
+    }
+
+    async fn put_records(&self, records: &[crate::Record]) -> Result<(), StoreError> {
+        records::put(&self.pool, records).await
+    }
+
+    async fn scan_records(
+        &self,
+        scan: &crate::RecordScan,
+    ) -> Result<Vec<crate::Record>, StoreError> {
+        records::scan(&self.pool, scan).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -29,11 +29,16 @@ cases!(
     large_batch,
     retention_by_cluster,
     storage_usage_per_cluster,
+    records_put_scan_and_expire,
 );
 
 /// Cases that need [`SpanStore::enforce_retention`] to act on the `now` it
 /// is given; a backend that expires data by write-time TTL skips them.
 pub(super) const RETENTION_CASES: &[&str] = &["retention_by_cluster"];
+
+/// Cases on derived records ([`crate::Record`]), which not every backend
+/// keeps.
+pub(super) const RECORD_CASES: &[&str] = &["records_put_scan_and_expire"];
 
 fn query() -> TraceQuery {
     super::any_query()
@@ -566,4 +571,75 @@ async fn storage_usage_per_cluster(store: Arc<dyn SpanStore>) {
     assert_eq!((east, west), (20, 10));
     assert!(east_bytes > west_bytes && west_bytes > 0);
     assert_eq!(usage.iter().map(|s| s.spans).sum::<u64>(), 30);
+}
+
+async fn records_put_scan_and_expire(store: Arc<dyn SpanStore>) {
+    use crate::{Record, RecordKind, RecordScan};
+    let now_ms = i64::try_from(now_nanos() / 1_000_000).unwrap_or(i64::MAX);
+    let t = trace_id(7);
+    let rec = |kind, key: &str, time_ms, value: &str| Record {
+        kind,
+        key: key.to_owned(),
+        time_ms,
+        value: value.as_bytes().to_vec(),
+        trace: Some(t),
+    };
+    store
+        .put_records(&[
+            rec(RecordKind::Backlink, "aa|1", now_ms, "one"),
+            rec(RecordKind::Backlink, "aa|2", now_ms - 1_000, "two"),
+            rec(RecordKind::Backlink, "ab|1", now_ms, "other prefix"),
+            rec(RecordKind::Summary, "aa|1", now_ms, "another kind"),
+            // 10 days old: past the retention below.
+            rec(
+                RecordKind::Backlink,
+                "aa|0",
+                now_ms - 240 * 3_600_000,
+                "old",
+            ),
+        ])
+        .await
+        .expect("put_records");
+    // Replacing keeps one record per key.
+    store
+        .put_records(&[rec(RecordKind::Backlink, "aa|1", now_ms, "one, again")])
+        .await
+        .expect("put_records");
+    let scan = |prefix: &str, time, limit| RecordScan {
+        kind: RecordKind::Backlink,
+        prefix: prefix.to_owned(),
+        time,
+        limit,
+        trace: Some(t),
+    };
+    let values = |rs: Vec<Record>| -> Vec<String> {
+        rs.into_iter()
+            .map(|r| String::from_utf8(r.value).expect("utf8"))
+            .collect()
+    };
+    let all = store
+        .scan_records(&scan("aa|", None, 10))
+        .await
+        .expect("scan");
+    assert_eq!(values(all), ["old", "one, again", "two"]);
+    let recent = store
+        .scan_records(&scan("aa|", Some((now_ms - 500, now_ms)), 10))
+        .await
+        .expect("scan");
+    assert_eq!(values(recent), ["one, again"]);
+    let limited = store.scan_records(&scan("a", None, 2)).await.expect("scan");
+    assert_eq!(limited.len(), 2);
+    let policy = RetentionPolicy {
+        default_hours: Some(168),
+        ..Default::default()
+    };
+    store
+        .enforce_retention(&policy, now_nanos())
+        .await
+        .expect("retention");
+    let kept = store
+        .scan_records(&scan("aa|", None, 10))
+        .await
+        .expect("scan");
+    assert_eq!(values(kept), ["one, again", "two"]);
 }

@@ -157,13 +157,36 @@ async fn traces(State(store): State<Store>, RawQuery(q): RawQuery) -> Response {
     }
 }
 
-async fn trace_by_id(State(store): State<Store>, Path(id): Path<String>) -> Response {
+async fn trace_by_id(
+    State(store): State<Store>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
     let id = match TraceId::from_hex(&id) {
         Ok(id) => id,
         Err(e) => return bad_request(format!("invalid trace id {id:?}: {e}")),
     };
+    let raw = params::pairs(q.as_deref())
+        .iter()
+        .any(|(k, v)| k == "raw" && (v == "true" || v == "1"));
     match store.get_trace(id).await {
-        Ok(Some(t)) => ok(vec![model::trace(&t)]),
+        Ok(Some(t)) => {
+            match crate::query::federation::shown_trace(store.as_ref(), t.clone(), raw).await {
+                Ok((shown, warnings)) => {
+                    let mut j = model::trace(&shown);
+                    if !warnings.is_empty() {
+                        j.warnings = Some(warnings);
+                    }
+                    ok(vec![j])
+                }
+                // Without offsets (a backend that keeps no records) the
+                // stored times are shown.
+                Err(e) => {
+                    tracing::debug!(error = %e, "no clock offsets; showing stored times");
+                    ok(vec![model::trace(&t)])
+                }
+            }
+        }
         Ok(None) => error(StatusCode::NOT_FOUND, "trace not found"),
         Err(e) => store_error(e),
     }

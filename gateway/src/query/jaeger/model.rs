@@ -133,22 +133,26 @@ fn span_tags(span: &Span) -> Vec<JTag> {
     out
 }
 
+/// The process tag naming the cluster a span came from.
+pub const CLUSTER_TAG: &str = "meridian.cluster";
+
 /// Maps a stored trace to Jaeger's UI model.
 pub fn trace(t: &Trace) -> JTrace {
     let trace_hex = t.trace_id.to_jaeger_hex();
-    let mut processes: Vec<(Arc<Resource>, String)> = Vec::new();
+    // A process is a resource as one cluster reported it: the same
+    // resource attributes from two clusters are two processes.
+    let mut processes: Vec<(Arc<Resource>, &str, String)> = Vec::new();
     let mut spans = Vec::with_capacity(t.spans.len());
     let mut ordered: Vec<&Span> = t.spans.iter().collect();
     ordered.sort_by_key(|s| s.start_unix_nano);
     for s in ordered {
-        let pid = match processes
-            .iter()
-            .find(|(r, _)| Arc::ptr_eq(r, &s.resource) || **r == *s.resource)
-        {
-            Some((_, pid)) => pid.clone(),
+        let pid = match processes.iter().find(|(r, c, _)| {
+            *c == s.cluster.as_str() && (Arc::ptr_eq(r, &s.resource) || **r == *s.resource)
+        }) {
+            Some((_, _, pid)) => pid.clone(),
             None => {
                 let pid = format!("p{}", processes.len() + 1);
-                processes.push((Arc::clone(&s.resource), pid.clone()));
+                processes.push((Arc::clone(&s.resource), s.cluster.as_str(), pid.clone()));
                 pid
             }
         };
@@ -197,12 +201,14 @@ pub fn trace(t: &Trace) -> JTrace {
         spans,
         processes: processes
             .into_iter()
-            .map(|(r, pid)| {
+            .map(|(r, cluster, pid)| {
+                let mut tags = tags(&r.attributes);
+                tags.push(str_tag(CLUSTER_TAG, cluster));
                 (
                     pid,
                     JProcess {
                         service_name: r.service_name.clone(),
-                        tags: tags(&r.attributes),
+                        tags,
                     },
                 )
             })
@@ -362,8 +368,11 @@ mod tests {
         assert_eq!(
             v["processes"],
             json!({
-                "p1": {"serviceName":"a","tags":[{"key":"k8s.cluster.name","type":"string","value":"east"}]},
-                "p2": {"serviceName":"b","tags":[]},
+                "p1": {"serviceName":"a","tags":[
+                    {"key":"k8s.cluster.name","type":"string","value":"east"},
+                    {"key":"meridian.cluster","type":"string","value":"c"},
+                ]},
+                "p2": {"serviceName":"b","tags":[{"key":"meridian.cluster","type":"string","value":"c"}]},
             })
         );
     }

@@ -1,0 +1,73 @@
+//! [`Record`]s in Postgres (`records` table, migration 0002, Postgres).
+
+use sqlx::{PgPool, Row};
+
+use super::backend_error;
+use crate::{
+    StoreError,
+    records::{Record, RecordKind, RecordScan, prefix_end},
+};
+
+pub(super) async fn put(pool: &PgPool, records: &[Record]) -> Result<(), StoreError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await.map_err(backend_error)?;
+    for r in records {
+        sqlx::query(
+            "INSERT INTO records (kind, key, time_ms, value) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (kind, key) DO UPDATE SET time_ms = excluded.time_ms, value = excluded.value",
+        )
+        .bind(r.kind.code())
+        .bind(r.key.as_bytes())
+        .bind(r.time_ms)
+        .bind(&r.value)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend_error)?;
+    }
+    tx.commit().await.map_err(backend_error)
+}
+
+pub(super) async fn scan(pool: &PgPool, scan: &RecordScan) -> Result<Vec<Record>, StoreError> {
+    let start = scan.prefix.as_bytes().to_vec();
+    let end = prefix_end(&start);
+    let (from, to) = scan.time.unwrap_or((i64::MIN, i64::MAX));
+    let limit = i64::try_from(scan.limit).unwrap_or(i64::MAX);
+    let rows = sqlx::query(
+        "SELECT key, time_ms, value FROM records WHERE kind = $1 AND key >= $2 \
+         AND ($3::bytea IS NULL OR key < $3) AND time_ms >= $4 AND time_ms <= $5 ORDER BY key LIMIT $6",
+    )
+    .bind(scan.kind.code())
+    .bind(&start)
+    .bind(end.as_deref())
+    .bind(from)
+    .bind(to)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .map_err(backend_error)?;
+    rows.into_iter()
+        .map(|row| decode(scan.kind, &row))
+        .collect()
+}
+
+fn decode(kind: RecordKind, row: &sqlx::postgres::PgRow) -> Result<Record, StoreError> {
+    let key: Vec<u8> = row.try_get("key").map_err(backend_error)?;
+    Ok(Record {
+        kind,
+        key: String::from_utf8(key).map_err(|e| StoreError::Corrupt(format!("record key: {e}")))?,
+        time_ms: row.try_get("time_ms").map_err(backend_error)?,
+        value: row.try_get("value").map_err(backend_error)?,
+        trace: None,
+    })
+}
+
+pub(super) async fn expire(pool: &PgPool, cutoff_ms: i64) -> Result<u64, StoreError> {
+    sqlx::query("DELETE FROM records WHERE time_ms < $1")
+        .bind(cutoff_ms)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
+        .map_err(backend_error)
+}
