@@ -16,6 +16,7 @@ use crate::{
     buffer::{Buffer, MemoryBuffer, Wal, WalConfig, WalStats},
     config::{AgentConfig, Durability},
     control::{ControlClient, ControlSettings, ControlStats, Policies, members},
+    decide::{DecideClient, DecideSettings},
     forward::{
         AckJoin, Backoff, ForwardConfig, ForwardStats, Forwarder, GatewayDestination,
         GatewayEndpoints, GatewaySettings, OtlpDestination, endpoints::tune,
@@ -24,6 +25,7 @@ use crate::{
         pipeline::{PipelineError, SamplingSink, SamplingStats},
         red::RedTap,
         remote,
+        verdicts::{self, VerdictStats},
     },
     tls,
 };
@@ -81,6 +83,8 @@ pub struct Agent {
     /// `--export-otlp` counters (`destination="otlp"` on /metrics).
     pub export_stats: ForwardStats,
     pub sampling_stats: SamplingStats,
+    /// Cross-cluster tail counters (digests, verdicts, timeouts).
+    pub verdict_stats: VerdictStats,
     /// Control stream counters (updates applied, connected).
     pub control_stats: ControlStats,
     pub red: RedTap,
@@ -164,6 +168,7 @@ impl Agent {
         );
         let sampling_stats = SamplingStats::register(&mut registry);
         let control_stats = ControlStats::register(&mut registry);
+        let verdict_stats = VerdictStats::register(&mut registry);
         let red = RedTap::register(&mut registry, RED_MAX_SERIES);
         let root = Shutdown::new();
         let buffer = match cfg.durability {
@@ -219,6 +224,15 @@ impl Agent {
             sampling_stats.clone(),
             (cfg.buffer_full_policy == FullPolicy::Block).then_some(cfg.buffer_max_bytes),
         )?;
+        // Cross-cluster verdicts: the sampler's end now, the stream client
+        // (below) once the gateway endpoints exist.
+        let (sink, digest_feed) = match (cfg.tail_verdicts, &endpoints) {
+            (Some(timeout), Some(_)) => {
+                let (link, feed) = verdicts::link(timeout, verdict_stats.clone());
+                (sink.with_verdicts(link), Some(feed))
+            }
+            _ => (sink, None),
+        };
         let sampler = root.stage();
         {
             // Stopped after the receivers: it decides every held trace and
@@ -229,6 +243,7 @@ impl Agent {
             sampler.spawn(async move { ticker.run_ticker(sd).await });
         }
 
+        let decide_sink = sink.clone();
         let grpc = receiver::grpc::service(sink.clone(), cfg.limits, receiver_metrics.clone());
         let token = receivers.token().clone();
         receivers.spawn(async move {
@@ -292,6 +307,20 @@ impl Agent {
             );
             let sd = control.clone();
             control.spawn(async move { client.run(sd).await });
+            if let Some(feed) = digest_feed {
+                let client = DecideClient::new(
+                    DecideSettings {
+                        agent_id: agent_id.clone(),
+                        cluster: cfg.cluster.to_string(),
+                    },
+                    endpoints.clone(),
+                    decide_sink.clone(),
+                    feed,
+                    verdict_stats.clone(),
+                );
+                let sd = control.clone();
+                control.spawn(async move { client.run(sd).await });
+            }
 
             let dest = GatewayDestination::new(
                 GatewaySettings {
@@ -360,6 +389,7 @@ impl Agent {
             forward_stats,
             export_stats,
             sampling_stats,
+            verdict_stats,
             control_stats,
             red,
             receiver_metrics,

@@ -123,6 +123,19 @@ pub struct Settings {
     /// Log format: text or json [default: text].
     #[arg(long, env = "MERIDIAN_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
+    /// Cross-cluster tail sampling: `on` sends a digest of every tail
+    /// decision to the gateway and holds locally dropped traces for the
+    /// gateway's verdict (a trace kept in any cluster is kept whole in
+    /// all); `off` decides locally only. Needs --gateway and a tail policy
+    /// [default: on with --gateway].
+    #[arg(long, env = "MERIDIAN_TAIL_VERDICTS", value_name = "on|off")]
+    pub tail_verdicts: Option<String>,
+    /// How long a locally dropped trace waits for the gateway's verdict
+    /// before its local drop stands (counted in
+    /// meridian_agent_tail_verdict_timeouts_total), milliseconds
+    /// [default: 2000].
+    #[arg(long, env = "MERIDIAN_TAIL_VERDICT_TIMEOUT_MS", value_name = "MS")]
+    pub tail_verdict_timeout_ms: Option<u64>,
 }
 
 /// The PEM files of an mTLS identity plus the CA that verifies the peer.
@@ -162,7 +175,13 @@ pub struct AgentConfig {
     pub group_commit: Duration,
     pub limits: Limits,
     pub log_format: LogFormat,
+    /// Cross-cluster tail verdicts: how long a locally dropped trace waits
+    /// for one; `None` when off (or without a gateway).
+    pub tail_verdicts: Option<Duration>,
 }
+
+/// The default of `--tail-verdict-timeout-ms`.
+pub const TAIL_VERDICT_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Settings {
     /// Fills unset fields from `file`.
@@ -170,7 +189,8 @@ impl Settings {
         merge_options!(self, file; cluster, gateway, tls_ca, tls_cert, tls_key, otlp_grpc,
             otlp_http, zipkin, admin, buffer_dir, buffer_max_bytes, durability,
             buffer_full_policy, group_commit_ms, max_request_bytes,
-            max_decompressed_bytes, log_format, sampling_config, sampling, export_otlp, export_otlp_compression);
+            max_decompressed_bytes, log_format, sampling_config, sampling, export_otlp, export_otlp_compression,
+            tail_verdicts, tail_verdict_timeout_ms);
         self
     }
 
@@ -311,7 +331,30 @@ impl Settings {
                 "",
             ));
         }
+        let verdicts_on = match self.tail_verdicts.as_deref() {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "tail-verdicts",
+                    format!("{other:?} is not on or off"),
+                    "use on or off",
+                ));
+            }
+        };
+        let verdict_timeout = self
+            .tail_verdict_timeout_ms
+            .map_or(TAIL_VERDICT_TIMEOUT, Duration::from_millis);
+        if verdict_timeout.is_zero() || verdict_timeout > Duration::from_secs(300) {
+            return Err(ConfigError::new(
+                "tail-verdict-timeout-ms",
+                "must be within 1..=300000",
+                "a few seconds: longer than the gateway's decision window plus a round trip",
+            ));
+        }
+        let tail_verdicts = (verdicts_on && !gateways.is_empty()).then_some(verdict_timeout);
         Ok(AgentConfig {
+            tail_verdicts,
             cluster,
             gateways,
             tls,
@@ -387,6 +430,32 @@ mod tests {
         let merged = minimal().merge(file).validate().unwrap();
         assert_eq!(merged.cluster.as_str(), "east", "flags/env beat the file");
         assert_eq!(merged.otlp_grpc.port(), 5000, "the file beats defaults");
+    }
+
+    #[test]
+    fn tail_verdicts_default_on_with_a_gateway() {
+        let cfg = minimal().validate().unwrap();
+        assert_eq!(cfg.tail_verdicts, Some(TAIL_VERDICT_TIMEOUT));
+        let mut s = minimal();
+        s.tail_verdicts = Some("off".into());
+        assert_eq!(s.validate().unwrap().tail_verdicts, None);
+        let mut s = minimal();
+        s.tail_verdict_timeout_ms = Some(500);
+        assert_eq!(
+            s.validate().unwrap().tail_verdicts,
+            Some(Duration::from_millis(500))
+        );
+        let mut s = minimal();
+        s.tail_verdicts = Some("yes".into());
+        assert_eq!(s.validate().unwrap_err().key, "tail-verdicts");
+        let mut s = minimal();
+        s.tail_verdict_timeout_ms = Some(0);
+        assert_eq!(s.validate().unwrap_err().key, "tail-verdict-timeout-ms");
+        // Without a gateway there is nobody to ask.
+        let mut s = minimal();
+        s.gateway = None;
+        s.export_otlp = Some("http://c:4317".into());
+        assert_eq!(s.validate().unwrap().tail_verdicts, None);
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod buffer;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod decide;
 pub mod forward;
 pub mod sampling;
 pub mod tls;

@@ -68,6 +68,9 @@ pub struct Gateway {
     pub raft_addr: SocketAddr,
     /// This gateway's seat in the control plane.
     pub plane: Arc<crate::raft::node::ControlPlane>,
+    /// Cross-cluster tail decisions on this node.
+    pub tail: crate::tail::TailDecisions,
+    pub tail_metrics: crate::tail::metrics::TailMetrics,
     root: Shutdown,
     ingest: Shutdown,
 }
@@ -144,6 +147,7 @@ impl Gateway {
         let metrics = GatewayMetrics::register(&mut registry);
         let receiver_metrics = ReceiverMetrics::register(&mut registry);
         let stitch_metrics = crate::stitch::StitchMetrics::register(&mut registry);
+        let tail_metrics = crate::tail::metrics::TailMetrics::register(&mut registry);
         let registry = Arc::new(registry);
 
         let root = Shutdown::new();
@@ -188,14 +192,25 @@ impl Gateway {
         // Federation: mTLS, identity from the client certificate.
         let (control, control_feed) =
             tokio::sync::watch::channel(Arc::new(ControlView::single(federation_addr)));
-        let federation = FederationServer::new(FederationService::new(
-            ingest.clone(),
-            metrics.clone(),
-            cfg.max_inflight_bytes,
-            cfg.limits.max_decompressed_bytes,
-            control_feed,
-            ingest_sd.token().clone(),
-        ))
+        // Cross-cluster tail decisions: relay for this node's agents,
+        // worker for the shards it works on.
+        let tail = crate::tail::TailDecisions::start(
+            Arc::clone(&plane),
+            &cfg.tail,
+            tail_metrics.clone(),
+            &jobs,
+        );
+        let federation = FederationServer::new(
+            FederationService::new(
+                ingest.clone(),
+                metrics.clone(),
+                cfg.max_inflight_bytes,
+                cfg.limits.max_decompressed_bytes,
+                control_feed,
+                ingest_sd.token().clone(),
+            )
+            .with_tail(tail.clone()),
+        )
         .accept_compressed(CompressionEncoding::Zstd)
         .accept_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(cfg.limits.max_decompressed_bytes + (1 << 16));
@@ -299,6 +314,8 @@ impl Gateway {
             control,
             raft_addr,
             plane,
+            tail,
+            tail_metrics,
             root,
             ingest: ingest_sd,
         })

@@ -95,6 +95,12 @@ pub struct Settings {
     /// [default: the first cluster name in byte order].
     #[arg(long, env = "MERIDIAN_SKEW_REFERENCE", value_name = "CLUSTER")]
     pub skew_reference: Option<String>,
+    /// Cross-cluster tail sampling: how long after a trace's first digest
+    /// the worker of its shard decides a trace no cluster kept (digests of
+    /// other clusters arriving within it are combined), milliseconds. Keep
+    /// it below the agents' --tail-verdict-timeout-ms [default: 1000].
+    #[arg(long, env = "MERIDIAN_TAIL_DECISION_WINDOW_MS", value_name = "MS")]
+    pub tail_decision_window_ms: Option<u64>,
     /// This gateway's id in the gateway cluster, unique, from 1 [default: 1].
     #[arg(long, env = "MERIDIAN_NODE_ID", value_name = "N")]
     pub node_id: Option<u64>,
@@ -204,6 +210,8 @@ pub struct GatewayConfig {
     pub retention_interval: std::time::Duration,
     pub cluster: ClusterConfig,
     pub stitch: crate::stitch::StitchConfig,
+    /// Cross-cluster tail decisions.
+    pub tail: crate::tail::TailSettings,
 }
 
 /// Parses `--retention-hours`: `72`, `72,eu-west=24` or `eu-west=24`.
@@ -319,7 +327,8 @@ impl Settings {
         merge_options!(self, file; data_dir, store, http, federation, otlp_grpc, otlp_http,
             default_cluster, tls_ca, tls_cert, tls_key, max_inflight_bytes, max_request_bytes,
             max_decompressed_bytes, log_format, index_tags, retention_hours, retention_interval,
-            skew_reference, node_id, raft, peers, join, raft_advertise, advertise_host, admin_token);
+            skew_reference, node_id, raft, peers, join, raft_advertise, advertise_host, admin_token,
+            tail_decision_window_ms);
         self
     }
 
@@ -418,7 +427,22 @@ impl Settings {
             ),
             _ => None,
         };
+        let window = self.tail_decision_window_ms.map_or(
+            crate::tail::DEFAULT_WINDOW,
+            std::time::Duration::from_millis,
+        );
+        if window.is_zero() || window > std::time::Duration::from_secs(60) {
+            return Err(ConfigError::new(
+                "tail-decision-window-ms",
+                "must be within 1..=60000",
+                "about the spread of a trace's decision times across clusters, e.g. 1000",
+            ));
+        }
         Ok(GatewayConfig {
+            tail: crate::tail::TailSettings {
+                window,
+                ..Default::default()
+            },
             stitch: crate::stitch::StitchConfig {
                 skew_reference,
                 ..Default::default()

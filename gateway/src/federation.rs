@@ -1,13 +1,14 @@
 //! The federation service (see `federation.proto`). `Forward`: identity
 //! check, admission, decode, cluster stamp, store write, ack after commit.
 //! `Control`: the same identity check, then the stream of
-//! [`crate::control`].
+//! [`crate::control`]. `Decide`: the same identity check (and the claim on
+//! every batch), then the cross-cluster tail stream of [`crate::tail`].
 
 use std::{sync::Arc, time::Duration};
 
 use model::ClusterId;
 use proto::federation::{
-    ControlRequest, ForwardRequest, ForwardResponse, federation_server::Federation,
+    ControlRequest, DigestBatch, ForwardRequest, ForwardResponse, federation_server::Federation,
 };
 use store::StoreError;
 use tokio::sync::Semaphore;
@@ -20,6 +21,7 @@ use crate::{
     control::{ControlFeed, ControlStream},
     ingest::{Ingest, STORE_RETRY_AFTER},
     metrics::GatewayMetrics,
+    tail::{DecideStream, TailDecisions},
 };
 
 /// Admission is counted in KiB of uncompressed payload.
@@ -40,6 +42,8 @@ pub struct FederationService {
     /// Cancelled at shutdown: ends every Control stream, so the server's
     /// graceful stop does not wait for them.
     shutdown: CancellationToken,
+    /// Cross-cluster tail decisions (`None`: `Decide` is unimplemented).
+    tail: Option<TailDecisions>,
 }
 
 /// Which RPC an identity check is for (in logs and batch counts).
@@ -47,6 +51,7 @@ pub struct FederationService {
 enum Rpc {
     Forward,
     Control,
+    Decide,
 }
 
 impl Rpc {
@@ -54,6 +59,7 @@ impl Rpc {
         match self {
             Rpc::Forward => "forward",
             Rpc::Control => "control",
+            Rpc::Decide => "decide",
         }
     }
 }
@@ -75,7 +81,14 @@ impl FederationService {
             max_payload_bytes,
             control,
             shutdown,
+            tail: None,
         }
+    }
+
+    /// Serves `Decide` with `tail`.
+    pub fn with_tail(mut self, tail: TailDecisions) -> Self {
+        self.tail = Some(tail);
+        self
     }
 
     fn refuse(&self, rpc: Rpc, reason: &'static str, status: Status) -> Status {
@@ -156,6 +169,32 @@ fn retryable(code: Code, msg: impl Into<String>, after: Duration) -> Status {
 #[tonic::async_trait]
 impl Federation for FederationService {
     type ControlStream = ControlStream;
+    type DecideStream = DecideStream;
+
+    async fn decide(
+        &self,
+        request: Request<tonic::Streaming<DigestBatch>>,
+    ) -> Result<Response<DecideStream>, Status> {
+        let Some(tail) = &self.tail else {
+            return Err(Status::unimplemented(
+                "this gateway does not make cross-cluster tail decisions",
+            ));
+        };
+        let cluster = self.cluster_of(Rpc::Decide, &request)?;
+        let incoming = request.into_inner();
+        let svc = self.clone();
+        let claimed_by = cluster.clone();
+        let check = move |b: &DigestBatch| {
+            svc.check_claim(Rpc::Decide, &claimed_by, &b.cluster, &b.agent_id)
+        };
+        tracing::debug!(cluster = %cluster, "tail decision stream opened");
+        Ok(Response::new(tail.stream(
+            cluster,
+            incoming,
+            check,
+            self.shutdown.clone(),
+        )))
+    }
 
     async fn control(
         &self,

@@ -28,6 +28,7 @@ pub mod query;
 pub mod raft;
 pub mod retention;
 pub mod stitch;
+pub mod tail;
 #[cfg(test)]
 mod testing;
 pub mod tls;

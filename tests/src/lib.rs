@@ -92,6 +92,7 @@ impl Sandbox {
             retention_interval: std::time::Duration::from_secs(300),
             stitch: Default::default(),
             cluster: gateway::config::ClusterConfig::single(loopback()),
+            tail: Default::default(),
         })
     }
 
@@ -126,6 +127,7 @@ impl Sandbox {
             group_commit: Duration::from_millis(2),
             limits: Limits::default(),
             log_format: LogFormat::Text,
+            tail_verdicts: Some(edge_agent::config::TAIL_VERDICT_TIMEOUT),
         })
     }
 

@@ -49,6 +49,41 @@ pub const AGENT_CONTROL_UPDATES: &str = "meridian_agent_control_updates";
 /// 1 while the agent's Control stream to a gateway is open, else 0.
 pub const AGENT_CONTROL_CONNECTED: &str = "meridian_agent_control_connected";
 
+/// Cross-cluster tail decisions of locally dropped traces on the agent;
+/// labels `verdict` (keep, drop), `source` (gateway, timeout, full).
+pub const AGENT_TAIL_VERDICTS: &str = "meridian_agent_tail_verdicts";
+/// Traces that took their local verdict because none came in time.
+pub const AGENT_TAIL_VERDICT_TIMEOUTS: &str = "meridian_agent_tail_verdict_timeouts";
+/// Verdicts that arrived for traces the agent no longer held.
+pub const AGENT_TAIL_LATE_VERDICTS: &str = "meridian_agent_tail_late_verdicts";
+/// Trace digests the agent sent to the gateway.
+pub const AGENT_TAIL_DIGESTS_SENT: &str = "meridian_agent_tail_digests_sent";
+/// Encoded bytes of the digest batches the agent sent.
+pub const AGENT_TAIL_DIGEST_BYTES: &str = "meridian_agent_tail_digest_bytes";
+/// Digests not sent; label `reason` (queue_full, stream_full).
+pub const AGENT_TAIL_DIGESTS_DROPPED: &str = "meridian_agent_tail_digests_dropped";
+/// 1 while the agent's tail decision stream to a gateway is open, else 0.
+pub const AGENT_TAIL_DECIDE_CONNECTED: &str = "meridian_agent_tail_decide_connected";
+/// Traces whose local drop waits for the gateway's verdict.
+pub const AGENT_TAIL_AWAITING: &str = "meridian_agent_tail_awaiting_traces";
+/// Digests a gateway received from agents or peers; label `outcome`
+/// (relayed, invalid, queue_full, unroutable).
+pub const GATEWAY_TAIL_DIGESTS: &str = "meridian_gateway_tail_digests";
+/// Encoded bytes of the digest batches a gateway received from agents.
+pub const GATEWAY_TAIL_DIGEST_BYTES: &str = "meridian_gateway_tail_digest_bytes";
+/// Cross-cluster decisions a worker made; labels `verdict` (keep, drop),
+/// `by` (cluster, gateway_policy, none).
+pub const GATEWAY_TAIL_DECISIONS: &str = "meridian_gateway_tail_decisions";
+/// Digests for traces already decided (answered from the verdict cache).
+pub const GATEWAY_TAIL_LATE_DIGESTS: &str = "meridian_gateway_tail_late_digests";
+/// Digest relays to a worker that failed and were retried.
+pub const GATEWAY_TAIL_RELAY_RETRIES: &str = "meridian_gateway_tail_relay_retries";
+/// Verdicts not delivered; label `reason` (stream_full, peer_unreachable,
+/// no_stream).
+pub const GATEWAY_TAIL_VERDICTS_UNDELIVERED: &str = "meridian_gateway_tail_verdicts_undelivered";
+/// Traces open in a worker's decision window.
+pub const GATEWAY_TAIL_OPEN_TRACES: &str = "meridian_gateway_tail_open_traces";
+
 /// Renders a registry in the Prometheus text format.
 pub fn render(registry: &Registry) -> String {
     let mut out = String::new();

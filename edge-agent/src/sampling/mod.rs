@@ -13,3 +13,4 @@ pub mod pipeline;
 pub mod red;
 pub mod remote;
 pub mod tail;
+pub mod verdicts;

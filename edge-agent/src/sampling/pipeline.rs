@@ -12,6 +12,10 @@
 //! changes, the traces it holds are decided at once under the old policies
 //! (they were accepted under them), then a sampler for the new section (or
 //! none) takes over, with an empty decision cache.
+//!
+//! With cross-cluster verdicts ([`SamplingSink::with_verdicts`]) the
+//! sampler's digests go to the `Decide` stream client and the verdicts it
+//! receives come back through [`SamplingSink::apply_verdicts`].
 
 use std::{
     sync::{Arc, Mutex, RwLock},
@@ -32,7 +36,8 @@ use telemetry::Shutdown;
 use super::{
     head,
     red::RedTap,
-    tail::{Released, SystemClock, TailError, TailSampler},
+    tail::{Digest, Released, SystemClock, TailError, TailSampler},
+    verdicts::VerdictLink,
 };
 use crate::buffer::{AppendError, Buffer};
 
@@ -217,6 +222,8 @@ pub struct SamplingSink {
     /// Set (under the sampler lock) by the final flush: later requests are
     /// refused with a retry hint instead of being held and never decided.
     closed: Arc<std::sync::atomic::AtomicBool>,
+    /// Cross-cluster verdicts (`None`: local decisions only).
+    verdicts: Option<VerdictLink>,
 }
 
 impl SamplingSink {
@@ -242,7 +249,53 @@ impl SamplingSink {
             stats,
             block_at,
             closed: Arc::default(),
+            verdicts: None,
         })
+    }
+
+    /// Sends digests over `link` and holds locally dropped traces for the
+    /// gateway's verdict while its stream is open.
+    pub fn with_verdicts(mut self, link: VerdictLink) -> Self {
+        self.verdicts = Some(link);
+        self
+    }
+
+    /// Sets the sampler's verdict mode: on with this sink's link, and
+    /// holding drops only while the stream is open.
+    fn follow_link(&self, s: &mut TailSampler<SystemClock>) {
+        match &self.verdicts {
+            Some(link) => {
+                s.set_verdicts(Some(link.timeout));
+                s.set_connected(link.connected());
+            }
+            None => s.set_verdicts(None),
+        }
+    }
+
+    /// Applies the gateway's verdicts (`Some(policy)`: keep) and buffers
+    /// what they keep.
+    pub async fn apply_verdicts(&self, verdicts: Vec<(model::TraceId, Option<String>)>) {
+        let released = {
+            let mut t = lock(&self.tail);
+            let mut r = Released::default();
+            if let Some(s) = &mut t.sampler {
+                for (tid, keep) in &verdicts {
+                    r.absorb(s.verdict(*tid, keep.as_deref()));
+                }
+            }
+            r
+        };
+        self.release(released).await;
+    }
+
+    /// Digests to send again on a new stream (traces waiting for a
+    /// verdict, recent local keeps).
+    pub fn resend_digests(&self) -> Vec<Digest> {
+        lock(&self.tail)
+            .sampler
+            .as_mut()
+            .map(TailSampler::resend_digests)
+            .unwrap_or_default()
     }
 
     /// Decides traces whose window passed, every 100 ms, until shutdown;
@@ -267,6 +320,7 @@ impl SamplingSink {
                 self.tail_on
                     .store(t.sampler.is_some(), std::sync::atomic::Ordering::SeqCst);
                 if let Some(s) = &mut t.sampler {
+                    self.follow_link(s);
                     r.absorb(if stop { s.flush() } else { s.tick() });
                 }
                 let u = t
@@ -276,6 +330,9 @@ impl SamplingSink {
                     .unwrap_or_default();
                 self.stats.tail_held_spans.set(u.spans as i64);
                 self.stats.tail_held_bytes.set(u.bytes as i64);
+                if let Some(v) = &self.verdicts {
+                    v.stats.set_awaiting(u.awaiting);
+                }
                 r
             };
             self.release(released).await;
@@ -285,7 +342,11 @@ impl SamplingSink {
         }
     }
 
-    async fn release(&self, r: Released) {
+    async fn release(&self, mut r: Released) {
+        if let Some(v) = &self.verdicts {
+            v.stats.observe(&r);
+            v.send(std::mem::take(&mut r.digests));
+        }
         self.stats.tail_sampled_out.inc_by(r.spans_dropped);
         self.stats.tail_kept.inc_by(r.spans_kept);
         self.stats.tail_traces_kept.inc_by(r.traces_kept);
@@ -426,6 +487,7 @@ impl Sink for SamplingSink {
                 .store(t.sampler.is_some(), std::sync::atomic::Ordering::SeqCst);
             match &mut t.sampler {
                 Some(s) => {
+                    self.follow_link(s);
                     released.absorb(s.ingest(req));
                     (released, None)
                 }

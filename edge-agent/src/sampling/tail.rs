@@ -25,22 +25,30 @@
 //!   FIFO of recent decisions).
 //! - **Durability**: held spans are in memory; the client was answered on
 //!   receipt, as in the Collector. A crash loses undecided traces.
+//! - **Cross-cluster verdicts** ([`TailSampler::set_verdicts`]): each
+//!   decision also yields a [`Digest`] for the gateway. A local keep is
+//!   final (a trace kept anywhere is kept everywhere); a local drop holds
+//!   the trace (and its later spans) until [`TailSampler::verdict`] or the
+//!   verdict timeout, when the local drop stands. Waiting traces count
+//!   toward the caps; when full, the oldest waiting trace takes its local
+//!   verdict first ([`Released::forced_local`]).
+//!
+//! Policies are compiled and judged by [`judge`], which the gateway's
+//! combiner shares.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+pub mod judge;
+
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use model::{
-    TraceId,
-    sampling::{TailConfig, TailPolicy, TailRule},
-};
+use model::{TraceId, sampling::TailConfig};
 use prost::Message;
-use proto::otlp::{
-    AnyValue, ExportTraceServiceRequest, KeyValue, Resource, ResourceSpans, any_value,
-};
+use proto::otlp::{ExportTraceServiceRequest, Resource, ResourceSpans};
 
 use super::head;
+pub use judge::{Judge, STATUS_ERROR, STATUS_OK, STATUS_UNSET, TraceFacts, status_bit};
 
 /// The attribute naming the policy that kept a trace.
 pub const POLICY_ATTRIBUTE: &str = "meridian.sampling.policy";
@@ -49,7 +57,7 @@ pub const POLICY_ATTRIBUTE: &str = "meridian.sampling.policy";
 const TRACE_OVERHEAD: usize = 160;
 
 /// Attribute predicates are bits in a `u64`.
-const MAX_PREDICATES: usize = 64;
+pub(crate) const MAX_PREDICATES: usize = 64;
 
 /// Time since an arbitrary origin.
 pub trait Clock: Send + 'static {
@@ -130,9 +138,22 @@ pub struct Released {
     pub spans_dropped: u64,
     pub traces_kept: u64,
     pub traces_dropped: u64,
+    /// Digests of the traces decided (cross-cluster verdicts on).
+    pub digests: Vec<Digest>,
+    /// Traces dropped locally but kept by the gateway's verdict.
+    pub remote_kept: u64,
+    /// Traces whose local drop the gateway's verdict confirmed.
+    pub remote_dropped: u64,
+    /// Traces that took their local verdict because none came in time.
+    pub verdict_timeouts: u64,
+    /// Traces that took their local verdict because the caps were reached.
+    pub forced_local: u64,
+    /// Verdicts for traces no longer held (only later spans follow them).
+    pub late_verdicts: u64,
 }
 
 impl Released {
+    /// No spans to buffer.
     pub fn is_empty(&self) -> bool {
         self.parts.is_empty()
     }
@@ -174,6 +195,12 @@ impl Released {
         self.spans_dropped += other.spans_dropped;
         self.traces_kept += other.traces_kept;
         self.traces_dropped += other.traces_dropped;
+        self.digests.extend(other.digests);
+        self.remote_kept += other.remote_kept;
+        self.remote_dropped += other.remote_dropped;
+        self.verdict_timeouts += other.verdict_timeouts;
+        self.forced_local += other.forced_local;
+        self.late_verdicts += other.late_verdicts;
     }
 }
 
@@ -218,121 +245,25 @@ fn restore_trace_ids(scope_spans: &[u8], trace_id: &TraceId, out: &mut BytesMut)
 /// A point-in-time view for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TailUsage {
+    /// Traces held: in their window, or waiting for a verdict.
     pub traces: usize,
     pub spans: u64,
     pub bytes: usize,
     pub decided_cached: usize,
+    /// Of `traces`, those whose local verdict (drop) waits for the
+    /// gateway's.
+    pub awaiting: usize,
 }
 
-#[derive(Debug)]
-enum Predicate {
-    Str {
-        key: String,
-        values: HashSet<String>,
-    },
-    Num {
-        key: String,
-        min: f64,
-        max: f64,
-    },
-    Bool {
-        key: String,
-        value: bool,
-    },
-}
-
-impl Predicate {
-    fn key(&self) -> &str {
-        match self {
-            Self::Str { key, .. } | Self::Num { key, .. } | Self::Bool { key, .. } => key,
-        }
-    }
-
-    fn matches(&self, v: &AnyValue) -> bool {
-        use any_value::Value as V;
-        match (self, v.value.as_ref()) {
-            (Self::Str { values, .. }, Some(V::StringValue(s))) => values.contains(s),
-            (Self::Num { min, max, .. }, Some(V::IntValue(i))) => {
-                let f = *i as f64;
-                f >= *min && f <= *max
-            }
-            (Self::Num { min, max, .. }, Some(V::DoubleValue(f))) => f >= min && f <= max,
-            (Self::Bool { value, .. }, Some(V::BoolValue(b))) => b == value,
-            _ => false,
-        }
-    }
-}
-
-/// A rate budget per wall second (of the injected clock).
-#[derive(Debug, Default)]
-struct Budget {
-    second: u64,
-    used: u64,
-}
-
-impl Budget {
-    fn try_take(&mut self, now: Duration, limit: u64, spans: u64) -> bool {
-        let s = now.as_secs();
-        if s != self.second {
-            self.second = s;
-            self.used = 0;
-        }
-        if self.used.saturating_add(spans) > limit {
-            return false;
-        }
-        self.used += spans;
-        true
-    }
-}
-
-#[derive(Debug)]
-enum Node {
-    Always,
-    Latency {
-        min_ns: u64,
-    },
-    Status {
-        mask: u8,
-    },
-    Predicate {
-        bit: u32,
-    },
-    Probabilistic {
-        threshold: u64,
-    },
-    RateLimiting {
-        spans_per_second: u64,
-        budget: usize,
-    },
-    SpanCount {
-        min: u64,
-        max: u64,
-    },
-    And(Vec<Node>),
-    Composite {
-        subs: Vec<CompositeSub>,
-    },
-}
-
-#[derive(Debug)]
-struct CompositeSub {
-    name: u32,
-    node: Node,
-    spans_per_second: u64,
-    budget: usize,
-}
-
-/// The status bits of a trace summary.
-const STATUS_UNSET: u8 = 1;
-const STATUS_OK: u8 = 2;
-const STATUS_ERROR: u8 = 4;
-
-fn status_bit(code: i32) -> u8 {
-    match code {
-        1 => STATUS_OK,
-        2 => STATUS_ERROR,
-        _ => STATUS_UNSET,
-    }
+/// What this cluster saw of a trace when its local decision was due; sent
+/// to the gateway for the cross-cluster decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digest {
+    pub facts: TraceFacts,
+    /// Encoded span bytes held for the trace.
+    pub bytes: u64,
+    /// The local policy that kept it; `None`: the local verdict is drop.
+    pub kept_by: Option<String>,
 }
 
 #[derive(Debug)]
@@ -348,6 +279,58 @@ struct Pending {
     bytes: usize,
 }
 
+impl Pending {
+    fn facts(&self, trace_id: TraceId) -> TraceFacts {
+        TraceFacts {
+            trace_id,
+            first_start: self.first_start.min(self.last_end),
+            last_end: self.last_end,
+            spans: self.spans,
+            statuses: self.statuses,
+            matched: self.matched,
+        }
+    }
+
+    fn add(&mut self, f: Arrival) {
+        self.first_start = self.first_start.min(f.first_start);
+        self.last_end = self.last_end.max(f.last_end);
+        self.spans += f.spans;
+        self.statuses |= f.statuses;
+        self.matched |= f.bits;
+        self.bytes += f.fragment.held_bytes();
+        self.more.push(f.fragment);
+    }
+
+    fn parts(self, trace_id: TraceId, suffix: &Bytes) -> impl Iterator<Item = Part> {
+        std::iter::once(self.first)
+            .chain(self.more)
+            .map(move |fragment| Part {
+                trace_id,
+                fragment,
+                suffix: suffix.clone(),
+            })
+    }
+}
+
+/// One trace's spans of one incoming scope, summarised.
+struct Arrival {
+    fragment: Fragment,
+    first_start: u64,
+    last_end: u64,
+    spans: u64,
+    statuses: u8,
+    bits: u64,
+}
+
+/// A trace whose local verdict is drop, held until the gateway's verdict
+/// or the verdict timeout.
+#[derive(Debug)]
+struct Awaiting {
+    pending: Pending,
+    since: Duration,
+    digest: Digest,
+}
+
 /// The tail sampler. Not thread-safe by itself; the agent wraps it in a
 /// mutex and calls [`TailSampler::tick`] periodically.
 pub struct TailSampler<C> {
@@ -355,17 +338,28 @@ pub struct TailSampler<C> {
     wait: Duration,
     max_traces: usize,
     max_bytes: usize,
-    policies: Vec<(u32, Node)>,
-    predicates: Vec<Predicate>,
-    budgets: Vec<Budget>,
+    judge: Judge,
     /// Per policy name index, the encoded `ResourceSpans{resource{attr}}`
     /// suffix that tags a fragment with the name.
     suffixes: Vec<Bytes>,
     pending: HashMap<TraceId, Pending>,
     order: VecDeque<(Duration, TraceId)>,
+    /// Cross-cluster verdicts: `Some(timeout)` holds locally dropped traces
+    /// for a verdict (see [`TailSampler::set_verdicts`]).
+    verdict_timeout: Option<Duration>,
+    /// A stream to the gateway is open: digests are made and drops held.
+    connected: bool,
+    awaiting: HashMap<TraceId, Awaiting>,
+    awaiting_order: VecDeque<(Duration, TraceId)>,
+    /// Digests of recent local keeps (for a verdict timeout, at most
+    /// `decided_cap`): sent again on a new stream, in case the gateway that
+    /// took them died before telling the other clusters.
+    recent_keeps: VecDeque<(Duration, Digest)>,
     bytes: usize,
     spans: u64,
-    decided: HashMap<TraceId, Option<u32>>,
+    /// The decision of recent traces: the suffix naming the keeping policy,
+    /// or `None` for drop.
+    decided: HashMap<TraceId, Option<Bytes>>,
     decided_order: VecDeque<TraceId>,
     decided_cap: usize,
 }
@@ -374,169 +368,9 @@ impl<C> std::fmt::Debug for TailSampler<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TailSampler")
             .field("traces", &self.pending.len())
+            .field("awaiting", &self.awaiting.len())
             .field("bytes", &self.bytes)
             .finish_non_exhaustive()
-    }
-}
-
-struct Compiler {
-    names: Vec<String>,
-    predicates: Vec<Predicate>,
-    budgets: usize,
-}
-
-impl Compiler {
-    fn name(&mut self, n: String) -> u32 {
-        self.names.push(n);
-        (self.names.len() - 1) as u32
-    }
-
-    fn predicate(&mut self, p: Predicate) -> Result<Node, TailError> {
-        if self.predicates.len() >= MAX_PREDICATES {
-            return Err(TailError::TooManyPredicates);
-        }
-        self.predicates.push(p);
-        Ok(Node::Predicate {
-            bit: (self.predicates.len() - 1) as u32,
-        })
-    }
-
-    fn budget(&mut self) -> usize {
-        self.budgets += 1;
-        self.budgets - 1
-    }
-
-    fn node(&mut self, p: &TailPolicy, path: &str) -> Result<Node, TailError> {
-        let err = |message: &str| TailError::Policy {
-            policy: path.to_owned(),
-            message: message.to_owned(),
-        };
-        Ok(match &p.rule {
-            TailRule::AlwaysSample => Node::Always,
-            TailRule::Latency { threshold_ms } => Node::Latency {
-                min_ns: threshold_ms.saturating_mul(1_000_000),
-            },
-            TailRule::StatusCode { status_codes } => {
-                let mut mask = 0;
-                for c in status_codes {
-                    mask |= match c.to_ascii_uppercase().as_str() {
-                        "OK" => STATUS_OK,
-                        "ERROR" => STATUS_ERROR,
-                        "UNSET" => STATUS_UNSET,
-                        _ => return Err(err("status_codes take OK, ERROR or UNSET")),
-                    };
-                }
-                if mask == 0 {
-                    return Err(err("status_codes must not be empty"));
-                }
-                Node::Status { mask }
-            }
-            TailRule::StringAttribute { key, values } => {
-                if values.is_empty() {
-                    return Err(err("values must not be empty"));
-                }
-                self.predicate(Predicate::Str {
-                    key: key.clone(),
-                    values: values.iter().cloned().collect(),
-                })?
-            }
-            TailRule::NumericAttribute {
-                key,
-                min_value,
-                max_value,
-            } => {
-                if min_value > max_value {
-                    return Err(err("min_value is above max_value"));
-                }
-                self.predicate(Predicate::Num {
-                    key: key.clone(),
-                    min: *min_value,
-                    max: *max_value,
-                })?
-            }
-            TailRule::BooleanAttribute { key, value } => self.predicate(Predicate::Bool {
-                key: key.clone(),
-                value: *value,
-            })?,
-            TailRule::Probabilistic {
-                sampling_percentage,
-            } => {
-                if !(0.0..=100.0).contains(sampling_percentage) {
-                    return Err(err("sampling_percentage must be within 0..=100"));
-                }
-                Node::Probabilistic {
-                    threshold: head::threshold(sampling_percentage / 100.0),
-                }
-            }
-            TailRule::RateLimiting { spans_per_second } => Node::RateLimiting {
-                spans_per_second: *spans_per_second,
-                budget: self.budget(),
-            },
-            TailRule::SpanCount {
-                min_spans,
-                max_spans,
-            } => Node::SpanCount {
-                min: *min_spans,
-                max: max_spans.unwrap_or(u64::MAX),
-            },
-            TailRule::And { policies } => {
-                if policies.is_empty() {
-                    return Err(err("and needs sub-policies"));
-                }
-                Node::And(
-                    policies
-                        .iter()
-                        .map(|s| self.node(s, &format!("{path}/{}", s.name)))
-                        .collect::<Result<_, _>>()?,
-                )
-            }
-            TailRule::Composite {
-                max_total_spans_per_second,
-                policies,
-                rate_allocation,
-            } => {
-                if policies.is_empty() {
-                    return Err(err("composite needs sub-policies"));
-                }
-                let allocated: f64 = rate_allocation.iter().map(|a| a.percent).sum();
-                if allocated > 100.0 || rate_allocation.iter().any(|a| a.percent < 0.0) {
-                    return Err(err("rate_allocation percentages must be 0..=100 in total"));
-                }
-                for a in rate_allocation {
-                    if !policies.iter().any(|s| s.name == a.policy) {
-                        return Err(err(&format!(
-                            "rate_allocation names {:?}, which is not a sub-policy",
-                            a.policy
-                        )));
-                    }
-                }
-                let unallocated = policies
-                    .iter()
-                    .filter(|s| !rate_allocation.iter().any(|a| a.policy == s.name))
-                    .count();
-                let rest_share = if unallocated == 0 {
-                    0.0
-                } else {
-                    (100.0 - allocated) / unallocated as f64
-                };
-                let mut subs = Vec::with_capacity(policies.len());
-                for s in policies {
-                    let sub_path = format!("{path}/{}", s.name);
-                    let node = self.node(s, &sub_path)?;
-                    let pct = rate_allocation
-                        .iter()
-                        .find(|a| a.policy == s.name)
-                        .map_or(rest_share, |a| a.percent);
-                    subs.push(CompositeSub {
-                        name: self.name(sub_path),
-                        node,
-                        spans_per_second: (*max_total_spans_per_second as f64 * pct / 100.0) as u64,
-                        budget: self.budget(),
-                    });
-                }
-                Node::Composite { subs }
-            }
-        })
     }
 }
 
@@ -551,37 +385,24 @@ fn policy_suffix(name: &str) -> Bytes {
     Bytes::from(rs.encode_to_vec())
 }
 
-/// The summary of one trace as policies see it.
-struct Summary<'a> {
-    trace_id: &'a TraceId,
-    p: &'a Pending,
-}
-
 impl<C: Clock> TailSampler<C> {
     pub fn new(cfg: &TailConfig, clock: C) -> Result<Self, TailError> {
-        let mut c = Compiler {
-            names: Vec::new(),
-            predicates: Vec::new(),
-            budgets: 0,
-        };
-        let mut policies = Vec::with_capacity(cfg.policies.len());
-        for p in &cfg.policies {
-            let node = c.node(p, &p.name)?;
-            let name = c.name(p.name.clone());
-            policies.push((name, node));
-        }
-        let suffixes = c.names.iter().map(|n| policy_suffix(n)).collect();
+        let judge = Judge::new(cfg)?;
+        let suffixes = judge.names().iter().map(|n| policy_suffix(n)).collect();
         Ok(Self {
             clock,
             wait: Duration::from_millis(cfg.decision_wait_ms),
             max_traces: cfg.max_traces,
             max_bytes: cfg.max_bytes,
-            policies,
-            predicates: c.predicates,
-            budgets: (0..c.budgets).map(|_| Budget::default()).collect(),
+            judge,
             suffixes,
             pending: HashMap::new(),
             order: VecDeque::new(),
+            verdict_timeout: None,
+            connected: true,
+            awaiting: HashMap::new(),
+            awaiting_order: VecDeque::new(),
+            recent_keeps: VecDeque::new(),
             bytes: 0,
             spans: 0,
             decided: HashMap::new(),
@@ -590,12 +411,31 @@ impl<C: Clock> TailSampler<C> {
         })
     }
 
+    /// Turns cross-cluster verdicts on (`Some(timeout)`) or off. On: every
+    /// decision yields a [`Digest`] (in [`Released::digests`]); a local
+    /// keep is final, a local drop is held until [`Self::verdict`] or the
+    /// timeout. Off: local decisions are final and no digests are made;
+    /// traces already waiting still wait for their verdict or timeout.
+    pub fn set_verdicts(&mut self, timeout: Option<Duration>) {
+        self.verdict_timeout = timeout;
+    }
+
+    /// With verdicts on: whether the stream to the gateway is open (the
+    /// default). While it is not, local decisions are final and no digests
+    /// are made, but local keeps are still remembered for
+    /// [`Self::resend_digests`], so the other clusters hear of them once it
+    /// is back.
+    pub fn set_connected(&mut self, connected: bool) {
+        self.connected = connected;
+    }
+
     pub fn usage(&self) -> TailUsage {
         TailUsage {
-            traces: self.pending.len(),
+            traces: self.pending.len() + self.awaiting.len(),
             spans: self.spans,
             bytes: self.bytes,
             decided_cached: self.decided.len(),
+            awaiting: self.awaiting.len(),
         }
     }
 
@@ -609,7 +449,7 @@ impl<C: Clock> TailSampler<C> {
             let resource_bits = rs
                 .resource
                 .as_ref()
-                .map_or(0, |r| self.attribute_bits(&r.attributes));
+                .map_or(0, |r| self.judge.attribute_bits(&r.attributes));
             let resource: Option<Arc<[u8]>> =
                 rs.resource.as_ref().map(|r| Arc::from(r.encode_to_vec()));
             for ss in rs.scope_spans {
@@ -635,77 +475,106 @@ impl<C: Clock> TailSampler<C> {
                     let mut last_end = 0;
                     let mut statuses = 0;
                     for s in &mut spans {
-                        bits |= self.attribute_bits(&s.attributes);
+                        bits |= self.judge.attribute_bits(&s.attributes);
                         first_start = first_start.min(s.start_time_unix_nano);
                         last_end = last_end.max(s.end_time_unix_nano);
                         statuses |= status_bit(s.status.as_ref().map_or(0, |st| st.code));
                         // Held once, as the map key.
                         s.trace_id = Vec::new();
                     }
-                    let fragment = Fragment {
-                        resource: resource.clone(),
-                        scope_spans: encode_scope_spans(
-                            scope_enc.as_deref(),
-                            &ss.schema_url,
-                            &spans,
-                        ),
+                    let arrival = Arrival {
+                        fragment: Fragment {
+                            resource: resource.clone(),
+                            scope_spans: encode_scope_spans(
+                                scope_enc.as_deref(),
+                                &ss.schema_url,
+                                &spans,
+                            ),
+                        },
+                        first_start,
+                        last_end,
+                        spans: n,
+                        statuses,
+                        bits,
                     };
-                    if let Some(decision) = self.decided.get(&tid) {
-                        match decision {
-                            Some(name) => {
-                                out.parts.push(Part {
-                                    trace_id: tid,
-                                    fragment,
-                                    suffix: self.suffixes[*name as usize].clone(),
-                                });
-                                out.spans_kept += n;
-                            }
-                            None => out.spans_dropped += n,
-                        }
-                        continue;
-                    }
-                    let size = fragment.held_bytes();
-                    match self.pending.entry(tid) {
-                        std::collections::hash_map::Entry::Occupied(mut e) => {
-                            let p = e.get_mut();
-                            p.first_start = p.first_start.min(first_start);
-                            p.last_end = p.last_end.max(last_end);
-                            p.spans += n;
-                            p.statuses |= statuses;
-                            p.matched |= bits;
-                            p.more.push(fragment);
-                            p.bytes += size;
-                            self.bytes += size;
-                        }
-                        std::collections::hash_map::Entry::Vacant(e) => {
-                            self.order.push_back((now, tid));
-                            e.insert(Pending {
-                                first_start,
-                                last_end,
-                                spans: n,
-                                statuses,
-                                matched: bits,
-                                first: fragment,
-                                more: Vec::new(),
-                                bytes: TRACE_OVERHEAD + size,
-                            });
-                            self.bytes += TRACE_OVERHEAD + size;
-                        }
-                    }
-                    self.spans += n;
+                    self.hold(tid, arrival, now, &mut out);
                 }
             }
         }
-        while self.pending.len() > self.max_traces || self.bytes > self.max_bytes {
+        while self.pending.len() + self.awaiting.len() > self.max_traces
+            || self.bytes > self.max_bytes
+        {
+            // Full: the oldest trace waiting for a verdict takes its local
+            // one; else the oldest in its window is decided early.
+            if let Some(tid) = self.oldest_awaiting() {
+                out.forced_local += 1;
+                out.absorb(self.resolve(tid, None));
+                continue;
+            }
             let Some((_, tid)) = self.order.pop_front() else {
                 break;
             };
-            out.absorb(self.decide(tid, now));
+            out.absorb(self.decide(tid, now, true));
         }
         out
     }
 
-    /// Decides every trace whose window has passed.
+    fn hold(&mut self, tid: TraceId, a: Arrival, now: Duration, out: &mut Released) {
+        if let Some(decision) = self.decided.get(&tid) {
+            match decision {
+                Some(suffix) => {
+                    out.spans_kept += a.spans;
+                    out.parts.push(Part {
+                        trace_id: tid,
+                        fragment: a.fragment,
+                        suffix: suffix.clone(),
+                    });
+                }
+                None => out.spans_dropped += a.spans,
+            }
+            return;
+        }
+        let size = a.fragment.held_bytes();
+        self.spans += a.spans;
+        if let Some(w) = self.awaiting.get_mut(&tid) {
+            // Follows the verdict the trace waits for.
+            w.pending.add(a);
+            self.bytes += size;
+            return;
+        }
+        match self.pending.entry(tid) {
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                e.get_mut().add(a);
+                self.bytes += size;
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                self.order.push_back((now, tid));
+                e.insert(Pending {
+                    first_start: a.first_start,
+                    last_end: a.last_end,
+                    spans: a.spans,
+                    statuses: a.statuses,
+                    matched: a.bits,
+                    first: a.fragment,
+                    more: Vec::new(),
+                    bytes: TRACE_OVERHEAD + size,
+                });
+                self.bytes += TRACE_OVERHEAD + size;
+            }
+        }
+    }
+
+    fn oldest_awaiting(&mut self) -> Option<TraceId> {
+        while let Some((since, tid)) = self.awaiting_order.pop_front() {
+            if self.awaiting.get(&tid).is_some_and(|w| w.since == since) {
+                return Some(tid);
+            }
+        }
+        None
+    }
+
+    /// Decides every trace whose window has passed, and gives traces whose
+    /// verdict did not come within the timeout their local verdict.
     pub fn tick(&mut self) -> Released {
         let now = self.clock.now();
         let mut out = Released::default();
@@ -714,129 +583,187 @@ impl<C: Clock> TailSampler<C> {
                 break;
             }
             self.order.pop_front();
-            out.absorb(self.decide(tid, now));
+            out.absorb(self.decide(tid, now, true));
+        }
+        let timeout = self.verdict_timeout.unwrap_or_default();
+        while let Some((since, tid)) = self.awaiting_order.front().copied() {
+            let current = self.awaiting.get(&tid).is_some_and(|w| w.since == since);
+            if current && now.saturating_sub(since) < timeout {
+                break;
+            }
+            self.awaiting_order.pop_front();
+            if current {
+                out.verdict_timeouts += 1;
+                out.absorb(self.resolve(tid, None));
+            }
         }
         out
     }
 
-    /// Decides everything now (shutdown).
+    /// Decides everything now by the local policies (shutdown, a policy
+    /// change); no digests.
     pub fn flush(&mut self) -> Released {
         let now = self.clock.now();
         let mut out = Released::default();
         while let Some((_, tid)) = self.order.pop_front() {
-            out.absorb(self.decide(tid, now));
+            out.absorb(self.decide(tid, now, false));
+        }
+        let waiting: Vec<TraceId> = self.awaiting.keys().copied().collect();
+        for tid in waiting {
+            out.absorb(self.resolve(tid, None));
+        }
+        self.awaiting_order.clear();
+        out
+    }
+
+    /// Applies the gateway's verdict for `tid`: `Some(policy)` keeps it
+    /// (tagged with that policy), `None` drops it. For a trace no longer
+    /// held (its verdict timed out, or it was never reported) only later
+    /// spans follow a keep, and [`Released::late_verdicts`] counts it.
+    pub fn verdict(&mut self, tid: TraceId, keep: Option<&str>) -> Released {
+        if self.awaiting.contains_key(&tid) {
+            let mut out = self.resolve(tid, keep.map(policy_suffix));
+            match keep {
+                Some(_) => out.remote_kept += 1,
+                None => out.remote_dropped += 1,
+            }
+            return out;
+        }
+        let mut out = Released::default();
+        if self.pending.contains_key(&tid) {
+            // Not reported yet: its window runs on, and its own digest
+            // will be answered with the stored verdict.
+            return out;
+        }
+        if let Some(policy) = keep {
+            match self.decided.get_mut(&tid) {
+                Some(d @ None) => {
+                    *d = Some(policy_suffix(policy));
+                    out.late_verdicts += 1;
+                }
+                Some(Some(_)) => {}
+                None => out.late_verdicts += 1,
+            }
         }
         out
     }
 
-    fn decide(&mut self, tid: TraceId, now: Duration) -> Released {
-        let mut out = Released::default();
-        let Some(p) = self.pending.remove(&tid) else {
-            return out;
-        };
-        self.bytes = self.bytes.saturating_sub(p.bytes);
-        self.spans = self.spans.saturating_sub(p.spans);
-        let summary = Summary {
-            trace_id: &tid,
-            p: &p,
-        };
-        let mut kept = None;
-        for i in 0..self.policies.len() {
-            let (name, node) = &self.policies[i];
-            if let Some(by) = eval(node, &summary, now, &mut self.budgets) {
-                kept = Some(by.unwrap_or(*name));
-                break;
-            }
+    /// What to send again on a new stream: the digests of every trace
+    /// waiting for a verdict, and of the traces kept locally within the
+    /// last verdict timeout (other clusters may still wait on them).
+    pub fn resend_digests(&mut self) -> Vec<Digest> {
+        let now = self.clock.now();
+        self.prune_keeps(now);
+        self.awaiting
+            .values()
+            .map(|w| w.digest.clone())
+            .chain(self.recent_keeps.iter().map(|(_, d)| d.clone()))
+            .collect()
+    }
+
+    fn prune_keeps(&mut self, now: Duration) {
+        let linger = self.verdict_timeout.unwrap_or_default();
+        while self.recent_keeps.len() > self.decided_cap
+            || self
+                .recent_keeps
+                .front()
+                .is_some_and(|(at, _)| now.saturating_sub(*at) >= linger)
+        {
+            self.recent_keeps.pop_front();
         }
-        match kept {
-            Some(name) => {
-                let suffix = &self.suffixes[name as usize];
-                out.parts
-                    .extend(std::iter::once(p.first).chain(p.more).map(|fragment| Part {
-                        trace_id: tid,
-                        fragment,
-                        suffix: suffix.clone(),
-                    }));
-                out.spans_kept = p.spans;
-                out.traces_kept = 1;
-            }
-            None => {
-                out.spans_dropped = p.spans;
-                out.traces_dropped = 1;
-            }
-        }
-        self.decided.insert(tid, kept);
+    }
+
+    fn remember(&mut self, tid: TraceId, decision: Option<Bytes>) {
+        self.decided.insert(tid, decision);
         self.decided_order.push_back(tid);
         while self.decided_order.len() > self.decided_cap {
             if let Some(old) = self.decided_order.pop_front() {
                 self.decided.remove(&old);
             }
         }
+    }
+
+    /// Local decision for a trace whose window passed. With verdicts on
+    /// and `hold`, a dropped trace waits for the gateway's verdict.
+    fn decide(&mut self, tid: TraceId, now: Duration, hold: bool) -> Released {
+        let mut out = Released::default();
+        let Some(p) = self.pending.remove(&tid) else {
+            return out;
+        };
+        let facts = p.facts(tid);
+        let kept = self.judge.decide(&facts, now);
+        let digest = |kept_by: Option<String>| Digest {
+            facts,
+            bytes: p.bytes.saturating_sub(TRACE_OVERHEAD) as u64,
+            kept_by,
+        };
+        let remember = hold && self.verdict_timeout.is_some();
+        let report = remember && self.connected;
+        match kept {
+            Some(name) => {
+                if remember {
+                    let d = digest(Some(self.judge.name(name).to_owned()));
+                    self.recent_keeps.push_back((now, d.clone()));
+                    self.prune_keeps(now);
+                    if report {
+                        out.digests.push(d);
+                    }
+                }
+                let suffix = self.suffixes[name as usize].clone();
+                self.bytes = self.bytes.saturating_sub(p.bytes);
+                self.spans = self.spans.saturating_sub(p.spans);
+                out.spans_kept = p.spans;
+                out.traces_kept = 1;
+                out.parts.extend(p.parts(tid, &suffix));
+                self.remember(tid, Some(suffix));
+            }
+            None if report => {
+                let d = digest(None);
+                out.digests.push(d.clone());
+                self.awaiting_order.push_back((now, tid));
+                self.awaiting.insert(
+                    tid,
+                    Awaiting {
+                        pending: p,
+                        since: now,
+                        digest: d,
+                    },
+                );
+            }
+            None => {
+                self.bytes = self.bytes.saturating_sub(p.bytes);
+                self.spans = self.spans.saturating_sub(p.spans);
+                out.spans_dropped = p.spans;
+                out.traces_dropped = 1;
+                self.remember(tid, None);
+            }
+        }
         out
     }
 
-    fn attribute_bits(&self, attrs: &[KeyValue]) -> u64 {
-        let mut bits = 0u64;
-        if self.predicates.is_empty() {
-            return 0;
-        }
-        for kv in attrs {
-            let Some(v) = kv.value.as_ref() else { continue };
-            for (i, pred) in self.predicates.iter().enumerate() {
-                if pred.key() == kv.key && pred.matches(v) {
-                    bits |= 1 << i;
-                }
+    /// Ends a trace's wait for a verdict: kept under `keep`'s suffix, or
+    /// dropped.
+    fn resolve(&mut self, tid: TraceId, keep: Option<Bytes>) -> Released {
+        let mut out = Released::default();
+        let Some(w) = self.awaiting.remove(&tid) else {
+            return out;
+        };
+        let p = w.pending;
+        self.bytes = self.bytes.saturating_sub(p.bytes);
+        self.spans = self.spans.saturating_sub(p.spans);
+        match &keep {
+            Some(suffix) => {
+                out.spans_kept = p.spans;
+                out.traces_kept = 1;
+                out.parts.extend(p.parts(tid, suffix));
+            }
+            None => {
+                out.spans_dropped = p.spans;
+                out.traces_dropped = 1;
             }
         }
-        bits
-    }
-}
-
-/// `Some(None)`: kept by this node (the caller's name applies);
-/// `Some(Some(n))`: kept, named by composite sub-policy `n`; `None`: not kept.
-fn eval(
-    node: &Node,
-    t: &Summary<'_>,
-    now: Duration,
-    budgets: &mut [Budget],
-) -> Option<Option<u32>> {
-    let yes = Some(None);
-    match node {
-        Node::Always => yes,
-        Node::Latency { min_ns } => {
-            (t.p.last_end
-                .saturating_sub(t.p.first_start.min(t.p.last_end))
-                >= *min_ns)
-                .then_some(None)
-        }
-        Node::Status { mask } => (t.p.statuses & mask != 0).then_some(None),
-        Node::Predicate { bit } => (t.p.matched & (1 << bit) != 0).then_some(None),
-        Node::Probabilistic { threshold } => (*threshold == 0
-            || (*threshold < head::SPACE && t.trace_id.randomness() >= *threshold))
-            .then_some(None),
-        Node::RateLimiting {
-            spans_per_second,
-            budget,
-        } => budgets[*budget]
-            .try_take(now, *spans_per_second, t.p.spans)
-            .then_some(None),
-        Node::SpanCount { min, max } => (t.p.spans >= *min && t.p.spans <= *max).then_some(None),
-        Node::And(subs) => {
-            for s in subs {
-                eval(s, t, now, budgets)?;
-            }
-            yes
-        }
-        Node::Composite { subs } => {
-            for s in subs {
-                if eval(&s.node, t, now, budgets).is_some()
-                    && budgets[s.budget].try_take(now, s.spans_per_second, t.p.spans)
-                {
-                    return Some(Some(s.name));
-                }
-            }
-            None
-        }
+        self.remember(tid, keep);
+        out
     }
 }
 

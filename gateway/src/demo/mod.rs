@@ -92,6 +92,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         retention_interval: std::time::Duration::from_secs(300),
         stitch: Default::default(),
         cluster: crate::config::ClusterConfig::single(loopback),
+        tail: Default::default(),
     })
     .await?;
 
@@ -128,6 +129,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             group_commit: Duration::from_millis(2),
             limits: Limits::default(),
             log_format: LogFormat::Text,
+            tail_verdicts: Some(edge_agent::config::TAIL_VERDICT_TIMEOUT),
         })
         .await?;
         let client =

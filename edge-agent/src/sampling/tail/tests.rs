@@ -132,7 +132,8 @@ fn run(policies: Vec<TailPolicy>, spans: Vec<S>) -> Vec<(u8, String)> {
             traces: 0,
             spans: 0,
             bytes: 0,
-            decided_cached: t.usage().decided_cached
+            decided_cached: t.usage().decided_cached,
+            awaiting: 0,
         }
     );
     kept(&r)
@@ -442,7 +443,8 @@ fn caps_decide_the_oldest_early() {
             traces: 0,
             spans: 0,
             bytes: 0,
-            decided_cached: 1
+            decided_cached: 1,
+            awaiting: 0,
         }
     );
 }
@@ -512,3 +514,5 @@ fn kept_spans_come_out_byte_for_byte() {
     want.sort_by_key(key);
     assert_eq!(got, want);
 }
+
+mod verdicts;
