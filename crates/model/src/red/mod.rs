@@ -59,18 +59,20 @@ impl Aggregate {
         self.duration_sum_ns = self.duration_sum_ns.saturating_add(duration_ns);
         self.sketch.insert(duration_ns);
         if let Some(id) = trace_id {
-            self.offer(Exemplar {
-                trace_id: encode_hex(id),
-                duration_ns,
-                error,
-            });
+            self.offer(error, duration_ns, || encode_hex(id));
         }
     }
 
     /// Keeps the most telling exemplars: errors first, then the slowest.
-    fn offer(&mut self, e: Exemplar) {
+    /// The trace id is only rendered when the exemplar is kept.
+    fn offer(&mut self, error: bool, duration_ns: u64, trace_id: impl FnOnce() -> String) {
+        let e = |trace_id| Exemplar {
+            trace_id,
+            duration_ns,
+            error,
+        };
         if self.exemplars.len() < MAX_EXEMPLARS {
-            self.exemplars.push(e);
+            self.exemplars.push(e(trace_id()));
             return;
         }
         let weakest = self
@@ -80,9 +82,9 @@ impl Aggregate {
             .min_by_key(|(_, x)| (x.error, x.duration_ns))
             .map(|(i, x)| (i, (x.error, x.duration_ns)));
         if let Some((i, w)) = weakest
-            && (e.error, e.duration_ns) > w
+            && (error, duration_ns) > w
         {
-            self.exemplars[i] = e;
+            self.exemplars[i] = e(trace_id());
         }
     }
 
@@ -93,7 +95,7 @@ impl Aggregate {
         self.sketch.merge(&other.sketch);
         for e in &other.exemplars {
             if !self.exemplars.iter().any(|x| x.trace_id == e.trace_id) {
-                self.offer(e.clone());
+                self.offer(e.error, e.duration_ns, || e.trace_id.clone());
             }
         }
     }
