@@ -25,7 +25,7 @@ use model::{RetentionPolicy, Span, SpanKind, Trace, TraceId, TraceQuery};
 use serde::Serialize;
 
 pub use error::StoreError;
-pub use records::{Record, RecordKind, RecordScan};
+pub use records::{RED_KINDS, Record, RecordKind, RecordScan};
 
 /// A service operation as the Jaeger API lists it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -183,6 +183,15 @@ pub trait SpanStore: Send + Sync + std::fmt::Debug + 'static {
     /// Reads derived records, in key order.
     async fn scan_records(&self, scan: &RecordScan) -> Result<Vec<Record>, StoreError> {
         let _ = scan;
+        Err(StoreError::Config(
+            "this store backend keeps no federation records".into(),
+        ))
+    }
+
+    /// Deletes the records of `kind` older than `before_ms` (RED metrics
+    /// retention per resolution); returns how many.
+    async fn delete_records(&self, kind: RecordKind, before_ms: i64) -> Result<u64, StoreError> {
+        let _ = (kind, before_ms);
         Err(StoreError::Config(
             "this store backend keeps no federation records".into(),
         ))
