@@ -204,6 +204,8 @@ pub struct GatewayConfig {
     pub retention_interval: std::time::Duration,
     pub cluster: ClusterConfig,
     pub stitch: crate::stitch::StitchConfig,
+    /// RED metrics, rollups and alerting.
+    pub red: crate::red::RedConfig,
 }
 
 /// Parses `--retention-hours`: `72`, `72,eu-west=24` or `eu-west=24`.
@@ -440,6 +442,7 @@ impl Settings {
             max_inflight_bytes,
             limits,
             log_format: edge_agent::config::parse_log_format(self.log_format.as_deref())?,
+            red: Default::default(),
         })
     }
 }

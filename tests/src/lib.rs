@@ -92,6 +92,7 @@ impl Sandbox {
             retention_interval: std::time::Duration::from_secs(300),
             stitch: Default::default(),
             cluster: gateway::config::ClusterConfig::single(loopback()),
+            red: Default::default(),
         })
     }
 

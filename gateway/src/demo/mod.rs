@@ -92,6 +92,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         retention_interval: std::time::Duration::from_secs(300),
         stitch: Default::default(),
         cluster: crate::config::ClusterConfig::single(loopback),
+        red: Default::default(),
     })
     .await?;
 
