@@ -220,6 +220,22 @@ impl Gateway {
             cfg.red.clone(),
             jobs.token().clone(),
         ));
+        // Alerts: evaluated on the leader, notifications from a bounded queue.
+        let notifier = crate::alerts::notify::start(
+            Arc::clone(&plane),
+            cfg.red.alerts.webhooks.clone(),
+            cfg.red.alerts.ui_url.clone(),
+            cfg.red.clock.clone(),
+            &jobs,
+            jobs.token().clone(),
+        );
+        jobs.spawn(crate::alerts::runner::run(
+            Arc::clone(&plane),
+            Arc::clone(&store),
+            cfg.red.clone(),
+            notifier,
+            jobs.token().clone(),
+        ));
         let incoming = tls::incoming(fed_l, server_tls, &ingest_sd, metrics.clone());
         let token = ingest_sd.token().clone();
         ingest_sd.spawn(async move {
@@ -272,7 +288,11 @@ impl Gateway {
                 Arc::clone(&plane),
                 cfg.cluster.admin_token.as_deref().map(Arc::from),
             )
-            .merge(crate::red::api::router(Arc::clone(&store), cfg.red.clone())),
+            .merge(crate::red::api::router(Arc::clone(&store), cfg.red.clone()))
+            .merge(crate::alerts::api::router(
+                Arc::clone(&plane),
+                cfg.red.alerts.ui_url.clone(),
+            )),
         );
 
         let scope = {
