@@ -207,13 +207,14 @@ impl Gateway {
             jobs.token().clone(),
         ));
         // RED windows arrive on the federation port too (metrics.proto).
-        let red_windows =
-            proto::metrics::metrics_server::MetricsServer::new(crate::red::ingest::MetricsService::new(
+        let red_windows = proto::metrics::metrics_server::MetricsServer::new(
+            crate::red::ingest::MetricsService::new(
                 Arc::clone(&store),
                 red_prom,
                 cfg.limits.max_decompressed_bytes,
-            ))
-            .max_decoding_message_size(cfg.limits.max_decompressed_bytes + (1 << 16));
+            ),
+        )
+        .max_decoding_message_size(cfg.limits.max_decompressed_bytes + (1 << 16));
         jobs.spawn(crate::red::rollup::run(
             Arc::clone(&plane),
             Arc::clone(&store),

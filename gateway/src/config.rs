@@ -95,6 +95,14 @@ pub struct Settings {
     /// [default: the first cluster name in byte order].
     #[arg(long, env = "MERIDIAN_SKEW_REFERENCE", value_name = "CLUSTER")]
     pub skew_reference: Option<String>,
+    /// Alert notification receivers, comma-separated: `URL` (Alertmanager
+    /// webhook JSON) or `json:URL` (generic JSON) [default: none].
+    #[arg(long, env = "MERIDIAN_ALERT_WEBHOOKS", value_name = "URLS")]
+    pub alert_webhooks: Option<String>,
+    /// The UI's base URL for links in notifications
+    /// [default: http://localhost:16686].
+    #[arg(long, env = "MERIDIAN_UI_URL", value_name = "URL")]
+    pub ui_url: Option<String>,
     /// This gateway's id in the gateway cluster, unique, from 1 [default: 1].
     #[arg(long, env = "MERIDIAN_NODE_ID", value_name = "N")]
     pub node_id: Option<u64>,
@@ -321,7 +329,7 @@ impl Settings {
         merge_options!(self, file; data_dir, store, http, federation, otlp_grpc, otlp_http,
             default_cluster, tls_ca, tls_cert, tls_key, max_inflight_bytes, max_request_bytes,
             max_decompressed_bytes, log_format, index_tags, retention_hours, retention_interval,
-            skew_reference, node_id, raft, peers, join, raft_advertise, advertise_host, admin_token);
+            skew_reference, alert_webhooks, ui_url, node_id, raft, peers, join, raft_advertise, advertise_host, admin_token);
         self
     }
 
@@ -420,7 +428,36 @@ impl Settings {
             ),
             _ => None,
         };
+        let mut red = crate::red::RedConfig::default();
+        for hook in self
+            .alert_webhooks
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+        {
+            let (format, url) = match hook.strip_prefix("json:") {
+                Some(u) => (crate::alerts::WebhookFormat::Json, u),
+                None => (crate::alerts::WebhookFormat::Alertmanager, hook),
+            };
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::new(
+                    "alert-webhooks",
+                    format!("{hook:?} is not an http(s) URL"),
+                    "write URL or json:URL, comma-separated",
+                ));
+            }
+            red.alerts.webhooks.push(crate::alerts::Webhook {
+                url: url.to_owned(),
+                format,
+            });
+        }
+        if let Some(u) = &self.ui_url {
+            red.alerts.ui_url = u.trim().to_owned();
+        }
         Ok(GatewayConfig {
+            red,
             stitch: crate::stitch::StitchConfig {
                 skew_reference,
                 ..Default::default()
@@ -442,7 +479,6 @@ impl Settings {
             max_inflight_bytes,
             limits,
             log_format: edge_agent::config::parse_log_format(self.log_format.as_deref())?,
-            red: Default::default(),
         })
     }
 }

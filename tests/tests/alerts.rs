@@ -29,10 +29,12 @@ async fn receiver() -> anyhow::Result<(String, Received, tokio::task::JoinHandle
     let app = Router::new()
         .route(
             "/hook",
-            post(|State(got): State<Received>, Json(body): Json<Value>| async move {
-                got.lock().unwrap_or_else(|p| p.into_inner()).push(body);
-                "ok"
-            }),
+            post(
+                |State(got): State<Received>, Json(body): Json<Value>| async move {
+                    got.lock().unwrap_or_else(|p| p.into_inner()).push(body);
+                    "ok"
+                },
+            ),
         )
         .with_state(Arc::clone(&got));
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -94,7 +96,12 @@ async fn alert(gw: &Gateway, http: &reqwest::Client) -> Option<Value> {
     Some(body)
 }
 
-async fn wait_state(gws: &[&Gateway], http: &reqwest::Client, state: &str, notified: u64) -> anyhow::Result<()> {
+async fn wait_state(
+    gws: &[&Gateway],
+    http: &reqwest::Client,
+    state: &str,
+    notified: u64,
+) -> anyhow::Result<()> {
     wait_for(
         &format!("the alert {state} (notified {notified}) on every gateway"),
         Duration::from_secs(30),
@@ -141,10 +148,17 @@ async fn one_notification_per_transition_across_a_leader_kill() -> anyhow::Resul
             .json(&body)
             .send()
     };
-    let r = put("bad", serde_json::json!({"expr": "latency > 3", "for_secs": 60})).await?;
+    let r = put(
+        "bad",
+        serde_json::json!({"expr": "latency > 3", "for_secs": 60}),
+    )
+    .await?;
     assert_eq!(r.status().as_u16(), 400);
     let err: Value = r.json().await?;
-    assert!(err["error"].as_str().is_some_and(|e| e.contains("metric")), "{err}");
+    assert!(
+        err["error"].as_str().is_some_and(|e| e.contains("metric")),
+        "{err}"
+    );
 
     windows(&sb.gateway, base - 600_000, base + 600_000, 50).await?;
     let r = put(
@@ -154,12 +168,18 @@ async fn one_notification_per_transition_across_a_leader_kill() -> anyhow::Resul
     .await?;
     assert_eq!(r.status().as_u16(), 200);
 
-    let Sandbox { dir, gateway: a, .. } = sb;
+    let Sandbox {
+        dir, gateway: a, ..
+    } = sb;
     let mut gws = vec![a, b, c];
     {
         let all: Vec<&Gateway> = gws.iter().collect();
         wait_state(&all, &http, "pending", 0).await?;
-        assert_eq!(got.lock().unwrap_or_else(|p| p.into_inner()).len(), 0, "pending does not notify");
+        assert_eq!(
+            got.lock().unwrap_or_else(|p| p.into_inner()).len(),
+            0,
+            "pending does not notify"
+        );
         now.store(base + 61_000, Ordering::SeqCst);
         wait_state(&all, &http, "firing", 1).await?;
     }
@@ -168,10 +188,15 @@ async fn one_notification_per_transition_across_a_leader_kill() -> anyhow::Resul
     assert_eq!(body["version"], "4");
     assert_eq!(body["alerts"][0]["labels"]["alertname"], "checkout-errors");
     assert_eq!(body["alerts"][0]["labels"]["service"], "checkout");
-    assert!(body["alerts"][0]["generatorURL"]
-        .as_str()
-        .is_some_and(|u| u.starts_with("http://ui.example/dashboards?cluster=east&service=checkout")));
-    assert!(!body["alerts"][0]["annotations"]["exemplar_trace_ids"].as_str().unwrap_or_default().is_empty());
+    assert!(body["alerts"][0]["generatorURL"].as_str().is_some_and(|u| {
+        u.starts_with("http://ui.example/dashboards?cluster=east&service=checkout")
+    }));
+    assert!(
+        !body["alerts"][0]["annotations"]["exemplar_trace_ids"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty()
+    );
 
     // Kill the leader between firing and resolution.
     let leader = gws

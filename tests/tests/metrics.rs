@@ -121,7 +121,8 @@ async fn red_totals(
         Duration::from_secs(60),
         || async {
             let to = now_ms() + 60_000;
-            let path = format!("/api/v1/metrics/red?cluster={cluster}&from={from}&to={to}&step=10000");
+            let path =
+                format!("/api/v1/metrics/red?cluster={cluster}&from={from}&to={to}&step=10000");
             let (status, body) = sb.get_json(&path).await.ok()?;
             if status != 200 {
                 return None;
@@ -151,8 +152,8 @@ async fn red_totals(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn red_figures_equal_an_offline_computation_at_full_and_1pct_sampling()
--> anyhow::Result<()> {
+async fn red_figures_equal_an_offline_computation_at_full_and_1pct_sampling() -> anyhow::Result<()>
+{
     let mut sb = Sandbox::start(&[]).await?;
     let full = Agent::start(sb.agent_config("full", "full")?).await?;
     let mut cfg = sb.agent_config("sampled", "sampled")?;
@@ -178,10 +179,20 @@ async fn red_figures_equal_an_offline_computation_at_full_and_1pct_sampling()
 
     for cluster in ["full", "sampled"] {
         let got = red_totals(&sb, cluster, spans as u64, from).await?;
-        assert_eq!(got.len(), g.offline.len(), "{cluster}: one series per (service, operation)");
+        assert_eq!(
+            got.len(),
+            g.offline.len(),
+            "{cluster}: one series per (service, operation)"
+        );
         for (key, (errors, durations)) in &g.offline {
-            let t = got.get(key).ok_or_else(|| anyhow::anyhow!("{cluster}: no series {key:?}"))?;
-            assert_eq!(t["calls"].as_u64(), Some(durations.len() as u64), "{cluster} {key:?}");
+            let t = got
+                .get(key)
+                .ok_or_else(|| anyhow::anyhow!("{cluster}: no series {key:?}"))?;
+            assert_eq!(
+                t["calls"].as_u64(),
+                Some(durations.len() as u64),
+                "{cluster} {key:?}"
+            );
             assert_eq!(t["errors"].as_u64(), Some(*errors), "{cluster} {key:?}");
             let mut sorted = durations.clone();
             sorted.sort_unstable();
@@ -217,7 +228,9 @@ async fn red_figures_equal_an_offline_computation_at_full_and_1pct_sampling()
         .as_array()
         .map(|ms| {
             ms.iter()
-                .filter_map(|m| m["metricPoints"].as_array()?.last()?["gaugeValue"]["doubleValue"].as_f64())
+                .filter_map(|m| {
+                    m["metricPoints"].as_array()?.last()?["gaugeValue"]["doubleValue"].as_f64()
+                })
                 .sum()
         })
         .unwrap_or_default();
@@ -227,7 +240,11 @@ async fn red_figures_equal_an_offline_computation_at_full_and_1pct_sampling()
     );
     let (status, err) = sb.get_json("/api/metrics/latencies?service=svc-0").await?;
     assert_eq!(status, 400, "quantile is required: {err}");
-    assert!(err["error"].as_str().is_some_and(|e| e.contains("quantile")));
+    assert!(
+        err["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("quantile"))
+    );
     sb.shutdown().await;
     Ok(())
 }
@@ -262,7 +279,11 @@ async fn cardinality_limits_hold_under_random_operation_names() -> anyhow::Resul
         .filter(|l| l.starts_with("meridian_red_calls_total{"))
         .collect();
     // 100 tracked pairs plus the per-service "other" lines, by status.
-    assert!(series.len() <= (gateway_limit + 3) * 3, "{} series on /metrics", series.len());
+    assert!(
+        series.len() <= (gateway_limit + 3) * 3,
+        "{} series on /metrics",
+        series.len()
+    );
     let folded: u64 = text
         .lines()
         .find_map(|l| l.strip_prefix("meridian_red_series_folded_total "))

@@ -112,7 +112,9 @@ impl Destination for GatewayDestination {
                 .max_encoding_message_size(64 << 20);
             let settings = Arc::clone(&self.settings);
             let stats = self.stats.clone();
-            return Box::pin(async move { send_windows(settings, name, client, stats, batch).await });
+            return Box::pin(
+                async move { send_windows(settings, name, client, stats, batch).await },
+            );
         }
         let client = FederationClient::new(endpoint.channel.clone())
             .max_decoding_message_size(1 << 20)

@@ -102,7 +102,11 @@ mod tests {
     fn false_positives_are_rare_and_a_real_shift_is_caught() {
         let one = false_positive_rate(20_240_601, 100_000, 3.0, 1);
         let two = false_positive_rate(20_240_601, 100_000, 3.0, 2);
-        println!("anomaly false positive rate, K=3: {:.4}% per window, {:.4}% with 2 consecutive windows", one * 100.0, two * 100.0);
+        println!(
+            "anomaly false positive rate, K=3: {:.4}% per window, {:.4}% with 2 consecutive windows",
+            one * 100.0,
+            two * 100.0
+        );
         assert!(one < 0.01, "{one}");
         assert!(two < one);
         // A step of 6 noise deviations is flagged.

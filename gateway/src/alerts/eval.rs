@@ -46,7 +46,13 @@ impl AlertStatus {
 }
 
 /// The next status given whether the condition holds at `now_ms`.
-pub fn step(prev: &AlertStatus, holds: bool, value: Option<f64>, now_ms: i64, for_ms: i64) -> AlertStatus {
+pub fn step(
+    prev: &AlertStatus,
+    holds: bool,
+    value: Option<f64>,
+    now_ms: i64,
+    for_ms: i64,
+) -> AlertStatus {
     let mut next = AlertStatus {
         value,
         ..prev.clone()
@@ -62,9 +68,13 @@ pub fn step(prev: &AlertStatus, holds: bool, value: Option<f64>, now_ms: i64, fo
         }
     };
     match (prev.state, holds) {
-        (AlertState::Inactive | AlertState::Resolved, true) if for_ms <= 0 => to(AlertState::Firing, true),
+        (AlertState::Inactive | AlertState::Resolved, true) if for_ms <= 0 => {
+            to(AlertState::Firing, true)
+        }
         (AlertState::Inactive | AlertState::Resolved, true) => to(AlertState::Pending, false),
-        (AlertState::Pending, true) if now_ms - prev.since_ms >= for_ms => to(AlertState::Firing, true),
+        (AlertState::Pending, true) if now_ms - prev.since_ms >= for_ms => {
+            to(AlertState::Firing, true)
+        }
         (AlertState::Pending, false) => to(AlertState::Inactive, false),
         (AlertState::Firing, false) => to(AlertState::Resolved, true),
         _ => {}
@@ -84,7 +94,10 @@ mod tests {
         let s2 = step(&s1, true, Some(0.5), 30_000, 60_000);
         assert_eq!(s2.state, AlertState::Pending, "not yet for 60 s");
         let s3 = step(&s2, true, Some(0.5), 61_000, 60_000);
-        assert_eq!((s3.state, s3.transition, s3.fired_at_ms), (AlertState::Firing, 1, 61_000));
+        assert_eq!(
+            (s3.state, s3.transition, s3.fired_at_ms),
+            (AlertState::Firing, 1, 61_000)
+        );
         assert!(s3.owes_notification());
         let s4 = step(&s3, true, Some(0.6), 70_000, 60_000);
         assert_eq!((s4.state, s4.transition), (AlertState::Firing, 1));

@@ -92,7 +92,10 @@ impl Notifier {
 fn rfc3339(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 
@@ -187,7 +190,13 @@ async fn deliver(client: &reqwest::Client, hook: &Webhook, body: &Value) -> Resu
     let mut pause = Duration::from_millis(500);
     let mut last = String::new();
     for attempt in 1..=ATTEMPTS {
-        match client.post(&hook.url).timeout(TIMEOUT).json(body).send().await {
+        match client
+            .post(&hook.url)
+            .timeout(TIMEOUT)
+            .json(body)
+            .send()
+            .await
+        {
             Ok(r) if r.status().is_success() => return Ok(()),
             Ok(r) => last = format!("HTTP {}", r.status()),
             Err(e) => last = e.to_string(),

@@ -213,12 +213,19 @@ mod tests {
 
     #[test]
     fn rules_parse_and_bad_ones_say_why() {
-        let c = parse(r#"error_ratio{cluster="eu", service="checkout"}[5m] > 0.05"#).expect("valid");
+        let c =
+            parse(r#"error_ratio{cluster="eu", service="checkout"}[5m] > 0.05"#).expect("valid");
         assert_eq!(c.metric, Metric::ErrorRatio);
         assert_eq!(c.service.as_deref(), Some("checkout"));
-        assert_eq!((c.window_ms, c.op, c.threshold, c.anomaly), (300_000, Op::Above, 0.05, false));
+        assert_eq!(
+            (c.window_ms, c.op, c.threshold, c.anomaly),
+            (300_000, Op::Above, 0.05, false)
+        );
         let c = parse("rate < 1").expect("valid");
-        assert_eq!((c.metric, c.op, c.window_ms), (Metric::Rate, Op::Below, 60_000));
+        assert_eq!(
+            (c.metric, c.op, c.window_ms),
+            (Metric::Rate, Op::Below, 60_000)
+        );
         let c = parse(r#"anomaly(p99_ms{service="a"}[1m]) > 3"#).expect("valid");
         assert!(c.anomaly);
         for bad in [

@@ -67,7 +67,10 @@ pub async fn evaluate(
         let past: Vec<f64> = (0..history)
             .filter_map(|i| {
                 let t = from + i * c.window_ms;
-                let agg = per_window.get(&t).cloned().unwrap_or_else(Aggregate::default);
+                let agg = per_window
+                    .get(&t)
+                    .cloned()
+                    .unwrap_or_else(Aggregate::default);
                 c.metric.value(&agg, c.window_ms)
             })
             .collect();
@@ -109,7 +112,8 @@ pub async fn pass(
         };
         let for_ms = i64::try_from(r.for_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
         let mut next = eval::step(&prev, holds, value, now_ms, for_ms);
-        let status: AlertStatus = if next.state != prev.state || next.transition != prev.transition {
+        let status: AlertStatus = if next.state != prev.state || next.transition != prev.transition
+        {
             next.exemplars = exemplars;
             if !plane.is_leader() {
                 return;

@@ -177,7 +177,10 @@ pub fn parse_spm(metric: &str, p: &[(String, String)], now_ms: i64) -> Result<Sp
 fn rfc3339(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 
@@ -186,14 +189,26 @@ fn rfc3339(ms: i64) -> String {
 pub fn spm_family(req: &SpmRequest, rows: &[(SeriesKey, i64, Aggregate, i64)]) -> Value {
     let (name, help) = match (req.metric.as_str(), req.by_operation) {
         ("calls", false) => ("service_call_rate", "calls/sec, grouped by service"),
-        ("calls", true) => ("service_operation_call_rate", "calls/sec, grouped by service & operation"),
-        ("errors", false) => ("service_error_rate", "error rate, computed as a fraction of errors/sec over calls/sec, grouped by service"),
-        ("errors", true) => ("service_operation_error_rate", "error rate, computed as a fraction of errors/sec over calls/sec, grouped by service & operation"),
+        ("calls", true) => (
+            "service_operation_call_rate",
+            "calls/sec, grouped by service & operation",
+        ),
+        ("errors", false) => (
+            "service_error_rate",
+            "error rate, computed as a fraction of errors/sec over calls/sec, grouped by service",
+        ),
+        ("errors", true) => (
+            "service_operation_error_rate",
+            "error rate, computed as a fraction of errors/sec over calls/sec, grouped by service & operation",
+        ),
         (_, false) => ("service_latencies", "latency in ms, grouped by service"),
-        (_, true) => ("service_operation_latencies", "latency in ms, grouped by service & operation"),
+        (_, true) => (
+            "service_operation_latencies",
+            "latency in ms, grouped by service & operation",
+        ),
     };
-    let mut groups: BTreeMap<(String, Option<String>), Vec<(i64, i64, &Aggregate)>> =
-        BTreeMap::new();
+    type Buckets<'a> = Vec<(i64, i64, &'a Aggregate)>;
+    let mut groups: BTreeMap<(String, Option<String>), Buckets<'_>> = BTreeMap::new();
     for (s, start, agg, width) in rows {
         let op = req.by_operation.then(|| s.operation.clone());
         groups
@@ -245,7 +260,11 @@ async fn load_range(
     Ok((res, query::load(&api.store, res, sel, from, to).await?))
 }
 
-async fn spm(State(api): State<Api>, Path(metric): Path<String>, RawQuery(q): RawQuery) -> Response {
+async fn spm(
+    State(api): State<Api>,
+    Path(metric): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
     let p = pairs(q.as_deref());
     let req = match parse_spm(&metric, &p, api.cfg.clock.now_ms()) {
         Ok(r) => r,
@@ -334,7 +353,10 @@ async fn red(State(api): State<Api>, RawQuery(q): RawQuery) -> Response {
     };
     let sel = Selector {
         cluster: first(&p, "cluster").map(str::to_owned),
-        services: first(&p, "service").map(str::to_owned).into_iter().collect(),
+        services: first(&p, "service")
+            .map(str::to_owned)
+            .into_iter()
+            .collect(),
         operation: first(&p, "operation").map(str::to_owned),
         span_kind,
     };
@@ -365,8 +387,14 @@ mod tests {
         assert_eq!(r.services, ["a", "b"]);
         assert!(r.by_operation);
         assert_eq!(r.span_kinds, ["client"]);
-        assert!(parse_spm("calls", &p("lookback=1"), 0).is_err(), "service required");
-        assert!(parse_spm("latencies", &p("service=a"), 0).is_err(), "quantile required");
+        assert!(
+            parse_spm("calls", &p("lookback=1"), 0).is_err(),
+            "service required"
+        );
+        assert!(
+            parse_spm("latencies", &p("service=a"), 0).is_err(),
+            "quantile required"
+        );
         assert!(parse_spm("latencies", &p("service=a&quantile=2"), 0).is_err());
         assert!(parse_spm("bogus", &p("service=a"), 0).is_err());
         assert!(parse_spm("calls", &p("service=a&step=0"), 0).is_err());
@@ -387,7 +415,12 @@ mod tests {
             agg.observe(5_000_000, true, None);
         }
         let rows = vec![(key, 50_000, agg, 10_000)];
-        let mut req = parse_spm("calls", &p("service=a&endTs=120000&lookback=120000&step=60000&ratePer=60000"), 0).expect("valid");
+        let mut req = parse_spm(
+            "calls",
+            &p("service=a&endTs=120000&lookback=120000&step=60000&ratePer=60000"),
+            0,
+        )
+        .expect("valid");
         let fam = spm_family(&req, &rows);
         assert_eq!(fam["name"], "service_call_rate");
         let pts = &fam["metrics"][0]["metricPoints"];
@@ -396,7 +429,10 @@ mod tests {
         assert_eq!(pts[0]["timestamp"], "1970-01-01T00:01:00Z");
         req.metric = "errors".into();
         let fam = spm_family(&req, &rows);
-        assert_eq!(fam["metrics"][0]["metricPoints"][0]["gaugeValue"]["doubleValue"], 1.0);
+        assert_eq!(
+            fam["metrics"][0]["metricPoints"][0]["gaugeValue"]["doubleValue"],
+            1.0
+        );
         assert_eq!(fam["metrics"][0]["labels"][0]["value"], "a");
     }
 }

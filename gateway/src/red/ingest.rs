@@ -80,13 +80,17 @@ fn cluster_of<T>(request: &Request<T>) -> Result<String, Status> {
 }
 
 /// The records of a batch, stamped with the certificate's cluster.
-pub fn records(cluster: &str, agent_id: &str, batch: &WindowBatch) -> Result<Vec<(SeriesKey, i64, Record, model::red::Aggregate)>, Status> {
+pub fn records(
+    cluster: &str,
+    agent_id: &str,
+    batch: &WindowBatch,
+) -> Result<Vec<(SeriesKey, i64, Record, model::red::Aggregate)>, Status> {
     let mut out = Vec::new();
     for w in &batch.windows {
         let writer = format!("{agent_id}.{}", w.agent_epoch);
         for s in &w.series {
-            let agg = proto::red::from_series(s)
-                .map_err(|e| Status::invalid_argument(e.to_string()))?;
+            let agg =
+                proto::red::from_series(s).map_err(|e| Status::invalid_argument(e.to_string()))?;
             let series = SeriesKey {
                 cluster: cluster.to_owned(),
                 service: s.service.clone(),

@@ -160,7 +160,9 @@ impl Collector for RedProm {
                     .zip(s.buckets.iter().copied())
                     .collect();
                 hist.encode_family(labels)?
-                    .encode_histogram::<prometheus_client::encoding::NoLabelSet>(s.sum_s, s.calls, &buckets, None)?;
+                    .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                        s.sum_s, s.calls, &buckets, None,
+                    )?;
             }
         }
         let folded = encoder.encode_descriptor(
@@ -203,6 +205,9 @@ mod tests {
         assert!(text.contains("meridian_red_calls_total{cluster=\"eu\",service=\"svc\",operation=\"a\",span_kind=\"server\",status_code=\"OK\"} 2"), "{text}");
         assert!(text.contains("operation=\"other\""), "{text}");
         assert!(text.contains("meridian_red_duration_seconds_bucket{le=\"0.0025\",cluster=\"eu\",service=\"svc\",operation=\"a\",span_kind=\"server\",status_code=\"OK\"} 1"), "{text}");
-        assert!(text.contains("meridian_red_series_folded_total 2"), "{text}");
+        assert!(
+            text.contains("meridian_red_series_folded_total 2"),
+            "{text}"
+        );
     }
 }

@@ -36,7 +36,9 @@ impl Selector {
 pub enum QueryError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("the query reads more than {MAX_ROWS} records; narrow the time range or use a larger step")]
+    #[error(
+        "the query reads more than {MAX_ROWS} records; narrow the time range or use a larger step"
+    )]
     TooLarge,
 }
 
@@ -136,9 +138,18 @@ mod tests {
         assert_eq!(choose(&cfg, now, now - h, now, 10_000), Resolution::S10);
         // Recent data at 1 min step: the rollup may lag, read 10 s.
         assert_eq!(choose(&cfg, now, now - h, now, 60_000), Resolution::S10);
-        assert_eq!(choose(&cfg, now, now - 2 * h, now - h, 60_000), Resolution::M1);
-        assert_eq!(choose(&cfg, now, now - 2 * h, now - h, 7_200_000), Resolution::H1);
+        assert_eq!(
+            choose(&cfg, now, now - 2 * h, now - h, 60_000),
+            Resolution::M1
+        );
+        assert_eq!(
+            choose(&cfg, now, now - 2 * h, now - h, 7_200_000),
+            Resolution::H1
+        );
         // 10 s records are gone after a day: 1 min even at a 10 s step.
-        assert_eq!(choose(&cfg, now, now - 48 * h, now - 47 * h, 10_000), Resolution::M1);
+        assert_eq!(
+            choose(&cfg, now, now - 48 * h, now - 47 * h, 10_000),
+            Resolution::M1
+        );
     }
 }

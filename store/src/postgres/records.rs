@@ -73,7 +73,11 @@ pub(super) async fn expire(pool: &PgPool, cutoff_ms: i64) -> Result<u64, StoreEr
 }
 
 /// Deletes one kind's records older than `before_ms`.
-pub(super) async fn delete(pool: &PgPool, kind: RecordKind, before_ms: i64) -> Result<u64, StoreError> {
+pub(super) async fn delete(
+    pool: &PgPool,
+    kind: RecordKind,
+    before_ms: i64,
+) -> Result<u64, StoreError> {
     sqlx::query("DELETE FROM records WHERE kind = $1 AND time_ms < $2")
         .bind(kind.code())
         .bind(before_ms)

@@ -74,7 +74,11 @@ pub(super) async fn expire(pool: &SqlitePool, cutoff_ms: i64) -> Result<u64, Sto
 }
 
 /// Deletes one kind's records older than `before_ms`.
-pub(super) async fn delete(pool: &SqlitePool, kind: RecordKind, before_ms: i64) -> Result<u64, StoreError> {
+pub(super) async fn delete(
+    pool: &SqlitePool,
+    kind: RecordKind,
+    before_ms: i64,
+) -> Result<u64, StoreError> {
     sqlx::query("DELETE FROM records WHERE kind = ? AND time_ms < ?")
         .bind(kind.code())
         .bind(before_ms)

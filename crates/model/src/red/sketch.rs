@@ -66,7 +66,9 @@ impl Sketch {
     }
 
     pub fn count(&self) -> u64 {
-        self.bins.values().fold(self.zero, |a, n| a.saturating_add(*n))
+        self.bins
+            .values()
+            .fold(self.zero, |a, n| a.saturating_add(*n))
     }
 
     /// The `q` quantile (0 ≤ q ≤ 1) in nanoseconds; `None` when empty.

@@ -36,7 +36,10 @@ pub struct Windows {
 
 impl Windows {
     pub fn add(&mut self, now_ms: i64, key: WindowKey, spans: &[Observation<'_>], folded: u64) {
-        let w = self.open.entry(window_start(now_ms, WINDOW_MS)).or_default();
+        let w = self
+            .open
+            .entry(window_start(now_ms, WINDOW_MS))
+            .or_default();
         w.folded += folded;
         let error = model::red::is_error(key.3);
         let agg = w.series.entry(key).or_default();
@@ -109,7 +112,10 @@ mod tests {
         let b = w.take_closed(20_000, false, 7).expect("first window");
         assert_eq!(b.windows.len(), 1);
         let win = &b.windows[0];
-        assert_eq!((win.start_ms, win.folded_spans, win.agent_epoch), (10_000, 2, 7));
+        assert_eq!(
+            (win.start_ms, win.folded_spans, win.agent_epoch),
+            (10_000, 2, 7)
+        );
         assert_eq!(win.series[0].count, 2);
         assert_eq!(win.series[0].errors, 2);
         assert!(w.take_closed(20_000, false, 7).is_none(), "handed out once");
