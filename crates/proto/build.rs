@@ -5,6 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "proto/meridian/federation/v1/federation.proto",
         "proto/meridian/raft/v1/raft.proto",
+        "proto/meridian/metrics/v1/metrics.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");

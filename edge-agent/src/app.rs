@@ -23,7 +23,7 @@ use crate::{
     },
     sampling::{
         pipeline::{PipelineError, SamplingSink, SamplingStats},
-        red::RedTap,
+        red::{RedTap, flush as red_flush},
         remote,
         verdicts::{self, VerdictStats},
     },
@@ -33,6 +33,10 @@ use crate::{
 /// Distinct (service, operation) pairs the RED tap tracks before folding
 /// new ones into `other`.
 const RED_MAX_SERIES: usize = 2_000;
+
+/// Bytes the RED window buffer holds (about a day of windows for a few
+/// hundred series) before it drops the oldest.
+const RED_BUFFER_BYTES: u64 = 32 << 20;
 
 /// How long a stop waits for receivers' connections to close.
 const RECEIVER_STOP_WAIT: Duration = Duration::from_secs(2);
@@ -208,6 +212,33 @@ impl Agent {
                 Buffer::Wal(wal)
             }
         };
+        // Closed RED windows: a buffer of their own, drop-oldest (metrics
+        // never push back on span ingest), forwarded beside the spans.
+        let red_buffer = match cfg.durability {
+            Durability::Memory => Buffer::Memory(Arc::new(MemoryBuffer::with_policy(
+                RED_BUFFER_BYTES,
+                FullPolicy::DropOldest,
+            ))),
+            Durability::Wal => Buffer::Wal(
+                Wal::open(
+                    WalConfig {
+                        dir: cfg.buffer_dir.join("red-wal"),
+                        segment_bytes: RED_BUFFER_BYTES / 8,
+                        max_bytes: RED_BUFFER_BYTES,
+                        full_policy: FullPolicy::DropOldest,
+                        group_commit: cfg.group_commit,
+                    },
+                    WalStats::register(
+                        registry.sub_registry_with_label(("buffer".into(), "red".into())),
+                    ),
+                    &root,
+                )
+                .await?,
+            ),
+        };
+        let red_stats = ForwardStats::register(
+            registry.sub_registry_with_label(("destination".into(), "gateway_red".into())),
+        );
         let registry = Arc::new(registry);
 
         let receivers = root.stage();
@@ -241,6 +272,11 @@ impl Agent {
             let ticker = sink.clone();
             let sd = sampler.clone();
             sampler.spawn(async move { ticker.run_ticker(sd).await });
+            // Closes RED windows; at the stop (after the receivers) it
+            // flushes the open one, before the forwarders drain.
+            let (tap, buf, sd) = (red.clone(), red_buffer.clone(), sampler.clone());
+            let epoch = u64::try_from(red_flush_epoch()).unwrap_or(0);
+            sampler.spawn(async move { red_flush::run(tap, buf, epoch, sd).await });
         }
 
         let decide_sink = sink.clone();
@@ -344,6 +380,31 @@ impl Agent {
             let fsd = forwarder_sd.clone();
             forwarder_sd.spawn(async move { f.run(fsd, Duration::from_secs(10)).await });
             slot += 1;
+
+            let dest = GatewayDestination::red_windows(
+                GatewaySettings {
+                    agent_id: agent_id.clone(),
+                    cluster: cfg.cluster.to_string(),
+                    timeout: Duration::from_secs(30),
+                    zstd_level: 1,
+                },
+                endpoints.clone(),
+                red_stats.clone(),
+            );
+            let f = Forwarder::new(
+                "gateway_red",
+                ForwardConfig {
+                    max_inflight: 1,
+                    ..fcfg.clone()
+                },
+                red_buffer.clone(),
+                dest,
+                AckJoin::new(red_buffer.clone(), 1),
+                0,
+                red_stats,
+            );
+            let fsd = forwarder_sd.clone();
+            forwarder_sd.spawn(async move { f.run(fsd, Duration::from_secs(10)).await });
         }
         if let (Some(ch), Some(url)) = (export_channel, &cfg.export_otlp) {
             let dest = OtlpDestination::new(
@@ -449,6 +510,11 @@ impl Agent {
         );
         clean
     }
+}
+
+/// This process's RED epoch: when it started, in ms.
+fn red_flush_epoch() -> i64 {
+    crate::sampling::red::now_ms()
 }
 
 fn serve_http(owner: &Shutdown, what: &'static str, listener: TcpListener, router: axum::Router) {

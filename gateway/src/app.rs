@@ -148,6 +148,8 @@ impl Gateway {
         let receiver_metrics = ReceiverMetrics::register(&mut registry);
         let stitch_metrics = crate::stitch::StitchMetrics::register(&mut registry);
         let tail_metrics = crate::tail::metrics::TailMetrics::register(&mut registry);
+        let red_prom = crate::red::prom::RedProm::new(cfg.red.prom_max_series);
+        registry.register_collector(Box::new(red_prom.clone()));
         let registry = Arc::new(registry);
 
         let root = Shutdown::new();
@@ -219,10 +221,42 @@ impl Gateway {
             control.clone(),
             jobs.token().clone(),
         ));
+        // RED windows arrive on the federation port too (metrics.proto).
+        let red_windows = proto::metrics::metrics_server::MetricsServer::new(
+            crate::red::ingest::MetricsService::new(
+                Arc::clone(&store),
+                red_prom,
+                cfg.limits.max_decompressed_bytes,
+            ),
+        )
+        .max_decoding_message_size(cfg.limits.max_decompressed_bytes + (1 << 16));
+        jobs.spawn(crate::red::rollup::run(
+            Arc::clone(&plane),
+            Arc::clone(&store),
+            cfg.red.clone(),
+            jobs.token().clone(),
+        ));
+        // Alerts: evaluated on the leader, notifications from a bounded queue.
+        let notifier = crate::alerts::notify::start(
+            Arc::clone(&plane),
+            cfg.red.alerts.webhooks.clone(),
+            cfg.red.alerts.ui_url.clone(),
+            cfg.red.clock.clone(),
+            &jobs,
+            jobs.token().clone(),
+        );
+        jobs.spawn(crate::alerts::runner::run(
+            Arc::clone(&plane),
+            Arc::clone(&store),
+            cfg.red.clone(),
+            notifier,
+            jobs.token().clone(),
+        ));
         let incoming = tls::incoming(fed_l, server_tls, &ingest_sd, metrics.clone());
         let token = ingest_sd.token().clone();
         ingest_sd.spawn(async move {
             let res = Server::builder()
+                .add_service(red_windows)
                 .add_service(federation)
                 .serve_with_incoming_shutdown(
                     ReceiverStream::new(incoming),
@@ -269,7 +303,12 @@ impl Gateway {
                 registry,
                 Arc::clone(&plane),
                 cfg.cluster.admin_token.as_deref().map(Arc::from),
-            ),
+            )
+            .merge(crate::red::api::router(Arc::clone(&store), cfg.red.clone()))
+            .merge(crate::alerts::api::router(
+                Arc::clone(&plane),
+                cfg.red.alerts.ui_url.clone(),
+            )),
         );
 
         let scope = {

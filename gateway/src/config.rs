@@ -101,6 +101,14 @@ pub struct Settings {
     /// it below the agents' --tail-verdict-timeout-ms [default: 1000].
     #[arg(long, env = "MERIDIAN_TAIL_DECISION_WINDOW_MS", value_name = "MS")]
     pub tail_decision_window_ms: Option<u64>,
+    /// Alert notification receivers, comma-separated: `URL` (Alertmanager
+    /// webhook JSON) or `json:URL` (generic JSON) [default: none].
+    #[arg(long, env = "MERIDIAN_ALERT_WEBHOOKS", value_name = "URLS")]
+    pub alert_webhooks: Option<String>,
+    /// The UI's base URL for links in notifications
+    /// [default: http://localhost:16686].
+    #[arg(long, env = "MERIDIAN_UI_URL", value_name = "URL")]
+    pub ui_url: Option<String>,
     /// This gateway's id in the gateway cluster, unique, from 1 [default: 1].
     #[arg(long, env = "MERIDIAN_NODE_ID", value_name = "N")]
     pub node_id: Option<u64>,
@@ -212,6 +220,8 @@ pub struct GatewayConfig {
     pub stitch: crate::stitch::StitchConfig,
     /// Cross-cluster tail decisions.
     pub tail: crate::tail::TailSettings,
+    /// RED metrics, rollups and alerting.
+    pub red: crate::red::RedConfig,
 }
 
 /// Parses `--retention-hours`: `72`, `72,eu-west=24` or `eu-west=24`.
@@ -327,8 +337,8 @@ impl Settings {
         merge_options!(self, file; data_dir, store, http, federation, otlp_grpc, otlp_http,
             default_cluster, tls_ca, tls_cert, tls_key, max_inflight_bytes, max_request_bytes,
             max_decompressed_bytes, log_format, index_tags, retention_hours, retention_interval,
-            skew_reference, node_id, raft, peers, join, raft_advertise, advertise_host, admin_token,
-            tail_decision_window_ms);
+            skew_reference, alert_webhooks, ui_url, node_id, raft, peers, join, raft_advertise,
+            advertise_host, admin_token, tail_decision_window_ms);
         self
     }
 
@@ -438,11 +448,40 @@ impl Settings {
                 "about the spread of a trace's decision times across clusters, e.g. 1000",
             ));
         }
+        let mut red = crate::red::RedConfig::default();
+        for hook in self
+            .alert_webhooks
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+        {
+            let (format, url) = match hook.strip_prefix("json:") {
+                Some(u) => (crate::alerts::WebhookFormat::Json, u),
+                None => (crate::alerts::WebhookFormat::Alertmanager, hook),
+            };
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::new(
+                    "alert-webhooks",
+                    format!("{hook:?} is not an http(s) URL"),
+                    "write URL or json:URL, comma-separated",
+                ));
+            }
+            red.alerts.webhooks.push(crate::alerts::Webhook {
+                url: url.to_owned(),
+                format,
+            });
+        }
+        if let Some(u) = &self.ui_url {
+            red.alerts.ui_url = u.trim().to_owned();
+        }
         Ok(GatewayConfig {
             tail: crate::tail::TailSettings {
                 window,
                 ..Default::default()
             },
+            red,
             stitch: crate::stitch::StitchConfig {
                 skew_reference,
                 ..Default::default()

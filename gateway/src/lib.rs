@@ -12,6 +12,7 @@
 //! the `admin` CLI).
 
 pub mod admin;
+pub mod alerts;
 pub mod app;
 pub mod certs;
 pub mod cli;
@@ -26,6 +27,7 @@ pub mod metrics;
 pub mod peer;
 pub mod query;
 pub mod raft;
+pub mod red;
 pub mod retention;
 pub mod stitch;
 pub mod tail;

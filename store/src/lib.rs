@@ -25,7 +25,7 @@ use model::{RetentionPolicy, Span, SpanKind, Trace, TraceId, TraceQuery};
 use serde::Serialize;
 
 pub use error::StoreError;
-pub use records::{Record, RecordKind, RecordScan};
+pub use records::{RED_KINDS, Record, RecordKind, RecordScan};
 
 /// A service operation as the Jaeger API lists it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -185,6 +185,15 @@ pub trait SpanStore: Send + Sync + std::fmt::Debug + 'static {
         let _ = scan;
         Err(StoreError::Unsupported(
             "derived records (trace summaries, service edges, clock offsets, backlinks)".into(),
+        ))
+    }
+
+    /// Deletes the records of `kind` older than `before_ms` (RED metrics
+    /// retention per resolution); returns how many.
+    async fn delete_records(&self, kind: RecordKind, before_ms: i64) -> Result<u64, StoreError> {
+        let _ = (kind, before_ms);
+        Err(StoreError::Config(
+            "this store backend keeps no federation records".into(),
         ))
     }
 }

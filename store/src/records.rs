@@ -20,7 +20,20 @@ pub enum RecordKind {
     /// A span link seen from the linked trace, keyed by
     /// `linked trace|linking trace|linking span|linked span` (hex).
     Backlink = 4,
+    /// RED metrics of one agent's 10 s window for one series, keyed by
+    /// `cluster|service|operation|kind|status|window start|agent.epoch`
+    /// (the gateway's `red::keys`); kept for their own retention.
+    Red10s = 5,
+    /// RED metrics rolled up per minute (all agents), same key without
+    /// the agent.
+    Red1m = 6,
+    /// RED metrics rolled up per hour.
+    Red1h = 7,
 }
+
+/// The RED kinds: their retention is per resolution
+/// ([`crate::SpanStore::delete_records`]), not the spans'.
+pub const RED_KINDS: [RecordKind; 3] = [RecordKind::Red10s, RecordKind::Red1m, RecordKind::Red1h];
 
 impl RecordKind {
     pub fn code(self) -> i16 {

@@ -592,6 +592,21 @@ impl SpanStore for ShardedStore {
         Ok(out)
     }
 
+    async fn delete_records(
+        &self,
+        kind: crate::RecordKind,
+        before_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let l = self.layout();
+        let l = &l;
+        let parts = l.shards.values().map(|s| s.delete_records(kind, before_ms));
+        let mut n = 0;
+        for part in join_all(parts).await {
+            n += part?;
+        }
+        Ok(n)
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         let l = self.layout();
         // Ready while any shard answers: the others' traces are refused

@@ -93,6 +93,7 @@ impl Sandbox {
             stitch: Default::default(),
             cluster: gateway::config::ClusterConfig::single(loopback()),
             tail: Default::default(),
+            red: Default::default(),
         })
     }
 
@@ -165,6 +166,16 @@ impl Sandbox {
     /// Another member of the gateway cluster: the same store and CA, its
     /// own data dir and ports. The caller shuts it down.
     pub async fn start_peer_gateway(&self, name: &str) -> anyhow::Result<Gateway> {
+        self.start_peer_gateway_with(name, |_| {}).await
+    }
+
+    /// [`start_peer_gateway`](Self::start_peer_gateway) with its
+    /// configuration adjusted by `configure` first.
+    pub async fn start_peer_gateway_with(
+        &self,
+        name: &str,
+        configure: impl FnOnce(&mut GatewayConfig),
+    ) -> anyhow::Result<Gateway> {
         let dir = self.dir.path().join(format!("gateway-{name}"));
         std::fs::create_dir_all(&dir)?;
         let mut cfg = Self::gateway_config(&dir)?;
@@ -187,6 +198,7 @@ impl Sandbox {
         cfg.cluster.node_id = id;
         cfg.cluster.bootstrap =
             gateway::config::Bootstrap::Join(self.gateway.raft_addr.to_string());
+        configure(&mut cfg);
         let gw = Gateway::start(cfg).await?;
         wait_for(
             "the peer gateway to join",

@@ -8,6 +8,7 @@ mod cluster;
 mod error;
 mod ids;
 mod query;
+pub mod red;
 pub mod retention;
 pub mod sampling;
 pub mod skew;

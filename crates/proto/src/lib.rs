@@ -13,6 +13,7 @@ pub mod corpus;
 pub mod otlp;
 pub mod payload;
 pub mod raw;
+pub mod red;
 pub mod validate;
 pub mod zipkin;
 
@@ -20,6 +21,13 @@ pub mod zipkin;
 #[allow(missing_debug_implementations, clippy::all)]
 pub mod federation {
     tonic::include_proto!("meridian.federation.v1");
+}
+
+/// Generated from `proto/meridian/metrics/v1/metrics.proto`: RED windows,
+/// agent → gateway (conversions in [`red`]).
+#[allow(missing_debug_implementations, clippy::all)]
+pub mod metrics {
+    tonic::include_proto!("meridian.metrics.v1");
 }
 
 /// Generated from `proto/meridian/raft/v1/raft.proto`: the gateways'

@@ -38,7 +38,16 @@ pub fn decode(
     uncompressed_size: u64,
     limit: usize,
 ) -> Result<ExportTraceServiceRequest, PayloadError> {
-    use prost::Message;
+    decode_as(compression, payload, uncompressed_size, limit)
+}
+
+/// [`decode`] into any message (RED `WindowBatch`es use it).
+pub fn decode_as<M: prost::Message + Default>(
+    compression: i32,
+    payload: &[u8],
+    uncompressed_size: u64,
+    limit: usize,
+) -> Result<M, PayloadError> {
     match Compression::try_from(compression) {
         Ok(Compression::None) => {
             if payload.len() > limit {
@@ -47,7 +56,7 @@ pub fn decode(
                     limit,
                 });
             }
-            Ok(ExportTraceServiceRequest::decode(payload)?)
+            Ok(M::decode(payload)?)
         }
         Ok(Compression::Zstd) => {
             if uncompressed_size > limit as u64 {
@@ -60,7 +69,7 @@ pub fn decode(
             // its declared size fails instead of allocating more.
             let raw = zstd::bulk::decompress(payload, uncompressed_size as usize)
                 .map_err(PayloadError::Decompress)?;
-            Ok(ExportTraceServiceRequest::decode(raw.as_slice())?)
+            Ok(M::decode(raw.as_slice())?)
         }
         Err(_) => Err(PayloadError::Compression(compression)),
     }

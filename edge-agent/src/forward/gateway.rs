@@ -1,10 +1,15 @@
 //! The gateway destination: `federation.proto` `Forward` over mTLS gRPC,
-//! to one endpoint of the shared [`GatewayEndpoints`] list at a time.
+//! to one endpoint of the shared [`GatewayEndpoints`] list at a time. The
+//! RED buffer's destination ([`GatewayDestination::red_windows`]) is the
+//! same with `metrics.proto` `ForwardWindows`.
 
 use std::{sync::Arc, time::Duration};
 
 use futures::future::BoxFuture;
-use proto::federation::{Compression, ForwardRequest, federation_client::FederationClient};
+use proto::{
+    federation::{Compression, ForwardRequest, federation_client::FederationClient},
+    metrics::{ForwardWindowsRequest, metrics_client::MetricsClient},
+};
 use tonic::transport::Channel;
 
 use super::{
@@ -36,9 +41,24 @@ pub struct GatewayDestination {
     /// Where to start in a new list that lacks the current endpoint.
     spread: u64,
     stats: ForwardStats,
+    /// Spans (`Forward`) or RED windows (`ForwardWindows`).
+    red: bool,
 }
 
 impl GatewayDestination {
+    /// Sends RED window records (see `sampling::red::flush`) instead of
+    /// spans.
+    pub fn red_windows(
+        settings: GatewaySettings,
+        endpoints: GatewayEndpoints,
+        stats: ForwardStats,
+    ) -> Self {
+        Self {
+            red: true,
+            ..Self::new(settings, endpoints, stats)
+        }
+    }
+
     pub fn new(
         settings: GatewaySettings,
         endpoints: GatewayEndpoints,
@@ -52,6 +72,7 @@ impl GatewayDestination {
             current: 0,
             spread,
             stats,
+            red: false,
         }
     }
 
@@ -85,6 +106,16 @@ impl Destination for GatewayDestination {
             return Box::pin(async { Outcome::Retry(None) });
         };
         let name = endpoint.url.clone();
+        if self.red {
+            let client = MetricsClient::new(endpoint.channel.clone())
+                .max_decoding_message_size(1 << 20)
+                .max_encoding_message_size(64 << 20);
+            let settings = Arc::clone(&self.settings);
+            let stats = self.stats.clone();
+            return Box::pin(
+                async move { send_windows(settings, name, client, stats, batch).await },
+            );
+        }
         let client = FederationClient::new(endpoint.channel.clone())
             .max_decoding_message_size(1 << 20)
             .max_encoding_message_size(64 << 20);
@@ -138,6 +169,41 @@ async fn send(
             Outcome::Committed
         }
         Err(status) => super::on_error(&status, &name, spans, &stats),
+    }
+}
+
+async fn send_windows(
+    cfg: Arc<GatewaySettings>,
+    name: String,
+    mut client: MetricsClient<Channel>,
+    stats: ForwardStats,
+    batch: Arc<[Record]>,
+) -> Outcome {
+    let payloads: Vec<&[u8]> = batch.iter().map(|r| r.payload.as_ref()).collect();
+    let (payload, uncompressed) = match proto::payload::encode(&payloads, cfg.zstd_level) {
+        Ok(p) => p,
+        Err(error) => {
+            tracing::error!(%error, "compressing red windows failed");
+            return Outcome::Retry(None);
+        }
+    };
+    let series: u64 = batch.iter().map(|r| r.spans).sum();
+    let mut req = tonic::Request::new(ForwardWindowsRequest {
+        agent_id: cfg.agent_id.clone(),
+        cluster: cfg.cluster.clone(),
+        first_sequence: batch.first().map_or(0, |r| r.seq),
+        last_sequence: batch.last().map_or(0, |r| r.seq),
+        compression: Compression::Zstd as i32,
+        payload,
+        uncompressed_size: uncompressed,
+    });
+    req.set_timeout(cfg.timeout);
+    match client.forward_windows(req).await {
+        Ok(_) => {
+            stats.gateway_up(true);
+            Outcome::Committed
+        }
+        Err(status) => super::on_error(&status, &name, series, &stats),
     }
 }
 

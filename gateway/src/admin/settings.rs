@@ -176,16 +176,16 @@ pub struct PutAlertRule {
 /// Longest alert rule name.
 pub const MAX_RULE_NAME: usize = 128;
 
-/// The rule to store under `name` (pure). The expression is stored as
-/// given; the alerting issue parses it.
+/// The rule to store under `name` (pure). The expression must parse
+/// (`crate::alerts::rule`); it is stored as given.
 pub fn alert_rule(name: &str, req: PutAlertRule) -> Result<AlertRule, ApiError> {
     if name.trim().is_empty() || name.len() > MAX_RULE_NAME || name.chars().any(char::is_control) {
         return Err(ApiError::BadRequest(format!(
             "alert rule name {name:?}: 1 to {MAX_RULE_NAME} printable characters"
         )));
     }
-    if req.expr.trim().is_empty() {
-        return Err(ApiError::BadRequest("expr must not be empty".into()));
+    if let Err(e) = crate::alerts::rule::parse(&req.expr) {
+        return Err(ApiError::BadRequest(format!("expr {:?}: {e}", req.expr)));
     }
     Ok(AlertRule {
         expr: req.expr,
@@ -250,15 +250,16 @@ mod tests {
             for_secs: 60,
         };
         assert_eq!(
-            alert_rule("checkout errors", req("rate(errors) > 1")).ok(),
+            alert_rule("checkout errors", req("error_ratio > 0.1")).ok(),
             Some(AlertRule {
-                expr: "rate(errors) > 1".into(),
+                expr: "error_ratio > 0.1".into(),
                 for_secs: 60
             })
         );
         assert!(alert_rule("x", req(" ")).is_err());
-        assert!(alert_rule(" ", req("up")).is_err());
-        assert!(alert_rule(&"n".repeat(MAX_RULE_NAME + 1), req("up")).is_err());
-        assert!(alert_rule("a\nb", req("up")).is_err());
+        assert!(alert_rule("x", req("rate(errors) > 1")).is_err());
+        assert!(alert_rule(" ", req("rate > 1")).is_err());
+        assert!(alert_rule(&"n".repeat(MAX_RULE_NAME + 1), req("rate > 1")).is_err());
+        assert!(alert_rule("a\nb", req("rate > 1")).is_err());
     }
 }

@@ -93,6 +93,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         stitch: Default::default(),
         cluster: crate::config::ClusterConfig::single(loopback),
         tail: Default::default(),
+        red: Default::default(),
     })
     .await?;
 

@@ -74,6 +74,32 @@ pub struct ControlState {
     pub policies: BTreeMap<String, SamplingConfig>,
     pub alert_rules: BTreeMap<String, AlertRule>,
     pub retention: RetentionPolicy,
+    /// Each alert rule's evaluation status (written by the leader's
+    /// evaluator, see `crate::alerts`).
+    #[serde(default)]
+    pub alert_states: BTreeMap<String, crate::alerts::eval::AlertStatus>,
+    /// The most recent notifications, newest last, at most
+    /// [`MAX_NOTIFICATIONS`].
+    #[serde(default)]
+    pub notifications: std::collections::VecDeque<Notification>,
+}
+
+/// Notifications kept in the replicated state.
+pub const MAX_NOTIFICATIONS: usize = 100;
+
+/// A notification the leader sent (or gave up sending).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notification {
+    pub rule: String,
+    /// `firing` or `resolved`.
+    pub status: String,
+    pub transition: u64,
+    pub at_ms: i64,
+    /// Receivers that accepted it, out of those configured.
+    pub delivered: u32,
+    pub receivers: u32,
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// A change proposed to the cluster.
@@ -125,6 +151,15 @@ pub enum Command {
     },
     DeleteAlertRule {
         name: String,
+    },
+    /// The evaluator's new status for an alert rule.
+    SetAlertStatus {
+        name: String,
+        status: crate::alerts::eval::AlertStatus,
+    },
+    /// The notification for `transition` of an alert was sent.
+    AlertNotified {
+        notification: Notification,
     },
     SetRetention {
         policy: RetentionPolicy,
@@ -193,7 +228,32 @@ impl ControlState {
                 self.alert_rules.insert(name, rule);
                 Applied::Done
             }
-            Command::DeleteAlertRule { name } => removed(self.alert_rules.remove(&name)),
+            Command::DeleteAlertRule { name } => {
+                self.alert_states.remove(&name);
+                removed(self.alert_rules.remove(&name))
+            }
+            Command::SetAlertStatus { name, status } => {
+                if !self.alert_rules.contains_key(&name) {
+                    return Applied::Refused(format!("no alert rule {name:?}"));
+                }
+                self.alert_states.insert(name, status);
+                Applied::Done
+            }
+            Command::AlertNotified { notification } => {
+                let Some(st) = self.alert_states.get_mut(&notification.rule) else {
+                    return Applied::Unchanged;
+                };
+                if notification.transition <= st.notified {
+                    // A second sender after a leader change: keep one record.
+                    return Applied::Unchanged;
+                }
+                st.notified = notification.transition;
+                self.notifications.push_back(notification);
+                while self.notifications.len() > MAX_NOTIFICATIONS {
+                    self.notifications.pop_front();
+                }
+                Applied::Done
+            }
             Command::SetRetention { policy } => {
                 if let Err(e) = policy.validate() {
                     return Applied::Refused(e);

@@ -366,6 +366,15 @@ impl SpanStore for PgStore {
         records::scan(&self.pool, scan).await
     }
 
+    async fn delete_records(
+        &self,
+        kind: crate::RecordKind,
+        before_ms: i64,
+    ) -> Result<u64, StoreError> {
+        self.ready().await?;
+        records::delete(&self.pool, kind, before_ms).await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.ready().await?;
         sqlx::query("SELECT 1")

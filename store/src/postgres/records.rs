@@ -64,8 +64,23 @@ fn decode(kind: RecordKind, row: &sqlx::postgres::PgRow) -> Result<Record, Store
 }
 
 pub(super) async fn expire(pool: &PgPool, cutoff_ms: i64) -> Result<u64, StoreError> {
-    sqlx::query("DELETE FROM records WHERE time_ms < $1")
+    sqlx::query("DELETE FROM records WHERE time_ms < $1 AND kind NOT IN (5, 6, 7)")
         .bind(cutoff_ms)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
+        .map_err(backend_error)
+}
+
+/// Deletes one kind's records older than `before_ms`.
+pub(super) async fn delete(
+    pool: &PgPool,
+    kind: RecordKind,
+    before_ms: i64,
+) -> Result<u64, StoreError> {
+    sqlx::query("DELETE FROM records WHERE kind = $1 AND time_ms < $2")
+        .bind(kind.code())
+        .bind(before_ms)
         .execute(pool)
         .await
         .map(|r| r.rows_affected())

@@ -243,6 +243,14 @@ impl SpanStore for SqliteStore {
         records::scan(&self.pool, scan).await
     }
 
+    async fn delete_records(
+        &self,
+        kind: crate::RecordKind,
+        before_ms: i64,
+    ) -> Result<u64, StoreError> {
+        records::delete(&self.pool, kind, before_ms).await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)

@@ -65,8 +65,23 @@ fn decode(kind: RecordKind, row: &sqlx::sqlite::SqliteRow) -> Result<Record, Sto
 }
 
 pub(super) async fn expire(pool: &SqlitePool, cutoff_ms: i64) -> Result<u64, StoreError> {
-    sqlx::query("DELETE FROM records WHERE time_ms < ?")
+    sqlx::query("DELETE FROM records WHERE time_ms < ? AND kind NOT IN (5, 6, 7)")
         .bind(cutoff_ms)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
+        .map_err(backend_error)
+}
+
+/// Deletes one kind's records older than `before_ms`.
+pub(super) async fn delete(
+    pool: &SqlitePool,
+    kind: RecordKind,
+    before_ms: i64,
+) -> Result<u64, StoreError> {
+    sqlx::query("DELETE FROM records WHERE kind = ? AND time_ms < ?")
+        .bind(kind.code())
+        .bind(before_ms)
         .execute(pool)
         .await
         .map(|r| r.rows_affected())

@@ -30,6 +30,7 @@ cases!(
     retention_by_cluster,
     storage_usage_per_cluster,
     records_put_scan_and_expire,
+    red_records_keep_their_own_retention,
 );
 
 /// Cases that need [`SpanStore::enforce_retention`] to act on the `now` it
@@ -38,7 +39,10 @@ pub(super) const RETENTION_CASES: &[&str] = &["retention_by_cluster"];
 
 /// Cases on derived records ([`crate::Record`]), which not every backend
 /// keeps.
-pub(super) const RECORD_CASES: &[&str] = &["records_put_scan_and_expire"];
+pub(super) const RECORD_CASES: &[&str] = &[
+    "records_put_scan_and_expire",
+    "red_records_keep_their_own_retention",
+];
 
 fn query() -> TraceQuery {
     super::any_query()
@@ -642,4 +646,61 @@ async fn records_put_scan_and_expire(store: Arc<dyn SpanStore>) {
         .await
         .expect("scan");
     assert_eq!(values(kept), ["one, again", "two"]);
+}
+
+/// RED records outlive span retention and are deleted per kind.
+async fn red_records_keep_their_own_retention(store: Arc<dyn SpanStore>) {
+    use crate::{Record, RecordKind, RecordScan};
+    let now_ms = i64::try_from(now_nanos() / 1_000_000).unwrap_or(i64::MAX);
+    let day = 24 * 3_600_000;
+    let rec = |kind, key: &str, time_ms| Record {
+        kind,
+        key: key.to_owned(),
+        time_ms,
+        value: b"v".to_vec(),
+        trace: None,
+    };
+    store
+        .put_records(&[
+            rec(RecordKind::Red10s, "c|s|old", now_ms - 2 * day),
+            rec(RecordKind::Red10s, "c|s|new", now_ms),
+            rec(RecordKind::Red1h, "c|s|old", now_ms - 30 * day),
+        ])
+        .await
+        .expect("put_records");
+    let policy = RetentionPolicy {
+        default_hours: Some(24),
+        ..Default::default()
+    };
+    store
+        .enforce_retention(&policy, now_nanos())
+        .await
+        .expect("retention");
+    let keys = |kind| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .scan_records(&RecordScan {
+                    kind,
+                    prefix: "c|".into(),
+                    time: None,
+                    limit: 10,
+                    trace: None,
+                })
+                .await
+                .expect("scan")
+                .into_iter()
+                .map(|r| r.key)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(keys(RecordKind::Red10s).await, ["c|s|new", "c|s|old"]);
+    assert_eq!(keys(RecordKind::Red1h).await, ["c|s|old"]);
+    let n = store
+        .delete_records(RecordKind::Red10s, now_ms - day)
+        .await
+        .expect("delete");
+    assert_eq!(n, 1);
+    assert_eq!(keys(RecordKind::Red10s).await, ["c|s|new"]);
+    assert_eq!(keys(RecordKind::Red1h).await, ["c|s|old"]);
 }

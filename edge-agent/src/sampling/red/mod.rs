@@ -9,6 +9,14 @@
 //! Cardinality is bounded: beyond `max_series` distinct label sets, spans
 //! are counted under `operation="other"` (and `service="other"` when the
 //! service is new too), and `meridian_red_series_folded_total` counts them.
+//!
+//! The same counts are aggregated per 10 s window ([`window`]); closed
+//! windows are written to their own buffer by [`flush`] and forwarded to
+//! the gateway (`metrics.proto`), so the gateway's RED figures cover every
+//! span whatever the sampling keeps.
+
+pub mod flush;
+pub mod window;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -20,7 +28,14 @@ use prometheus_client::{
     metrics::{counter::Counter, family::Family, histogram::Histogram},
     registry::Registry,
 };
-use proto::otlp::ExportTraceServiceRequest;
+use proto::{metrics::WindowBatch, otlp::ExportTraceServiceRequest};
+
+/// Milliseconds since the Unix epoch on this machine's clock.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
 
 pub const BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -42,6 +57,8 @@ pub struct RedTap {
     folded: Counter,
     seen: std::sync::Arc<Mutex<HashSet<(String, String)>>>,
     max_series: usize,
+    /// Open 10 s windows (see [`window`]).
+    windows: std::sync::Arc<Mutex<window::Windows>>,
 }
 
 fn histogram() -> Histogram {
@@ -75,6 +92,7 @@ impl RedTap {
             folded: Counter::default(),
             seen: Default::default(),
             max_series,
+            windows: Default::default(),
         };
         registry.register(
             "meridian_spans",
@@ -95,11 +113,16 @@ impl RedTap {
     }
 
     /// Counts every span of `req`. Spans are grouped per series first, so
-    /// the shared families are touched once per series and request, not
-    /// once per span.
+    /// the shared families and the window are touched once per series and
+    /// request, not once per span.
     pub fn observe(&self, req: &ExportTraceServiceRequest) {
+        self.observe_at(req, now_ms());
+    }
+
+    /// [`observe`](Self::observe) at a given time (the window it counts in).
+    pub fn observe_at(&self, req: &ExportTraceServiceRequest, now_ms: i64) {
         type Key<'a> = (&'a str, &'a str, &'static str, &'static str);
-        let mut local: HashMap<Key<'_>, Vec<f64>> = HashMap::new();
+        let mut local: HashMap<Key<'_>, Vec<window::Observation<'_>>> = HashMap::new();
         for rs in &req.resource_spans {
             let service = rs
                 .resource
@@ -113,42 +136,60 @@ impl RedTap {
                     kind(span.kind),
                     status(span.status.as_ref().map(|s| s.code)),
                 );
-                let secs = span
-                    .end_time_unix_nano
-                    .saturating_sub(span.start_time_unix_nano) as f64
-                    / 1e9;
-                local.entry(key).or_default().push(secs);
+                local.entry(key).or_default().push(window::Observation {
+                    duration_ns: span
+                        .end_time_unix_nano
+                        .saturating_sub(span.start_time_unix_nano),
+                    trace_id: &span.trace_id,
+                });
             }
         }
-        for ((service, operation, span_kind, status_code), durations) in local {
-            let (service, operation) = self.series(service, operation, durations.len() as u64);
+        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        for ((service, operation, span_kind, status_code), spans) in local {
+            let n = spans.len() as u64;
+            let (service, operation, folded) = self.series(service, operation, n);
             let labels = RedLabels {
                 service,
                 operation,
                 span_kind,
                 status_code,
             };
-            self.calls
-                .get_or_create(&labels)
-                .inc_by(durations.len() as u64);
+            self.calls.get_or_create(&labels).inc_by(n);
             let h = self.latency.get_or_create(&labels);
-            for d in durations {
-                h.observe(d);
+            for s in &spans {
+                h.observe(s.duration_ns as f64 / 1e9);
             }
+            let RedLabels {
+                service, operation, ..
+            } = labels;
+            windows.add(
+                now_ms,
+                (service, operation, span_kind, status_code),
+                &spans,
+                if folded { n } else { 0 },
+            );
         }
+    }
+
+    /// The closed windows (every window when `all`), as one wire batch.
+    pub fn take_closed(&self, now_ms: i64, all: bool, epoch: u64) -> Option<WindowBatch> {
+        self.windows
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take_closed(now_ms, all, epoch)
     }
 
     /// The (service, operation) labels to count under, folding new series
     /// beyond the limit.
-    fn series(&self, service: &str, operation: &str, spans: u64) -> (String, String) {
+    fn series(&self, service: &str, operation: &str, spans: u64) -> (String, String, bool) {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         let key = (service.to_owned(), operation.to_owned());
         if seen.contains(&key) {
-            return key;
+            return (key.0, key.1, false);
         }
         if seen.len() < self.max_series {
             seen.insert(key.clone());
-            return key;
+            return (key.0, key.1, false);
         }
         self.folded.inc_by(spans);
         let service_known = seen.iter().any(|(s, _)| s == service);
@@ -156,9 +197,10 @@ impl RedTap {
             if service_known {
                 service.to_owned()
             } else {
-                "other".to_owned()
+                model::red::OTHER.to_owned()
             },
-            "other".to_owned(),
+            model::red::OTHER.to_owned(),
+            true,
         )
     }
 
