@@ -186,7 +186,7 @@ impl DecideClient {
                         gateway = %endpoint.url,
                         reason,
                         retry_in_ms = delay.as_millis() as u64,
-                        "tail decision stream lost; local verdicts apply until it is back"
+                        "tail decision stream lost; dropped traces wait for it until their verdict timeout"
                     );
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}

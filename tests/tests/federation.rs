@@ -405,14 +405,26 @@ async fn shard0_holder(c: &ProcessCluster, via: u64) -> Option<u64> {
 /// Trace `i` of the failover scenario, one request per cluster, true
 /// times (no skew), starting at `t`.
 fn live_requests(i: u64, t: u64) -> Vec<(&'static str, ExportTraceServiceRequest)> {
+    live_requests_tagged(0xfa, i, t, false)
+}
+
+/// Trace `i` with its first id byte `tag`; `error`: its span in cluster c
+/// fails.
+fn live_requests_tagged(
+    tag: u8,
+    i: u64,
+    t: u64,
+    error: bool,
+) -> Vec<(&'static str, ExportTraceServiceRequest)> {
     let mut rng = Rng(0xfa11_0000 + i);
     let mut by_cluster: std::collections::BTreeMap<&str, Vec<Span>> = Default::default();
     let id = {
         let mut id = trace_id(i);
-        id[0] = 0xfa;
+        id[0] = tag;
         id
     };
     for s in trace_spans(0, t, &mut rng) {
+        let failed = error && s.cluster == "c";
         by_cluster.entry(s.cluster).or_default().push(Span {
             trace_id: id.to_vec(),
             span_id: span_id(i, s.n).to_vec(),
@@ -421,6 +433,10 @@ fn live_requests(i: u64, t: u64) -> Vec<(&'static str, ExportTraceServiceRequest
             kind: s.kind,
             start_time_unix_nano: s.start,
             end_time_unix_nano: s.end,
+            status: failed.then(|| Status {
+                code: 2,
+                ..Default::default()
+            }),
             ..Default::default()
         });
     }
@@ -614,6 +630,167 @@ async fn killing_the_shard_worker_mid_stream_keeps_stitching_within_the_window()
             "{s} -> {t}: {n} of {total} calls, more lost than the {window} traces of the window"
         );
     }
+    drop(agents);
+    Ok(())
+}
+
+/// Traces crossing three clusters under cross-cluster tail sampling (each
+/// agent keeps only traces with an error; the error is in cluster c only)
+/// while the worker of shard 0 — which decides its traces — is killed with
+/// kill -9. Another node takes the shard over and decides; the agents wait
+/// for verdicts longer than the takeover (`--tail-verdict-timeout-ms
+/// 20000`). Every trace with an error is stored whole from all three
+/// clusters; every other trace is stored nowhere: no kept trace is partial.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_decision_worker_leaves_no_kept_trace_partial() -> anyhow::Result<()> {
+    let Some(server) = pg::server_from_env("kill -9 of a tail-decision worker") else {
+        return Ok(());
+    };
+    let dbs = pg::fresh_databases(&server, 2).await;
+    let mut c = ProcessCluster::start(GATEWAY, dbs, 3).await?;
+    c.wait_leader(&[1, 2, 3], DEADLINE).await?;
+    let victim = wait_for("shard 0's lease to be held", DEADLINE, || {
+        shard0_holder(&c, 1)
+    })
+    .await?;
+    let survivors: Vec<u64> = [1, 2, 3].into_iter().filter(|n| *n != victim).collect();
+    let policy = c.agent_dir("policy").with_extension("toml");
+    std::fs::write(
+        &policy,
+        "[tail]\ndecision_wait_ms = 300\nmax_traces = 10000\nmax_bytes = 67108864\n\
+         [[tail.policies]]\nname = \"errors\"\ntype = \"status_code\"\nstatus_codes = [\"ERROR\"]\n",
+    )?;
+    let mut agents = Vec::new();
+    for (cluster, via) in [("a", 1u64), ("b", 2), ("c", 3)] {
+        let mut args = c.agent_args(cluster, &[via])?;
+        args.extend([
+            "--sampling-config".into(),
+            policy.display().to_string(),
+            "--tail-verdict-timeout-ms".into(),
+            "20000".into(),
+        ]);
+        let name = format!("agent-{cluster}");
+        let agent = tokio::task::spawn_blocking(move || {
+            integration_tests::process::AgentProcess::start_named(&name, AGENT, &args)
+        })
+        .await??;
+        agents.push((cluster, agent));
+    }
+    for (cluster, _) in &agents {
+        c.wait_agent_members(cluster, 3, DEADLINE).await?;
+    }
+    let mut clients = std::collections::BTreeMap::new();
+    for (cluster, a) in &agents {
+        clients.insert(
+            *cluster,
+            TraceServiceClient::connect(format!("http://{}", a.otlp_grpc)).await?,
+        );
+    }
+    let errs = |i: u64| i.is_multiple_of(4);
+    let send = async |i: u64,
+                      clients: &mut std::collections::BTreeMap<
+        &str,
+        TraceServiceClient<tonic::transport::Channel>,
+    >|
+           -> anyhow::Result<()> {
+        let t = u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos())?;
+        for (cluster, req) in live_requests_tagged(0xdc, i, t, errs(i)) {
+            let client = clients
+                .get_mut(cluster)
+                .ok_or_else(|| anyhow::anyhow!("no client for {cluster}"))?;
+            let give_up = std::time::Instant::now() + DEADLINE;
+            while let Err(status) = client.export(req.clone()).await {
+                anyhow::ensure!(
+                    std::time::Instant::now() < give_up,
+                    "agent {cluster} refused trace {i}: {status}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        Ok(())
+    };
+    let mut i = 0;
+    while i < 40 {
+        send(i, &mut clients).await?;
+        i += 1;
+    }
+    c.kill9(victim)?;
+    let killed_at = std::time::Instant::now();
+    loop {
+        send(i, &mut clients).await?;
+        i += 1;
+        if shard0_holder(&c, survivors[0])
+            .await
+            .is_some_and(|h| h != victim)
+        {
+            break;
+        }
+        anyhow::ensure!(
+            killed_at.elapsed() < DEADLINE,
+            "shard 0's lease never moved"
+        );
+    }
+    for _ in 0..40 {
+        send(i, &mut clients).await?;
+        i += 1;
+    }
+    let total = i;
+    let hex_of = |n: u64| {
+        let mut id = trace_id(n);
+        id[0] = 0xdc;
+        hex(&id)
+    };
+    let via = survivors[0];
+    let stored = async |n: u64| -> usize {
+        match c.get_json(via, &format!("/api/traces/{}", hex_of(n))).await {
+            Ok((200, body)) => body["data"][0]["spans"].as_array().map_or(0, Vec::len),
+            _ => 0,
+        }
+    };
+    // Let every pending verdict (up to the agents' 20 s timeout) and
+    // forward settle, then count exactly.
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    let mut partial = Vec::new();
+    let mut kept = 0;
+    for n in 0..total {
+        let got = stored(n).await;
+        match (errs(n), got) {
+            (true, 5) => kept += 1,
+            (false, 0) => {}
+            _ => partial.push((n, got)),
+        }
+    }
+    eprintln!(
+        "{total} traces, {kept} kept whole, kill -9 of g{victim} after trace 40; wrong: {partial:?}"
+    );
+    if !partial.is_empty() {
+        for (cluster, a) in &agents {
+            if let Ok(text) = reqwest::get(format!("http://{}/metrics", a.admin))
+                .await?
+                .text()
+                .await
+            {
+                for l in text
+                    .lines()
+                    .filter(|l| l.starts_with("meridian_agent_tail"))
+                {
+                    eprintln!("agent {cluster}: {l}");
+                }
+            }
+        }
+        for (n, _) in &partial {
+            let (_, body) = c
+                .get_json(via, &format!("/api/v1/traces/{}/summary", hex_of(*n)))
+                .await?;
+            eprintln!("trace {n}: {}", body["spansByCluster"]);
+        }
+    }
+    assert!(
+        partial.is_empty(),
+        "traces partial or kept against the policy: {partial:?}"
+    );
+    assert_eq!(kept, (0..total).filter(|n| errs(*n)).count());
     drop(agents);
     Ok(())
 }

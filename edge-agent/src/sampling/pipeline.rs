@@ -254,14 +254,15 @@ impl SamplingSink {
     }
 
     /// Sends digests over `link` and holds locally dropped traces for the
-    /// gateway's verdict while its stream is open.
+    /// gateway's verdict (up to the link's timeout, whether or not its
+    /// stream is open right now).
     pub fn with_verdicts(mut self, link: VerdictLink) -> Self {
         self.verdicts = Some(link);
         self
     }
 
-    /// Sets the sampler's verdict mode: on with this sink's link, and
-    /// holding drops only while the stream is open.
+    /// Sets the sampler's verdict mode: on with this sink's link; digests
+    /// are sent only while the stream is open.
     fn follow_link(&self, s: &mut TailSampler<SystemClock>) {
         match &self.verdicts {
             Some(link) => {

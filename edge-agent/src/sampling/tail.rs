@@ -421,10 +421,10 @@ impl<C: Clock> TailSampler<C> {
     }
 
     /// With verdicts on: whether the stream to the gateway is open (the
-    /// default). While it is not, local decisions are final and no digests
-    /// are made, but local keeps are still remembered for
-    /// [`Self::resend_digests`], so the other clusters hear of them once it
-    /// is back.
+    /// default). While it is not, no digests are sent; local keeps are
+    /// final and remembered, and local drops wait for a verdict as usual
+    /// (up to the timeout): both are sent by [`Self::resend_digests`] once
+    /// the stream is back.
     pub fn set_connected(&mut self, connected: bool) {
         self.connected = connected;
     }
@@ -717,9 +717,16 @@ impl<C: Clock> TailSampler<C> {
                 out.parts.extend(p.parts(tid, &suffix));
                 self.remember(tid, Some(suffix));
             }
-            None if report => {
+            // A drop waits for the verdict even while the stream is down:
+            // its digest goes out when the stream is back
+            // (`resend_digests`), and the local drop stands only at the
+            // timeout. Dropping at once would leave the trace partial when
+            // another cluster kept it.
+            None if remember => {
                 let d = digest(None);
-                out.digests.push(d.clone());
+                if report {
+                    out.digests.push(d.clone());
+                }
                 self.awaiting_order.push_back((now, tid));
                 self.awaiting.insert(
                     tid,

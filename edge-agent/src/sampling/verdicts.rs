@@ -4,8 +4,9 @@
 //! - Digests the sampler makes go into a bounded queue the client drains
 //!   (`DIGEST_QUEUE` digests; full: the digest is not sent and counted, and
 //!   its trace takes its local verdict at the timeout).
-//! - The sampler waits for verdicts only while the client has a stream
-//!   (`connected`); without one, local decisions are final at once.
+//! - The sampler sends digests only while the client has a stream
+//!   (`connected`); a locally dropped trace waits for its verdict (up to the
+//!   timeout) either way, and its digest is sent when the stream is back.
 
 use std::{
     sync::{

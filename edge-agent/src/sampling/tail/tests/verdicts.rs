@@ -153,18 +153,28 @@ fn when_full_the_oldest_waiting_trace_takes_its_local_verdict() {
 }
 
 #[test]
-fn while_disconnected_decisions_are_local_but_keeps_are_remembered() {
+fn while_disconnected_drops_wait_and_both_digests_go_out_when_back() {
     let (mut t, clock) = federated(&errors_only());
     t.set_connected(false);
     t.ingest(req("svc", vec![s(1), S { status: 2, ..s(2) }]));
     clock.advance(Duration::from_millis(1_000));
     let r = t.tick();
     assert!(r.digests.is_empty(), "no stream to send them on");
-    assert_eq!((r.traces_kept, r.traces_dropped), (1, 1));
+    // The keep is final; the drop waits for a verdict (another cluster may
+    // keep the trace).
+    assert_eq!((r.traces_kept, r.traces_dropped), (1, 0));
+    assert_eq!(t.usage().awaiting, 1);
     t.set_connected(true);
-    let again = t.resend_digests();
-    assert_eq!(again.len(), 1);
+    let mut again = t.resend_digests();
+    again.sort_by_key(|d| d.kept_by.is_none());
+    assert_eq!(again.len(), 2);
     assert_eq!(again[0].kept_by.as_deref(), Some("errors"));
+    assert_eq!(again[1].kept_by, None);
+    // Never reconnected in time: the local drop stands at the timeout.
+    t.set_connected(false);
+    clock.advance(TIMEOUT + Duration::from_millis(1));
+    let r = t.tick();
+    assert_eq!((r.traces_dropped, r.verdict_timeouts), (1, 1));
 }
 
 #[test]
