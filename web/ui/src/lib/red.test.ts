@@ -54,6 +54,11 @@ describe('red seam', () => {
     expect(c.latency.map((l) => l.label)).toEqual(['checkout@eu pay p50', 'checkout@eu pay p95', 'checkout@eu pay p99', 'cart@us add p50', 'cart@us add p95', 'cart@us add p99']);
     expect(c.latency[2].values).toEqual([null, null, 50]);
   });
+  it('spans the whole picked range', () => {
+    const c = chartData(normalize(answer), { from: 0, to: 60_000, step: 10_000 });
+    expect(c.times).toEqual([0, 10_000, 20_000, 30_000, 40_000, 50_000]);
+    expect(c.rate[0].values).toEqual([0, null, 0.4, null, null, null]);
+  });
   it('keeps the busiest series', () => {
     const { shown, hidden } = busiest(normalize(answer), 1);
     expect(shown.map((s) => s.service)).toEqual(['cart']);

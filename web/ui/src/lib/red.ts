@@ -126,10 +126,13 @@ export interface RedCharts {
   latency: ChartLine[];
 }
 
-/** The charts' data on a common time axis: a step a series has no point
- * for is null (a gap), not zero. */
-export function chartData(series: RedSeries[]): RedCharts {
-  const times = [...new Set(series.flatMap((s) => s.points.map((p) => p.t)))].sort((a, b) => a - b);
+/** The charts' data on a common time axis: every step of `range` (so the
+ * axis spans the picked range even with one window) plus any point's
+ * time; a step a series has no point for is null (a gap), not zero. */
+export function chartData(series: RedSeries[], range?: { from: number; to: number; step: number }): RedCharts {
+  const grid: number[] = [];
+  if (range && range.step > 0) for (let t = range.from; t < range.to && grid.length <= 20_000; t += range.step) grid.push(t);
+  const times = [...new Set([...grid, ...series.flatMap((s) => s.points.map((p) => p.t))])].sort((a, b) => a - b);
   const line = (s: RedSeries, label: string, pick: (p: RedPoint) => number | null): ChartLine => {
     const at = new Map(s.points.map((p) => [p.t, pick(p)]));
     return { label, values: times.map((t) => at.get(t) ?? null) };

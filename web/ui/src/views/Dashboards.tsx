@@ -99,15 +99,16 @@ function Red({ rangeMs, cluster, service, operation }: { rangeMs: number; cluste
     (s) => {
       const to = Date.now();
       const from = to - rangeMs;
-      return get<unknown>(redPath({ cluster, service, operation, from, to, step: stepFor(from, to) }), s).then(normalize);
+      const step = stepFor(from, to);
+      return get<unknown>(redPath({ cluster, service, operation, from, to, step }), s).then((b) => ({ series: normalize(b), range: { from, to, step } }));
     },
     [rangeMs, cluster, service, operation],
   );
   return (
     <Load value={v} what="RED metrics" api="/api/v1/metrics/red" retry={retry}>
-      {(series) =>
+      {({ series, range }) =>
         series.length ? (
-          <RedPanel series={series} />
+          <RedPanel series={series} range={range} />
         ) : (
           <div class="state empty" data-testid="red-empty">
             No RED windows for this selection and time range. Agents send one per 10 s window for the spans they receive (before sampling).
@@ -121,9 +122,9 @@ function Red({ rangeMs, cluster, service, operation }: { rangeMs: number; cluste
 const colored = (lines: ChartLine[], colorOf: (label: string) => string): Line[] => lines.map((l) => ({ ...l, color: colorOf(l.label) }));
 const ms = (v: number | null) => (v === null ? '—' : v < 10 ? `${v.toFixed(1)} ms` : `${v.toFixed(0)} ms`);
 
-function RedPanel({ series }: { series: RedSeries[] }) {
+function RedPanel({ series, range }: { series: RedSeries[]; range: { from: number; to: number; step: number } }) {
   const { shown, hidden } = useMemo(() => busiest(series, MAX_CHARTED), [series]);
-  const c = useMemo(() => chartData(shown), [shown]);
+  const c = useMemo(() => chartData(shown, range), [shown, range]);
   // One hue per series; its quantiles share it (p50 and p95 drawn lighter).
   const latencyColor = (label: string) => {
     const base = serviceColor(label.replace(/ p(50|95|99)$/, ''));
