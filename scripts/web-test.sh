@@ -25,10 +25,12 @@ fi
 
 out="$target/web-e2e"
 mkdir -p "$out"
-# MERIDIAN_GATEWAY_BIN: test that binary instead of building one.
-if [ -z "${MERIDIAN_GATEWAY_BIN:-}" ]; then
-  cargo build -p gateway --locked
-  MERIDIAN_GATEWAY_BIN="$target/debug/meridian-gateway"
+# MERIDIAN_GATEWAY_BIN / MERIDIAN_AGENT_BIN: test those binaries instead
+# of building them (the e2e runs an agent: RED metrics come from agents).
+if [ -z "${MERIDIAN_GATEWAY_BIN:-}" ] || [ -z "${MERIDIAN_AGENT_BIN:-}" ]; then
+  cargo build -p gateway -p edge-agent --locked
+  MERIDIAN_GATEWAY_BIN="${MERIDIAN_GATEWAY_BIN:-$target/debug/meridian-gateway}"
+  MERIDIAN_AGENT_BIN="${MERIDIAN_AGENT_BIN:-$target/debug/meridian-agent}"
 fi
 (cd web/ui && npm ci --no-audit --no-fund)
 
@@ -36,7 +38,7 @@ echo "--- vitest"
 (cd web/ui && NO_COLOR=1 npx vitest run)
 
 echo "--- end-to-end (headless chromium)"
-export MERIDIAN_GATEWAY_BIN
+export MERIDIAN_GATEWAY_BIN MERIDIAN_AGENT_BIN
 export MERIDIAN_WEB_E2E_OUT="$out"
 export MERIDIAN_CHROMIUM="$chromium"
 (cd web/ui && node --test --test-reporter=spec e2e/)

@@ -47,6 +47,9 @@ export async function startGateway(exe, extraArgs = []) {
   return {
     http: `http://${f.http}`,
     otlpHttp: `http://${f.otlp_http}`,
+    federation: `https://${f.federation}`,
+    /** The data dir; its dev CA is in `tls/`. */
+    dir,
     log,
     async stop() {
       if (child.exitCode === null) {

@@ -116,3 +116,18 @@ export async function post(otlpHttp, batch) {
   const res = await fetch(`${otlpHttp}/v1/traces`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(batch.toOtlp()) });
   if (!res.ok) throw new Error(`OTLP export: ${res.status} ${await res.text()}`);
 }
+
+/** `n` one-span server traces of inventory@`cluster` ("GET /stock"), every
+ * fourth failing, durations 10–200 ms, ending just before `nowMs`: what
+ * the agent's RED tap counts. */
+export function stockTraffic(batch, nowMs, cluster, n = 20) {
+  const ids = [];
+  for (let i = 0; i < n; i++) {
+    const traceId = newTraceId();
+    const dur = 10 + ((i * 47) % 190);
+    const error = i % 4 === 3 ? 'out of stock' : undefined;
+    batch.add('inventory', cluster, span({ traceId, name: 'GET /stock', kind: 'server', t0Ms: nowMs - 1000, startMs: 0, endMs: dur, attrs: [str('http.route', '/stock')], error }));
+    ids.push(traceId);
+  }
+  return { ids, calls: n, errors: Math.floor(n / 4) };
+}

@@ -2,24 +2,37 @@
 // in real headless Chromium (Debian's, driven by playwright-core; never a
 // downloaded browser). Screenshots go to $MERIDIAN_WEB_E2E_OUT.
 //
-//   MERIDIAN_GATEWAY_BIN=<target>/debug/meridian-gateway node --test e2e/
+// RED metrics come only from agents (their tap counts spans before
+// sampling and forwards 10 s windows), so a real meridian-agent for cluster
+// eu-central, with a certificate from the gateway's dev CA, takes spans too.
+//
+//   MERIDIAN_GATEWAY_BIN=<target>/debug/meridian-gateway \
+//   MERIDIAN_AGENT_BIN=<target>/debug/meridian-agent node --test e2e/
 
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { chromium } from 'playwright-core';
+import { startAgent } from './agent.mjs';
 import { startGateway, waitFor } from './gateway.mjs';
-import { Batch, bigTrace, browseTrace, checkoutTrace, post } from './traces.mjs';
+import { Batch, bigTrace, browseTrace, checkoutTrace, post, stockTraffic } from './traces.mjs';
 
 const CHROMIUM = process.env.MERIDIAN_CHROMIUM ?? '/usr/bin/chromium';
 const GATEWAY = process.env.MERIDIAN_GATEWAY_BIN;
+const AGENT = process.env.MERIDIAN_AGENT_BIN;
+const AGENT_CLUSTER = 'eu-central';
+const STOCK_RULE = 'inventory errors';
 const OUT = resolve(process.env.MERIDIAN_WEB_E2E_OUT ?? 'e2e-out');
 const TOKEN = 'e2e-admin-secret';
-/** APIs newer gateways add: a 404 from them is the UI's "not available" case. */
-const PENDING_API = /\/api\/(dependencies|v1\/(graph|clusters|alerts|metrics\/red|traces\/[0-9a-f]+\/(summary|links)))(\?|$)/;
+/** APIs an older gateway lacks: a 404 from them is the UI's "not
+ * available" case. RED, alerts and clusters must answer. */
+const PENDING_API = /\/api\/(dependencies|v1\/(graph|traces\/[0-9a-f]+\/(summary|links)))(\?|$)/;
 
 let gw;
+let agent;
+/** Settles when the agent's RED window for the stock traffic reached the gateway. */
+let redReady;
 let browser;
 let page;
 let data;
@@ -32,9 +45,31 @@ async function shot(name) {
 
 before(async () => {
   assert.ok(GATEWAY, 'set MERIDIAN_GATEWAY_BIN to the meridian-gateway binary');
+  assert.ok(AGENT, 'set MERIDIAN_AGENT_BIN to the meridian-agent binary');
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium`);
   mkdirSync(OUT, { recursive: true });
   gw = await startGateway(GATEWAY, ['--admin-token', TOKEN]);
+  // First the agent's traffic: its RED window closes within 10 s and is
+  // awaited only by the dashboards test, while the other tests run.
+  agent = await startAgent({ agentExe: AGENT, gatewayExe: GATEWAY, gateway: gw, cluster: AGENT_CLUSTER });
+  const stockBatch = new Batch();
+  const stock = stockTraffic(stockBatch, Date.now(), AGENT_CLUSTER);
+  await post(agent.otlpHttp, stockBatch);
+  redReady = waitFor(
+    'the agent\'s RED window at the gateway',
+    async () => {
+      const to = Date.now();
+      const r = await (await fetch(`${gw.http}/api/v1/metrics/red?service=inventory&from=${to - 10 * 60e3}&to=${to}&step=10000`)).json();
+      return r.series?.[0]?.total?.calls === stock.calls && r;
+    },
+    45_000,
+  ).catch((e) => e);
+  const rule = await fetch(`${gw.http}/api/v1/admin/alert-rules/${encodeURIComponent(STOCK_RULE)}`, {
+    method: 'PUT',
+    headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ expr: `error_ratio{cluster="${AGENT_CLUSTER}",service="inventory"}[1m] > 0.05`, for_secs: 0 }),
+  });
+  assert.equal(rule.status, 200, await rule.text());
   const now = Date.now();
   const batch = new Batch();
   const browse = [];
@@ -45,11 +80,12 @@ before(async () => {
   const bigBatch = new Batch();
   const big = bigTrace(bigBatch, now - 10 * 60e3);
   await post(gw.otlpHttp, bigBatch);
-  data = { checkout, browse, big };
+  data = { checkout, browse, big, stock };
   await waitFor('the traces to be searchable', async () => {
     const r = await (await fetch(`${gw.http}/api/traces/${big.traceId}`)).json();
     const c = await (await fetch(`${gw.http}/api/traces/${checkout.traceId}`)).json();
-    return r.data?.[0]?.spans.length === big.spans && c.data?.[0]?.spans.length === checkout.spans;
+    const s = await (await fetch(`${gw.http}/api/traces?service=inventory&limit=100`)).json();
+    return r.data?.[0]?.spans.length === big.spans && c.data?.[0]?.spans.length === checkout.spans && s.data?.length === stock.calls;
   });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -74,6 +110,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
+  await agent?.stop();
   await gw?.stop();
 });
 
@@ -229,15 +266,46 @@ describe('the web UI against a real gateway', () => {
     await page.getByTestId('result-count').waitFor();
   });
 
-  test('dashboards: storage per cluster and shard, RED state', async () => {
+  test('dashboards: storage per cluster and shard', async () => {
     await page.goto(`${gw.http}/dashboards`);
     const storage = page.getByTestId('storage');
     await storage.waitFor();
     const text = await storage.textContent();
     for (const c of ['us-east', 'eu-west', 'ap-south']) assert.ok(text.includes(c), `${c} in storage`);
-    assert.match(text, /Total: .* 10,?053 spans/);
-    await page.locator('[data-testid=red-not-available], .chart').first().waitFor();
-    await shot('06-dashboards');
+    assert.match(text, /Total: .* 10,?073 spans/);
+  });
+
+  test('dashboards: RED charts from the agent\'s windows, example traces open the trace', async () => {
+    const red = await redReady;
+    assert.ok(!(red instanceof Error), String(red?.message));
+    // Where an alert notification links to.
+    await page.goto(`${gw.http}/dashboards?service=inventory&range=15m`);
+    const row = page.getByTestId('red-series');
+    await row.first().waitFor();
+    assert.equal(await row.count(), 1);
+    const cells = await row.first().locator('td').allTextContents();
+    assert.deepEqual(cells.slice(0, 5), [AGENT_CLUSTER, 'inventory', 'GET /stock', '20', '5 (25.0%)']);
+    for (const c of cells.slice(5, 8)) assert.match(c, /^\d+(\.\d)? ms$/, `a quantile in ${cells}`);
+    // Three charts, each with the series in its legend (latency: p50, p95, p99).
+    for (const id of ['red-rate', 'red-errors', 'red-latency']) assert.equal(await page.locator(`[data-testid=${id}] canvas`).count(), 1, id);
+    const legend = (id) => page.locator(`[data-testid=${id}] .u-legend .u-series:not(:first-child) .u-label`).allTextContents();
+    assert.deepEqual(await legend('red-rate'), ['inventory@eu-central GET /stock']);
+    assert.deepEqual(await legend('red-latency'), ['p50', 'p95', 'p99'].map((q) => `inventory@eu-central GET /stock ${q}`));
+    assert.equal(await page.getByLabel('Time range').inputValue(), '15m');
+    await shot('06-dashboards-red');
+    // A range that holds no windows says so.
+    await page.getByLabel('Service').selectOption('frontend');
+    await page.waitForURL(/service=frontend/);
+    await page.getByTestId('red-empty').waitFor();
+    await page.goBack();
+    await row.first().waitFor();
+    const exemplar = page.getByTestId('exemplar').first();
+    await exemplar.waitFor();
+    const id = (await exemplar.getAttribute('href')).split('/').pop();
+    assert.ok(data.stock.ids.includes(id), `${id} is one of the traces sent`);
+    await exemplar.click();
+    await page.waitForURL(`**/trace/${id}`);
+    await page.getByTestId('span-row').filter({ hasText: 'GET /stock' }).waitFor();
   });
 
   test('alerts: token, validation message from the API, create, edit, delete', async () => {
@@ -246,18 +314,28 @@ describe('the web UI against a real gateway', () => {
     await page.locator('.state.error').filter({ hasText: 'admin token' }).waitFor();
     await page.locator('input[name=token]').fill(TOKEN);
     await page.getByRole('button', { name: 'Save' }).click();
-    await page.getByText('No alert rules yet').waitFor();
-    await page.locator('[data-testid=not-available], .card').first().waitFor();
+    // The rule made through the admin API, with its state from /api/v1/alerts.
+    const stockRule = page.getByTestId('rule').filter({ hasText: STOCK_RULE });
+    await stockRule.getByTestId('alert-state').waitFor();
+    assert.match(await stockRule.getByTestId('alert-state').textContent(), /^(inactive|pending|firing|resolved)$/);
+    assert.equal(await stockRule.getByTestId('alert-dashboard').getAttribute('href'), `/dashboards?cluster=${AGENT_CLUSTER}&service=inventory`);
+    await page.getByTestId('alert-history').waitFor();
     await page.getByRole('button', { name: 'New rule' }).click();
     const form = page.getByRole('form', { name: 'Alert rule' });
     await form.locator('input[name=name]').fill('checkout errors');
     await form.locator('input[name=expr]').fill('   ');
     await form.getByRole('button', { name: 'Save' }).click();
-    assert.match(await page.getByTestId('rule-error').textContent(), /expr must not be empty/);
-    // That refusal was the API's (400), not the form's.
-    const refused = badResponses.findIndex((r) => r.startsWith('400 /api/v1/admin/alert-rules/'));
-    assert.ok(refused >= 0, `the API answered 400: ${badResponses}`);
-    badResponses.splice(refused, 1);
+    assert.match(await page.getByTestId('rule-error').textContent(), /a comparison is required/);
+    // The grammar's reason for a bad expression.
+    await form.locator('input[name=expr]').fill('p99{service="checkout"} > 300');
+    await form.getByRole('button', { name: 'Save' }).click();
+    await page.getByTestId('rule-error').filter({ hasText: 'unknown metric' }).waitFor();
+    // Both refusals were the API's (400), not the form's.
+    for (let i = 0; i < 2; i++) {
+      const refused = badResponses.findIndex((r) => r.startsWith('400 /api/v1/admin/alert-rules/'));
+      assert.ok(refused >= 0, `the API answered 400: ${badResponses}`);
+      badResponses.splice(refused, 1);
+    }
     await form.locator('input[name=expr]').fill('error_ratio{service="checkout"} > 0.05');
     await form.getByRole('button', { name: 'Save' }).click();
     const rule = page.getByTestId('rule').filter({ hasText: 'checkout errors' });
@@ -270,7 +348,7 @@ describe('the web UI against a real gateway', () => {
     await shot('07-alerts');
     await rule.getByRole('button', { name: 'Delete' }).click();
     await rule.getByRole('button', { name: 'Confirm delete' }).click();
-    await page.getByText('No alert rules yet').waitFor();
+    await waitFor('the rule to be gone', async () => (await page.getByTestId('rule').count()) === 1, 10_000);
   });
 
   test('clusters: clusters, members and leader', async () => {
@@ -278,7 +356,7 @@ describe('the web UI against a real gateway', () => {
     const clusters = page.getByTestId('clusters');
     await clusters.waitFor();
     // Each cluster's row (its stored spans arrive separately).
-    for (const c of ['us-east', 'eu-west', 'ap-south']) await clusters.locator('tr', { hasText: c }).filter({ hasText: 'spans' }).waitFor();
+    for (const c of ['us-east', 'eu-west', 'ap-south', AGENT_CLUSTER]) await clusters.locator('tr', { hasText: c }).filter({ hasText: 'spans' }).waitFor();
     const members = page.getByTestId('members');
     await members.waitFor();
     assert.match(await members.textContent(), /1\s*leader/);

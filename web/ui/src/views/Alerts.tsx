@@ -1,25 +1,28 @@
 // Alert rules (admin API, bearer token kept in localStorage): list,
-// create, edit, delete, with the API's validation messages. State and
-// history come from `/api/v1/alerts` when the gateway serves it.
+// create, edit, delete, with the API's validation messages (a rule whose
+// expression does not parse answers 400 with the reason). Each rule's
+// state (inactive, pending, firing, resolved), its last value and example
+// traces, and the recent notifications come from `/api/v1/alerts`.
 
 import { useState } from 'preact/hooks';
 import { adminToken, ApiError, get, request } from '../api';
 import { ErrorBox, Load } from '../components/common';
-import { useFetch } from '../hooks';
+import { type Loadable, useFetch } from '../hooks';
+import { type AlertRuleState, type Alerts, ago, normalizeAlerts } from '../lib/alerts';
 
 type Rules = Record<string, { expr: string; for_secs: number }>;
-
-interface AlertsApi {
-  alerts?: Array<{ name: string; state: string; since?: string; labels?: Record<string, string> }>;
-  notifications?: Array<{ name: string; status: string; at: string }>;
-}
 
 const rulePath = (name: string) => `/api/v1/admin/alert-rules/${encodeURIComponent(name)}`;
 
 export function AlertsView() {
   const [token, setToken] = useState(adminToken.get());
   const [rules, reload] = useFetch(() => request<Rules>('/api/v1/admin/alert-rules?consistency=local', { admin: true }), [token]);
+  const [alerts, reloadAlerts] = useFetch((s) => get<unknown>('/api/v1/alerts', s).then(normalizeAlerts), []);
   const [editing, setEditing] = useState<{ name: string; expr: string; for_secs: number; isNew: boolean } | null>(null);
+  const reloadAll = () => {
+    reload();
+    reloadAlerts();
+  };
   return (
     <div class="page">
       <div class="page-head">
@@ -32,8 +35,6 @@ export function AlertsView() {
           }}
         />
       </div>
-      <h2>State and history</h2>
-      <AlertState />
       <h2>
         Rules{' '}
         <button type="button" class="primary" onClick={() => setEditing({ name: '', expr: '', for_secs: 60, isNew: true })}>
@@ -46,14 +47,21 @@ export function AlertsView() {
           initial={editing}
           onDone={() => {
             setEditing(null);
-            reload();
+            reloadAll();
           }}
           onCancel={() => setEditing(null)}
         />
       )}
       <Load value={rules} what="alert rules" retry={reload}>
-        {(r) => <RuleList rules={r ?? {}} onEdit={(name) => setEditing({ name, ...r[name], isNew: false })} onDeleted={reload} />}
+        {(r) => <RuleList rules={r ?? {}} alerts={alerts} onEdit={(name) => setEditing({ name, ...r[name], isNew: false })} onDeleted={reloadAll} />}
       </Load>
+      <h2>
+        History{' '}
+        <button type="button" onClick={reloadAlerts}>
+          Refresh
+        </button>
+      </h2>
+      <History alerts={alerts} retry={reloadAlerts} />
     </div>
   );
 }
@@ -78,53 +86,77 @@ function TokenBox({ token, onSave }: { token: string; onSave: (t: string) => voi
   );
 }
 
-function AlertState() {
-  const [v, retry] = useFetch((s) => get<AlertsApi>('/api/v1/alerts', s), []);
+function History({ alerts, retry }: { alerts: Loadable<Alerts>; retry: () => void }) {
   return (
-    <Load value={v} what="Alert state and history" api="/api/v1/alerts" retry={retry}>
+    <Load value={alerts} what="alert state and history" api="/api/v1/alerts" retry={retry}>
       {(a) => (
-        <div class="card">
-          {!a.alerts?.length ? (
-            <div class="muted">No alerts are pending or firing.</div>
+        <div class="card" data-testid="alert-history">
+          {!a.notifications.length ? (
+            <div class="muted">No notifications yet: an alert notifies when it starts firing and when it resolves.</div>
           ) : (
             <table class="grid">
               <thead>
                 <tr>
+                  <th>When</th>
                   <th>Rule</th>
-                  <th>State</th>
-                  <th>Since</th>
+                  <th>Became</th>
+                  <th>Delivered</th>
                 </tr>
               </thead>
               <tbody>
-                {a.alerts.map((x) => (
-                  <tr key={x.name}>
-                    <td>{x.name}</td>
-                    <td class={`alert-state ${x.state}`}>{x.state}</td>
-                    <td>{x.since ?? ''}</td>
+                {a.notifications.map((n) => (
+                  <tr key={`${n.rule}\u0000${n.transition}`} data-testid="notification">
+                    <td>{new Date(n.atMs).toLocaleString(undefined, { hour12: false })}</td>
+                    <td>{n.rule}</td>
+                    <td class={`alert-state ${n.status}`}>{n.status}</td>
+                    <td class={n.error ? 'errors' : ''}>
+                      {n.receivers ? `${n.delivered} of ${n.receivers} receivers` : 'no receivers configured'}
+                      {n.error && ` — ${n.error}`}
+                    </td>
                   </tr>
                 ))}
               </tbody>
             </table>
           )}
-          {a.notifications?.length ? (
-            <>
-              <h4>Recent notifications</h4>
-              <ul>
-                {a.notifications.map((n, i) => (
-                  <li key={i}>
-                    {n.at} {n.name}: {n.status}
-                  </li>
-                ))}
-              </ul>
-            </>
-          ) : null}
         </div>
       )}
     </Load>
   );
 }
 
-function RuleList({ rules, onEdit, onDeleted }: { rules: Rules; onEdit: (name: string) => void; onDeleted: () => void }) {
+/** A rule's state cell: the state, since when, the last value, example
+ * traces and the series' dashboard. */
+function StateCell({ alerts, name }: { alerts: Loadable<Alerts>; name: string }) {
+  if (alerts.state === 'loading') return <span class="muted">…</span>;
+  if (alerts.state === 'error') return <span class="muted">unknown</span>;
+  const r: AlertRuleState | undefined = alerts.data.rules.find((x) => x.name === name);
+  if (!r) return <span class="muted">not evaluated yet</span>;
+  if (r.error) return <span class="errors">does not parse: {r.error}</span>;
+  const since = ago(r.sinceMs, Date.now());
+  return (
+    <span>
+      <span class={`alert-state ${r.state}`} data-testid="alert-state">
+        {r.state}
+      </span>
+      {since && <span class="muted"> {since}</span>}
+      {r.value !== null && <span class="muted"> · value {Number(r.value.toPrecision(4))}</span>}
+      {r.exemplars.slice(0, 3).map((t) => (
+        <a key={t} class="exemplar" href={`/trace/${t}`}>
+          {' '}
+          {t.slice(0, 8)}
+        </a>
+      ))}
+      {r.dashboard && (
+        <a href={r.dashboard} data-testid="alert-dashboard">
+          {' '}
+          dashboard
+        </a>
+      )}
+    </span>
+  );
+}
+
+function RuleList({ rules, alerts, onEdit, onDeleted }: { rules: Rules; alerts: Loadable<Alerts>; onEdit: (name: string) => void; onDeleted: () => void }) {
   const [confirm, setConfirm] = useState<string | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
   const names = Object.keys(rules).sort();
@@ -148,6 +180,7 @@ function RuleList({ rules, onEdit, onDeleted }: { rules: Rules; onEdit: (name: s
             <th>Name</th>
             <th>Expression</th>
             <th>For</th>
+            <th>State</th>
             <th />
           </tr>
         </thead>
@@ -159,6 +192,9 @@ function RuleList({ rules, onEdit, onDeleted }: { rules: Rules; onEdit: (name: s
                 <code>{rules[n].expr}</code>
               </td>
               <td>{rules[n].for_secs}s</td>
+              <td>
+                <StateCell alerts={alerts} name={n} />
+              </td>
               <td class="actions">
                 <button type="button" onClick={() => onEdit(n)}>
                   Edit
@@ -223,12 +259,17 @@ function RuleForm({ initial, onDone, onCancel }: { initial: { name: string; expr
       </label>
       <label>
         Expression
-        <input name="expr" value={expr} onInput={(e) => setExpr(e.currentTarget.value)} placeholder='error_ratio{service="checkout"} > 0.05' />
+        <input name="expr" value={expr} onInput={(e) => setExpr(e.currentTarget.value)} placeholder='error_ratio{cluster="eu-west",service="checkout"}[5m] > 0.05' />
       </label>
       <label>
         For (seconds)
         <input name="for_secs" value={forSecs} inputMode="numeric" onInput={(e) => setForSecs(e.currentTarget.value)} />
       </label>
+      <div class="muted hint">
+        <code>error_ratio</code>, <code>rate</code> (calls/s), <code>p50_ms</code>, <code>p95_ms</code> or <code>p99_ms</code>, with optional labels{' '}
+        <code>{'{cluster="…",service="…",operation="…",span_kind="…"}'}</code>, a window like <code>[5m]</code>, then <code>&gt;</code> or <code>&lt;</code> a
+        threshold; <code>anomaly(p99_ms{'{…}'}[1m]) &gt; 3</code> fires at 3 deviations from the usual.
+      </div>
       {error && (
         <div class="state error" role="alert" data-testid="rule-error">
           {error}

@@ -12,6 +12,8 @@ interface ClusterApi {
   offsetMs: number | null;
   pairs: number;
   reference: boolean;
+  /** The cluster offsets are measured against. */
+  referenceCluster?: string;
   lastSeenMs: number;
 }
 interface Members {
@@ -69,6 +71,11 @@ export function ClustersView() {
                 <div class="muted">Registered clusters (admin API) and what each has stored:</div>
               </>
             )}
+            {c.source === 'stitcher' && c.list[0]?.referenceCluster && (
+              <div class="muted" data-testid="reference-cluster">
+                Clock offsets are relative to <ClusterBadge cluster={c.list[0].referenceCluster} />.
+              </div>
+            )}
             <table class="grid">
               <thead>
                 <tr>
@@ -97,7 +104,23 @@ export function ClustersView() {
                         <td>{x.lastSeenMs ? new Date(x.lastSeenMs).toLocaleString(undefined, { hour12: false }) : 'never'}</td>
                         <td>{storedCell(x.cluster)}</td>
                       </tr>
-                    ))
+                    )).concat(
+                      // Clusters with stored spans the stitcher has no record of yet.
+                      [...stored.keys()]
+                        .filter((name) => !c.list.some((x) => x.cluster === name))
+                        .sort()
+                        .map((name) => (
+                          <tr key={name}>
+                            <td>
+                              <ClusterBadge cluster={name} />
+                            </td>
+                            <td>no estimate yet</td>
+                            <td>0</td>
+                            <td>never</td>
+                            <td>{storedCell(name)}</td>
+                          </tr>
+                        )),
+                    )
                   : [...new Set([...c.list.map((x) => x.cluster), ...stored.keys()])].sort().map((name) => (
                       <tr key={name}>
                         <td>

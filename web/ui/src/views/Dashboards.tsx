@@ -1,14 +1,17 @@
-// Dashboards: RED charts per cluster / service / operation (from the
-// metrics API, when the gateway has it) and storage use per shard and
-// cluster (`/api/v1/storage`).
+// Dashboards: RED charts per cluster / service / operation from
+// `/api/v1/metrics/red` (rate, error ratio, p50/p95/p99, example traces)
+// and storage use per shard and cluster (`/api/v1/storage`). The
+// selection lives in the URL (`/dashboards?cluster=&service=&operation=&range=`),
+// which is where alert notifications link to.
 
-import { useMemo, useState } from 'preact/hooks';
+import { useMemo } from 'preact/hooks';
 import { get } from '../api';
 import { ClusterBadge, formatBytes, Load } from '../components/common';
 import { type Line, LineChart } from '../components/LineChart';
 import { useFetch } from '../hooks';
 import { clusterColor, serviceColor } from '../lib/colors';
-import { normalize, redPath, type RedSeries, stepFor } from '../lib/red';
+import { busiest, chartData, type ChartLine, normalize, redPath, type RedSeries, seriesLabel, stepFor } from '../lib/red';
+import { navigate, useLocation } from '../router';
 import { knownClusters } from './clusterList';
 
 interface Storage {
@@ -17,26 +20,37 @@ interface Storage {
   spans: number;
 }
 
-const RANGES: Record<string, number> = { '1h': 3600e3, '6h': 6 * 3600e3, '24h': 24 * 3600e3, '7d': 7 * 24 * 3600e3 };
+const RANGES: Record<string, number> = { '15m': 15 * 60e3, '1h': 3600e3, '6h': 6 * 3600e3, '24h': 24 * 3600e3, '7d': 7 * 24 * 3600e3 };
+/** Series drawn at most; the table lists them all. */
+const MAX_CHARTED = 8;
 
 export function DashboardsView() {
-  const [range, setRange] = useState('1h');
-  const [cluster, setCluster] = useState('');
-  const [service, setService] = useState('');
-  const [operation, setOperation] = useState('');
+  const { query } = useLocation();
+  const range = RANGES[query.get('range') ?? ''] ? query.get('range')! : '1h';
+  const cluster = query.get('cluster') ?? '';
+  const service = query.get('service') ?? '';
+  const operation = query.get('operation') ?? '';
+  const set = (changes: Record<string, string>) => {
+    const next = new URLSearchParams(query);
+    for (const [k, v] of Object.entries(changes)) if (v) next.set(k, v);
+      else next.delete(k);
+    navigate(`/dashboards${next.size ? `?${next}` : ''}`, { replace: true });
+  };
   const [clusters] = useFetch((s) => knownClusters(s), []);
   const [services] = useFetch((s) => get<{ data: string[] | null }>('/api/services', s), []);
   const [operations] = useFetch(
     (s) => (service ? get<{ data: string[] | null }>(`/api/services/${encodeURIComponent(service)}/operations`, s) : Promise.resolve({ data: [] })),
     [service],
   );
+  // A value from the URL stays selectable even before (or without) the lists.
+  const withCurrent = (xs: string[], cur: string) => (cur && !xs.includes(cur) ? [cur, ...xs] : xs);
   return (
     <div class="page">
       <div class="page-head">
         <h1>Dashboards</h1>
         <label>
           Time range
-          <select value={range} onChange={(e) => setRange(e.currentTarget.value)}>
+          <select value={range} onChange={(e) => set({ range: e.currentTarget.value })}>
             {Object.keys(RANGES).map((k) => (
               <option key={k} value={k}>
                 last {k}
@@ -46,29 +60,29 @@ export function DashboardsView() {
         </label>
         <label>
           Cluster
-          <select value={cluster} onChange={(e) => setCluster(e.currentTarget.value)}>
+          <select value={cluster} onChange={(e) => set({ cluster: e.currentTarget.value })}>
             <option value="">all</option>
-            {clusters.state === 'ok' && clusters.data.map((c) => <option key={c}>{c}</option>)}
+            {withCurrent(clusters.state === 'ok' ? clusters.data : [], cluster).map((c) => (
+              <option key={c}>{c}</option>
+            ))}
           </select>
         </label>
         <label>
           Service
-          <select
-            value={service}
-            onChange={(e) => {
-              setService(e.currentTarget.value);
-              setOperation('');
-            }}
-          >
+          <select value={service} onChange={(e) => set({ service: e.currentTarget.value, operation: '' })}>
             <option value="">all</option>
-            {services.state === 'ok' && (services.data.data ?? []).map((c) => <option key={c}>{c}</option>)}
+            {withCurrent(services.state === 'ok' ? (services.data.data ?? []) : [], service).map((c) => (
+              <option key={c}>{c}</option>
+            ))}
           </select>
         </label>
         <label>
           Operation
-          <select value={operation} onChange={(e) => setOperation(e.currentTarget.value)} disabled={!service}>
+          <select value={operation} onChange={(e) => set({ operation: e.currentTarget.value })} disabled={!service}>
             <option value="">all</option>
-            {operations.state === 'ok' && (operations.data.data ?? []).map((o) => <option key={o}>{o}</option>)}
+            {withCurrent(operations.state === 'ok' ? (operations.data.data ?? []) : [], operation).map((o) => (
+              <option key={o}>{o}</option>
+            ))}
           </select>
         </label>
       </div>
@@ -85,46 +99,96 @@ function Red({ rangeMs, cluster, service, operation }: { rangeMs: number; cluste
     (s) => {
       const to = Date.now();
       const from = to - rangeMs;
-      return get<unknown>(redPath({ cluster, service, operation, from, to, step: stepFor(from, to) }), s).then(normalize);
+      const step = stepFor(from, to);
+      return get<unknown>(redPath({ cluster, service, operation, from, to, step }), s).then((b) => ({ series: normalize(b), range: { from, to, step } }));
     },
     [rangeMs, cluster, service, operation],
   );
-  if (v.state === 'error' && v.error.notAvailable) {
-    return (
-      <div class="state not-available" data-testid="red-not-available">
-        <strong>RED metrics not available yet</strong> on this gateway: rate, errors and latency per cluster, service and operation come from{' '}
-        <code>/api/v1/metrics/red</code>, which a newer Meridian serves.
-      </div>
-    );
-  }
   return (
-    <Load value={v} what="RED metrics" retry={retry}>
-      {(series) => (series.length ? <RedCharts series={series} /> : <div class="state empty">No RED series for this selection.</div>)}
+    <Load value={v} what="RED metrics" api="/api/v1/metrics/red" retry={retry}>
+      {({ series, range }) =>
+        series.length ? (
+          <RedPanel series={series} range={range} />
+        ) : (
+          <div class="state empty" data-testid="red-empty">
+            No RED windows for this selection and time range. Agents send one per 10 s window for the spans they receive (before sampling).
+          </div>
+        )
+      }
     </Load>
   );
 }
 
-function RedCharts({ series }: { series: RedSeries[] }) {
-  const { times, rate, errors, p99 } = useMemo(() => {
-    const ts = [...new Set(series.flatMap((s) => s.points.map((p) => p.t)))].sort((a, b) => a - b);
-    const line = (pick: (p: RedSeries['points'][number]) => number): Line[] =>
-      series.map((s) => {
-        const at = new Map(s.points.map((p) => [p.t, pick(p)]));
-        const label = `${s.service}@${s.cluster}${s.operation ? ` ${s.operation}` : ''}`;
-        return { label, color: serviceColor(label), values: ts.map((t) => at.get(t) ?? null) };
-      });
-    return { times: ts, rate: line((p) => p.rate), errors: line((p) => 100 * p.errorRatio), p99: line((p) => p.p99) };
-  }, [series]);
+const colored = (lines: ChartLine[], colorOf: (label: string) => string): Line[] => lines.map((l) => ({ ...l, color: colorOf(l.label) }));
+const ms = (v: number | null) => (v === null ? '—' : v < 10 ? `${v.toFixed(1)} ms` : `${v.toFixed(0)} ms`);
+
+function RedPanel({ series, range }: { series: RedSeries[]; range: { from: number; to: number; step: number } }) {
+  const { shown, hidden } = useMemo(() => busiest(series, MAX_CHARTED), [series]);
+  const c = useMemo(() => chartData(shown, range), [shown, range]);
+  // One hue per series; its quantiles share it (p50 and p95 drawn lighter).
+  const latencyColor = (label: string) => {
+    const base = serviceColor(label.replace(/ p(50|95|99)$/, ''));
+    return label.endsWith('p99') ? base : `${base}${label.endsWith('p95') ? 'b3' : '66'}`;
+  };
   return (
-    <div class="charts">
-      <div class="card">
-        <LineChart title="Rate (requests/s)" times={times} lines={rate} format={(v) => v.toFixed(1)} />
+    <div data-testid="red">
+      {hidden > 0 && (
+        <div class="muted">
+          Charts show the {shown.length} busiest of {series.length} series; pick a cluster, service or operation to narrow down.
+        </div>
+      )}
+      <div class="charts">
+        <div class="card" data-testid="red-rate">
+          <LineChart title="Rate (calls/s)" times={c.times} lines={colored(c.rate, serviceColor)} format={(v) => v.toFixed(2)} />
+        </div>
+        <div class="card" data-testid="red-errors">
+          <LineChart title="Errors (% of calls)" times={c.times} lines={colored(c.errors, serviceColor)} format={(v) => `${v.toFixed(1)}%`} />
+        </div>
+        <div class="card" data-testid="red-latency">
+          <LineChart title="Duration p50 / p95 / p99 (ms)" times={c.times} lines={colored(c.latency, latencyColor)} format={(v) => `${v.toFixed(0)}ms`} />
+        </div>
       </div>
       <div class="card">
-        <LineChart title="Errors (%)" times={times} lines={errors} format={(v) => `${v.toFixed(1)}%`} />
-      </div>
-      <div class="card">
-        <LineChart title="Duration p99 (ms)" times={times} lines={p99} format={(v) => `${v.toFixed(0)}ms`} />
+        <table class="grid" data-testid="red-table">
+          <thead>
+            <tr>
+              <th>Cluster</th>
+              <th>Service</th>
+              <th>Operation</th>
+              <th>Calls</th>
+              <th>Errors</th>
+              <th>p50</th>
+              <th>p95</th>
+              <th>p99</th>
+              <th>Example traces</th>
+            </tr>
+          </thead>
+          <tbody>
+            {series.map((s) => (
+              <tr key={seriesLabel(s)} data-testid="red-series">
+                <td>
+                  <ClusterBadge cluster={s.cluster} />
+                </td>
+                <td>{s.service}</td>
+                <td>{s.operation}</td>
+                <td>{s.total.calls.toLocaleString()}</td>
+                <td class={s.total.errors ? 'errors' : ''}>
+                  {s.total.errors.toLocaleString()} ({(100 * s.total.errorRatio).toFixed(1)}%)
+                </td>
+                <td>{ms(s.total.p50)}</td>
+                <td>{ms(s.total.p95)}</td>
+                <td>{ms(s.total.p99)}</td>
+                <td>
+                  {s.exemplars.slice(0, 3).map((e) => (
+                    <a key={e.traceId} href={`/trace/${e.traceId}`} class={e.error ? 'exemplar errors' : 'exemplar'} data-testid="exemplar" title={`${e.durationMs.toFixed(1)} ms${e.error ? ', error' : ''}`}>
+                      {e.traceId.slice(0, 8)}
+                    </a>
+                  ))}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
       </div>
     </div>
   );
