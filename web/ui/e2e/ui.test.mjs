@@ -239,7 +239,11 @@ describe('the web UI against a real gateway', () => {
     await page.getByTestId('waterfall-scroll').evaluate((el) => (el.scrollTop = el.scrollHeight));
     await page.getByTestId('span-row').filter({ hasText: data.big.lastStep }).last().waitFor();
     assert.ok((await page.getByTestId('span-row').count()) < 200);
-    // Zoom with the minimap: drag across its first fifth.
+    // Zoom with the minimap: drag across its first fifth. The panels above
+    // the waterfall load on their own; measure once they did, or the
+    // minimap moves under the mouse.
+    await page.getByTestId('completeness').getByText('Reported by').waitFor();
+    await page.getByTestId('links').getByText('Traces linking here').waitFor({ state: 'attached' });
     const box = await page.getByTestId('minimap').boundingBox();
     await page.mouse.move(box.x + 5, box.y + 20);
     await page.mouse.down();

@@ -24,7 +24,9 @@ export function SearchView({ query }: { query: URLSearchParams }) {
   // Pick the first service when none is chosen, so the page is useful at once.
   const serviceList = services.state === 'ok' ? (services.data.data ?? []).slice().sort() : [];
   useEffect(() => {
-    if (!form.service && serviceList.length) setForm((f) => ({ ...f, service: serviceList[0] }));
+    // The updater sees the latest form: a service the user picked while
+    // the list was loading is kept.
+    if (serviceList.length) setForm((f) => (f.service ? f : { ...f, service: serviceList[0] }));
   }, [serviceList.join(',')]);
 
   const set = <K extends keyof SearchQuery>(k: K, v: SearchQuery[K]) => setForm((f) => ({ ...f, [k]: v, ...(k === 'service' ? { operation: '' } : {}) }));
