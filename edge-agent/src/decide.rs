@@ -82,7 +82,9 @@ pub fn encode_batch(agent_id: &str, cluster: &str, digests: &[Digest]) -> Digest
                 duration_nano: f.last_end.saturating_sub(f.first_start),
                 span_count: u32::try_from(f.spans).unwrap_or(u32::MAX),
                 bytes: u32::try_from(d.bytes).unwrap_or(u32::MAX),
-                local_verdict: if d.kept_by.is_some() {
+                local_verdict: if d.dropped {
+                    Verdict::Dropped
+                } else if d.kept_by.is_some() {
                     Verdict::Keep
                 } else {
                     Verdict::Drop
@@ -110,7 +112,7 @@ pub fn decode_verdicts(batch: VerdictBatch) -> Vec<(TraceId, Option<String>)> {
             match Verdict::try_from(v.verdict).ok()? {
                 Verdict::Keep => Some((tid, Some(v.policy))),
                 Verdict::Drop => Some((tid, None)),
-                Verdict::Unspecified => None,
+                Verdict::Unspecified | Verdict::Dropped => None,
             }
         })
         .collect()
@@ -305,6 +307,7 @@ mod tests {
             },
             bytes: 3_000,
             kept_by: kept_by.map(str::to_owned),
+            dropped: false,
         }
     }
 

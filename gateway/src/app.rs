@@ -180,7 +180,8 @@ impl Gateway {
             stitch_metrics,
             jobs.token().clone(),
         );
-        let ingest = Ingest::new(Arc::clone(&store), metrics.clone()).with_stitcher(stitcher);
+        let ingest =
+            Ingest::new(Arc::clone(&store), metrics.clone()).with_stitcher(stitcher.clone());
         if let Some(sharded) = &sharded {
             jobs.spawn(crate::cluster::follow_shards(
                 Arc::clone(&plane),
@@ -200,6 +201,7 @@ impl Gateway {
             Arc::clone(&plane),
             &cfg.tail,
             tail_metrics.clone(),
+            Some(stitcher),
             &jobs,
         );
         let federation = FederationServer::new(

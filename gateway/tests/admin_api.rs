@@ -327,7 +327,7 @@ async fn a_policy_put_through_a_follower_is_read_linearizably_through_another() 
         (StatusCode::OK, done())
     );
     assert_eq!(b.get("retention").await, (StatusCode::OK, retention));
-    let rule = json!({"expr": "error_rate > 0.05", "for_secs": 60});
+    let rule = json!({"expr": "error_ratio{service=\"checkout\"}[5m] > 0.05", "for_secs": 60});
     assert_eq!(
         b.send(Method::PUT, "alert-rules/checkout errors", rule.clone())
             .await,

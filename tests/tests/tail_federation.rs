@@ -418,3 +418,53 @@ async fn the_worker_stops_mid_stream_and_another_gateway_decides() -> anyhow::Re
     drop(dir);
     Ok(())
 }
+
+/// A cluster whose verdict does not come in time drops its spans for good
+/// and says so: cluster a waits only 300 ms, cluster c keeps the trace
+/// (an error) 700 ms after the others saw it, within the gateway's 1 s
+/// window. The trace is stored from b and c, and its summary names a as
+/// having dropped its spans (`verdict_timeout`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_that_timed_out_is_named_in_the_summary() -> anyhow::Result<()> {
+    let mut sb = Sandbox::start(&[]).await?;
+    let gw = sb.gateway.federation_addr;
+    for (c, timeout) in [("a", 300u64), ("b", 20_000), ("c", 20_000)] {
+        let mut cfg = sb.agent_config(c, c)?;
+        cfg.sampling = errors_only();
+        cfg.gateways = vec![format!("https://{gw}")];
+        cfg.tail_verdicts = Some(Duration::from_millis(timeout));
+        let agent = Agent::start(cfg).await?;
+        sb.agents.insert(c.into(), agent);
+    }
+    for c in CLUSTERS {
+        let agent = sb.agent(c)?;
+        wait_for("the agent's decision stream", DEADLINE, || async {
+            agent.verdict_stats.is_connected().then_some(())
+        })
+        .await?;
+    }
+    let n = 4; // has_error(4): cluster c's second span fails
+    assert!(has_error(n));
+    send(sb.agent("a")?, request(0, &[n])).await?;
+    send(sb.agent("b")?, request(1, &[n])).await?;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    send(sb.agent("c")?, request(2, &[n])).await?;
+
+    let id: String = trace_id(n).iter().map(|b| format!("{b:02x}")).collect();
+    let summary = wait_for("the summary naming cluster a", DEADLINE, || async {
+        let (status, s) = sb
+            .get_json(&format!("/api/v1/traces/{id}/summary"))
+            .await
+            .ok()?;
+        (status == 200 && s["dropped"].as_array().is_some_and(|d| !d.is_empty())).then_some(s)
+    })
+    .await?;
+    assert_eq!(
+        summary["dropped"],
+        serde_json::json!([{"cluster": "a", "reason": "verdict_timeout", "spans": SPANS_PER_CLUSTER}])
+    );
+    assert_eq!(summary["clusters"], serde_json::json!(["b", "c"]));
+    assert_eq!(sb.agent("a")?.verdict_stats.timeouts(), 1);
+    sb.shutdown().await;
+    Ok(())
+}

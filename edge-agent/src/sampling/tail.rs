@@ -264,6 +264,9 @@ pub struct Digest {
     pub bytes: u64,
     /// The local policy that kept it; `None`: the local verdict is drop.
     pub kept_by: Option<String>,
+    /// A report, not a vote: no verdict came in time and the spans were
+    /// dropped for good.
+    pub dropped: bool,
 }
 
 #[derive(Debug)]
@@ -594,6 +597,16 @@ impl<C: Clock> TailSampler<C> {
             self.awaiting_order.pop_front();
             if current {
                 out.verdict_timeouts += 1;
+                // Tell the gateway the spans are gone for good: if another
+                // cluster kept the trace, its summary names this cluster.
+                // Queued even while the stream is down (sent once it is
+                // back, if the digest queue has room).
+                if let Some(w) = self.awaiting.get(&tid) {
+                    out.digests.push(Digest {
+                        dropped: true,
+                        ..w.digest.clone()
+                    });
+                }
                 out.absorb(self.resolve(tid, None));
             }
         }
@@ -696,6 +709,7 @@ impl<C: Clock> TailSampler<C> {
             facts,
             bytes: p.bytes.saturating_sub(TRACE_OVERHEAD) as u64,
             kept_by,
+            dropped: false,
         };
         let remember = hold && self.verdict_timeout.is_some();
         let report = remember && self.connected;

@@ -152,6 +152,20 @@ impl StitchMetrics {
     }
 }
 
+/// Tail-sampling drop reports waiting for the local worker, at most.
+pub const DROP_REPORTS: usize = 10_000;
+
+/// A cluster dropped its spans of a trace for good.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DroppedReport {
+    pub trace: TraceId,
+    pub shard: ShardId,
+    pub cluster: String,
+    /// `verdict_timeout`, ...
+    pub reason: String,
+    pub spans: u64,
+}
+
 /// Notes with the shard of their trace.
 pub type Batch = Vec<(ShardId, Note)>;
 
@@ -160,6 +174,7 @@ pub type Batch = Vec<(ShardId, Note)>;
 pub struct Stitcher {
     plane: Arc<ControlPlane>,
     local: mpsc::Sender<Batch>,
+    drops: mpsc::Sender<DroppedReport>,
     outboxes: Arc<Mutex<HashMap<NodeId, mpsc::Sender<Batch>>>>,
     config: Arc<StitchConfig>,
     metrics: StitchMetrics,
@@ -192,6 +207,7 @@ impl Stitcher {
         // by the batch size.
         let batches = (config.queue_notes / config.batch_notes.max(1)).max(8);
         let (tx, rx) = mpsc::channel(batches);
+        let (drops_tx, drops_rx) = mpsc::channel(DROP_REPORTS);
         let config = Arc::new(config);
         let worker = Worker::new(
             plane.id(),
@@ -199,7 +215,7 @@ impl Stitcher {
             Arc::clone(&config),
             metrics.clone(),
         );
-        tokio::spawn(worker.run(rx, cancel.clone()));
+        tokio::spawn(worker.run(rx, drops_rx, cancel.clone()));
         plane.peer_handlers().register(
             Topic::Stitch,
             Arc::new(Inbox {
@@ -210,6 +226,7 @@ impl Stitcher {
         Self {
             plane,
             local: tx,
+            drops: drops_tx,
             outboxes: Arc::default(),
             config,
             metrics,
@@ -219,6 +236,16 @@ impl Stitcher {
 
     pub fn metrics(&self) -> &StitchMetrics {
         &self.metrics
+    }
+
+    /// Records that `cluster` dropped its spans of a trace for good (from a
+    /// tail-sampling report reaching this node, the worker of the trace's
+    /// shard). Never waits: beyond [`DROP_REPORTS`] queued, the report is
+    /// dropped and counted.
+    pub fn note_dropped(&self, report: DroppedReport) {
+        if self.drops.try_send(report).is_err() {
+            self.metrics.drop_notes("drop_reports_full", 1);
+        }
     }
 
     /// Notes the spans of a committed write. Never waits: what cannot be
@@ -463,7 +490,12 @@ impl Worker {
         }
     }
 
-    async fn run(mut self, mut rx: mpsc::Receiver<Batch>, cancel: CancellationToken) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Batch>,
+        mut drops: mpsc::Receiver<DroppedReport>,
+        cancel: CancellationToken,
+    ) {
         let mut tick = tokio::time::interval(self.config.flush_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -476,6 +508,7 @@ impl Worker {
                     Some(batch) => self.process(batch).await,
                     None => return,
                 },
+                Some(d) = drops.recv() => self.dropped(d).await,
                 _ = tick.tick() => self.flush().await,
             }
         }
@@ -513,6 +546,46 @@ impl Worker {
             self.dirty.insert(note.trace);
             self.account(shard, pairs, now);
         }
+    }
+
+    /// Adds a drop report to its trace's summary (the trace's state is
+    /// loaded from the store when this worker does not hold it).
+    async fn dropped(&mut self, d: DroppedReport) {
+        let state = match self.traces.get(&d.trace).await {
+            Some(s) => s,
+            None => {
+                let stored = self.store.get_trace(d.trace).await.ok().flatten();
+                let summary = stored_summary(self.store.as_ref(), d.trace)
+                    .await
+                    .ok()
+                    .flatten();
+                let t = match stored {
+                    Some(trace) => {
+                        self.pending_traces.insert(d.trace, d.shard);
+                        TraceState::seeded(&trace.spans, summary, now_ms())
+                    }
+                    None => TraceState::default(),
+                };
+                let s = Arc::new(Mutex::new(t));
+                self.traces.insert(d.trace, Arc::clone(&s)).await;
+                s
+            }
+        };
+        if let Ok(mut s) = state.lock() {
+            let dropped = &mut s.summary.dropped;
+            match dropped
+                .iter_mut()
+                .find(|x| x.cluster == d.cluster && x.reason == d.reason)
+            {
+                Some(x) => x.spans = x.spans.max(d.spans),
+                None => dropped.push(core::Dropped {
+                    cluster: d.cluster,
+                    reason: d.reason,
+                    spans: d.spans,
+                }),
+            }
+        }
+        self.dirty.insert(d.trace);
     }
 
     /// The state of a trace this worker has not seen: empty, or loaded
@@ -771,6 +844,7 @@ pub async fn offsets(
 /// For the stitching benchmark (`meridian-stitch-bench`): runs `batches`
 /// through a worker writing to `store`, then flushes once.
 pub async fn bench_worker(store: Arc<dyn SpanStore>, config: StitchConfig, batches: Vec<Batch>) {
+    // (drop reports are not part of the benchmark)
     let mut w = Worker::new(1, store, Arc::new(config), StitchMetrics::default());
     for b in batches {
         w.process(b).await;

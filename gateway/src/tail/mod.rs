@@ -98,6 +98,7 @@ impl TailDecisions {
         plane: Arc<ControlPlane>,
         settings: &TailSettings,
         metrics: TailMetrics,
+        stitch: Option<crate::stitch::Stitcher>,
         jobs: &Shutdown,
     ) -> Self {
         let combiner = Combiner::new(
@@ -109,7 +110,7 @@ impl TailDecisions {
             },
             std::time::Instant::now(),
         );
-        let (worker, outbox) = Worker::new(Arc::clone(&plane), combiner, metrics.clone());
+        let (worker, outbox) = Worker::new(Arc::clone(&plane), combiner, metrics.clone(), stitch);
         let relay = Relay::new(
             Arc::clone(&plane),
             metrics.clone(),

@@ -142,6 +142,12 @@ impl Relay {
                 let Some(tid) = wire::trace_of(&d) else {
                     continue;
                 };
+                // A drop report waits for nothing: relayed once, not
+                // remembered (it only feeds the trace's summary).
+                if wire::is_dropped_report(&d) {
+                    send.push(d);
+                    continue;
+                }
                 if !pending.contains_key(&tid) && pending.len() >= self.max_pending {
                     self.metrics.digests("queue_full", 1);
                     continue;

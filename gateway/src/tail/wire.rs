@@ -18,7 +18,7 @@ pub enum DigestError {
     TooMany(usize),
     #[error("digest {index}: trace id: {message}")]
     TraceId { index: usize, message: String },
-    #[error("digest {index}: local_verdict must be KEEP or DROP")]
+    #[error("digest {index}: local_verdict must be KEEP, DROP or DROPPED")]
     Verdict { index: usize },
     #[error("digest {index}: policy {policy} is not in the batch's table of {table}")]
     Policy {
@@ -52,7 +52,7 @@ pub fn relayable(batch: DigestBatch, cluster: &str) -> Result<Vec<PeerDigest>, D
                         table: batch.policies.len(),
                     })?,
             },
-            Ok(WireVerdict::Drop) => String::new(),
+            Ok(WireVerdict::Drop | WireVerdict::Dropped) => String::new(),
             _ => return Err(DigestError::Verdict { index }),
         };
         out.push(PeerDigest {
@@ -75,6 +75,13 @@ pub fn start_of(d: &PeerDigest) -> u64 {
 }
 
 /// Whether the digest is a local keep.
+/// A report that the cluster dropped its spans for good (not a vote).
+pub fn is_dropped_report(d: &PeerDigest) -> bool {
+    d.digest
+        .as_ref()
+        .is_some_and(|d| d.local_verdict == WireVerdict::Dropped as i32)
+}
+
 pub fn is_keep(d: &PeerDigest) -> bool {
     d.digest
         .as_ref()

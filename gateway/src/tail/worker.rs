@@ -40,6 +40,8 @@ pub struct Worker {
     combiner: Mutex<Combiner>,
     outbox: mpsc::Sender<(NodeId, PeerVerdicts)>,
     metrics: TailMetrics,
+    /// Where drop reports go (the trace summaries of this node's shards).
+    stitch: Option<crate::stitch::Stitcher>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -53,6 +55,7 @@ impl Worker {
         plane: Arc<ControlPlane>,
         combiner: Combiner,
         metrics: TailMetrics,
+        stitch: Option<crate::stitch::Stitcher>,
     ) -> (Arc<Self>, mpsc::Receiver<(NodeId, PeerVerdicts)>) {
         let (outbox, rx) = mpsc::channel(OUTBOX);
         (
@@ -61,6 +64,7 @@ impl Worker {
                 combiner: Mutex::new(combiner),
                 outbox,
                 metrics,
+                stitch,
             }),
             rx,
         )
@@ -96,6 +100,18 @@ impl Worker {
                 let Some((tid, digest)) = wire::cluster_digest(d) else {
                     continue;
                 };
+                if wire::is_dropped_report(d) {
+                    if let Some(stitch) = &self.stitch {
+                        stitch.note_dropped(crate::stitch::DroppedReport {
+                            trace: tid,
+                            shard: shard_of(&state, d),
+                            cluster: digest.cluster,
+                            reason: "verdict_timeout".into(),
+                            spans: digest.spans,
+                        });
+                    }
+                    continue;
+                }
                 match c.offer(from, tid, digest, now, &mut others) {
                     Offered::Open => {}
                     Offered::Late(v) => {

@@ -56,6 +56,7 @@ fn a_local_keep_is_final_and_reported() {
             },
             bytes: r.digests[0].bytes,
             kept_by: Some("errors".into()),
+            dropped: false,
         }]
     );
     assert!(r.digests[0].bytes > 0);
@@ -175,6 +176,9 @@ fn while_disconnected_drops_wait_and_both_digests_go_out_when_back() {
     clock.advance(TIMEOUT + Duration::from_millis(1));
     let r = t.tick();
     assert_eq!((r.traces_dropped, r.verdict_timeouts), (1, 1));
+    // The gateway hears that this cluster's spans are gone for good.
+    assert_eq!(r.digests.len(), 1);
+    assert!(r.digests[0].dropped && r.digests[0].kept_by.is_none());
 }
 
 #[test]
