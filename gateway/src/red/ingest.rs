@@ -50,6 +50,57 @@ impl MetricsService {
         }
     }
 
+    /// The RPC after the identity check (`cluster` is the certificate's):
+    /// decode, store every series, count them on `/metrics`. Public for
+    /// the RED benchmark (`meridian-red-bench`), which has no peer
+    /// certificate to present.
+    #[doc(hidden)]
+    pub async fn store_windows(
+        &self,
+        cluster: &str,
+        req: &ForwardWindowsRequest,
+    ) -> Result<ForwardWindowsResponse, Status> {
+        let batch: WindowBatch = proto::payload::decode_as(
+            req.compression,
+            &req.payload,
+            req.uncompressed_size,
+            self.max_payload_bytes,
+        )
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let n: usize = batch.windows.iter().map(|w| w.series.len()).sum();
+        if n > MAX_SERIES_PER_REQUEST {
+            return Err(Status::invalid_argument(format!(
+                "{n} series in one request; at most {MAX_SERIES_PER_REQUEST}"
+            )));
+        }
+        let rows = records(cluster, &req.agent_id, &batch)?;
+        let recs: Vec<Record> = rows.iter().map(|r| r.2.clone()).collect();
+        match self.store.put_records(&recs).await {
+            Ok(()) => {}
+            Err(e) => {
+                let msg = match e {
+                    StoreError::Unavailable(m) => m,
+                    other => other.to_string(),
+                };
+                tracing::warn!(error = %msg, "storing red windows failed; agent will retry");
+                return Err(Status::with_error_details(
+                    Code::Unavailable,
+                    msg,
+                    ErrorDetails::with_retry_info(Some(RETRY_AFTER)),
+                ));
+            }
+        }
+        if self.first_time(&req.agent_id, req.first_sequence, req.last_sequence) {
+            for (series, _, _, agg) in &rows {
+                self.prom.add(series, agg);
+            }
+        }
+        Ok(ForwardWindowsResponse {
+            committed_sequence: req.last_sequence,
+            series: n as u64,
+        })
+    }
+
     /// Whether this batch is new to this gateway's `/metrics` counters.
     fn first_time(&self, agent: &str, first: u64, last: u64) -> bool {
         let mut counted = self.counted.lock().unwrap_or_else(|p| p.into_inner());
@@ -125,44 +176,6 @@ impl Metrics for MetricsService {
                 req.cluster
             )));
         }
-        let batch: WindowBatch = proto::payload::decode_as(
-            req.compression,
-            &req.payload,
-            req.uncompressed_size,
-            self.max_payload_bytes,
-        )
-        .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let n: usize = batch.windows.iter().map(|w| w.series.len()).sum();
-        if n > MAX_SERIES_PER_REQUEST {
-            return Err(Status::invalid_argument(format!(
-                "{n} series in one request; at most {MAX_SERIES_PER_REQUEST}"
-            )));
-        }
-        let rows = records(&cluster, &req.agent_id, &batch)?;
-        let recs: Vec<Record> = rows.iter().map(|r| r.2.clone()).collect();
-        match self.store.put_records(&recs).await {
-            Ok(()) => {}
-            Err(e) => {
-                let msg = match e {
-                    StoreError::Unavailable(m) => m,
-                    other => other.to_string(),
-                };
-                tracing::warn!(error = %msg, "storing red windows failed; agent will retry");
-                return Err(Status::with_error_details(
-                    Code::Unavailable,
-                    msg,
-                    ErrorDetails::with_retry_info(Some(RETRY_AFTER)),
-                ));
-            }
-        }
-        if self.first_time(&req.agent_id, req.first_sequence, req.last_sequence) {
-            for (series, _, _, agg) in &rows {
-                self.prom.add(series, agg);
-            }
-        }
-        Ok(Response::new(ForwardWindowsResponse {
-            committed_sequence: req.last_sequence,
-            series: n as u64,
-        }))
+        self.store_windows(&cluster, &req).await.map(Response::new)
     }
 }
