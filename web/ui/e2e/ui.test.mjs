@@ -381,7 +381,7 @@ describe('the web UI against a real gateway', () => {
     assert.equal(await row.count(), 1);
     const text = await row.textContent();
     assert.ok(text.includes(api.agentId), text);
-    assert.match(text, /\bconnected\b/);
+    assert.equal(await row.locator('.badge').filter({ hasText: /^connected$/ }).count(), 1, text);
     const spans = Number((await row.getByTestId('agent-spans').textContent()).replace(/[^0-9]/g, ''));
     assert.ok(spans >= api.spansTotal && spans > 0, `spans ${spans}, api ${api.spansTotal}`);
     assert.match(await row.getByTestId('agent-buffer').textContent(), /\/ \d+(\.\d)? (MiB|GiB)/);
