@@ -18,7 +18,7 @@ use crate::{
     control::{ControlClient, ControlSettings, ControlStats, Policies, members},
     decide::{DecideClient, DecideSettings},
     forward::{
-        AckJoin, Backoff, ForwardConfig, ForwardStats, Forwarder, GatewayDestination,
+        AckJoin, Backoff, BufferReport, ForwardConfig, ForwardStats, Forwarder, GatewayDestination,
         GatewayEndpoints, GatewaySettings, OtlpDestination, endpoints::tune,
     },
     sampling::{
@@ -364,6 +364,10 @@ impl Agent {
                     cluster: cfg.cluster.to_string(),
                     timeout: Duration::from_secs(30),
                     zstd_level: 1,
+                    report: Some(BufferReport {
+                        buffer: buffer.clone(),
+                        capacity_bytes: cfg.buffer_max_bytes,
+                    }),
                 },
                 endpoints.clone(),
                 forward_stats.clone(),
@@ -387,6 +391,7 @@ impl Agent {
                     cluster: cfg.cluster.to_string(),
                     timeout: Duration::from_secs(30),
                     zstd_level: 1,
+                    report: None,
                 },
                 endpoints.clone(),
                 red_stats.clone(),

@@ -71,6 +71,8 @@ pub struct Gateway {
     /// Cross-cluster tail decisions on this node.
     pub tail: crate::tail::TailDecisions,
     pub tail_metrics: crate::tail::metrics::TailMetrics,
+    /// The agents this node hears from.
+    pub agents: crate::agents::AgentRegistry,
     root: Shutdown,
     ingest: Shutdown,
 }
@@ -193,6 +195,7 @@ impl Gateway {
         }
 
         // Federation: mTLS, identity from the client certificate.
+        let agents = crate::agents::AgentRegistry::default();
         let (control, control_feed) =
             tokio::sync::watch::channel(Arc::new(ControlView::single(federation_addr)));
         // Cross-cluster tail decisions: relay for this node's agents,
@@ -213,7 +216,8 @@ impl Gateway {
                 control_feed,
                 ingest_sd.token().clone(),
             )
-            .with_tail(tail.clone()),
+            .with_tail(tail.clone())
+            .with_agents(agents.clone()),
         )
         .accept_compressed(CompressionEncoding::Zstd)
         .accept_compressed(CompressionEncoding::Gzip)
@@ -306,6 +310,10 @@ impl Gateway {
                 Arc::clone(&plane),
                 cfg.cluster.admin_token.as_deref().map(Arc::from),
             )
+            .merge(crate::query::agents::router(
+                agents.clone(),
+                Arc::clone(&plane),
+            ))
             .merge(crate::red::api::router(Arc::clone(&store), cfg.red.clone()))
             .merge(crate::alerts::api::router(
                 Arc::clone(&plane),
@@ -357,6 +365,7 @@ impl Gateway {
             plane,
             tail,
             tail_metrics,
+            agents,
             root,
             ingest: ingest_sd,
         })

@@ -17,6 +17,7 @@ use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::{
+    agents::{AgentKey, AgentRegistry, now_ms},
     certs::{Identity, identity_of},
     control::{ControlFeed, ControlStream},
     ingest::{Ingest, STORE_RETRY_AFTER},
@@ -44,6 +45,8 @@ pub struct FederationService {
     shutdown: CancellationToken,
     /// Cross-cluster tail decisions (`None`: `Decide` is unimplemented).
     tail: Option<TailDecisions>,
+    /// The agents this node hears from (`GET /api/v1/agents`).
+    agents: AgentRegistry,
 }
 
 /// Which RPC an identity check is for (in logs and batch counts).
@@ -82,7 +85,14 @@ impl FederationService {
             control,
             shutdown,
             tail: None,
+            agents: AgentRegistry::default(),
         }
+    }
+
+    /// Records agents in `agents` (by default a registry of its own).
+    pub fn with_agents(mut self, agents: AgentRegistry) -> Self {
+        self.agents = agents;
+        self
     }
 
     /// Serves `Decide` with `tail`.
@@ -204,12 +214,23 @@ impl Federation for FederationService {
         let req = request.into_inner();
         self.check_claim(Rpc::Control, &cluster, &req.cluster, &req.agent_id)?;
         tracing::debug!(cluster = %cluster, agent_id = %req.agent_id, "control stream opened");
-        Ok(Response::new(crate::control::stream(
+        // The agent counts as connected while this stream lives.
+        let connected = self
+            .agents
+            .connect(AgentKey::new(cluster.clone(), &req.agent_id));
+        let updates = crate::control::stream(
             self.control.clone(),
             cluster,
             self.shutdown.clone(),
             self.metrics.clone(),
-        )))
+        );
+        Ok(Response::new(Box::pin(futures::StreamExt::map(
+            updates,
+            move |u| {
+                let _held = &connected;
+                u
+            },
+        ))))
     }
 
     async fn forward(
@@ -254,6 +275,16 @@ impl Federation for FederationService {
         match self.ingest.write(&otlp, &cluster).await {
             Ok(out) => {
                 self.metrics.batch("committed");
+                let key = AgentKey::new(cluster.clone(), &req.agent_id);
+                self.agents.with(|a| {
+                    a.forwarded(
+                        &key,
+                        checked.accepted,
+                        req.uncompressed_size,
+                        req.status.as_ref(),
+                        now_ms(),
+                    );
+                });
                 tracing::debug!(
                     cluster = %cluster,
                     agent_id = %req.agent_id,

@@ -12,6 +12,7 @@
 //! the `admin` CLI).
 
 pub mod admin;
+pub mod agents;
 pub mod alerts;
 pub mod app;
 pub mod certs;

@@ -57,6 +57,8 @@ fn forward(cluster: &str, req: &ExportTraceServiceRequest, seq: u64) -> ForwardR
         payload,
         uncompressed_size: size,
         span_count: otlp::span_count(req) as u64,
+        // An agent from before `AgentStatus`: the gateway must still accept it.
+        status: None,
     }
 }
 

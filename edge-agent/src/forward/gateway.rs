@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 
 use futures::future::BoxFuture;
 use proto::{
-    federation::{Compression, ForwardRequest, federation_client::FederationClient},
+    federation::{AgentStatus, Compression, ForwardRequest, federation_client::FederationClient},
     metrics::{ForwardWindowsRequest, metrics_client::MetricsClient},
 };
 use tonic::transport::Channel;
@@ -16,7 +16,7 @@ use super::{
     Destination, ForwardStats, Outcome,
     endpoints::{EndpointList, GatewayEndpoints, carry_over},
 };
-use crate::buffer::Record;
+use crate::buffer::{Buffer, Record};
 
 /// Identity and encoding of forwarded batches.
 #[derive(Debug, Clone)]
@@ -26,6 +26,33 @@ pub struct GatewaySettings {
     /// Per-attempt deadline.
     pub timeout: Duration,
     pub zstd_level: i32,
+    /// The buffer reported in every batch's [`AgentStatus`] (`None`: no
+    /// status is sent, as for RED windows).
+    pub report: Option<BufferReport>,
+}
+
+/// The span buffer whose state goes to the gateway with each batch.
+#[derive(Debug, Clone)]
+pub struct BufferReport {
+    pub buffer: Buffer,
+    /// `--buffer-max-bytes`.
+    pub capacity_bytes: u64,
+}
+
+impl BufferReport {
+    /// The buffer's state now.
+    pub fn status(&self) -> AgentStatus {
+        let (records, used, spans) = self.buffer.usage();
+        AgentStatus {
+            buffer_used_bytes: used,
+            buffer_capacity_bytes: self.capacity_bytes,
+            buffer_spans: spans,
+            buffer_records: records as u64,
+            // Records carry no append time: unknown.
+            oldest_record_age_ms: 0,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        }
+    }
 }
 
 /// Sends to one endpoint of the shared list and fails over to the next in
@@ -152,6 +179,7 @@ async fn send(
         payload,
         uncompressed_size: uncompressed,
         span_count: spans,
+        status: cfg.report.as_ref().map(BufferReport::status),
     });
     req.set_timeout(cfg.timeout);
     match client.forward(req).await {
@@ -222,6 +250,7 @@ mod tests {
             cluster: "east".into(),
             timeout: Duration::from_secs(1),
             zstd_level: 1,
+            report: None,
         };
         (
             GatewayDestination::new(settings, eps.clone(), ForwardStats::default()),

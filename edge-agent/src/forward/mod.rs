@@ -31,7 +31,7 @@ use telemetry::Shutdown;
 
 pub use backoff::Backoff;
 pub use endpoints::GatewayEndpoints;
-pub use gateway::{GatewayDestination, GatewaySettings};
+pub use gateway::{BufferReport, GatewayDestination, GatewaySettings};
 pub use otlp::OtlpDestination;
 pub use stats::ForwardStats;
 

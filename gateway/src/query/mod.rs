@@ -8,10 +8,14 @@
 //! - [`federation`]: `/api/dependencies`, `/api/v1/graph`,
 //!   `/api/v1/clusters`, `/api/v1/traces/{id}/summary` and `/links`.
 //! - [`storage`]: `/api/v1/storage`, storage used per shard and cluster.
+//! - [`agents`]: `/api/v1/agents`, the agents of every gateway member
+//!   (merged into the `--http` router by [`crate::Gateway::start`], as it
+//!   needs the agent registry and the control plane, not the store).
 //!
 //! Query parsing and the OTLP → Jaeger mapping are pure functions; the
 //! handlers only call the store.
 
+pub mod agents;
 pub mod duration;
 pub mod federation;
 pub mod jaeger;

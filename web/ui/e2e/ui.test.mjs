@@ -355,7 +355,17 @@ describe('the web UI against a real gateway', () => {
     await waitFor('the rule to be gone', async () => (await page.getByTestId('rule').count()) === 1, 10_000);
   });
 
-  test('clusters: clusters, members and leader', async () => {
+  test('clusters: clusters, agents, members and leader', async () => {
+    // The agent's spans reached the gateway (its registry counts them at commit).
+    const api = await waitFor(
+      'the agent in /api/v1/agents with spans',
+      async () => {
+        const r = await (await fetch(`${gw.http}/api/v1/agents`)).json();
+        const a = r.data?.find((x) => x.cluster === AGENT_CLUSTER);
+        return a?.spansTotal > 0 && a.buffer && a;
+      },
+      30_000,
+    );
     await page.goto(`${gw.http}/clusters`);
     const clusters = page.getByTestId('clusters');
     await clusters.waitFor();
@@ -364,6 +374,19 @@ describe('the web UI against a real gateway', () => {
     const members = page.getByTestId('members');
     await members.waitFor();
     assert.match(await members.textContent(), /1\s*leader/);
+    // The agent of eu-central: connected, its span count, its buffer as a bar.
+    const agents = page.getByTestId(`agents-${AGENT_CLUSTER}`);
+    await agents.waitFor();
+    const row = agents.getByTestId('agent-row');
+    assert.equal(await row.count(), 1);
+    const text = await row.textContent();
+    assert.ok(text.includes(api.agentId), text);
+    assert.equal(await row.locator('.badge').filter({ hasText: /^connected$/ }).count(), 1, text);
+    const spans = Number((await row.getByTestId('agent-spans').textContent()).replace(/[^0-9]/g, ''));
+    assert.ok(spans >= api.spansTotal && spans > 0, `spans ${spans}, api ${api.spansTotal}`);
+    assert.match(await row.getByTestId('agent-buffer').textContent(), /\/ \d+(\.\d)? (MiB|GiB)/);
+    assert.equal(await row.getByRole('meter').count(), 1);
+    assert.match(await agents.locator('h3').textContent(), /1 agent, 1 connected, ingest \d/);
     await shot('08-clusters');
   });
 

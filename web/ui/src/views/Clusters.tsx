@@ -1,10 +1,12 @@
 // Cluster overview: the clusters (clock offset and last seen from the
 // stitcher's `/api/v1/clusters`, else the registered ones), spans stored
-// per cluster, and the gateway members with the Raft leader.
+// per cluster, their agents (`ClusterAgents`), and the gateway members with
+// the Raft leader.
 
 import { get, request } from '../api';
 import { ClusterBadge, formatBytes, Load, NotAvailable } from '../components/common';
 import { useFetch } from '../hooks';
+import { ClusterAgents } from './ClusterAgents';
 
 interface ClusterApi {
   cluster: string;
@@ -135,7 +137,8 @@ export function ClustersView() {
           </div>
         )}
       </Load>
-      <p class="muted">Agents per cluster, their ingest rate and buffer state are not reported by the gateway's APIs yet.</p>
+      <h2>Agents</h2>
+      <ClusterAgents />
       <h2>Gateway members</h2>
       <Load value={members} what="gateway members" retry={retryM}>
         {(m) => (
