@@ -745,11 +745,17 @@ impl Worker {
             let found = ClusterId::new(cluster)
                 .ok()
                 .and_then(|c| offsets.get(&c).copied());
+            let is_reference = cluster.as_str() == reference.as_str();
             let stored = StoredOffset {
                 cluster: cluster.clone(),
                 reference: reference.as_str().to_owned(),
                 offset_ns: found.map_or(0, |o| o.nanos),
-                samples: found.map_or(0, |o| o.samples as u64),
+                // The reference is its own clock (no pairs behind it).
+                samples: if is_reference {
+                    0
+                } else {
+                    found.map_or(0, |o| u64::try_from(o.samples).unwrap_or(u64::MAX))
+                },
                 node: self.node,
                 updated_ms: *last_seen,
             };
