@@ -101,6 +101,9 @@ struct Envelope {
     msg: Forwarded,
 }
 
+/// How long [`ControlPlane::shutdown`] waits for the Raft core.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// This gateway's control-plane node.
 pub struct ControlPlane {
     id: NodeId,
@@ -704,8 +707,15 @@ impl ControlPlane {
 
     /// Stops Raft (the log and state stay on disk).
     pub async fn shutdown(&self) {
-        if let Err(error) = self.raft.shutdown().await {
-            tracing::warn!(%error, "raft did not shut down cleanly");
+        // Bounded: a stop must not wait forever on a Raft core that does
+        // not answer (its tasks end with the runtime anyway).
+        match tokio::time::timeout(SHUTDOWN_TIMEOUT, self.raft.shutdown()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "raft did not shut down cleanly"),
+            Err(_) => tracing::warn!(
+                timeout_secs = SHUTDOWN_TIMEOUT.as_secs(),
+                "raft did not shut down in time; leaving it"
+            ),
         }
     }
 }

@@ -57,14 +57,18 @@ impl Cluster {
     }
 
     pub async fn open(&mut self, id: NodeId) -> Arc<ControlPlane> {
-        let plane = ControlPlane::open(
-            id,
-            member(id),
-            &self.root.join(format!("node-{id}")),
-            self.router.transport(id),
-            self.config.clone(),
+        let plane = tokio::time::timeout(
+            Duration::from_secs(30),
+            ControlPlane::open(
+                id,
+                member(id),
+                &self.root.join(format!("node-{id}")),
+                self.router.transport(id),
+                self.config.clone(),
+            ),
         )
         .await
+        .unwrap_or_else(|_| panic!("node {id} did not open within 30 s"))
         .expect("open node");
         self.router.register(id, &member(id).raft_addr, &plane);
         self.nodes.insert(id, Arc::clone(&plane));
