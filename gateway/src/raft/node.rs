@@ -230,6 +230,11 @@ impl ControlPlane {
     }
 
     pub fn status(&self) -> RaftStatus {
+        // Before the metrics are borrowed: `is_leader` borrows them too, and
+        // a second read lock taken while openraft waits to publish new
+        // metrics deadlocks (the writer waits for the first read, the
+        // second read waits behind the writer).
+        let leads = self.is_leader();
         let m = self.raft.metrics();
         let m = m.borrow();
         let membership = m.membership_config.membership();
@@ -245,7 +250,7 @@ impl ControlPlane {
                 )
             })
             .collect();
-        let cut_off = m.state == ServerState::Leader && !self.is_leader();
+        let cut_off = m.state == ServerState::Leader && !leads;
         RaftStatus {
             node_id: self.id,
             leader_id: m.current_leader.filter(|_| !cut_off),
