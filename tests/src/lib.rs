@@ -276,3 +276,21 @@ pub fn process_of<'a>(trace: &'a Value, span: &Value) -> anyhow::Result<&'a Valu
         .get(pid)
         .with_context(|| format!("no process {pid}"))
 }
+
+/// CPU seconds (user + system) this process used so far, from
+/// `/proc/self/stat` (Linux, 10 ms ticks); 0 when unreadable. For the
+/// bench binaries.
+pub fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}

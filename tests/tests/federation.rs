@@ -864,9 +864,30 @@ async fn killing_the_decision_worker_leaves_no_kept_trace_partial() -> anyhow::R
             _ => 0,
         }
     };
-    // Let every pending verdict (up to the agents' 20 s timeout) and
-    // forward settle, then count exactly.
-    tokio::time::sleep(Duration::from_secs(25)).await;
+    // Every agent decided every trace (no trace waits for a verdict or is
+    // held), and every kept trace arrived whole; then count exactly.
+    for (cluster, a) in &agents {
+        let url = format!("http://{}/metrics", a.admin);
+        wait_for(
+            &format!("agent {cluster} to decide every trace"),
+            DEADLINE,
+            || async {
+                let text = reqwest::get(&url).await.ok()?.text().await.ok()?;
+                let m = |name: &str| integration_tests::process::metric(&text, name);
+                (m("meridian_agent_tail_awaiting_traces") == Some(0.0)
+                    && m("meridian_agent_tail_held_spans") == Some(0.0))
+                .then_some(())
+            },
+        )
+        .await?;
+    }
+    for n in (0..total).filter(|n| errs(*n)) {
+        wait_for(&format!("kept trace {n} whole"), DEADLINE, || async {
+            (stored(n).await == 5).then_some(())
+        })
+        .await
+        .ok();
+    }
     let mut partial = Vec::new();
     let mut kept = 0;
     for n in 0..total {

@@ -21,21 +21,7 @@ use proto::otlp::{
 const SPANS_PER_REQUEST: usize = 512;
 const SPANS_PER_TRACE: usize = 10;
 
-fn cpu_seconds() -> f64 {
-    // utime + stime of this process, from /proc (Linux), in clock ticks.
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
+use integration_tests::cpu_seconds;
 
 fn kv(k: &str, v: &str) -> KeyValue {
     KeyValue {

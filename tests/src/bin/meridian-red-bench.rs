@@ -62,20 +62,7 @@ const ROLLUP_EVERY_S: f64 = 30.0;
 /// The agent's `/metrics` series limit (`edge_agent::app`).
 const RED_MAX_SERIES: usize = 2_000;
 
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
+use integration_tests::cpu_seconds;
 
 /// This thread's CPU time in seconds, at nanosecond resolution.
 fn thread_cpu_seconds() -> f64 {
