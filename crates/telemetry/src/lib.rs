@@ -1,6 +1,7 @@
 //! What every Meridian binary shares: log setup, the TLS crypto provider,
-//! metric names, and the shutdown helper.
+//! metric names, the clock, and the shutdown helper.
 
+pub mod clock;
 pub mod config;
 pub mod metrics;
 mod shutdown;
