@@ -12,15 +12,11 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::{codec::CompressionEncoding, transport::Server};
 
-use crate::{
-    certs,
-    config::{GatewayConfig, TlsSource},
-    control::ControlView,
-    federation::FederationService,
-    ingest::{DirectSink, Ingest},
-    metrics::GatewayMetrics,
-    tls,
-};
+use control_plane::{ControlPlane, bootstrap};
+use ingest::{ControlView, DirectSink, FederationService, GatewayMetrics, Ingest};
+use mtls::certs;
+
+use crate::config::{GatewayConfig, TlsSource};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -34,11 +30,11 @@ pub enum GatewayError {
     #[error(transparent)]
     Store(#[from] store::StoreError),
     #[error(transparent)]
-    Tls(#[from] tls::TlsError),
+    Tls(#[from] mtls::TlsError),
     #[error(transparent)]
     Certs(#[from] certs::CertError),
     #[error("control plane: {0}")]
-    Raft(String),
+    Raft(#[from] bootstrap::BootstrapError),
 }
 
 /// The TLS files the federation port uses.
@@ -67,12 +63,12 @@ pub struct Gateway {
     /// The Raft port (bound).
     pub raft_addr: SocketAddr,
     /// This gateway's seat in the control plane.
-    pub plane: Arc<crate::raft::node::ControlPlane>,
+    pub plane: Arc<ControlPlane>,
     /// Cross-cluster tail decisions on this node.
-    pub tail: crate::tail::TailDecisions,
-    pub tail_metrics: crate::tail::metrics::TailMetrics,
+    pub tail: stitch::tail::TailDecisions,
+    pub tail_metrics: stitch::tail::metrics::TailMetrics,
     /// The agents this node hears from.
-    pub agents: crate::agents::AgentRegistry,
+    pub agents: ingest::AgentRegistry,
     root: Shutdown,
     ingest: Shutdown,
 }
@@ -127,7 +123,7 @@ async fn bind(
 impl Gateway {
     pub async fn start(cfg: GatewayConfig) -> Result<Self, GatewayError> {
         let tls_paths = resolve_tls(&cfg.tls)?;
-        let server_tls = tls::server_config(&tls_paths.ca, &tls_paths.cert, &tls_paths.key)?;
+        let server_tls = mtls::server_config(&tls_paths.ca, &tls_paths.cert, &tls_paths.key)?;
         // Postgres shards follow the cluster's replicated shard map.
         let sharded = if cfg.stores.iter().all(|u| u.starts_with("postgres")) {
             Some(store::open_sharded(&cfg.stores, &cfg.store_options).await?)
@@ -148,9 +144,9 @@ impl Gateway {
         let mut registry = Registry::default();
         let metrics = GatewayMetrics::register(&mut registry);
         let receiver_metrics = ReceiverMetrics::register(&mut registry);
-        let stitch_metrics = crate::stitch::StitchMetrics::register(&mut registry);
-        let tail_metrics = crate::tail::metrics::TailMetrics::register(&mut registry);
-        let red_prom = crate::red::prom::RedProm::new(cfg.red.prom_max_series);
+        let stitch_metrics = stitch::StitchMetrics::register(&mut registry);
+        let tail_metrics = stitch::tail::metrics::TailMetrics::register(&mut registry);
+        let red_prom = metrics_alerts::red::prom::RedProm::new(cfg.red.prom_max_series);
         registry.register_collector(Box::new(red_prom.clone()));
         let registry = Arc::new(registry);
 
@@ -161,31 +157,35 @@ impl Gateway {
         let jobs = root.stage();
 
         // The control plane: Raft on its own port; it stops last.
-        let me = crate::cluster::member(&cfg.cluster, raft_addr, federation_addr, http_addr);
-        let plane = crate::cluster::start(
+        let me = bootstrap::member(&cfg.cluster, raft_addr, federation_addr, http_addr);
+        let plane = bootstrap::start(
             &cfg.cluster,
             &cfg.data_dir,
-            &tls_paths,
+            bootstrap::TlsFiles {
+                ca: &tls_paths.ca,
+                cert: &tls_paths.cert,
+                key: &tls_paths.key,
+            },
             Arc::clone(&server_tls),
             raft_l,
             me,
             &root,
-            metrics.clone(),
+            tls_refused(&metrics),
         )
         .await?;
         jobs.spawn(Arc::clone(&plane).run_leases(jobs.token().clone()));
         // Stitching: this node's worker, fed by every node's ingest.
-        let stitcher = crate::stitch::Stitcher::start(
-            Arc::clone(&plane),
+        let stitcher = stitch::Stitcher::start(
+            Arc::clone(&plane) as Arc<dyn stitch::PeerBus>,
             Arc::clone(&store),
             cfg.stitch.clone(),
             stitch_metrics,
-            jobs.token().clone(),
+            &jobs,
         );
         let ingest =
             Ingest::new(Arc::clone(&store), metrics.clone()).with_stitcher(stitcher.clone());
         if let Some(sharded) = &sharded {
-            jobs.spawn(crate::cluster::follow_shards(
+            jobs.spawn(crate::upkeep::shards::follow_shards(
                 Arc::clone(&plane),
                 Arc::clone(sharded),
                 cfg.stores.clone(),
@@ -195,13 +195,13 @@ impl Gateway {
         }
 
         // Federation: mTLS, identity from the client certificate.
-        let agents = crate::agents::AgentRegistry::default();
+        let agents = ingest::AgentRegistry::default();
         let (control, control_feed) =
             tokio::sync::watch::channel(Arc::new(ControlView::single(federation_addr)));
         // Cross-cluster tail decisions: relay for this node's agents,
         // worker for the shards it works on.
-        let tail = crate::tail::TailDecisions::start(
-            Arc::clone(&plane),
+        let tail = stitch::tail::TailDecisions::start(
+            Arc::clone(&plane) as Arc<dyn stitch::PeerBus>,
             &cfg.tail,
             tail_metrics.clone(),
             Some(stitcher),
@@ -222,43 +222,44 @@ impl Gateway {
         .accept_compressed(CompressionEncoding::Zstd)
         .accept_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(cfg.limits.max_decompressed_bytes + (1 << 16));
-        jobs.spawn(crate::cluster::publish_views(
+        jobs.spawn(ingest::view::publish_views(
             plane.subscribe(),
             control.clone(),
             jobs.token().clone(),
         ));
         // RED windows arrive on the federation port too (metrics.proto).
         let red_windows = proto::metrics::metrics_server::MetricsServer::new(
-            crate::red::ingest::MetricsService::new(
+            metrics_alerts::red::ingest::MetricsService::new(
                 Arc::clone(&store),
                 red_prom,
                 cfg.limits.max_decompressed_bytes,
             ),
         )
         .max_decoding_message_size(cfg.limits.max_decompressed_bytes + (1 << 16));
-        jobs.spawn(crate::red::rollup::run(
-            Arc::clone(&plane),
+        jobs.spawn(metrics_alerts::red::rollup::run(
+            Arc::clone(&plane) as Arc<dyn control_plane::ControlReader>,
             Arc::clone(&store),
             cfg.red.clone(),
             jobs.token().clone(),
         ));
         // Alerts: evaluated on the leader, notifications from a bounded queue.
-        let notifier = crate::alerts::notify::start(
-            Arc::clone(&plane),
-            cfg.red.alerts.webhooks.clone(),
-            cfg.red.alerts.ui_url.clone(),
+        let notifier = metrics_alerts::alerts::notify::start(
+            Arc::clone(&plane) as Arc<dyn control_plane::Proposer>,
+            cfg.alerts.webhooks.clone(),
+            cfg.alerts.ui_url.clone(),
             cfg.red.clock.clone(),
             &jobs,
             jobs.token().clone(),
         );
-        jobs.spawn(crate::alerts::runner::run(
-            Arc::clone(&plane),
+        jobs.spawn(metrics_alerts::alerts::runner::run(
+            Arc::clone(&plane) as Arc<dyn control_plane::Proposer>,
             Arc::clone(&store),
             cfg.red.clone(),
+            cfg.alerts.clone(),
             notifier,
             jobs.token().clone(),
         ));
-        let incoming = tls::incoming(fed_l, server_tls, &ingest_sd, metrics.clone());
+        let incoming = mtls::incoming(fed_l, server_tls, &ingest_sd, tls_refused(&metrics));
         let token = ingest_sd.token().clone();
         ingest_sd.spawn(async move {
             let res = Server::builder()
@@ -310,14 +311,17 @@ impl Gateway {
                 Arc::clone(&plane),
                 cfg.cluster.admin_token.as_deref().map(Arc::from),
             )
-            .merge(crate::query::agents::router(
+            .merge(ingest::agents::api::router(
                 agents.clone(),
-                Arc::clone(&plane),
+                Arc::clone(&plane) as Arc<dyn control_plane::ControlReader>,
             ))
-            .merge(crate::red::api::router(Arc::clone(&store), cfg.red.clone()))
-            .merge(crate::alerts::api::router(
-                Arc::clone(&plane),
-                cfg.red.alerts.ui_url.clone(),
+            .merge(metrics_alerts::red::api::router(
+                Arc::clone(&store),
+                cfg.red.clone(),
+            ))
+            .merge(metrics_alerts::alerts::api::router(
+                Arc::clone(&plane) as Arc<dyn control_plane::ControlReader>,
+                cfg.alerts.ui_url.clone(),
             )),
         );
 
@@ -325,9 +329,11 @@ impl Gateway {
             let plane = Arc::clone(&plane);
             let store = Arc::clone(&store);
             let sharded = sharded.clone();
-            Arc::new(move || crate::cluster::retention_scope(&plane, &store, sharded.as_ref()))
+            Arc::new(move || {
+                crate::upkeep::retention::retention_scope(&plane, &store, sharded.as_ref())
+            })
         };
-        jobs.spawn(crate::retention::run(
+        jobs.spawn(crate::upkeep::retention::run(
             scope,
             cfg.store_options.retention.clone(),
             cfg.retention_interval,
@@ -378,6 +384,12 @@ impl Gateway {
         self.plane.shutdown().await;
         clean
     }
+}
+
+/// Counts a refused TLS handshake on an mTLS port.
+fn tls_refused(metrics: &GatewayMetrics) -> mtls::OnRefused {
+    let metrics = metrics.clone();
+    Arc::new(move || metrics.identity_refused("tls"))
 }
 
 fn serve_http(owner: &Shutdown, what: &'static str, listener: TcpListener, router: axum::Router) {

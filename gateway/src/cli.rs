@@ -5,10 +5,11 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 
+use mtls::certs::{self, Subject};
+
 use crate::{
     Gateway,
-    admin::cli::AdminArgs,
-    certs::{self, Subject},
+    admin_cli::AdminArgs,
     config::Settings,
     demo::{self, DemoArgs},
 };
@@ -136,7 +137,7 @@ async fn run(cli: Cli) -> ExitCode {
     telemetry::install_crypto_provider();
     let settings = match cli.command {
         Some(Command::Certs(cmd)) => return certs_command(cmd),
-        Some(Command::Admin(args)) => return crate::admin::cli::run(*args).await,
+        Some(Command::Admin(args)) => return crate::admin_cli::run(*args).await,
         Some(Command::Demo(args)) => {
             telemetry::init_logging("warn", telemetry::LogFormat::Text);
             return match demo::run(args).await {

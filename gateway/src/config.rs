@@ -5,6 +5,7 @@
 use std::{net::SocketAddr, path::PathBuf};
 
 use clap::Args;
+pub use control_plane::{Bootstrap, ClusterConfig};
 use model::{ClusterId, RetentionPolicy};
 use receiver::Limits;
 use serde::Deserialize;
@@ -150,44 +151,6 @@ pub struct Settings {
     pub admin_token: Option<String>,
 }
 
-/// How this gateway finds its cluster.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Bootstrap {
-    /// A one-node cluster of itself (formed on first start).
-    Single,
-    /// A static member list (ids → Raft addresses).
-    Peers(std::collections::BTreeMap<u64, String>),
-    /// Ask a member (its Raft address) to be added.
-    Join(String),
-}
-
-/// The gateway-cluster settings.
-#[derive(Debug, Clone)]
-pub struct ClusterConfig {
-    pub node_id: u64,
-    pub raft: SocketAddr,
-    pub bootstrap: Bootstrap,
-    pub raft_advertise: Option<String>,
-    pub advertise_host: Option<String>,
-    pub admin_token: Option<String>,
-    pub timing: crate::raft::node::PlaneConfig,
-}
-
-impl ClusterConfig {
-    /// A one-node cluster (node 1) with its Raft port on `raft`.
-    pub fn single(raft: SocketAddr) -> Self {
-        Self {
-            node_id: 1,
-            raft,
-            bootstrap: Bootstrap::Single,
-            raft_advertise: None,
-            advertise_host: None,
-            admin_token: None,
-            timing: crate::raft::node::PlaneConfig::default(),
-        }
-    }
-}
-
 /// TLS material for the federation port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TlsSource {
@@ -217,11 +180,13 @@ pub struct GatewayConfig {
     pub store_options: store::StoreOptions,
     pub retention_interval: std::time::Duration,
     pub cluster: ClusterConfig,
-    pub stitch: crate::stitch::StitchConfig,
+    pub stitch: stitch::StitchConfig,
     /// Cross-cluster tail decisions.
-    pub tail: crate::tail::TailSettings,
+    pub tail: stitch::tail::TailSettings,
     /// RED metrics, rollups and alerting.
-    pub red: crate::red::RedConfig,
+    pub red: metrics_alerts::RedConfig,
+    /// Alert evaluation and notifications.
+    pub alerts: metrics_alerts::AlertsConfig,
 }
 
 /// Parses `--retention-hours`: `72`, `72,eu-west=24` or `eu-west=24`.
@@ -290,7 +255,7 @@ impl Settings {
                 ));
             }
             (Some(spec), None) => {
-                let peers = crate::raft::network::parse_peers(spec).map_err(|e| {
+                let peers = control_plane::raft::network::parse_peers(spec).map_err(|e| {
                     ConfigError::new("peers", e, "write ID=HOST:PORT,… with this node included")
                 })?;
                 if !peers.contains_key(&node_id) {
@@ -329,7 +294,7 @@ impl Settings {
             raft_advertise,
             advertise_host: self.advertise_host.clone().filter(|h| !h.is_empty()),
             admin_token,
-            timing: crate::raft::node::PlaneConfig::default(),
+            timing: control_plane::PlaneConfig::default(),
         })
     }
 
@@ -438,7 +403,7 @@ impl Settings {
             _ => None,
         };
         let window = self.tail_decision_window_ms.map_or(
-            crate::tail::DEFAULT_WINDOW,
+            stitch::tail::DEFAULT_WINDOW,
             std::time::Duration::from_millis,
         );
         if window.is_zero() || window > std::time::Duration::from_secs(60) {
@@ -448,7 +413,8 @@ impl Settings {
                 "about the spread of a trace's decision times across clusters, e.g. 1000",
             ));
         }
-        let mut red = crate::red::RedConfig::default();
+        let red = metrics_alerts::RedConfig::default();
+        let mut alerts = metrics_alerts::AlertsConfig::default();
         for hook in self
             .alert_webhooks
             .as_deref()
@@ -458,8 +424,8 @@ impl Settings {
             .filter(|h| !h.is_empty())
         {
             let (format, url) = match hook.strip_prefix("json:") {
-                Some(u) => (crate::alerts::WebhookFormat::Json, u),
-                None => (crate::alerts::WebhookFormat::Alertmanager, hook),
+                Some(u) => (metrics_alerts::alerts::WebhookFormat::Json, u),
+                None => (metrics_alerts::alerts::WebhookFormat::Alertmanager, hook),
             };
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(ConfigError::new(
@@ -468,21 +434,22 @@ impl Settings {
                     "write URL or json:URL, comma-separated",
                 ));
             }
-            red.alerts.webhooks.push(crate::alerts::Webhook {
+            alerts.webhooks.push(metrics_alerts::alerts::Webhook {
                 url: url.to_owned(),
                 format,
             });
         }
         if let Some(u) = &self.ui_url {
-            red.alerts.ui_url = u.trim().to_owned();
+            alerts.ui_url = u.trim().to_owned();
         }
         Ok(GatewayConfig {
-            tail: crate::tail::TailSettings {
+            tail: stitch::tail::TailSettings {
                 window,
                 ..Default::default()
             },
             red,
-            stitch: crate::stitch::StitchConfig {
+            alerts,
+            stitch: stitch::StitchConfig {
                 skew_reference,
                 ..Default::default()
             },

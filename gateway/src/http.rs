@@ -10,15 +10,15 @@ use store::SpanStore;
 pub fn router(
     store: Arc<dyn SpanStore>,
     registry: Arc<Registry>,
-    plane: Arc<crate::raft::node::ControlPlane>,
+    plane: Arc<control_plane::ControlPlane>,
     admin_token: Option<Arc<str>>,
 ) -> Router {
     Router::new()
-        .merge(crate::admin::router(plane, admin_token))
+        .merge(control_plane::admin::router(plane, admin_token))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz).with_state(Arc::clone(&store)))
         .merge(telemetry::metrics::router(registry))
-        .merge(crate::query::router(store))
+        .merge(query::router(store))
         .merge(web::router())
 }
 

@@ -1,40 +1,29 @@
-//! meridian-gateway: federation ingest, store routing, query APIs, web UI.
+//! meridian-gateway, the binary: configuration, the command line, and the
+//! wiring of the gateway's concerns, each a crate of its own (ARCHITECTURE.md
+//! has the map and the arrows, which point down only):
 //!
-//! Ingest: [`tls`] (mTLS accept) → [`federation`] (identity from the client
-//! certificate, admission, decode, cluster stamp) → [`ingest`] (model spans,
-//! idempotent store write) → ack after commit. The plain OTLP ports use the
-//! same [`ingest`] through [`ingest::DirectSink`].
-//! Control: [`federation`] `Control` streams [`control::ControlView`]s
-//! (gateway members, per-cluster sampling policies) to agents.
-//! Query: [`http`] → [`query`] (Jaeger v1 JSON, `/api/v1/storage`) →
-//! `store::SpanStore`. Background: [`retention`] expires old spans.
-//! Control plane: [`raft`] (replicated state), [`admin`] (its HTTP API and
-//! the `admin` CLI).
+//! - `control-plane` (openraft, peers, the admin API) over the pure
+//!   `control-state`;
+//! - `ingest` (federation service, write path, Control stream, agent
+//!   registry) over `mtls`;
+//! - `stitch` (stitching and cross-cluster tail decisions);
+//! - `query` (Jaeger v1 and the stitched views);
+//! - `metrics-alerts` (RED storage, rollups, SPM/RED APIs, alerts).
+//!
+//! Here: [`config`] (flags, file, env → a validated [`GatewayConfig`]),
+//! [`app`] (open the store, bind every port, start every concern, shut down
+//! in order), [`http`] (the `--http` router assembly), [`upkeep`] (the
+//! shard map and retention this node runs), [`cli`] and [`admin_cli`] (the
+//! command line), and [`demo`] (a gateway with in-process agents: the only
+//! place that knows the `edge-agent` crate).
 
-pub mod admin;
-pub mod agents;
-pub mod alerts;
+pub mod admin_cli;
 pub mod app;
-pub mod certs;
 pub mod cli;
-pub mod cluster;
 pub mod config;
-pub mod control;
 pub mod demo;
-pub mod federation;
 pub mod http;
-pub mod ingest;
-pub mod metrics;
-pub mod peer;
-pub mod query;
-pub mod raft;
-pub mod red;
-pub mod retention;
-pub mod stitch;
-pub mod tail;
-#[cfg(test)]
-mod testing;
-pub mod tls;
+pub mod upkeep;
 
 pub use app::{Gateway, GatewayError};
 pub use config::GatewayConfig;

@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use gateway::{
+use control_plane::{
     admin,
     raft::{NodeId, node::PlaneConfig},
 };
@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 const TOKEN: &str = "s3cret-admin-token";
 
-mod common;
+use control_plane::testkit as common;
 
 /// The shared in-process cluster, plus the admin HTTP servers in front of it.
 struct Cluster {
@@ -49,6 +49,7 @@ fn fast() -> PlaneConfig {
         lease_ttl: Duration::from_millis(1_500),
         snapshot_every: 1_000,
         write_timeout: Duration::from_secs(3),
+        ..PlaneConfig::default()
     }
 }
 

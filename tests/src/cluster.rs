@@ -22,7 +22,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use gateway::certs::{self, Subject};
+use mtls::certs::{self, Subject};
 use serde_json::Value;
 
 use crate::{

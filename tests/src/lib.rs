@@ -20,11 +20,8 @@ use edge_agent::{
     buffer::FullPolicy,
     config::{Durability, TlsFiles},
 };
-use gateway::{
-    Gateway, GatewayConfig,
-    certs::{self, Subject},
-    config::TlsSource,
-};
+use gateway::{Gateway, GatewayConfig, config::TlsSource};
+use mtls::certs::{self, Subject};
 use receiver::Limits;
 use serde_json::Value;
 use telemetry::LogFormat;
@@ -94,6 +91,7 @@ impl Sandbox {
             cluster: gateway::config::ClusterConfig::single(loopback()),
             tail: Default::default(),
             red: Default::default(),
+            alerts: Default::default(),
         })
     }
 

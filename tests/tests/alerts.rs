@@ -4,23 +4,18 @@
 //! and resolution.
 
 use std::{
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicI64, Ordering},
-    },
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
 use axum::{Json, Router, extract::State, routing::post};
-use gateway::{
-    Gateway,
-    alerts::{Webhook, WebhookFormat},
-    red::Clock,
-};
+use gateway::Gateway;
 use integration_tests::{Sandbox, wait_for};
+use metrics_alerts::alerts::{Webhook, WebhookFormat};
 use model::red::{Aggregate, SeriesKey};
 use serde_json::Value;
 use store::{Record, RecordKind};
+use telemetry::clock::ManualClock;
 
 type Received = Arc<Mutex<Vec<Value>>>;
 
@@ -72,9 +67,9 @@ async fn windows(gw: &Gateway, from: i64, to: i64, errors: u64) -> anyhow::Resul
             };
             recs.push(Record {
                 kind: RecordKind::Red10s,
-                key: gateway::red::keys::key(&series, t, "test-agent.1"),
+                key: metrics_alerts::red::keys::key(&series, t, "test-agent.1"),
                 time_ms: t,
-                value: gateway::red::keys::encode_value(&agg),
+                value: metrics_alerts::red::keys::encode_value(&agg),
                 trace: None,
             });
         }
@@ -123,15 +118,14 @@ async fn wait_state(
 async fn one_notification_per_transition_across_a_leader_kill() -> anyhow::Result<()> {
     let (url, got, hook_task) = receiver().await?;
     let base: i64 = 1_800_000_000_000; // aligned to 10 s
-    let now = Arc::new(AtomicI64::new(base));
+    let now = ManualClock::at_unix_ms(base);
     let configure = {
-        let now = Arc::clone(&now);
+        let now = now.clone();
         move |cfg: &mut gateway::GatewayConfig| {
-            let now = Arc::clone(&now);
-            cfg.red.clock = Clock::from_fn(move || now.load(Ordering::SeqCst));
-            cfg.red.alerts.interval = Duration::from_millis(200);
-            cfg.red.alerts.ui_url = "http://ui.example".into();
-            cfg.red.alerts.webhooks = vec![Webhook {
+            cfg.red.clock = now.shared();
+            cfg.alerts.interval = Duration::from_millis(200);
+            cfg.alerts.ui_url = "http://ui.example".into();
+            cfg.alerts.webhooks = vec![Webhook {
                 url: url.clone(),
                 format: WebhookFormat::Alertmanager,
             }];
@@ -180,7 +174,7 @@ async fn one_notification_per_transition_across_a_leader_kill() -> anyhow::Resul
             0,
             "pending does not notify"
         );
-        now.store(base + 61_000, Ordering::SeqCst);
+        now.set_unix_ms(base + 61_000);
         wait_state(&all, &http, "firing", 1).await?;
     }
     assert_eq!(count(&got, "firing"), 1);
@@ -208,7 +202,7 @@ async fn one_notification_per_transition_across_a_leader_kill() -> anyhow::Resul
 
     // The errors stop; the new leader resolves and notifies once.
     windows(&gws[0], base + 120_000, base + 600_000, 0).await?;
-    now.store(base + 300_000, Ordering::SeqCst);
+    now.set_unix_ms(base + 300_000);
     let all: Vec<&Gateway> = gws.iter().collect();
     wait_state(&all, &http, "resolved", 2).await?;
     assert_eq!(count(&got, "firing"), 1, "no second firing notification");

@@ -8,11 +8,9 @@
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
+use control_plane::raft::{Applied, Command};
 use edge_agent::Agent;
-use gateway::{
-    control::ControlView,
-    raft::{Applied, Command},
-};
+use ingest::ControlView;
 use integration_tests::{Sandbox, wait_for};
 use model::sampling::{HeadConfig, HeadRule, SamplingConfig};
 use proto::otlp::{

@@ -9,16 +9,14 @@ use std::{
     time::Duration,
 };
 
-use gateway::{
-    Gateway,
-    certs::{self, Subject},
-};
+use gateway::Gateway;
 use integration_tests::{
     Sandbox,
     process::{AgentProcess, metric},
     wait_for,
 };
 use model::TraceId;
+use mtls::certs::{self, Subject};
 use proto::otlp::{self, ExportTraceServiceRequest, ResourceSpans, ScopeSpans, Span};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_sut-agent");

@@ -15,12 +15,12 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use gateway::query::jaeger::model::CLUSTER_TAG;
 use integration_tests::{Sandbox, cluster::ProcessCluster, process_of, tag, wait_for};
 use proto::otlp::{
     ExportTraceServiceRequest, Resource, ResourceSpans, ScopeSpans, Span, Status,
     TraceServiceClient, span::Link, string_kv,
 };
+use query::jaeger::model::CLUSTER_TAG;
 use serde_json::Value;
 use store::testsuite::pg;
 

@@ -4,8 +4,8 @@
 
 use std::{path::Path, time::Duration};
 
-use gateway::certs::{self, Subject};
 use integration_tests::{Sandbox, wait_for};
+use mtls::certs::{self, Subject};
 use prost::Message;
 use proto::{
     federation::{Compression, ForwardRequest, federation_client::FederationClient},

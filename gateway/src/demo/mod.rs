@@ -4,11 +4,7 @@
 
 mod traffic;
 
-use std::{
-    net::SocketAddr,
-    path::PathBuf,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use edge_agent::{
     Agent, AgentConfig,
@@ -21,10 +17,11 @@ use telemetry::LogFormat;
 
 pub use traffic::Traffic;
 
+use mtls::certs::{self, Subject};
+
 use crate::{
     Gateway,
-    certs::{self, Subject},
-    config::{GatewayConfig, TlsSource},
+    config::{ClusterConfig, GatewayConfig, TlsSource},
 };
 
 /// Demo settings.
@@ -51,13 +48,6 @@ pub struct DemoArgs {
 const CLUSTER_NAMES: [&str; 8] = [
     "us-east", "eu-west", "ap-south", "us-west", "eu-north", "ap-east", "sa-east", "af-south",
 ];
-
-fn now_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let temp;
@@ -91,9 +81,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         store_options: store::StoreOptions::default(),
         retention_interval: std::time::Duration::from_secs(300),
         stitch: Default::default(),
-        cluster: crate::config::ClusterConfig::single(loopback),
+        cluster: ClusterConfig::single(loopback),
         tail: Default::default(),
         red: Default::default(),
+        alerts: Default::default(),
     })
     .await?;
 
@@ -164,7 +155,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     eprintln!("{out}");
 
-    let mut traffic = Traffic::new(now_nanos(), agents.len());
+    let mut traffic = Traffic::new(telemetry::clock::unix_nanos(), agents.len());
     let period = Duration::from_secs_f64(1.0 / args.rate.clamp(0.1, 10_000.0));
     let mut tick = tokio::time::interval(period);
     let stop_at = args
@@ -180,7 +171,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         if stop_at.is_some_and(|t| tokio::time::Instant::now() >= t) {
             break;
         }
-        let (id, reqs) = traffic.trace(now_nanos());
+        let (id, reqs) = traffic.trace(telemetry::clock::unix_nanos());
         for (client, req) in clients.iter_mut().zip(reqs) {
             if let Err(status) = client.export(req).await {
                 tracing::warn!(%status, "demo export failed");

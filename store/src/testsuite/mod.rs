@@ -7,6 +7,7 @@
 
 mod builder;
 mod cases;
+pub mod fake;
 pub mod pg;
 
 use std::{future::Future, sync::Arc};

@@ -22,17 +22,13 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use gateway::{
-    certs::{self, Subject},
-    metrics::GatewayMetrics,
-    raft::{
-        Command, Member, NodeId,
-        network::grpc::{GrpcTransport, RaftService},
-        node::{ControlPlane, PlaneConfig},
-    },
-    tls,
+use control_plane::raft::{
+    Command, Member, NodeId,
+    network::grpc::{GrpcTransport, RaftService},
+    node::{ControlPlane, PlaneConfig},
 };
 use model::sampling::SamplingConfig;
+use mtls::certs::{self, Subject};
 use telemetry::Shutdown;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::ReceiverStream;
@@ -66,8 +62,8 @@ async fn start_node(
     )
     .await?;
     let sd = Shutdown::new();
-    let server_tls = tls::server_config(&ca, &cert, &key)?;
-    let incoming = tls::incoming(listener, server_tls, &sd, GatewayMetrics::default());
+    let server_tls = mtls::server_config(&ca, &cert, &key)?;
+    let incoming = mtls::incoming(listener, server_tls, &sd, std::sync::Arc::new(|| {}));
     let service = RaftService::new(Arc::clone(&plane));
     let token = sd.token().clone();
     sd.spawn(async move {
@@ -226,7 +222,7 @@ async fn main() -> anyhow::Result<()> {
                 Ok(_) => break,
                 Err(e)
                     if e.is_transient()
-                        || matches!(e, gateway::raft::network::WriteError::Timeout) => {}
+                        || matches!(e, control_plane::raft::network::WriteError::Timeout) => {}
                 Err(e) => bail!("write after failover: {e}"),
             }
         }

@@ -17,7 +17,7 @@
 //!    its identity check (`MetricsService::store_windows`: decompress,
 //!    decode, one `Red10s` record per series, store commit, `/metrics`),
 //!    into a SQLite file (`synchronous=FULL`) or a fresh database on
-//!    `--postgres SERVER`; then one rollup pass (`gateway::red::rollup`),
+//!    `--postgres SERVER`; then one rollup pass (`metrics_alerts::red::rollup`),
 //!    which rereads the last 10 minutes of 10 s records and rewrites their
 //!    1 min and 1 h records, as the leader does every 30 s.
 //!
@@ -34,7 +34,7 @@
 use std::{sync::Arc, time::Instant};
 
 use edge_agent::sampling::red::RedTap;
-use gateway::red::{RedConfig, ingest::MetricsService, prom::RedProm, rollup};
+use metrics_alerts::red::{RedConfig, ingest::MetricsService, prom::RedProm, rollup};
 use model::red::{WINDOW_MS, window_start};
 use prost::Message;
 use proto::{
@@ -394,7 +394,7 @@ async fn main() -> anyhow::Result<()> {
             // The pass reads at most `query::MAX_ROWS` records.
             println!(
                 "rollup pass FAILED over {reread} 10 s rows (limit {}): {e}",
-                gateway::red::query::MAX_ROWS
+                metrics_alerts::red::query::MAX_ROWS
             );
             return Ok(());
         }

@@ -10,7 +10,7 @@
 //!
 //! Then the cross-cluster tail decisions of the same number of traces:
 //! three digests per trace (one per cluster) through the worker's pure
-//! combiner (`gateway::tail::combiner`), one trace in ten kept locally by
+//! combiner (`stitch::tail::combiner`), one trace in ten kept locally by
 //! its last cluster, the others decided when their window ends.
 //!
 //! ```text
@@ -21,11 +21,11 @@
 
 use std::{sync::Arc, time::Instant};
 
-use gateway::{
-    stitch::{Batch, Note, StitchConfig, bench_worker},
+use model::{SpanId, SpanKind, TraceId};
+use stitch::{
+    Batch, Note, StitchConfig, bench_worker,
     tail::combiner::{ClusterDigest, Combiner, CombinerConfig, Offered},
 };
-use model::{SpanId, SpanKind, TraceId};
 
 use integration_tests::cpu_seconds;
 

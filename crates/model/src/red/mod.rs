@@ -3,10 +3,12 @@
 //! aggregate (count, errors, duration sum, [`Sketch`], exemplars), and the
 //! pure merge they all rely on.
 
+mod selector;
 mod sketch;
 
 use serde::{Deserialize, Serialize};
 
+pub use selector::Selector;
 pub use sketch::{MIN_NS, RELATIVE_ACCURACY, Sketch, bin_index, bin_value};
 
 /// The agent's aggregation window.

@@ -181,6 +181,12 @@ pub fn unix_ms() -> i64 {
     i64::try_from(unix_now().as_millis()).unwrap_or(i64::MAX)
 }
 
+/// The system's wall time in milliseconds since the epoch, unsigned (for
+/// the places that keep times as `u64`), saturating.
+pub fn unix_ms_u64() -> u64 {
+    u64::try_from(unix_now().as_millis()).unwrap_or(u64::MAX)
+}
+
 /// The system's wall time in whole seconds since the epoch.
 pub fn unix_secs() -> u64 {
     unix_now().as_secs()

@@ -1,0 +1,248 @@
+use std::collections::BTreeMap;
+
+use model::{RetentionPolicy, sampling::SamplingConfig};
+use store::shard::ShardId;
+
+use super::*;
+
+fn members(ids: &[NodeId]) -> BTreeMap<NodeId, Member> {
+    ids.iter()
+        .map(|n| {
+            let m = Member {
+                raft_addr: format!("10.0.0.{n}:4321"),
+                federation_addr: format!("10.0.0.{n}:4320"),
+                http_addr: format!("10.0.0.{n}:16686"),
+            };
+            (*n, m)
+        })
+        .collect()
+}
+
+fn shards(ids: &[ShardId]) -> BTreeMap<ShardId, Shard> {
+    ids.iter()
+        .map(|id| {
+            (
+                *id,
+                Shard {
+                    url: format!("postgres://pg-{id}/traces"),
+                },
+            )
+        })
+        .collect()
+}
+
+fn cluster_of_three() -> ControlState {
+    let mut s = ControlState::default();
+    s.set_members(members(&[1, 2, 3]));
+    let add = Command::AddShards {
+        shards: shards(&[0, 1]),
+        start_unix_nano: 0,
+    };
+    assert_eq!(s.apply(add), Applied::Done);
+    s
+}
+
+fn acquire(shard: ShardId, node: NodeId, now_ms: u64) -> Command {
+    Command::AcquireLease {
+        shard,
+        node,
+        now_ms,
+        ttl_ms: 10_000,
+    }
+}
+
+#[test]
+fn the_same_log_gives_the_same_state() {
+    // Membership entries and commands, as the log interleaves them.
+    let log: Vec<Result<Vec<NodeId>, Command>> = vec![
+        Ok(vec![1]),
+        Ok(vec![1, 2]),
+        Err(Command::AddShards {
+            shards: shards(&[0]),
+            start_unix_nano: 0,
+        }),
+        Err(acquire(0, 1, 1_000)),
+        Err(acquire(0, 2, 2_000)),
+        Err(Command::SetRetention {
+            policy: RetentionPolicy {
+                default_hours: Some(72),
+                clusters: BTreeMap::new(),
+            },
+        }),
+        Ok(vec![2]),
+        Err(acquire(0, 2, 3_000)),
+    ];
+    let run = || {
+        let mut s = ControlState::default();
+        let answers: Vec<Applied> = log
+            .iter()
+            .cloned()
+            .map(|step| match step {
+                Ok(ids) => {
+                    s.set_members(members(&ids));
+                    Applied::Done
+                }
+                Err(c) => s.apply(c),
+            })
+            .collect();
+        (s, answers)
+    };
+    let (a, answers) = run();
+    assert_eq!(run(), (a.clone(), answers.clone()));
+    assert!(matches!(answers[4], Applied::Refused(_)), "node 2 waits");
+    // Node 1 left: its lease ended, node 2 takes it with a new fence.
+    assert_eq!(
+        a.leases[&0],
+        Lease {
+            holder: 2,
+            fence: 2,
+            expires_at_ms: 13_000
+        }
+    );
+    // The state survives serialisation (snapshots).
+    let json = serde_json::to_string(&a).unwrap();
+    assert_eq!(serde_json::from_str::<ControlState>(&json).unwrap(), a);
+}
+
+#[test]
+fn one_holder_per_shard_and_fences_grow() {
+    let mut s = cluster_of_three();
+    let Applied::Lease(first) = s.apply(acquire(0, 1, 0)) else {
+        panic!("free lease granted")
+    };
+    // Another node is refused until the lease expires.
+    assert!(matches!(s.apply(acquire(0, 2, 9_999)), Applied::Refused(_)));
+    // The holder renews without a new fence.
+    let Applied::Lease(renewed) = s.apply(acquire(0, 1, 5_000)) else {
+        panic!("renewal")
+    };
+    assert_eq!(
+        (renewed.fence, renewed.expires_at_ms),
+        (first.fence, 15_000)
+    );
+    // Expired: another node takes over with a larger fence.
+    let Applied::Lease(taken) = s.apply(acquire(0, 2, 15_000)) else {
+        panic!("expired lease taken")
+    };
+    assert!(taken.fence > first.fence);
+    // The old holder can no longer release (or act) under its fence.
+    assert!(matches!(
+        s.apply(Command::ReleaseLease {
+            shard: 0,
+            node: 1,
+            fence: first.fence
+        }),
+        Applied::Refused(_)
+    ));
+    assert_eq!(
+        s.apply(Command::ReleaseLease {
+            shard: 0,
+            node: 2,
+            fence: taken.fence
+        }),
+        Applied::Done
+    );
+    // Shards and nodes must exist.
+    assert!(matches!(s.apply(acquire(9, 1, 0)), Applied::Refused(_)));
+    assert!(matches!(s.apply(acquire(1, 9, 0)), Applied::Refused(_)));
+}
+
+#[test]
+fn adding_shards_starts_an_epoch_and_keeps_old_traces_routed() {
+    let mut s = cluster_of_three();
+    let before = s.shard_map.clone().unwrap();
+    assert_eq!(
+        s.apply(Command::AddShards {
+            shards: shards(&[2]),
+            start_unix_nano: 5_000,
+        }),
+        Applied::Done
+    );
+    let after = s.shard_map.clone().unwrap();
+    assert_eq!(after.epochs().len(), 2);
+    assert_eq!(after.all_shards(), [0, 1, 2]);
+    for n in 1..500u128 {
+        let id = model::TraceId::from_bytes(&(n * 7_919).to_be_bytes()).unwrap();
+        assert_eq!(after.route(id, 4_999), before.route(id, 4_999));
+    }
+    // Re-adding a shard, or an epoch not after the last, is refused and
+    // changes nothing.
+    let snapshot = s.clone();
+    // A retried add of the same shard changes nothing and is no error.
+    assert_eq!(
+        s.apply(Command::AddShards {
+            shards: shards(&[2]),
+            start_unix_nano: 9_000,
+        }),
+        Applied::Unchanged
+    );
+    let mut moved = shards(&[1]);
+    if let Some(shard) = moved.get_mut(&1) {
+        shard.url = "postgres://elsewhere/traces".into();
+    }
+    for bad in [
+        Command::AddShards {
+            shards: moved,
+            start_unix_nano: 9_000,
+        },
+        Command::AddShards {
+            shards: shards(&[3]),
+            start_unix_nano: 5_000,
+        },
+        Command::AddShards {
+            shards: BTreeMap::new(),
+            start_unix_nano: 9_000,
+        },
+    ] {
+        assert!(matches!(s.apply(bad), Applied::Refused(_)));
+    }
+    assert_eq!(s, snapshot);
+}
+
+#[test]
+fn invalid_data_is_refused_without_changing_anything() {
+    let mut s = cluster_of_three();
+    let snapshot = s.clone();
+    let mut bad_policy = SamplingConfig::default();
+    bad_policy.head.default_probability = 2.0;
+    for bad in [
+        Command::PutPolicy {
+            cluster: "eu".into(),
+            policy: bad_policy,
+        },
+        Command::SetRetention {
+            policy: RetentionPolicy {
+                default_hours: Some(0),
+                clusters: BTreeMap::new(),
+            },
+        },
+        Command::PutCluster {
+            name: "not a cluster name!".into(),
+            cluster: RegisteredCluster {
+                identity: "spiffe://meridian/cluster/x".into(),
+            },
+        },
+    ] {
+        assert!(matches!(s.apply(bad), Applied::Refused(_)));
+    }
+    assert_eq!(s, snapshot);
+    assert_eq!(
+        s.apply(Command::DeleteCluster {
+            name: "nope".into()
+        }),
+        Applied::Unchanged
+    );
+    assert_eq!(
+        s.apply(Command::PutPolicy {
+            cluster: "*".into(),
+            policy: SamplingConfig::default(),
+        }),
+        Applied::Done
+    );
+    assert_eq!(
+        s.apply(Command::DeletePolicy {
+            cluster: "*".into()
+        }),
+        Applied::Done
+    );
+}

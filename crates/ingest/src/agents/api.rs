@@ -1,0 +1,238 @@
+//! `GET /api/v1/agents`: the agents of the whole gateway cluster.
+//!
+//! Each node knows only the agents that talk to it ([`super`]).
+//! `?scope=local` answers with this node's registry; without it the node
+//! also asks every other member (its `http_addr` from the replicated
+//! state) for `?scope=local`, concurrently, each within [`PEER_TIMEOUT`]
+//! and [`MAX_PEER_BODY`]. A member that does not answer is listed in
+//! `errors`; the answer is still 200.
+//!
+//! An agent seen by several nodes (it failed over) is one row: the
+//! gateway, connection, last-seen time and buffer of the freshest report
+//! (a connected one first), with the span totals and rates of all nodes
+//! added up ([`merge`]).
+//!
+//! ```json
+//! {"data":[{"cluster":"eu","agentId":"…","gateway":1,"connected":true,
+//!   "lastSeenMs":…,"spansPerSec":12.5,"spansTotal":900,
+//!   "buffer":{"usedBytes":0,"capacityBytes":67108864,"spans":0}}],
+//!  "errors":[{"gateway":2,"error":"…"}]}
+//! ```
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use axum::{
+    Json, Router,
+    extract::{Query, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use serde::{Deserialize, Serialize};
+
+use control_plane::ControlReader;
+use control_state::NodeId;
+use telemetry::clock::unix_ms_u64;
+
+use crate::agents::{AgentRegistry, AgentView};
+
+/// How long a member has to answer `?scope=local`.
+pub const PEER_TIMEOUT: Duration = Duration::from_secs(2);
+/// Largest `?scope=local` answer read from a member (10,000 agents fit).
+pub const MAX_PEER_BODY: usize = 16 << 20;
+
+#[derive(Clone)]
+struct AgentsApi {
+    registry: AgentRegistry,
+    plane: Arc<dyn ControlReader>,
+    http: reqwest::Client,
+}
+
+pub fn router(registry: AgentRegistry, plane: Arc<dyn ControlReader>) -> Router {
+    Router::new()
+        .route("/api/v1/agents", get(list))
+        .with_state(AgentsApi {
+            registry,
+            plane,
+            http: reqwest::Client::new(),
+        })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    scope: Option<String>,
+}
+
+/// A member that did not answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerError {
+    pub gateway: NodeId,
+    pub error: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AgentsResponse {
+    pub data: Vec<AgentView>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<PeerError>,
+}
+
+/// Why a member's list could not be had.
+#[derive(Debug, thiserror::Error)]
+enum PeerFetchError {
+    #[error("no http address announced")]
+    NoAddress,
+    #[error("request failed: {0}")]
+    Request(#[from] reqwest::Error),
+    #[error("answered HTTP {0}")]
+    Status(u16),
+    #[error("answer larger than {MAX_PEER_BODY} bytes")]
+    TooLarge,
+    #[error("unreadable answer: {0}")]
+    Decode(#[from] serde_json::Error),
+}
+
+async fn list(State(api): State<AgentsApi>, Query(p): Query<Params>) -> Response {
+    let me = api.plane.id();
+    let local = api.registry.with(|a| a.list(me, unix_ms_u64()));
+    match p.scope.as_deref() {
+        Some("local") => {
+            return Json(AgentsResponse {
+                data: local,
+                errors: Vec::new(),
+            })
+            .into_response();
+        }
+        None | Some("cluster") => {}
+        Some(other) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(serde_json::json!({
+                    "error": format!("unknown scope {other:?}: use \"local\" or \"cluster\"")
+                })),
+            )
+                .into_response();
+        }
+    }
+    let state = api.plane.state();
+    let peers = state.members.iter().filter(|(id, _)| **id != me);
+    let fetches = peers.map(|(id, m)| {
+        let (id, addr, http) = (*id, m.http_addr.clone(), api.http.clone());
+        async move { (id, fetch(&http, &addr).await) }
+    });
+    let mut rows = local;
+    let mut errors = Vec::new();
+    for (id, res) in futures::future::join_all(fetches).await {
+        match res {
+            Ok(mut r) => rows.append(&mut r.data),
+            Err(e) => {
+                tracing::warn!(gateway = id, error = %e, "member did not list its agents");
+                errors.push(PeerError {
+                    gateway: id,
+                    error: e.to_string(),
+                });
+            }
+        }
+    }
+    Json(AgentsResponse {
+        data: merge(rows),
+        errors,
+    })
+    .into_response()
+}
+
+async fn fetch(http: &reqwest::Client, addr: &str) -> Result<AgentsResponse, PeerFetchError> {
+    if addr.is_empty() {
+        return Err(PeerFetchError::NoAddress);
+    }
+    let mut resp = http
+        .get(format!("http://{addr}/api/v1/agents?scope=local"))
+        .timeout(PEER_TIMEOUT)
+        .send()
+        .await?;
+    if !resp.status().is_success() {
+        return Err(PeerFetchError::Status(resp.status().as_u16()));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if body.len() + chunk.len() > MAX_PEER_BODY {
+            return Err(PeerFetchError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(serde_json::from_slice(&body)?)
+}
+
+/// One row per (cluster, agent id): the freshest report (connected first,
+/// then the latest `lastSeenMs`) with the span totals and rates of every
+/// report added up. Sorted by cluster and id.
+pub fn merge(rows: Vec<AgentView>) -> Vec<AgentView> {
+    let mut by_agent: BTreeMap<(String, String), AgentView> = BTreeMap::new();
+    for r in rows {
+        match by_agent.entry((r.cluster.clone(), r.agent_id.clone())) {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(r);
+            }
+            std::collections::btree_map::Entry::Occupied(mut o) => {
+                let cur = o.get_mut();
+                let total = cur.spans_total.saturating_add(r.spans_total);
+                let rate = cur.spans_per_sec + r.spans_per_sec;
+                if (r.connected, r.last_seen_ms) > (cur.connected, cur.last_seen_ms) {
+                    let buffer = r.buffer.clone().or_else(|| cur.buffer.take());
+                    *cur = AgentView { buffer, ..r };
+                }
+                cur.spans_total = total;
+                cur.spans_per_sec = rate;
+            }
+        }
+    }
+    by_agent.into_values().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agents::BufferState;
+
+    fn row(gw: u64, connected: bool, seen: u64, total: u64, used: Option<u64>) -> AgentView {
+        AgentView {
+            cluster: "eu".into(),
+            agent_id: "a".into(),
+            gateway: gw,
+            connected,
+            last_seen_ms: seen,
+            spans_per_sec: total as f64 / 10.0,
+            spans_total: total,
+            buffer: used.map(|u| BufferState {
+                used_bytes: u,
+                capacity_bytes: 100,
+                spans: None,
+                oldest_age_ms: None,
+            }),
+            version: None,
+        }
+    }
+
+    #[test]
+    fn an_agent_that_failed_over_is_one_row_from_its_current_gateway() {
+        let mut other = row(3, false, 1, 5, None);
+        other.agent_id = "b".into();
+        let got = merge(vec![
+            row(1, false, 900, 100, Some(7)),
+            other.clone(),
+            row(2, true, 500, 20, None),
+        ]);
+        assert_eq!(got.len(), 2);
+        let a = &got[0];
+        assert_eq!((a.gateway, a.connected, a.last_seen_ms), (2, true, 500));
+        assert_eq!(a.spans_total, 120);
+        assert!((a.spans_per_sec - 12.0).abs() < 1e-9);
+        assert_eq!(
+            a.buffer.as_ref().map(|b| b.used_bytes),
+            Some(7),
+            "the older node's buffer report stands in for a missing one"
+        );
+        assert_eq!(got[1], other);
+    }
+}

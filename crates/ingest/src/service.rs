@@ -1,0 +1,323 @@
+//! The federation service (see `federation.proto`). `Forward`: identity
+//! check, admission, decode, cluster stamp, store write, ack after commit.
+//! `Control`: the same identity check, then the stream of
+//! [`crate::control_stream`]. `Decide`: the same identity check (and the claim on
+//! every batch), then the cross-cluster tail stream of `stitch::tail`.
+
+use std::{sync::Arc, time::Duration};
+
+use model::ClusterId;
+use proto::federation::{
+    ControlRequest, DigestBatch, ForwardRequest, ForwardResponse, federation_server::Federation,
+};
+use store::StoreError;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tonic::{Code, Request, Response, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use mtls::{Identity, identity_of};
+use stitch::tail::{DecideStream, TailDecisions};
+use telemetry::clock::unix_ms_u64;
+
+use crate::{
+    agents::{AgentKey, AgentRegistry},
+    control_stream::ControlStream,
+    metrics::GatewayMetrics,
+    view::ControlFeed,
+    write::{Ingest, STORE_RETRY_AFTER},
+};
+
+/// Admission is counted in KiB of uncompressed payload.
+const ADMISSION_UNIT: u64 = 1024;
+/// What agents are told to wait when admission is full.
+const OVERLOAD_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone)]
+pub struct FederationService {
+    ingest: Ingest,
+    metrics: GatewayMetrics,
+    /// Bounded in-flight uncompressed bytes (in KiB permits). Full policy:
+    /// reject with RESOURCE_EXHAUSTED + RetryInfo; the agent keeps the batch.
+    admission: Arc<Semaphore>,
+    max_payload_bytes: usize,
+    /// The control state agents follow (see [`crate::control_stream`]).
+    control: ControlFeed,
+    /// Cancelled at shutdown: ends every Control stream, so the server's
+    /// graceful stop does not wait for them.
+    shutdown: CancellationToken,
+    /// Cross-cluster tail decisions (`None`: `Decide` is unimplemented).
+    tail: Option<TailDecisions>,
+    /// The agents this node hears from (`GET /api/v1/agents`).
+    agents: AgentRegistry,
+}
+
+/// Which RPC an identity check is for (in logs and batch counts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rpc {
+    Forward,
+    Control,
+    Decide,
+}
+
+impl Rpc {
+    fn name(self) -> &'static str {
+        match self {
+            Rpc::Forward => "forward",
+            Rpc::Control => "control",
+            Rpc::Decide => "decide",
+        }
+    }
+}
+
+impl FederationService {
+    pub fn new(
+        ingest: Ingest,
+        metrics: GatewayMetrics,
+        max_inflight_bytes: u64,
+        max_payload_bytes: usize,
+        control: ControlFeed,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let permits = (max_inflight_bytes / ADMISSION_UNIT).clamp(1, u64::from(u32::MAX >> 3));
+        Self {
+            ingest,
+            metrics,
+            admission: Arc::new(Semaphore::new(permits as usize)),
+            max_payload_bytes,
+            control,
+            shutdown,
+            tail: None,
+            agents: AgentRegistry::default(),
+        }
+    }
+
+    /// Records agents in `agents` (by default a registry of its own).
+    pub fn with_agents(mut self, agents: AgentRegistry) -> Self {
+        self.agents = agents;
+        self
+    }
+
+    /// Serves `Decide` with `tail`.
+    pub fn with_tail(mut self, tail: TailDecisions) -> Self {
+        self.tail = Some(tail);
+        self
+    }
+
+    fn refuse(&self, rpc: Rpc, reason: &'static str, status: Status) -> Status {
+        self.metrics.identity_refused(reason);
+        if rpc == Rpc::Forward {
+            self.metrics.batch("refused");
+        }
+        status
+    }
+
+    fn cluster_of<T>(&self, rpc: Rpc, request: &Request<T>) -> Result<ClusterId, Status> {
+        let certs = request.peer_certs().ok_or_else(|| {
+            self.refuse(
+                rpc,
+                "no_identity",
+                Status::unauthenticated("a client certificate is required"),
+            )
+        })?;
+        let leaf = certs.first().ok_or_else(|| {
+            self.refuse(
+                rpc,
+                "no_identity",
+                Status::unauthenticated("a client certificate is required"),
+            )
+        })?;
+        match identity_of(leaf) {
+            Ok(Identity::Cluster(c)) => Ok(c),
+            Ok(Identity::Node(node)) => {
+                tracing::warn!(node, rpc = rpc.name(), "refused a node certificate");
+                Err(self.refuse(
+                    rpc,
+                    "node_cert",
+                    Status::permission_denied(
+                        "node certificates cannot forward spans; use a cluster certificate",
+                    ),
+                ))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, rpc = rpc.name(), "refused: no cluster identity in certificate");
+                Err(self.refuse(rpc, "no_identity", Status::permission_denied(e.to_string())))
+            }
+        }
+    }
+
+    /// Refuses a request whose `cluster` field is not the certificate's.
+    fn check_claim(
+        &self,
+        rpc: Rpc,
+        cluster: &ClusterId,
+        claimed: &str,
+        agent_id: &str,
+    ) -> Result<(), Status> {
+        if claimed == cluster.as_str() {
+            return Ok(());
+        }
+        tracing::warn!(
+            certificate = %cluster,
+            claimed,
+            agent_id,
+            rpc = rpc.name(),
+            "refused: agent --cluster disagrees with its certificate"
+        );
+        Err(self.refuse(
+            rpc,
+            "cluster_mismatch",
+            Status::permission_denied(format!(
+                "agent claims cluster {claimed:?} but its certificate is for {:?}",
+                cluster.as_str()
+            )),
+        ))
+    }
+}
+
+fn retryable(code: Code, msg: impl Into<String>, after: Duration) -> Status {
+    Status::with_error_details(code, msg.into(), ErrorDetails::with_retry_info(Some(after)))
+}
+
+#[tonic::async_trait]
+impl Federation for FederationService {
+    type ControlStream = ControlStream;
+    type DecideStream = DecideStream;
+
+    async fn decide(
+        &self,
+        request: Request<tonic::Streaming<DigestBatch>>,
+    ) -> Result<Response<DecideStream>, Status> {
+        let Some(tail) = &self.tail else {
+            return Err(Status::unimplemented(
+                "this gateway does not make cross-cluster tail decisions",
+            ));
+        };
+        let cluster = self.cluster_of(Rpc::Decide, &request)?;
+        let incoming = request.into_inner();
+        let svc = self.clone();
+        let claimed_by = cluster.clone();
+        let check = move |b: &DigestBatch| {
+            svc.check_claim(Rpc::Decide, &claimed_by, &b.cluster, &b.agent_id)
+        };
+        tracing::debug!(cluster = %cluster, "tail decision stream opened");
+        Ok(Response::new(tail.stream(
+            cluster,
+            incoming,
+            check,
+            self.shutdown.clone(),
+        )))
+    }
+
+    async fn control(
+        &self,
+        request: Request<ControlRequest>,
+    ) -> Result<Response<ControlStream>, Status> {
+        let cluster = self.cluster_of(Rpc::Control, &request)?;
+        let req = request.into_inner();
+        self.check_claim(Rpc::Control, &cluster, &req.cluster, &req.agent_id)?;
+        tracing::debug!(cluster = %cluster, agent_id = %req.agent_id, "control stream opened");
+        // The agent counts as connected while this stream lives.
+        let connected = self
+            .agents
+            .connect(AgentKey::new(cluster.clone(), &req.agent_id));
+        let updates = crate::control_stream::stream(
+            self.control.clone(),
+            cluster,
+            self.shutdown.clone(),
+            self.metrics.clone(),
+        );
+        Ok(Response::new(Box::pin(futures::StreamExt::map(
+            updates,
+            move |u| {
+                let _held = &connected;
+                u
+            },
+        ))))
+    }
+
+    async fn forward(
+        &self,
+        request: Request<ForwardRequest>,
+    ) -> Result<Response<ForwardResponse>, Status> {
+        let cluster = self.cluster_of(Rpc::Forward, &request)?;
+        let req = request.into_inner();
+        self.check_claim(Rpc::Forward, &cluster, &req.cluster, &req.agent_id)?;
+        let units = (req.uncompressed_size.max(req.payload.len() as u64) / ADMISSION_UNIT).max(1);
+        let units = u32::try_from(units).unwrap_or(u32::MAX);
+        let _permit = match Arc::clone(&self.admission).try_acquire_many_owned(units) {
+            Ok(p) => p,
+            Err(_) => {
+                self.metrics.batch("overloaded");
+                return Err(retryable(
+                    Code::ResourceExhausted,
+                    "gateway ingest is at its in-flight limit",
+                    OVERLOAD_RETRY_AFTER,
+                ));
+            }
+        };
+        let mut otlp = proto::payload::decode(
+            req.compression,
+            &req.payload,
+            req.uncompressed_size,
+            self.max_payload_bytes,
+        )
+        .map_err(|e| {
+            self.metrics.batch("invalid");
+            Status::invalid_argument(e.to_string())
+        })?;
+        let checked = proto::validate::sanitize(&mut otlp);
+        if let Err(e) = proto::convert::stamp_cluster(&mut otlp, &cluster) {
+            tracing::warn!(error = %e, agent_id = %req.agent_id, "refused forward: span data claims another cluster");
+            return Err(self.refuse(
+                Rpc::Forward,
+                "cluster_mismatch",
+                Status::permission_denied(e.to_string()),
+            ));
+        }
+        match self.ingest.write(&otlp, &cluster).await {
+            Ok(out) => {
+                self.metrics.batch("committed");
+                let key = AgentKey::new(cluster.clone(), &req.agent_id);
+                self.agents.with(|a| {
+                    a.forwarded(
+                        &key,
+                        checked.accepted,
+                        req.uncompressed_size,
+                        req.status.as_ref(),
+                        unix_ms_u64(),
+                    );
+                });
+                tracing::debug!(
+                    cluster = %cluster,
+                    agent_id = %req.agent_id,
+                    first = req.first_sequence,
+                    last = req.last_sequence,
+                    inserted = out.inserted,
+                    duplicates = out.duplicates,
+                    "batch committed"
+                );
+                Ok(Response::new(ForwardResponse {
+                    committed_sequence: req.last_sequence,
+                    accepted_spans: checked.accepted,
+                    rejected_spans: checked.rejected,
+                    error_message: checked.first_error.unwrap_or_default(),
+                }))
+            }
+            Err(StoreError::Unavailable(msg)) => {
+                self.metrics.batch("store_unavailable");
+                tracing::warn!(error = %msg, "store unavailable; agent will retry");
+                Err(retryable(Code::Unavailable, msg, STORE_RETRY_AFTER))
+            }
+            Err(e) => {
+                self.metrics.batch("store_error");
+                tracing::error!(error = %e, "store write failed");
+                Err(retryable(
+                    Code::Unavailable,
+                    e.to_string(),
+                    STORE_RETRY_AFTER,
+                ))
+            }
+        }
+    }
+}

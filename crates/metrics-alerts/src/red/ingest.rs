@@ -1,0 +1,181 @@
+//! `metrics.proto` `ForwardWindows`: agents' RED windows into the store.
+//!
+//! Identity as for `Forward`: the cluster is the client certificate's and
+//! the request's `cluster` must equal it. Every series of every window is
+//! stored as a `Red10s` record keyed by (cluster, series, window start,
+//! agent.epoch) — a replay of the same window replaces the record — and the
+//! agent is answered only after the store committed (it then releases the
+//! windows from its buffer). Invalid series (inconsistent sketch) refuse
+//! the whole batch with INVALID_ARGUMENT: the agent drops it, as retrying
+//! cannot help.
+
+use std::{collections::HashMap, sync::Arc, sync::Mutex, time::Duration};
+
+use model::red::SeriesKey;
+use proto::metrics::{
+    ForwardWindowsRequest, ForwardWindowsResponse, WindowBatch, metrics_server::Metrics,
+};
+use store::{Record, RecordKind, SpanStore, StoreError};
+use tonic::{Code, Request, Response, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use super::{keys, prom::RedProm};
+use mtls::{Identity, identity_of};
+
+/// Series one request may carry (a 10 s window of a large cluster is a
+/// few thousand).
+pub const MAX_SERIES_PER_REQUEST: usize = 200_000;
+/// Agents whose last counted sequence is remembered for `/metrics`
+/// (replay dedup); beyond it the map is cleared (a replay may then be
+/// counted twice on `/metrics`, never in the store).
+const MAX_AGENTS: usize = 100_000;
+const RETRY_AFTER: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone)]
+pub struct MetricsService {
+    store: Arc<dyn SpanStore>,
+    prom: RedProm,
+    max_payload_bytes: usize,
+    /// agent id → last sequence counted on `/metrics`.
+    counted: Arc<Mutex<HashMap<String, u64>>>,
+}
+
+impl MetricsService {
+    pub fn new(store: Arc<dyn SpanStore>, prom: RedProm, max_payload_bytes: usize) -> Self {
+        Self {
+            store,
+            prom,
+            max_payload_bytes,
+            counted: Arc::default(),
+        }
+    }
+
+    /// The RPC after the identity check (`cluster` is the certificate's):
+    /// decode, store every series, count them on `/metrics`. Public for
+    /// the RED benchmark (`meridian-red-bench`), which has no peer
+    /// certificate to present.
+    #[doc(hidden)]
+    pub async fn store_windows(
+        &self,
+        cluster: &str,
+        req: &ForwardWindowsRequest,
+    ) -> Result<ForwardWindowsResponse, Status> {
+        let batch: WindowBatch = proto::payload::decode_as(
+            req.compression,
+            &req.payload,
+            req.uncompressed_size,
+            self.max_payload_bytes,
+        )
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let n: usize = batch.windows.iter().map(|w| w.series.len()).sum();
+        if n > MAX_SERIES_PER_REQUEST {
+            return Err(Status::invalid_argument(format!(
+                "{n} series in one request; at most {MAX_SERIES_PER_REQUEST}"
+            )));
+        }
+        let rows = records(cluster, &req.agent_id, &batch)?;
+        let recs: Vec<Record> = rows.iter().map(|r| r.2.clone()).collect();
+        match self.store.put_records(&recs).await {
+            Ok(()) => {}
+            Err(e) => {
+                let msg = match e {
+                    StoreError::Unavailable(m) => m,
+                    other => other.to_string(),
+                };
+                tracing::warn!(error = %msg, "storing red windows failed; agent will retry");
+                return Err(Status::with_error_details(
+                    Code::Unavailable,
+                    msg,
+                    ErrorDetails::with_retry_info(Some(RETRY_AFTER)),
+                ));
+            }
+        }
+        if self.first_time(&req.agent_id, req.first_sequence, req.last_sequence) {
+            for (series, _, _, agg) in &rows {
+                self.prom.add(series, agg);
+            }
+        }
+        Ok(ForwardWindowsResponse {
+            committed_sequence: req.last_sequence,
+            series: n as u64,
+        })
+    }
+
+    /// Whether this batch is new to this gateway's `/metrics` counters.
+    fn first_time(&self, agent: &str, first: u64, last: u64) -> bool {
+        let mut counted = self.counted.lock().unwrap_or_else(|p| p.into_inner());
+        if counted.len() >= MAX_AGENTS && !counted.contains_key(agent) {
+            counted.clear();
+        }
+        let seen = counted.entry(agent.to_owned()).or_default();
+        if first <= *seen {
+            return false;
+        }
+        *seen = (*seen).max(last);
+        true
+    }
+}
+
+fn cluster_of<T>(request: &Request<T>) -> Result<String, Status> {
+    let leaf = request
+        .peer_certs()
+        .and_then(|c| c.first().cloned())
+        .ok_or_else(|| Status::unauthenticated("a client certificate is required"))?;
+    match identity_of(&leaf) {
+        Ok(Identity::Cluster(c)) => Ok(c.as_str().to_owned()),
+        Ok(Identity::Node(_)) => Err(Status::permission_denied(
+            "node certificates cannot forward metrics; use a cluster certificate",
+        )),
+        Err(e) => Err(Status::permission_denied(e.to_string())),
+    }
+}
+
+/// The records of a batch, stamped with the certificate's cluster.
+pub fn records(
+    cluster: &str,
+    agent_id: &str,
+    batch: &WindowBatch,
+) -> Result<Vec<(SeriesKey, i64, Record, model::red::Aggregate)>, Status> {
+    let mut out = Vec::new();
+    for w in &batch.windows {
+        let writer = format!("{agent_id}.{}", w.agent_epoch);
+        for s in &w.series {
+            let agg =
+                proto::red::from_series(s).map_err(|e| Status::invalid_argument(e.to_string()))?;
+            let series = SeriesKey {
+                cluster: cluster.to_owned(),
+                service: s.service.clone(),
+                operation: s.operation.clone(),
+                span_kind: s.span_kind.clone(),
+                status_code: s.status_code.clone(),
+            };
+            let record = Record {
+                kind: RecordKind::Red10s,
+                key: keys::key(&series, w.start_ms, &writer),
+                time_ms: w.start_ms,
+                value: keys::encode_value(&agg),
+                trace: None,
+            };
+            out.push((series, w.start_ms, record, agg));
+        }
+    }
+    Ok(out)
+}
+
+#[tonic::async_trait]
+impl Metrics for MetricsService {
+    async fn forward_windows(
+        &self,
+        request: Request<ForwardWindowsRequest>,
+    ) -> Result<Response<ForwardWindowsResponse>, Status> {
+        let cluster = cluster_of(&request)?;
+        let req = request.into_inner();
+        if req.cluster != cluster {
+            return Err(Status::permission_denied(format!(
+                "agent claims cluster {:?} but its certificate is for {cluster:?}",
+                req.cluster
+            )));
+        }
+        self.store_windows(&cluster, &req).await.map(Response::new)
+    }
+}

@@ -1,0 +1,20 @@
+//! mTLS for the gateway's ports (federation from agents, Raft between
+//! gateways).
+//!
+//! - [`config`]: rustls server configs from PEM files, requiring a client
+//!   certificate signed by the Meridian CA;
+//! - [`accept`]: the bounded accept loop handing established streams to
+//!   tonic;
+//! - [`certs`]: the development CA, agent and node certificates, and the
+//!   identity a certificate proves ([`Identity`]: a cluster or a node).
+//!
+//! Must not know: what travels over the connections (no proto, no store,
+//! no Raft). Ingest, the control plane and metrics-alerts depend on it.
+
+pub mod accept;
+pub mod certs;
+pub mod config;
+
+pub use accept::{OnRefused, incoming};
+pub use certs::{CertError, Identity, identity_of};
+pub use config::{TlsError, server_config};

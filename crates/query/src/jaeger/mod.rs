@@ -1,0 +1,270 @@
+//! Jaeger's v1 JSON query API (REFERENCE.md, "Jaeger query API v1 JSON").
+
+pub mod model;
+pub mod params;
+
+use std::sync::Arc;
+
+use ::model::TraceId;
+use axum::{
+    Json, Router,
+    extract::{Path, RawQuery, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use serde::Serialize;
+use serde_json::{Value, json};
+use store::{SpanStore, StoreError};
+use telemetry::clock::unix_nanos;
+
+use params::TracesRequest;
+
+type Store = Arc<dyn SpanStore>;
+
+pub fn router(store: Store) -> Router {
+    Router::new()
+        .route("/api/services", get(services))
+        .route(
+            "/api/services/{service}/operations",
+            get(service_operations),
+        )
+        .route("/api/operations", get(operations))
+        .route("/api/traces", get(traces))
+        .route("/api/traces/{id}", get(trace_by_id))
+        .with_state(store)
+}
+
+/// Jaeger's envelope: `{data, total, limit, offset, errors}`.
+fn ok<T: Serialize>(data: Vec<T>) -> Response {
+    let total = data.len();
+    Json(json!({"data": data, "total": total, "limit": 0, "offset": 0, "errors": null}))
+        .into_response()
+}
+
+/// A partial answer: the data found, HTTP 200, and what is missing in
+/// `errors` (one 503 per warning), which Jaeger UI shows above the results.
+fn partial<T: Serialize>(data: Vec<T>, warnings: &[String]) -> Response {
+    let total = data.len();
+    let errors: Vec<Value> = warnings
+        .iter()
+        .map(|w| json!({"code": StatusCode::SERVICE_UNAVAILABLE.as_u16(), "msg": w}))
+        .collect();
+    Json(json!({"data": data, "total": total, "limit": 0, "offset": 0, "errors": errors}))
+        .into_response()
+}
+
+fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+    let msg = msg.into();
+    (
+        status,
+        Json(json!({
+            "data": null, "total": 0, "limit": 0, "offset": 0,
+            "errors": [{"code": status.as_u16(), "msg": msg}],
+        })),
+    )
+        .into_response()
+}
+
+fn bad_request(msg: impl Into<String>) -> Response {
+    error(StatusCode::BAD_REQUEST, msg)
+}
+
+fn store_error(e: StoreError) -> Response {
+    tracing::warn!(error = %e, "query failed in the store");
+    let status =
+        StatusCode::from_u16(e.code().http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    error(status, e.to_string())
+}
+
+async fn services(State(store): State<Store>) -> Response {
+    match store.services().await {
+        Ok(s) => ok(s),
+        Err(e) => store_error(e),
+    }
+}
+
+async fn service_operations(State(store): State<Store>, Path(service): Path<String>) -> Response {
+    match store.operations(&service, None).await {
+        Ok(ops) => {
+            let mut names: Vec<String> = ops.into_iter().map(|o| o.name).collect();
+            names.dedup();
+            ok(names)
+        }
+        Err(e) => store_error(e),
+    }
+}
+
+async fn operations(State(store): State<Store>, RawQuery(q): RawQuery) -> Response {
+    let pairs = params::pairs(q.as_deref());
+    let Some(service) = pairs
+        .iter()
+        .find(|(k, v)| k == "service" && !v.is_empty())
+        .map(|(_, v)| v.clone())
+    else {
+        return bad_request("parameter 'service' is required");
+    };
+    let kind = match params::span_kind(&pairs) {
+        Ok(k) => k,
+        Err(e) => return bad_request(e),
+    };
+    match store.operations(&service, kind).await {
+        Ok(ops) => ok(ops
+            .into_iter()
+            .map(|o| json!({"name": o.name, "spanKind": o.span_kind.jaeger_name().unwrap_or("")}))
+            .collect::<Vec<Value>>()),
+        Err(e) => store_error(e),
+    }
+}
+
+async fn traces(State(store): State<Store>, RawQuery(q): RawQuery) -> Response {
+    let pairs = params::pairs(q.as_deref());
+    match params::traces_request(&pairs, unix_nanos()) {
+        Err(e) => bad_request(e),
+        Ok(TracesRequest::Search(query)) => match store.search(&query).await {
+            Ok(found) if found.warnings.is_empty() => {
+                ok(found.traces.iter().map(model::trace).collect())
+            }
+            Ok(found) => {
+                tracing::warn!(warnings = ?found.warnings, "search answered with partial results");
+                partial(
+                    found.traces.iter().map(model::trace).collect(),
+                    &found.warnings,
+                )
+            }
+            Err(e) => store_error(e),
+        },
+        Ok(TracesRequest::ById(ids)) => {
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                match store.get_trace(id).await {
+                    Ok(Some(t)) => out.push(model::trace(&t)),
+                    Ok(None) => {}
+                    Err(e) => return store_error(e),
+                }
+            }
+            ok(out)
+        }
+    }
+}
+
+async fn trace_by_id(
+    State(store): State<Store>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let id = match TraceId::from_hex(&id) {
+        Ok(id) => id,
+        Err(e) => return bad_request(format!("invalid trace id {id:?}: {e}")),
+    };
+    let raw = params::pairs(q.as_deref())
+        .iter()
+        .any(|(k, v)| k == "raw" && (v == "true" || v == "1"));
+    match store.get_trace(id).await {
+        Ok(Some(t)) => {
+            match crate::stitched::shown_trace(store.as_ref(), t.clone(), raw).await {
+                Ok((shown, warnings)) => {
+                    let mut j = model::trace(&shown);
+                    if !warnings.is_empty() {
+                        j.warnings = Some(warnings);
+                    }
+                    ok(vec![j])
+                }
+                // Without offsets (a backend that keeps no records) the
+                // stored times are shown.
+                Err(e) => {
+                    tracing::debug!(error = %e, "no clock offsets; showing stored times");
+                    ok(vec![model::trace(&t)])
+                }
+            }
+        }
+        Ok(None) => error(StatusCode::NOT_FOUND, "trace not found"),
+        Err(e) => store_error(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+    use store::{
+        SearchResult,
+        testsuite::{SpanBuilder, trace_id},
+    };
+    use tower::ServiceExt;
+
+    use super::*;
+    use store::testsuite::fake::FakeStore;
+
+    async fn get(store: Arc<FakeStore>, uri: &str) -> (StatusCode, Value) {
+        let resp = router(store)
+            .oneshot(
+                http::Request::get(uri)
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("infallible");
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    fn one_trace() -> ::model::Trace {
+        ::model::Trace {
+            trace_id: trace_id(7),
+            spans: vec![SpanBuilder::new(7, 1, "api").build()],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_partial_search_is_200_with_each_warning_in_errors() {
+        let store = Arc::new(FakeStore::default());
+        store.set_search(Ok(SearchResult {
+            traces: vec![one_trace()],
+            warnings: vec![
+                "shard 1 did not answer, results are partial: store unavailable: refused".into(),
+                "shard 0: scan stopped at 10000 traces".into(),
+            ],
+        }));
+        let (status, body) = get(store, "/api/traces?service=api").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["total"], 1);
+        assert_eq!(
+            body["data"][0]["traceID"],
+            "5a000000000000000000000000000007"
+        );
+        assert_eq!(
+            body["errors"],
+            json!([
+                {"code": 503, "msg": "shard 1 did not answer, results are partial: store unavailable: refused"},
+                {"code": 503, "msg": "shard 0: scan stopped at 10000 traces"},
+            ])
+        );
+    }
+
+    #[tokio::test]
+    async fn a_complete_search_has_null_errors() {
+        let store = Arc::new(FakeStore::default());
+        store.set_search(Ok(SearchResult {
+            traces: vec![one_trace()],
+            warnings: Vec::new(),
+        }));
+        let (status, body) = get(store, "/api/traces?service=api").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["errors"], Value::Null);
+        assert_eq!(body["total"], 1);
+    }
+
+    #[tokio::test]
+    async fn a_search_no_shard_answers_stays_an_error() {
+        let store = Arc::new(FakeStore::default());
+        store.set_search(Err("shard 0 did not answer; shard 1 did not answer".into()));
+        let (status, body) = get(store, "/api/traces?service=api").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["data"], Value::Null);
+        assert_eq!(body["errors"][0]["code"], 503);
+    }
+}

@@ -1,0 +1,35 @@
+//! Query APIs served on `--http`.
+//!
+//! - [`jaeger`]: Jaeger's v1 JSON API (`/api/services`, `/api/operations`,
+//!   `/api/services/{s}/operations`, `/api/traces`, `/api/traces/{id}`), so
+//!   Jaeger UI and Grafana's Jaeger data source work unchanged.
+//!   A trace by id is corrected for clock skew ([`skew`]) unless
+//!   `?raw=true`; each process carries the `meridian.cluster` tag.
+//! - [`stitched`]: what stitching adds: `/api/dependencies`, `/api/v1/graph`,
+//!   `/api/v1/clusters`, `/api/v1/traces/{id}/summary` and `/links`.
+//! - [`storage`]: `/api/v1/storage`, storage used per shard and cluster.
+//!
+//! Query parsing and the OTLP → Jaeger mapping are pure functions; the
+//! handlers only call the store.
+//!
+//! Must not know: ingest, the control plane, SQL (only the `SpanStore`
+//! trait) or how the derived records are made (it reads the formats
+//! `stitch` defines).
+
+pub mod duration;
+pub mod jaeger;
+pub mod skew;
+pub mod stitched;
+pub mod storage;
+
+use std::sync::Arc;
+
+use axum::Router;
+use store::SpanStore;
+
+/// Every query route, with the store as state.
+pub fn router(store: Arc<dyn SpanStore>) -> Router {
+    jaeger::router(Arc::clone(&store))
+        .merge(stitched::router(Arc::clone(&store)))
+        .merge(storage::router(store))
+}

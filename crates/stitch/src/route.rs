@@ -1,0 +1,282 @@
+//! Routing notes to the worker of each trace's shard: after the store
+//! committed a batch, every gateway turns each span into a [`Note`] and
+//! sends it to the worker of the span's shard, locally into the worker's
+//! queue or over the peer bus ([`Topic::Stitch`]) in batches. Nothing here
+//! waits on ingest: what cannot be queued is dropped and counted.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use control_plane::{
+    PeerBus,
+    peer::{PeerHandler, Topic},
+};
+use control_state::NodeId;
+use futures::future::BoxFuture;
+use model::{Span, TraceId};
+use store::{SpanStore, shard::ShardId};
+use telemetry::Shutdown;
+use tokio::sync::mpsc;
+
+use crate::{StitchConfig, StitchMetrics, trace_state::Note, worker::Worker};
+
+/// Tail-sampling drop reports waiting for the local worker, at most.
+pub const DROP_REPORTS: usize = 10_000;
+
+/// A cluster dropped its spans of a trace for good.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DroppedReport {
+    pub trace: TraceId,
+    pub shard: ShardId,
+    pub cluster: String,
+    /// `verdict_timeout`, ...
+    pub reason: String,
+    pub spans: u64,
+}
+
+/// Notes with the shard of their trace.
+pub type Batch = Vec<(ShardId, Note)>;
+
+/// Routes notes to the workers and runs this node's worker.
+#[derive(Clone)]
+pub struct Stitcher {
+    plane: Arc<dyn PeerBus>,
+    local: mpsc::Sender<Batch>,
+    drops: mpsc::Sender<DroppedReport>,
+    outboxes: Arc<Mutex<HashMap<NodeId, mpsc::Sender<Batch>>>>,
+    config: Arc<StitchConfig>,
+    metrics: StitchMetrics,
+    /// Owns the worker and the per-peer send loops.
+    jobs: Shutdown,
+}
+
+impl std::fmt::Debug for Stitcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stitcher").finish_non_exhaustive()
+    }
+}
+
+impl Stitcher {
+    /// Starts this node's worker (a task of `jobs`, until it shuts down)
+    /// and registers the peer handler that feeds it.
+    pub fn start(
+        plane: Arc<dyn PeerBus>,
+        store: Arc<dyn SpanStore>,
+        config: StitchConfig,
+        metrics: StitchMetrics,
+        jobs: &Shutdown,
+    ) -> Self {
+        // Batches, not notes, are queued: the bound is in notes, enforced
+        // by the batch size.
+        let batches = (config.queue_notes / config.batch_notes.max(1)).max(8);
+        let (tx, rx) = mpsc::channel(batches);
+        let (drops_tx, drops_rx) = mpsc::channel(DROP_REPORTS);
+        let config = Arc::new(config);
+        let worker = Worker::new(
+            plane.id(),
+            Arc::clone(&store),
+            Arc::clone(&config),
+            metrics.clone(),
+        );
+        jobs.spawn(worker.run(rx, drops_rx, jobs.token().clone()));
+        plane.peer_handlers().register(
+            Topic::Stitch,
+            Arc::new(Inbox {
+                tx: tx.clone(),
+                metrics: metrics.clone(),
+            }),
+        );
+        Self {
+            plane,
+            local: tx,
+            drops: drops_tx,
+            outboxes: Arc::default(),
+            config,
+            metrics,
+            jobs: jobs.clone(),
+        }
+    }
+
+    pub fn metrics(&self) -> &StitchMetrics {
+        &self.metrics
+    }
+
+    /// Records that `cluster` dropped its spans of a trace for good (from a
+    /// tail-sampling report reaching this node, the worker of the trace's
+    /// shard). Never waits: beyond [`DROP_REPORTS`] queued, the report is
+    /// dropped and counted.
+    pub fn note_dropped(&self, report: DroppedReport) {
+        if self.drops.try_send(report).is_err() {
+            self.metrics.drop_notes("drop_reports_full", 1);
+        }
+    }
+
+    /// Notes the spans of a committed write. Never waits: what cannot be
+    /// queued is dropped and counted.
+    pub fn observe(&self, spans: &[Span]) {
+        if spans.is_empty() {
+            return;
+        }
+        let state = self.plane.state();
+        let mut by_worker: HashMap<NodeId, Batch> = HashMap::new();
+        let mut no_worker = 0;
+        for span in spans {
+            let shard = state
+                .shard_map
+                .as_ref()
+                .map_or(0, |m| m.route(span.trace_id, span.start_unix_nano));
+            match self.plane.worker_of(shard) {
+                Some(w) => by_worker
+                    .entry(w)
+                    .or_default()
+                    .push((shard, Note::of(span))),
+                None => no_worker += 1,
+            }
+        }
+        if no_worker > 0 {
+            self.metrics.drop_notes("no_worker", no_worker);
+        }
+        for (worker, batch) in by_worker {
+            self.send_to(worker, batch);
+        }
+    }
+
+    /// Queues a batch for `worker` (in chunks), counting what does not fit.
+    fn send_to(&self, worker: NodeId, batch: Batch) {
+        for chunk in chunks(batch, self.config.batch_notes) {
+            let n = chunk.len();
+            let sent = if worker == self.plane.id() {
+                self.local.try_send(chunk).is_ok()
+            } else {
+                self.outbox(worker).try_send(chunk).is_ok()
+            };
+            if !sent {
+                self.metrics.drop_notes("queue_full", n);
+            }
+        }
+    }
+
+    /// Routes a batch again after its worker did not answer: to the new
+    /// worker of each note's shard once the lease moved. Returns the notes
+    /// whose worker is still `failed`.
+    fn reroute(&self, failed: NodeId, batch: Batch) -> Batch {
+        let mut by_worker: HashMap<NodeId, Batch> = HashMap::new();
+        let mut stay = Vec::new();
+        for (shard, note) in batch {
+            match self.plane.worker_of(shard) {
+                Some(w) if w != failed => by_worker.entry(w).or_default().push((shard, note)),
+                _ => stay.push((shard, note)),
+            }
+        }
+        for (worker, batch) in by_worker {
+            self.send_to(worker, batch);
+        }
+        stay
+    }
+
+    /// The queue to a peer worker, started on first use.
+    fn outbox(&self, to: NodeId) -> mpsc::Sender<Batch> {
+        let mut boxes = match self.outboxes.lock() {
+            Ok(b) => b,
+            Err(p) => p.into_inner(),
+        };
+        boxes
+            .entry(to)
+            .or_insert_with(|| {
+                let (tx, rx) = mpsc::channel(64);
+                self.jobs.spawn(send_loop(self.clone(), to, rx));
+                tx
+            })
+            .clone()
+    }
+}
+
+fn chunks(mut batch: Batch, size: usize) -> Vec<Batch> {
+    let size = size.max(1);
+    if batch.len() <= size {
+        return vec![batch];
+    }
+    let mut out = Vec::new();
+    while batch.len() > size {
+        let rest = batch.split_off(size);
+        out.push(batch);
+        batch = rest;
+    }
+    out.push(batch);
+    out
+}
+
+/// How long notes for an unreachable worker are kept, waiting for its
+/// shard's lease to move, before they are dropped.
+const REROUTE_FOR: Duration = Duration::from_secs(30);
+
+/// Sends one peer's notes, one batch per message. When the peer does not
+/// answer, the batch waits (the other batches for that peer queue behind
+/// it, up to the outbox bound) until its shard's lease moves to another
+/// node, which then gets it.
+async fn send_loop(stitcher: Stitcher, to: NodeId, mut rx: mpsc::Receiver<Batch>) {
+    let cancel = stitcher.jobs.token().clone();
+    loop {
+        let mut batch = tokio::select! {
+            _ = cancel.cancelled() => return,
+            b = rx.recv() => match b { Some(b) => b, None => return },
+        };
+        let since = tokio::time::Instant::now();
+        let mut backoff = Duration::from_millis(200);
+        while let Ok(body) = serde_json::to_vec(&batch) {
+            match stitcher
+                .plane
+                .send_peer(to, Topic::Stitch, &body, Duration::from_secs(5))
+                .await
+            {
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::debug!(to, error = %e, "stitch notes not delivered; waiting for the lease to move");
+                    batch = stitcher.reroute(to, batch);
+                    if batch.is_empty() {
+                        break;
+                    }
+                    if since.elapsed() >= REROUTE_FOR {
+                        stitcher.metrics.drop_notes("peer_unreachable", batch.len());
+                        break;
+                    }
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+}
+
+/// Takes peers' notes into the local worker's queue.
+struct Inbox {
+    tx: mpsc::Sender<Batch>,
+    metrics: StitchMetrics,
+}
+
+impl PeerHandler for Inbox {
+    fn handle(
+        &self,
+        _from: NodeId,
+        payload: Vec<u8>,
+    ) -> BoxFuture<'static, Result<Vec<u8>, String>> {
+        let tx = self.tx.clone();
+        let metrics = self.metrics.clone();
+        Box::pin(async move {
+            let batch: Batch =
+                serde_json::from_slice(&payload).map_err(|e| format!("bad stitch notes: {e}"))?;
+            let n = batch.len();
+            tx.try_send(batch).map_err(|_| {
+                metrics.drop_notes("queue_full", n);
+                "stitching queue full".to_owned()
+            })?;
+            Ok(Vec::new())
+        })
+    }
+}
