@@ -1,5 +1,6 @@
-"""Shared helpers of the deploy tests: the chart's renders, the committed
-plain manifests, and the containers in them."""
+"""Shared helpers of the deploy tests: the chart's renders (by Helm's engine,
+through deploy/tools/render.py), the committed plain manifests, and the
+containers in them."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ DEPLOY = Path(__file__).resolve().parent.parent
 ROOT = DEPLOY.parent
 sys.path.insert(0, str(DEPLOY / "tools"))
 
-import gotemplate  # noqa: E402,F401
 import render  # noqa: E402
 
 
@@ -28,6 +28,7 @@ def k8s_files() -> dict[str, list[dict]]:
 
 
 def preset_docs(*presets: str, sets: tuple[str, ...] = ()) -> list[dict]:
+    """`helm template meridian CHART -n meridian -f PRESET… --set SET…`."""
     files = [render.CHART / render.PRESETS[p] for p in presets]
     return docs(render.render(render.load_values(files, list(sets))))
 

@@ -11,6 +11,7 @@ import fnmatch
 import json
 import re
 import subprocess
+import sys
 import tempfile
 import unittest
 from pathlib import Path
@@ -19,7 +20,7 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
-from common import DEPLOY, containers, docs, find, gotemplate, k8s_files, one, preset_docs, render
+from common import DEPLOY, containers, docs, find, k8s_files, one, preset_docs, render
 
 # The oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and the
 # newest schemas kubernetes-validate ships.
@@ -62,7 +63,7 @@ RENDERS = all_renders()
 def fails_with(*sets: str, preset: str | None = None) -> str:
     try:
         preset_docs(*([preset] if preset else []), sets=sets)
-    except gotemplate.FailError as e:
+    except render.RenderError as e:
         return str(e)
     raise AssertionError(f"rendering with {sets} did not fail")
 
@@ -200,7 +201,7 @@ class Values(unittest.TestCase):
 
     def test_cli_reports_failures(self):
         r = subprocess.run(
-            ["python3", str(DEPLOY / "tools" / "render.py"), "--set", "gateway.store.existingSecret=x"],
+            [sys.executable, str(DEPLOY / "tools" / "render.py"), "--set", "gateway.store.existingSecret=x"],
             capture_output=True, text=True,
         )
         self.assertEqual(r.returncode, 1)

@@ -1,34 +1,54 @@
 #!/usr/bin/env python3
-"""Renders the Meridian Helm chart without Helm, like `helm template`.
+"""Renders the Meridian Helm chart with Helm's own engine, as `helm template`.
 
     deploy/tools/render.py --preset dev            # values.yaml + values-dev.yaml
     deploy/tools/render.py -f my-values.yaml --set agent.clusterName=eu-west
     deploy/tools/render.py --write                 # regenerate deploy/k8s/*.yaml
     deploy/tools/render.py --check                 # exit 1 if deploy/k8s/ is stale
 
-Values are merged as Helm merges them (values.yaml < each -f / --preset
-file in order < --set), templates are rendered by `gotemplate` (the subset
-of Go templates the chart uses), and the documents come out in Helm's
-install order, each under a `# Source:` line. Needs PyYAML.
+There is no Go template code here. The engine is Helm v4.2.3's Go SDK,
+compiled into the native library of the PyPI package `helm-python-sdk`
+(pinned by hash in deploy/requirements-helm.txt; scripts/test-deploy.sh
+installs it). The chart is rendered by Helm's install action in client-only
+dry-run mode, the code path of `helm template`: no cluster, no network, an
+in-memory release store. So `render.py --preset dev` prints what
+`helm template meridian deploy/helm/meridian -n meridian -f
+deploy/helm/meridian/values-dev.yaml` prints.
+
+What this file does itself is the part of the helm CLI around the action,
+kept as Helm v4.2.3 does it:
+- values: each -f file is parsed by Helm's YAML reader (one document at a
+  time, merged like `loader.LoadValues`), the files are merged in order and
+  then each --set (parsed by Helm's strvals) with `loader.MergeMaps`; the
+  chart's values.yaml is coalesced by the action, so a null deletes a
+  default;
+- output: the release manifest, trimmed, with a newline (`helm template`
+  prints hooks after it; the chart has none, which test_render checks).
+
+Two limits, both refused or harmless: a --set with a list index (`a[0]=x`)
+is refused (Helm edits the list in place, a merge would replace it; use -f),
+and numbers reach the templates as float64 (the values cross to the library
+as JSON), where `helm template --set n=3` passes an int64. Values files give
+float64 in Helm too, so the chart converts with int64 wherever it compares or
+prints a number.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import difflib
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import gotemplate  # noqa: E402
-
 DEPLOY = Path(__file__).resolve().parent.parent
 CHART = DEPLOY / "helm" / "meridian"
 K8S = DEPLOY / "k8s"
+
+# The Helm release compiled into the pinned helm-python-sdk; render.py
+# refuses any other, so a changed pin is a deliberate, visible change.
+HELM_SDK_VERSION = "v4.2.3"
 
 # The plain manifests in deploy/k8s/: file name → preset files (in order).
 MANIFESTS: dict[str, list[str]] = {
@@ -46,133 +66,140 @@ PRESETS = {
 RELEASE = "meridian"
 NAMESPACE = "meridian"
 
-# Helm's install order (pkg/releaseutil/kind_sorter.go); other kinds after.
-KIND_ORDER = [
-    "PriorityClass", "Namespace", "NetworkPolicy", "ResourceQuota", "LimitRange",
-    "PodSecurityPolicy", "PodDisruptionBudget", "ServiceAccount", "Secret",
-    "SecretList", "ConfigMap", "StorageClass", "PersistentVolume",
-    "PersistentVolumeClaim", "CustomResourceDefinition", "ClusterRole",
-    "ClusterRoleList", "ClusterRoleBinding", "ClusterRoleBindingList", "Role",
-    "RoleList", "RoleBinding", "RoleBindingList", "Service", "DaemonSet", "Pod",
-    "ReplicationController", "ReplicaSet", "Deployment", "HorizontalPodAutoscaler",
-    "StatefulSet", "Job", "CronJob", "IngressClass", "Ingress", "APIService",
-]
+
+class RenderError(Exception):
+    """Helm refused the values or the chart: a `fail` or `required` in a
+    template, invalid YAML, a bad release name. The message is Helm's."""
 
 
-def _floats(v: Any) -> Any:
-    """Helm reads every number in values as a float64."""
-    if isinstance(v, bool) or v is None:
-        return v
-    if isinstance(v, int):
-        return float(v)
-    if isinstance(v, dict):
-        return {k: _floats(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_floats(x) for x in v]
-    return v
+def _helm():
+    """The helm_python module, checked to carry the pinned Helm."""
+    try:
+        import helm_python
+    except ImportError as e:
+        raise SystemExit(
+            f"render.py needs Helm's engine ({e}): run scripts/test-deploy.sh, or "
+            "pip install --require-hashes --no-deps -r deploy/requirements-helm.txt"
+        ) from None
+    have = helm_python.helm_sdk_version()
+    if have != HELM_SDK_VERSION:
+        raise SystemExit(f"helm-python-sdk carries Helm {have}, render.py is pinned to {HELM_SDK_VERSION}")
+    return helm_python
 
 
-def merge(base: dict, over: dict) -> dict:
-    """Helm's coalescing: maps merge key by key, anything else replaces,
-    and a null in the override deletes the key."""
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        if v is None:
-            out.pop(k, None)
-        elif isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = merge(out[k], v)
+def merge_maps(a: dict, b: dict) -> dict:
+    """Helm's loader.MergeMaps: maps merge key by key, anything else (null
+    included) replaces."""
+    out = dict(a)
+    for k, v in b.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge_maps(out[k], v)
         else:
-            out[k] = copy.deepcopy(v)
+            out[k] = v
     return out
 
 
-def set_value(values: dict, assignment: str) -> None:
-    """`--set a.b.c=value` (the value parsed as a YAML scalar)."""
-    path, sep, raw = assignment.partition("=")
-    if not sep or not path:
-        raise SystemExit(f"--set {assignment!r}: write KEY=VALUE")
-    keys = path.split(".")
-    node = values
-    for k in keys[:-1]:
-        node = node.setdefault(k, {})
-        if not isinstance(node, dict):
-            raise SystemExit(f"--set {assignment!r}: {k} is not a map")
-    node[keys[-1]] = yaml.safe_load(raw) if raw != "" else ""
+# apimachinery's YAMLReader: a line starting with "---" ends a document
+# unless something other than a comment follows on it.
+_SEPARATOR = re.compile(r"^---[ \t]*(#.*)?$")
 
 
-def load_values(files: list[Path], sets: list[str] = ()) -> dict:
-    values = yaml.safe_load((CHART / "values.yaml").read_text()) or {}
-    for f in files:
-        values = merge(values, yaml.safe_load(Path(f).read_text()) or {})
-    for s in sets:
-        set_value(values, s)
-    return _floats(values)
-
-
-def chart_meta() -> dict:
-    meta = yaml.safe_load((CHART / "Chart.yaml").read_text())
-    return {"Name": meta["name"], "Version": meta["version"], "AppVersion": meta.get("appVersion", "")}
-
-
-def render(values: dict, release: str = RELEASE, namespace: str = NAMESPACE) -> str:
-    """The chart's manifests as one multi-document YAML text."""
-    engine = gotemplate.Engine()
-    tdir = CHART / "templates"
-    files = sorted(p for p in tdir.iterdir() if p.suffix in (".yaml", ".tpl", ".yml"))
-    for p in files:
-        engine.add(p.name, p.read_text())
-    ctx = {
-        "Values": values,
-        "Release": {"Name": release, "Namespace": namespace, "Service": "Helm"},
-        "Chart": chart_meta(),
-    }
-    docs: list[tuple[int, str, int, str, str]] = []
-    for p in files:
-        if p.name.startswith("_"):
-            continue
-        text = engine.render(p.name, ctx)
-        for part in _documents(text):
-            try:
-                obj = yaml.safe_load(part)
-            except yaml.YAMLError as e:
-                raise gotemplate.TemplateError(f"{p.name} renders invalid YAML: {e}\n{part}") from None
-            if not obj:
-                continue
-            if not isinstance(obj, dict) or "kind" not in obj:
-                raise gotemplate.TemplateError(f"{p.name} renders a document without a kind:\n{part}")
-            kind = obj["kind"]
-            # Helm's order: known kinds by install order, then the others
-            # (here cert-manager's) by kind; within a kind, by name.
-            order = (KIND_ORDER.index(kind), "") if kind in KIND_ORDER else (len(KIND_ORDER), kind)
-            name = str((obj.get("metadata") or {}).get("name", ""))
-            docs.append((order, name, len(docs), p.name, part.strip("\n")))
-    docs.sort(key=lambda d: (d[0], d[1], d[2]))
-    return "".join(f"---\n# Source: meridian/templates/{src}\n{body}\n" for _, _, _, src, body in docs)
-
-
-def _documents(text: str) -> list[str]:
-    parts, cur = [], []
-    for line in text.split("\n"):
-        if line.rstrip() == "---":
-            parts.append("\n".join(cur))
+def _yaml_documents(text: str) -> list[str]:
+    docs, cur = [], []
+    for line in text.splitlines(keepends=True):
+        if _SEPARATOR.match(line.rstrip("\r\n")):
+            docs.append("".join(cur))
             cur = []
         else:
             cur.append(line)
-    parts.append("\n".join(cur))
-    return parts
+    docs.append("".join(cur))
+    return docs
+
+
+def values_file(path: Path) -> dict:
+    """A -f file as Helm reads it (loader.LoadValues)."""
+    helm = _helm()
+    out: dict = {}
+    for i, doc in enumerate(_yaml_documents(Path(path).read_text())):
+        try:
+            out = merge_maps(out, helm.values_from_yaml(doc) or {})
+        except helm.HelmError as e:
+            raise RenderError(f"failed to parse {path} (document {i + 1}): {e}") from None
+    return out
+
+
+def set_value(values: dict, assignment: str) -> dict:
+    """`--set a.b=1,c=x` parsed by Helm's strvals, merged over values."""
+    helm = _helm()
+    if "[" in assignment.partition("=")[0]:
+        raise RenderError(f"--set {assignment!r}: list indices are not supported here, use -f")
+    try:
+        return merge_maps(values, helm.parse_set_string(assignment))
+    except helm.HelmError as e:
+        raise RenderError(f"failed parsing --set data: {e}") from None
+
+
+def load_values(files: list[Path], sets: list[str] = ()) -> dict:
+    """The user-supplied values of `helm template -f … --set …` (values.yaml
+    is not among them: Helm coalesces it during rendering)."""
+    values: dict[str, Any] = {}
+    for f in files:
+        values = merge_maps(values, values_file(f))
+    for s in sets:
+        values = set_value(values, s)
+    return values
+
+
+def render(values: dict, release: str = RELEASE, namespace: str = NAMESPACE) -> str:
+    """The chart's manifests as one multi-document YAML text, as
+    `helm template RELEASE deploy/helm/meridian -n NAMESPACE` prints them."""
+    helm = _helm()
+    try:
+        with helm.Config(storage_driver="memory", namespace=namespace) as cfg:
+            rel = cfg.install(str(CHART), release, values, namespace=namespace, dry_run="client")
+    except helm.HelmError as e:
+        raise RenderError(str(e)) from None
+    return rel["manifest"].strip() + "\n"
 
 
 def manifest(name: str) -> str:
     """A deploy/k8s/ file as it must read."""
     presets = MANIFESTS[name]
     cmd = " ".join(f"--preset {k}" for k, v in PRESETS.items() if v in presets)
+    flags = " ".join(f"-f deploy/helm/meridian/{p}" for p in presets)
     header = (
         f"# Generated from deploy/helm/meridian with {', '.join(presets)} by\n"
         f"#   deploy/tools/render.py --write   (or: render.py {cmd})\n"
+        f"# with Helm {HELM_SDK_VERSION}'s engine; the same as\n"
+        f"#   helm template {RELEASE} deploy/helm/meridian -n {NAMESPACE} {flags}\n"
         f"# Do not edit: change the chart or the preset and regenerate; CI checks\n"
-        f"# that this file equals a fresh render. Release {RELEASE!r}, namespace {NAMESPACE!r}.\n"
+        f"# that this file equals a fresh render.\n"
     )
     return header + render(load_values([CHART / p for p in presets]))
+
+
+def check_or_write(write: bool) -> int:
+    stale = []
+    for name in MANIFESTS:
+        want = manifest(name)
+        path = K8S / name
+        have = path.read_text() if path.exists() else ""
+        if have == want:
+            continue
+        if write:
+            path.write_text(want)
+            print(f"wrote {path.relative_to(DEPLOY.parent)}")
+        else:
+            stale.append(name)
+            sys.stdout.writelines(difflib.unified_diff(have.splitlines(True), want.splitlines(True), str(path), "fresh render"))
+    extra = sorted(p.name for p in K8S.glob("*.yaml") if p.name not in MANIFESTS)
+    if extra:
+        print(f"deploy/k8s/ has files no preset renders: {extra}", file=sys.stderr)
+        return 1
+    if stale:
+        print(f"stale: {stale}; run deploy/tools/render.py --write", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,37 +214,15 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     try:
         if a.write or a.check:
-            stale = []
-            for name in MANIFESTS:
-                want = manifest(name)
-                path = K8S / name
-                have = path.read_text() if path.exists() else ""
-                if have == want:
-                    continue
-                if a.write:
-                    path.write_text(want)
-                    print(f"wrote {path.relative_to(DEPLOY.parent)}")
-                else:
-                    stale.append(name)
-                    sys.stdout.writelines(
-                        difflib.unified_diff(have.splitlines(True), want.splitlines(True), str(path), "fresh render")
-                    )
-            extra = sorted(p.name for p in K8S.glob("*.yaml") if p.name not in MANIFESTS)
-            if extra:
-                print(f"deploy/k8s/ has files no preset renders: {extra}", file=sys.stderr)
-                return 1
-            if stale:
-                print(f"stale: {stale}; run deploy/tools/render.py --write", file=sys.stderr)
-                return 1
-            return 0
+            return check_or_write(a.write)
         files = [CHART / PRESETS[p] for p in a.preset] + a.values
         sys.stdout.write(render(load_values(files, a.sets), a.release_name, a.namespace))
         return 0
-    except gotemplate.FailError as e:
-        print(f"Error: execution error: {e}", file=sys.stderr)
+    except RenderError as e:
+        print(f"Error: {e}", file=sys.stderr)
         return 1
-    except gotemplate.TemplateError as e:
-        print(f"Error: template: {e}", file=sys.stderr)
+    except OSError as e:
+        print(f"Error: {e}", file=sys.stderr)
         return 1
 
 
