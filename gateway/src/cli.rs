@@ -7,12 +7,9 @@ use clap::{Parser, Subcommand};
 
 use mtls::certs::{self, Subject};
 
-use crate::{
-    Gateway,
-    admin_cli::AdminArgs,
-    config::Settings,
-    demo::{self, DemoArgs},
-};
+#[cfg(feature = "demo")]
+use crate::demo::{self, DemoArgs};
+use crate::{Gateway, admin_cli::AdminArgs, config::Settings};
 
 /// meridian-gateway: receives spans from Meridian agents over mTLS, stores
 /// them (embedded SQLite by default), and serves the Jaeger-compatible query
@@ -43,6 +40,7 @@ enum Command {
     Certs(CertsCommand),
     /// Gateway plus in-process agents for simulated clusters over real mTLS
     /// on loopback, fed with synthetic cross-cluster traces.
+    #[cfg(feature = "demo")]
     Demo(DemoArgs),
     /// Administer the gateway cluster through a gateway's admin API:
     /// members, shards, clusters, sampling policies, retention, alert rules.
@@ -138,6 +136,7 @@ async fn run(cli: Cli) -> ExitCode {
     let settings = match cli.command {
         Some(Command::Certs(cmd)) => return certs_command(cmd),
         Some(Command::Admin(args)) => return crate::admin_cli::run(*args).await,
+        #[cfg(feature = "demo")]
         Some(Command::Demo(args)) => {
             telemetry::init_logging("warn", telemetry::LogFormat::Text);
             return match demo::run(args).await {

@@ -14,13 +14,15 @@
 //! [`app`] (open the store, bind every port, start every concern, shut down
 //! in order), [`http`] (the `--http` router assembly), [`upkeep`] (the
 //! shard map and retention this node runs), [`cli`] and [`admin_cli`] (the
-//! command line), and [`demo`] (a gateway with in-process agents: the only
-//! place that knows the `edge-agent` crate).
+//! command line), and `demo` (a gateway with in-process agents, behind the
+//! default feature `demo`: the only place that knows the `edge-agent`
+//! crate; CI checks it).
 
 pub mod admin_cli;
 pub mod app;
 pub mod cli;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod http;
 pub mod upkeep;

@@ -11,6 +11,7 @@ use control_plane::raft::{
     Applied, Command, ControlState, NodeId, network::WriteError, node::PlaneConfig,
 };
 use control_state::Shard;
+use telemetry::clock::ManualClock;
 use model::sampling::SamplingConfig;
 use tokio_util::sync::CancellationToken;
 
@@ -326,4 +327,46 @@ async fn a_shard_lease_moves_when_its_holder_dies_and_never_has_two_holders() {
     // The new holder works under a larger fence.
     assert!(c.node(moved[&1][0]).holds_lease(1) > fence_before);
     cancel.cancel();
+}
+
+/// Leases are judged by the injected clock: with renewals stopped, a held
+/// lease stays valid until 80 % of its TTL has passed on that clock, and
+/// not a moment longer, however much real time goes by.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_lease_lapses_by_the_injected_clock_alone() {
+    let clock = ManualClock::at_unix_ms(1_800_000_000_000);
+    let config = PlaneConfig {
+        lease_ttl: Duration::from_secs(3),
+        clock: clock.shared(),
+        ..fast()
+    };
+    let c = Cluster::start(1, config).await;
+    let add = Command::AddShards {
+        shards: [(0, Shard {
+            url: "postgres://pg/0".into(),
+        })]
+        .into(),
+        start_unix_nano: 0,
+    };
+    assert_eq!(c.node(1).write(add).await, Ok(Applied::Done));
+    let cancel = CancellationToken::new();
+    let renewals = tokio::spawn(Arc::clone(c.node(1)).run_leases(cancel.clone()));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while c.node(1).holds_lease(0).is_none() {
+        assert!(Instant::now() < deadline, "the lease was never acquired");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cancel.cancel();
+    renewals.await.expect("renewals stop");
+
+    // Real time passing changes nothing; the injected clock does.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(c.node(1).holds_lease(0).is_some());
+    clock.advance(Duration::from_millis(2_300));
+    assert!(c.node(1).holds_lease(0).is_some(), "valid until 80 % of the TTL");
+    clock.advance(Duration::from_millis(200));
+    assert_eq!(c.node(1).holds_lease(0), None, "lapsed past 80 % of the TTL");
+    // The replicated lease is still there: only this node's own judgement
+    // of how long it may act has run out.
+    assert_eq!(c.node(1).state().leases[&0].holder, 1);
 }

@@ -8,7 +8,8 @@
 //!
 //! Must not know: I/O, clocks, randomness, async runtimes, openraft or
 //! the network. Every node applying the same log reaches the same state
-//! (CI checks this crate has no tokio, std::fs, std::net or clock reads).
+//! (CI checks that no file here names an async runtime, the filesystem,
+//! the network or a clock).
 //! The control plane (openraft, the admin API) and every gateway concern
 //! that reads the state depend on this crate; it depends only on `model`
 //! (and `store` for the pure shard map, until that moves into `model`).

@@ -1,11 +1,13 @@
 //! What every Meridian binary shares: log setup, the TLS crypto provider,
 //! metric names, the clock, and the shutdown helper.
 
+mod blocking;
 pub mod clock;
 pub mod config;
 pub mod metrics;
 mod shutdown;
 
+pub use blocking::run_blocking;
 pub use shutdown::{Shutdown, signal};
 
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};

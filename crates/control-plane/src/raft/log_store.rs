@@ -152,7 +152,7 @@ impl Inner {
             .file
             .take()
             .ok_or_else(|| io::Error::other("the raft log file was lost by a failed write"))?;
-        let (file, res) = tokio::task::spawn_blocking(move || {
+        let (file, res) = telemetry::run_blocking(move || {
             let res = (|| -> io::Result<()> {
                 file.write_all(&bytes)?;
                 file.flush()?;
@@ -163,8 +163,7 @@ impl Inner {
             })();
             (file, res)
         })
-        .await
-        .map_err(|e| io::Error::other(e.to_string()))?;
+        .await?;
         self.file = Some(file);
         res?;
         self.records += recs.len();
@@ -379,7 +378,5 @@ async fn blocking<F>(f: F) -> io::Result<()>
 where
     F: FnOnce() -> io::Result<()> + Send + 'static,
 {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| io::Error::other(e.to_string()))?
+    telemetry::run_blocking(f).await?
 }

@@ -95,9 +95,9 @@ impl StateMachine {
 
     async fn persist(dir: PathBuf, snap: StoredSnapshot) -> Result<(), StorageError<NodeId>> {
         let bytes = serde_json::to_vec(&snap).map_err(snap_err)?;
-        tokio::task::spawn_blocking(move || fsio::write_atomic(&dir.join("snapshot.json"), &bytes))
+        telemetry::run_blocking(move || fsio::write_atomic(&dir.join("snapshot.json"), &bytes))
             .await
-            .map_err(|e| snap_err(io::Error::other(e.to_string())))?
+            .map_err(snap_err)?
             .map_err(snap_err)
     }
 }

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use super::{Applied, Command, Member, NodeId, TypeConfig};
 
 pub mod grpc;
+#[cfg(feature = "testkit")]
 pub mod memory;
 
 /// The RPCs between gateways.

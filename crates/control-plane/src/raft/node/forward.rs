@@ -39,7 +39,9 @@ impl ControlPlane {
     }
 
     pub(super) async fn ask_leader(&self, msg: Forwarded) -> Result<ForwardReply, WriteError> {
-        let deadline = self.config.clock.monotonic() + self.config.write_timeout;
+        // Request deadlines run on tokio time (a manual clock that tests hold
+        // still must not make a write retry forever).
+        let deadline = tokio::time::Instant::now() + self.config.write_timeout;
         let timeout = match msg {
             // Waits for the learner to catch up.
             Forwarded::AddNode { .. } => Duration::from_secs(120),
@@ -64,7 +66,7 @@ impl ControlPlane {
                 None => Err(WriteError::NoLeader),
             };
             match res {
-                Err(e) if e.is_transient() && self.config.clock.monotonic() < deadline => {
+                Err(e) if e.is_transient() && tokio::time::Instant::now() < deadline => {
                     tokio::time::sleep(self.config.heartbeat).await;
                 }
                 other => return other,
