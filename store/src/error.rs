@@ -1,4 +1,9 @@
+//! The one error type of every store call, and what the caller should do
+//! about each kind (fix the configuration, or retry).
+
 use model::ServiceErrorCode;
+
+use crate::shard::ShardMapError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -33,5 +38,11 @@ impl StoreError {
             | Self::Unsupported(_) => ServiceErrorCode::Internal,
             Self::Unavailable(_) => ServiceErrorCode::Unavailable,
         }
+    }
+}
+
+impl From<ShardMapError> for StoreError {
+    fn from(e: ShardMapError) -> Self {
+        StoreError::Config(e.to_string())
     }
 }

@@ -1,7 +1,8 @@
 //! Span storage.
 //!
 //! [`SpanStore`] is the one interface the gateway uses. Every backend passes
-//! the same conformance suite ([`testsuite::run_all`]):
+//! the same conformance suite (`testsuite::run_all`, compiled only with the
+//! `testsuite` feature, which tests and benchmarks enable):
 //! - `sqlite` — embedded, the default (`sqlite://PATH`), no server needed;
 //! - `postgres` — one URL per shard, routed by trace id ([`shard`]);
 //! - `cassandra` — for the largest users (unverified here: no server).
@@ -16,7 +17,9 @@ pub mod postgres;
 pub mod records;
 pub mod shard;
 pub mod sqlite;
+#[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite;
+mod usage;
 
 use std::sync::Arc;
 
@@ -26,6 +29,7 @@ use serde::Serialize;
 
 pub use error::StoreError;
 pub use records::{RED_KINDS, Record, RecordKind, RecordScan};
+pub use usage::{ClusterUsage, ShardUsage};
 
 /// A service operation as the Jaeger API lists it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -50,32 +54,6 @@ pub struct WriteOutcome {
 pub struct SearchResult {
     pub traces: Vec<Trace>,
     pub warnings: Vec<String>,
-}
-
-/// Stored data of one cluster on one shard.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ClusterUsage {
-    pub cluster: String,
-    pub spans: u64,
-    /// Compressed span bodies of this cluster.
-    pub body_bytes: u64,
-    /// This cluster's share of the shard's total bytes (bodies, summaries,
-    /// indexes, TOAST), apportioned by body bytes.
-    pub estimated_bytes: u64,
-}
-
-/// Storage used by one shard.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ShardUsage {
-    /// The shard's name: its index and database, never its credentials.
-    pub shard: String,
-    /// Everything the shard's tables take on disk, indexes included.
-    pub total_bytes: u64,
-    pub spans: u64,
-    pub clusters: Vec<ClusterUsage>,
-    /// Set when the shard could not be asked.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
 }
 
 /// What one retention pass removed.

@@ -21,13 +21,7 @@ async fn cassandra_passes_the_conformance_suite() {
             "skipping cassandra conformance: {ENV} is not set (no Cassandra server on this machine)"
         );
     };
-    let run = format!(
-        "{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-    );
+    let run = format!("{}_{}", std::process::id(), telemetry::clock::unix_secs());
     let counter = AtomicUsize::new(0);
     // Cassandra expires spans by a TTL set at write time, so the cases that
     // hand enforce_retention a `now` do not apply. Derived records are not

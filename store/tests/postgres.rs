@@ -13,13 +13,7 @@ use store::{
     shard::ShardMap,
     testsuite::{self, SpanBuilder as B, pg, trace_id},
 };
-
-fn now_nanos() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-}
+use telemetry::clock::unix_nanos;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_postgres_shards_pass_the_conformance_suite() {
@@ -145,7 +139,7 @@ async fn a_shard_down_refuses_its_traces_and_loses_nothing() {
     let urls = vec![urls[0].clone(), proxy.url_through(&urls[1])];
     let store = store::open(&urls, &StoreOptions::default()).await.unwrap();
     let map = ShardMap::single_epoch(2).unwrap();
-    let now = now_nanos();
+    let now = unix_nanos();
     let batch = |from: u64, to: u64| -> Vec<_> {
         (from..to)
             .map(|t| B::new(t, 1, "api").at_unix(now - 1_000_000_000, 1).build())
@@ -223,7 +217,7 @@ async fn a_gateway_starts_while_a_shard_is_down() {
     let urls = vec![urls[0].clone(), proxy.url_through(&urls[1])];
     let store = store::open(&urls, &StoreOptions::default()).await.unwrap();
     let map = ShardMap::single_epoch(2).unwrap();
-    let now = now_nanos();
+    let now = unix_nanos();
     let spans: Vec<_> = (1..=40)
         .map(|t| B::new(t, 1, "api").at_unix(now, 1).build())
         .collect();

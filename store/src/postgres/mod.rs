@@ -20,15 +20,22 @@
 //! scans every trace of the window (bounded; a warning says when the bound
 //! stopped the scan).
 
+#[cfg(feature = "testsuite")]
 pub mod bench;
 mod copy;
+mod dictionary;
+mod error;
+mod partitions;
 mod read;
 mod records;
 mod retention;
 mod terms;
 mod write;
 
-pub use write::CeilingRows;
+#[cfg(feature = "testsuite")]
+pub use bench::CeilingRows;
+pub(crate) use error::backend_error;
+pub(crate) use partitions::{DAY_NANOS, day_of, day_range, today};
 
 use std::{collections::BTreeSet, str::FromStr, time::Duration};
 
@@ -45,20 +52,13 @@ use crate::{
     WriteOutcome,
 };
 
-pub(crate) const DAY_NANOS: u64 = 86_400 * 1_000_000_000;
-/// Spans starting more than this many days before today, or after
-/// tomorrow, are filed under the edge day: a client with a broken clock
-/// cannot make the writer create a partition per day of its fantasy.
-const PAST_DAYS: i32 = 62;
-const FUTURE_DAYS: i32 = 2;
-
 /// The Postgres backend for one shard.
 #[derive(Debug)]
 pub struct PgStore {
     pool: PgPool,
     name: String,
     indexed: terms::IndexedTags,
-    dict: write::Dictionary,
+    dict: dictionary::Dictionary,
     /// Days whose partitions exist (created by us or found at open).
     partitions: Mutex<BTreeSet<i32>>,
     /// Longest (last_ns - first_ns) of a summary row per day that this
@@ -68,70 +68,8 @@ pub struct PgStore {
     ready: tokio::sync::OnceCell<()>,
 }
 
-pub(crate) fn backend_error(e: sqlx::Error) -> StoreError {
-    match &e {
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
-        sqlx::Error::Database(db) => {
-            let code = db.code().unwrap_or_default();
-            // 08: connection, 53: resources, 57P: shutdown, 40001/40P01:
-            // serialization failure and deadlock: all worth a retry.
-            if code.starts_with("08")
-                || code.starts_with("53")
-                || code.starts_with("57P")
-                || code == "40001"
-                || code == "40P01"
-            {
-                StoreError::Unavailable(e.to_string())
-            } else {
-                StoreError::Backend(e.to_string())
-            }
-        }
-        sqlx::Error::Decode(_) | sqlx::Error::ColumnDecode { .. } => {
-            StoreError::Corrupt(e.to_string())
-        }
-        _ => StoreError::Backend(e.to_string()),
-    }
-}
-
-/// Unix day of a span start, kept within the partition window around
-/// `today`.
-pub(crate) fn day_of(start_unix_nano: u64, today: i32) -> i32 {
-    let day = i32::try_from(start_unix_nano / DAY_NANOS).unwrap_or(i32::MAX);
-    day.clamp(today - PAST_DAYS, today + FUTURE_DAYS)
-}
-
-/// The day range a search window covers. A bound beyond the partition
-/// window is opened up, as spans out there are filed under the edge day.
-pub(crate) fn day_range(min_ns: u64, max_ns: u64, today: i32) -> (i32, i32) {
-    let lo = i32::try_from(min_ns / DAY_NANOS).unwrap_or(i32::MAX);
-    let hi = i32::try_from(max_ns / DAY_NANOS).unwrap_or(i32::MAX);
-    let lo = if lo <= today - PAST_DAYS {
-        i32::MIN
-    } else {
-        lo.min(today + FUTURE_DAYS)
-    };
-    let hi = if hi >= today + FUTURE_DAYS {
-        i32::MAX
-    } else {
-        hi.max(today - PAST_DAYS)
-    };
-    (lo, hi)
-}
-
-pub(crate) fn today(now_unix_nano: u64) -> i32 {
-    i32::try_from(now_unix_nano / DAY_NANOS).unwrap_or(i32::MAX)
-}
-
-pub(crate) fn now_nanos() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-}
-
+/// Nanoseconds beyond i64 (the year 2262) are clamped in columns; the
+/// body keeps the exact value.
 pub(crate) fn clamp_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -175,7 +113,7 @@ impl PgStore {
             pool,
             name,
             indexed: terms::IndexedTags::new(&opts.indexed_tags),
-            dict: write::Dictionary::new(),
+            dict: dictionary::Dictionary::new(),
             partitions: Mutex::new(BTreeSet::new()),
             extents: Mutex::new(std::collections::HashMap::new()),
             ready: tokio::sync::OnceCell::new(),
@@ -218,68 +156,12 @@ impl PgStore {
             .map(|_| ())
     }
 
-    /// Benchmarks only: the rows a write of `spans` into an empty store
-    /// would produce, encoded ahead of time for [`Self::bench_copy`].
-    pub async fn bench_encode(&self, spans: &[Span]) -> Result<write::CeilingRows, StoreError> {
-        write::encode_ceiling(self, spans).await
-    }
-
-    /// Benchmarks only: loads pre-encoded rows with a raw `COPY` (the
-    /// ingest ceiling: no lock, no dedup check, no encoding).
-    pub async fn bench_copy(&self, rows: &write::CeilingRows) -> Result<(), StoreError> {
-        write::copy_ceiling(self, rows).await
-    }
-
     pub fn name(&self) -> &str {
         &self.name
     }
 
     pub(crate) fn pool(&self) -> &PgPool {
         &self.pool
-    }
-
-    /// Creates the day partitions of `days` that do not exist yet.
-    pub(crate) async fn ensure_partitions(&self, days: &BTreeSet<i32>) -> Result<(), StoreError> {
-        let mut known = self.partitions.lock().await;
-        let missing: Vec<i32> = days
-            .iter()
-            .copied()
-            .filter(|d| !known.contains(d))
-            .collect();
-        if missing.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.pool.begin().await.map_err(backend_error)?;
-        // One creator at a time across gateways: CREATE … IF NOT EXISTS
-        // alone can still collide on the catalog.
-        sqlx::query("SELECT pg_advisory_xact_lock(7210001)")
-            .execute(&mut *tx)
-            .await
-            .map_err(backend_error)?;
-        for day in &missing {
-            for table in ["traces", "chunks"] {
-                let ddl = format!(
-                    "CREATE TABLE IF NOT EXISTS {table}_p{day} PARTITION OF {table} FOR VALUES FROM ({day}) TO ({})",
-                    i64::from(*day) + 1
-                );
-                sqlx::query(sqlx::AssertSqlSafe(ddl))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend_error)?;
-            }
-        }
-        tx.commit().await.map_err(backend_error)?;
-        known.extend(missing);
-        Ok(())
-    }
-
-    /// Forgets known partitions (after retention dropped some, or a write
-    /// found one missing).
-    pub(crate) async fn forget_partitions(&self, days: impl IntoIterator<Item = i32>) {
-        let mut known = self.partitions.lock().await;
-        for d in days {
-            known.remove(&d);
-        }
     }
 }
 
@@ -382,23 +264,5 @@ impl SpanStore for PgStore {
             .await
             .map(|_| ())
             .map_err(backend_error)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn days_are_clamped_to_the_partition_window() {
-        let today = 20_000;
-        let at = |d: i64| u64::try_from(d).unwrap_or(0) * DAY_NANOS + 5;
-        assert_eq!(day_of(at(20_000), today), 20_000);
-        assert_eq!(day_of(at(19_990), today), 19_990);
-        assert_eq!(day_of(0, today), today - PAST_DAYS);
-        assert_eq!(day_of(u64::MAX, today), today + FUTURE_DAYS);
-        assert_eq!(day_range(at(19_990), at(20_000), today), (19_990, 20_000));
-        assert_eq!(day_range(0, at(20_000), today), (i32::MIN, 20_000));
-        assert_eq!(day_range(at(19_990), u64::MAX, today), (19_990, i32::MAX));
     }
 }

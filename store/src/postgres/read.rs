@@ -5,7 +5,9 @@ use std::collections::{HashMap, HashSet};
 use model::{Trace, TraceId, TraceQuery};
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
-use super::{PgStore, backend_error, clamp_i64, day_range, now_nanos, terms, today};
+use telemetry::clock::unix_nanos;
+
+use super::{PgStore, backend_error, clamp_i64, day_range, terms, today};
 use crate::{SearchResult, StoreError, chunk};
 
 /// Candidate traces fetched per round of a search.
@@ -118,7 +120,7 @@ pub(crate) async fn search(
     let (day_lo, day_hi) = day_range(
         query.start_min_unix_nano,
         query.start_max_unix_nano,
-        today(now_nanos()),
+        today(unix_nanos()),
     );
     let required = terms::query_terms(query, &store.indexed);
     // Rows overlapping the window have last_ns <= max + the day's longest

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use model::RetentionPolicy;
 
 use super::{DAY_NANOS, PgStore, backend_error, clamp_i64};
-use crate::{ClusterUsage, RetentionReport, ShardUsage, StoreError, shard::apportion};
+use crate::{ClusterUsage, RetentionReport, ShardUsage, StoreError, usage::apportion};
 
 /// Days that have a partition (of `chunks`; `traces` is created with it).
 pub(crate) async fn partition_days<'e>(

@@ -1,143 +1,21 @@
-//! Batch writes: dictionaries, then one transaction that locks the touched
+//! Batch writes: dictionary ids, then one transaction that locks the touched
 //! trace summaries, skips spans already stored, upserts the summaries and
 //! COPYs the new chunks.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use model::Span;
-use moka::future::Cache;
 use sqlx::{PgPool, Postgres, Transaction};
+use telemetry::clock::unix_nanos;
 
-use super::{PgStore, backend_error, clamp_i64, copy::BinaryCopy, day_of, now_nanos, terms, today};
+use super::{
+    PgStore, backend_error, clamp_i64,
+    copy::BinaryCopy,
+    day_of,
+    dictionary::{CLUSTER, SERVICE},
+    terms, today,
+};
 use crate::{StoreError, WriteOutcome, chunk};
-
-const SERVICE: i16 = 1;
-const CLUSTER: i16 = 2;
-
-/// Name → id caches over the dictionary tables (bounded; a miss costs one
-/// round trip per batch).
-#[derive(Debug)]
-pub(crate) struct Dictionary {
-    names: Cache<(i16, String), i32>,
-    ops: Cache<(i32, String, i16), i32>,
-}
-
-impl Dictionary {
-    pub(crate) fn new() -> Self {
-        Self {
-            names: Cache::new(100_000),
-            ops: Cache::new(200_000),
-        }
-    }
-
-    async fn names(
-        &self,
-        pool: &PgPool,
-        wanted: BTreeSet<(i16, &str)>,
-    ) -> Result<HashMap<(i16, String), i32>, StoreError> {
-        let wanted = wanted.into_iter().map(|(k, n)| (k, n.to_owned())).collect();
-        resolve(&self.names, wanted, "dictionary names", |missing| async move {
-            let kinds: Vec<i16> = missing.iter().map(|k| k.0).collect();
-            let names: Vec<&str> = missing.iter().map(|k| k.1.as_str()).collect();
-            let rows: Vec<(i32, i16, String)> = sqlx::query_as(
-                "WITH input(kind, name) AS (SELECT * FROM unnest($1::smallint[], $2::text[])), \
-                 ins AS (INSERT INTO names (kind, name) SELECT kind, name FROM input \
-                         ON CONFLICT DO NOTHING RETURNING id, kind, name) \
-                 SELECT id, kind, name FROM ins \
-                 UNION ALL SELECT n.id, n.kind, n.name FROM names n JOIN input i USING (kind, name)",
-            )
-            .bind(&kinds)
-            .bind(&names)
-            .fetch_all(pool)
-            .await
-            .map_err(backend_error)?;
-            Ok(rows.into_iter().map(|(id, kind, name)| ((kind, name), id)).collect())
-        })
-        .await
-    }
-
-    async fn ops(
-        &self,
-        pool: &PgPool,
-        wanted: BTreeSet<(i32, &str, i16)>,
-    ) -> Result<HashMap<(i32, String, i16), i32>, StoreError> {
-        let wanted = wanted
-            .into_iter()
-            .map(|(s, n, k)| (s, n.to_owned(), k))
-            .collect();
-        resolve(&self.ops, wanted, "operations", |missing| async move {
-            let svcs: Vec<i32> = missing.iter().map(|k| k.0).collect();
-            let names: Vec<&str> = missing.iter().map(|k| k.1.as_str()).collect();
-            let kinds: Vec<i16> = missing.iter().map(|k| k.2).collect();
-            let rows: Vec<(i32, i32, String, i16)> = sqlx::query_as(
-                "WITH input(service_id, name, span_kind) AS \
-                   (SELECT * FROM unnest($1::integer[], $2::text[], $3::smallint[])), \
-                 ins AS (INSERT INTO operations (service_id, name, span_kind) \
-                         SELECT service_id, name, span_kind FROM input \
-                         ON CONFLICT DO NOTHING RETURNING id, service_id, name, span_kind) \
-                 SELECT id, service_id, name, span_kind FROM ins \
-                 UNION ALL SELECT o.id, o.service_id, o.name, o.span_kind FROM operations o \
-                   JOIN input i USING (service_id, name, span_kind)",
-            )
-            .bind(&svcs)
-            .bind(&names)
-            .bind(&kinds)
-            .fetch_all(pool)
-            .await
-            .map_err(backend_error)?;
-            Ok(rows
-                .into_iter()
-                .map(|(id, svc, name, kind)| ((svc, name, kind), id))
-                .collect())
-        })
-        .await
-    }
-}
-
-/// Ids for `wanted` keys: from `cache`, else from `fetch` (which inserts
-/// what is new and returns the ids of the keys it is given). A key another
-/// gateway inserted concurrently is not visible to that statement's
-/// snapshot, so what is still missing is asked for again, up to 3 times.
-async fn resolve<K, F, Fut>(
-    cache: &Cache<K, i32>,
-    wanted: Vec<K>,
-    what: &str,
-    fetch: F,
-) -> Result<HashMap<K, i32>, StoreError>
-where
-    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
-    F: Fn(Vec<K>) -> Fut,
-    Fut: std::future::Future<Output = Result<Vec<(K, i32)>, StoreError>>,
-{
-    let mut out = HashMap::with_capacity(wanted.len());
-    let mut missing = Vec::new();
-    for key in wanted {
-        match cache.get(&key).await {
-            Some(id) => {
-                out.insert(key, id);
-            }
-            None => missing.push(key),
-        }
-    }
-    for _ in 0..3 {
-        if missing.is_empty() {
-            return Ok(out);
-        }
-        for (key, id) in fetch(missing.clone()).await? {
-            cache.insert(key.clone(), id).await;
-            out.insert(key, id);
-        }
-        missing.retain(|k| !out.contains_key(k));
-    }
-    if missing.is_empty() {
-        Ok(out)
-    } else {
-        Err(StoreError::Unavailable(format!(
-            "{} {what} could not be resolved; retry",
-            missing.len()
-        )))
-    }
-}
 
 fn span_id_i64(span: &Span) -> i64 {
     i64::from_be_bytes(*span.span_id.as_bytes())
@@ -162,22 +40,22 @@ fn array_literal<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> St
 }
 
 /// A summary row's contribution from the new spans of one (trace, day).
-struct Summary {
-    day: i32,
-    trace_id: Vec<u8>,
-    first_ns: i64,
-    last_ns: i64,
-    max_duration: i64,
-    count: i32,
-    errors: i32,
-    root_op: Option<i32>,
-    clusters: String,
-    terms: String,
-    span_ids: String,
+pub(super) struct Summary {
+    pub(super) day: i32,
+    pub(super) trace_id: Vec<u8>,
+    pub(super) first_ns: i64,
+    pub(super) last_ns: i64,
+    pub(super) max_duration: i64,
+    pub(super) count: i32,
+    pub(super) errors: i32,
+    pub(super) root_op: Option<i32>,
+    pub(super) clusters: String,
+    pub(super) terms: String,
+    pub(super) span_ids: String,
 }
 
 /// A batch grouped by (trace, day), with its dictionary ids resolved.
-struct Batch<'a> {
+pub(super) struct Batch<'a> {
     groups: BTreeMap<(&'a [u8], i32), Vec<&'a Span>>,
     names: HashMap<(i16, String), i32>,
     ops: HashMap<(i32, String, i16), i32>,
@@ -204,8 +82,11 @@ impl Batch<'_> {
 /// dictionary ids and creates the partitions they need. Dictionary rows
 /// and partitions are idempotent, so creating them for a batch that later
 /// fails is harmless.
-async fn prepare<'a>(store: &PgStore, spans: &'a [Span]) -> Result<Batch<'a>, StoreError> {
-    let today = today(now_nanos());
+pub(super) async fn prepare<'a>(
+    store: &PgStore,
+    spans: &'a [Span],
+) -> Result<Batch<'a>, StoreError> {
+    let today = today(unix_nanos());
     let mut groups: BTreeMap<(&[u8], i32), Vec<&Span>> = BTreeMap::new();
     let mut seen: HashSet<(&[u8], i64)> = HashSet::with_capacity(spans.len());
     for span in spans {
@@ -272,19 +153,19 @@ pub(crate) async fn write(store: &PgStore, spans: &[Span]) -> Result<WriteOutcom
     })
 }
 
-type Usage = BTreeMap<(i32, i32), (i64, i64)>;
+pub(super) type Usage = BTreeMap<(i32, i32), (i64, i64)>;
 
 /// The rows a batch adds: summary contributions and chunk COPY data.
-struct Encoded {
-    summaries: Vec<Summary>,
-    chunks: BinaryCopy,
-    usage: Usage,
-    inserted: u64,
+pub(super) struct Encoded {
+    pub(super) summaries: Vec<Summary>,
+    pub(super) chunks: BinaryCopy,
+    pub(super) usage: Usage,
+    pub(super) inserted: u64,
 }
 
 /// Encodes the spans of `batch` not in `stored` (span ids per existing
 /// (trace, day) summary).
-fn encode(
+pub(super) fn encode(
     store: &PgStore,
     batch: &Batch<'_>,
     stored: &HashMap<(Vec<u8>, i32), HashSet<i64>>,
@@ -371,7 +252,7 @@ fn encode(
     Ok(out)
 }
 
-const COPY_CHUNKS: &str =
+pub(super) const COPY_CHUNKS: &str =
     "COPY chunks (day, trace_id, cluster, span_count, last_ns, body) FROM STDIN (FORMAT binary)";
 
 async fn write_tx(store: &PgStore, batch: &Batch<'_>) -> Result<(u64, Usage), StoreError> {
@@ -491,84 +372,6 @@ async fn write_tx(store: &PgStore, batch: &Batch<'_>) -> Result<(u64, Usage), St
         }
     }
     Ok((inserted, usage))
-}
-
-/// Rows encoded for the COPY ceiling (benchmarks): exactly what a write
-/// of the same spans into an empty store produces.
-#[derive(Debug)]
-pub struct CeilingRows {
-    traces: String,
-    chunks: Vec<u8>,
-    spans: u64,
-}
-
-impl CeilingRows {
-    pub fn spans(&self) -> u64 {
-        self.spans
-    }
-}
-
-pub(crate) async fn encode_ceiling(
-    store: &PgStore,
-    spans: &[Span],
-) -> Result<CeilingRows, StoreError> {
-    use std::fmt::Write as _;
-    let batch = prepare(store, spans).await?;
-    let Encoded {
-        summaries,
-        chunks,
-        inserted,
-        ..
-    } = encode(store, &batch, &HashMap::new())?;
-    let mut text = String::with_capacity(summaries.len() * 256);
-    for s in &summaries {
-        let root = s
-            .root_op
-            .map_or_else(|| "\\N".to_owned(), |r| r.to_string());
-        let _ = write!(text, "{}\t\\\\x", s.day);
-        for b in &s.trace_id {
-            let _ = write!(text, "{b:02x}");
-        }
-        let _ = writeln!(
-            text,
-            "\t{}\t{}\t{}\t{}\t{}\t{root}\t{}\t{}\t{}",
-            s.first_ns,
-            s.last_ns,
-            s.max_duration,
-            s.count,
-            s.errors,
-            s.clusters,
-            s.terms,
-            s.span_ids
-        );
-    }
-    Ok(CeilingRows {
-        traces: text,
-        chunks: chunks.finish(),
-        spans: inserted,
-    })
-}
-
-/// Loads ceiling rows with two `COPY`s in one transaction.
-pub(crate) async fn copy_ceiling(store: &PgStore, rows: &CeilingRows) -> Result<(), StoreError> {
-    let mut tx = store.pool().begin().await.map_err(backend_error)?;
-    let mut sink = tx
-        .copy_in_raw(
-            "COPY traces (day, trace_id, first_ns, last_ns, max_duration_ns, span_count, \
-             error_count, root_op, clusters, terms, span_ids) FROM STDIN",
-        )
-        .await
-        .map_err(backend_error)?;
-    sink.send(rows.traces.as_bytes())
-        .await
-        .map_err(backend_error)?;
-    sink.finish().await.map_err(backend_error)?;
-    let mut sink = tx.copy_in_raw(COPY_CHUNKS).await.map_err(backend_error)?;
-    sink.send(rows.chunks.as_slice())
-        .await
-        .map_err(backend_error)?;
-    sink.finish().await.map_err(backend_error)?;
-    tx.commit().await.map_err(backend_error)
 }
 
 /// Adds the batch to the per-day, per-cluster usage counters. After the

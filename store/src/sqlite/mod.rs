@@ -174,7 +174,7 @@ impl SpanStore for SqliteStore {
                 cluster,
                 spans: u64::try_from(spans).unwrap_or(0),
                 body_bytes: u64::try_from(body).unwrap_or(0),
-                estimated_bytes: crate::shard::apportion(total, body, body_total),
+                estimated_bytes: crate::usage::apportion(total, body, body_total),
             })
             .collect::<Vec<_>>();
         Ok(vec![ShardUsage {

@@ -1,183 +1,20 @@
-//! Trace-id routing over store shards, and the store that fans out to them.
-//!
-//! Routing is a pure function of (trace id, span start, [`ShardMap`]): the
-//! epoch in force at the span's start picks the shard list, and a jump
-//! consistent hash of the trace id picks the shard in it. Today the map has
-//! one epoch built from `--store`; the gateway-cluster issue replicates the
-//! map and appends epochs when shards are added. New traces then spread
-//! over every shard while older traces stay where they are: a lookup
-//! without a time hint asks the owner under each epoch ([`ShardMap::owners`]).
-//! A trace whose spans straddle an epoch start may be split over two
-//! shards; reads merge the parts.
+//! The store over several shards: writes routed by the [`ShardMap`],
+//! reads fanned out to every shard that may hold the answer and merged.
 
 use std::{collections::BTreeMap, sync::Arc};
 
 use async_trait::async_trait;
 use futures::future::join_all;
 use model::{RetentionPolicy, Span, SpanKind, Trace, TraceId, TraceQuery};
-use serde::{Deserialize, Serialize};
+use telemetry::clock::unix_nanos;
 
+use super::{
+    map::{ShardId, ShardMap},
+    merge::{merge_into, merge_search, union},
+};
 use crate::{
     Operation, RetentionReport, SearchResult, ShardUsage, SpanStore, StoreError, WriteOutcome,
 };
-
-/// Identifies a shard for its whole life (never reused).
-pub type ShardId = u32;
-
-/// From `start_unix_nano` on, traces are spread over `shards`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Epoch {
-    pub epoch: u64,
-    pub start_unix_nano: u64,
-    pub shards: Vec<ShardId>,
-}
-
-/// Which shards own which traces over time. Epochs are sorted by start;
-/// the first starts at 0.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ShardMap {
-    epochs: Vec<Epoch>,
-}
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ShardMapError {
-    #[error("a shard map needs at least one shard")]
-    NoShards,
-    #[error("epoch {0} lists no shards")]
-    EmptyEpoch(u64),
-    #[error("epoch {epoch} starts at {start}, not after the previous epoch")]
-    OutOfOrder { epoch: u64, start: u64 },
-}
-
-impl From<ShardMapError> for StoreError {
-    fn from(e: ShardMapError) -> Self {
-        StoreError::Config(e.to_string())
-    }
-}
-
-impl ShardMap {
-    /// One epoch from the beginning of time over shards `0..n`.
-    pub fn single_epoch(n: usize) -> Result<Self, ShardMapError> {
-        let n = ShardId::try_from(n).map_err(|_| ShardMapError::NoShards)?;
-        Self::new(vec![Epoch {
-            epoch: 0,
-            start_unix_nano: 0,
-            shards: (0..n).collect(),
-        }])
-    }
-
-    pub fn new(epochs: Vec<Epoch>) -> Result<Self, ShardMapError> {
-        if epochs.is_empty() {
-            return Err(ShardMapError::NoShards);
-        }
-        for (i, e) in epochs.iter().enumerate() {
-            if e.shards.is_empty() {
-                return Err(ShardMapError::EmptyEpoch(e.epoch));
-            }
-            if i > 0 && e.start_unix_nano <= epochs[i - 1].start_unix_nano {
-                return Err(ShardMapError::OutOfOrder {
-                    epoch: e.epoch,
-                    start: e.start_unix_nano,
-                });
-            }
-        }
-        Ok(Self { epochs })
-    }
-
-    /// A new map whose last epoch spreads traces starting at
-    /// `start_unix_nano` over `shards`.
-    pub fn with_epoch(
-        &self,
-        start_unix_nano: u64,
-        shards: Vec<ShardId>,
-    ) -> Result<Self, ShardMapError> {
-        let mut epochs = self.epochs.clone();
-        let epoch = epochs.last().map_or(0, |e| e.epoch + 1);
-        epochs.push(Epoch {
-            epoch,
-            start_unix_nano,
-            shards,
-        });
-        Self::new(epochs)
-    }
-
-    pub fn epochs(&self) -> &[Epoch] {
-        &self.epochs
-    }
-
-    /// Every shard named by any epoch, sorted.
-    pub fn all_shards(&self) -> Vec<ShardId> {
-        let mut all: Vec<ShardId> = self
-            .epochs
-            .iter()
-            .flat_map(|e| e.shards.iter().copied())
-            .collect();
-        all.sort_unstable();
-        all.dedup();
-        all
-    }
-
-    /// The shard a span of `trace_id` starting at `start_unix_nano` goes to.
-    pub fn route(&self, trace_id: TraceId, start_unix_nano: u64) -> ShardId {
-        let idx = self
-            .epochs
-            .partition_point(|e| e.start_unix_nano <= start_unix_nano)
-            .saturating_sub(1);
-        owner(&self.epochs[idx], trace_id)
-    }
-
-    /// The shards that may hold spans of `trace_id`: its owner under each
-    /// epoch, without duplicates, newest epoch first.
-    pub fn owners(&self, trace_id: TraceId) -> Vec<ShardId> {
-        let mut out = Vec::with_capacity(self.epochs.len());
-        for e in self.epochs.iter().rev() {
-            let s = owner(e, trace_id);
-            if !out.contains(&s) {
-                out.push(s);
-            }
-        }
-        out
-    }
-}
-
-fn owner(epoch: &Epoch, trace_id: TraceId) -> ShardId {
-    let n = u32::try_from(epoch.shards.len()).unwrap_or(u32::MAX);
-    epoch.shards[jump_hash(trace_key(trace_id), n) as usize]
-}
-
-/// A well-mixed 64-bit key from the trace id (ids from some SDKs are not
-/// random in every byte).
-fn trace_key(id: TraceId) -> u64 {
-    let b = id.as_bytes();
-    let hi = u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
-    let lo = u64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
-    let mut z = hi.rotate_left(32) ^ lo ^ 0x9e37_79b9_7f4a_7c15;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// Jump consistent hash (Lamping and Veach): a bucket in `0..buckets`;
-/// growing the bucket count moves only 1/n of the keys.
-fn jump_hash(mut key: u64, buckets: u32) -> u32 {
-    let mut b: i64 = -1;
-    let mut j: i64 = 0;
-    while j < i64::from(buckets) {
-        b = j;
-        key = key.wrapping_mul(2_862_933_555_777_941_757).wrapping_add(1);
-        j = ((b + 1) as f64 * ((1u64 << 31) as f64 / ((key >> 33) + 1) as f64)) as i64;
-    }
-    u32::try_from(b.max(0)).unwrap_or(0)
-}
-
-/// `part`'s share of `total`, proportional to `weight / weights`.
-pub(crate) fn apportion(total: u64, weight: i64, weights: i64) -> u64 {
-    if weights <= 0 || weight <= 0 {
-        return 0;
-    }
-    let share = u128::from(total) * weight as u128 / weights as u128;
-    u64::try_from(share).unwrap_or(u64::MAX)
-}
 
 /// The shard map and the open shards, replaced as a whole when the map
 /// changes (a new epoch, new shards).
@@ -209,12 +46,6 @@ impl Layout {
             .get(&id)
             .ok_or_else(|| StoreError::Config(format!("shard {id} is not open")))
     }
-}
-
-fn now_nanos() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// One `SpanStore` over several shards. The map can change while it runs
@@ -291,69 +122,6 @@ impl ShardedStore {
         }
         Ok(())
     }
-}
-
-/// The start of the latest span of `trace` matching `query`.
-fn latest_match(trace: &Trace, query: &TraceQuery) -> Option<u64> {
-    trace
-        .spans
-        .iter()
-        .filter(|s| query.matches_span(s))
-        .map(|s| s.start_unix_nano)
-        .max()
-}
-
-/// Merges parts of one trace found on several shards.
-fn merge_into(into: &mut Trace, part: Trace) {
-    for span in part.spans {
-        if !into.spans.iter().any(|s| s.span_id == span.span_id) {
-            into.spans.push(span);
-        }
-    }
-    into.spans
-        .sort_by_key(|s| (s.start_unix_nano, *s.span_id.as_bytes()));
-}
-
-/// The sorted union of per-shard lists; shards that failed are left out
-/// unless all failed (lists are hints for the UI, partial is better than
-/// none).
-fn union<T: Ord>(lists: Vec<Result<Vec<T>, StoreError>>) -> Result<Vec<T>, StoreError> {
-    let mut out = std::collections::BTreeSet::new();
-    let mut last_err = None;
-    let mut answered = false;
-    for list in lists {
-        match list {
-            Ok(l) => {
-                answered = true;
-                out.extend(l);
-            }
-            Err(e) => last_err = Some(e),
-        }
-    }
-    match (answered, last_err) {
-        (false, Some(e)) => Err(e),
-        _ => Ok(out.into_iter().collect()),
-    }
-}
-
-/// Merges per-shard answers: most recent match first, at most `limit`.
-pub fn merge_search(query: &TraceQuery, parts: Vec<Vec<Trace>>) -> Vec<Trace> {
-    let mut by_id: BTreeMap<TraceId, Trace> = BTreeMap::new();
-    for trace in parts.into_iter().flatten() {
-        match by_id.get_mut(&trace.trace_id) {
-            Some(t) => merge_into(t, trace),
-            None => {
-                by_id.insert(trace.trace_id, trace);
-            }
-        }
-    }
-    let mut ranked: Vec<(u64, Trace)> = by_id
-        .into_values()
-        .filter_map(|t| latest_match(&t, query).map(|k| (k, t)))
-        .collect();
-    ranked.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.trace_id.cmp(&b.1.trace_id)));
-    ranked.truncate(query.limit);
-    ranked.into_iter().map(|(_, t)| t).collect()
 }
 
 #[async_trait]
@@ -549,7 +317,7 @@ impl SpanStore for ShardedStore {
 
     async fn put_records(&self, records: &[crate::Record]) -> Result<(), StoreError> {
         let l = self.layout();
-        let now = now_nanos();
+        let now = unix_nanos();
         let mut groups: BTreeMap<ShardId, Vec<crate::Record>> = BTreeMap::new();
         for r in records {
             // Records of no trace (edges, offsets) live on the first shard.
@@ -626,70 +394,6 @@ impl SpanStore for ShardedStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tid(n: u128) -> TraceId {
-        TraceId::from_bytes(&n.to_be_bytes()).expect("16 bytes")
-    }
-
-    #[test]
-    fn routing_is_stable_and_spreads_evenly() {
-        let map = ShardMap::single_epoch(4).expect("map");
-        let mut counts = [0u32; 4];
-        for n in 1..=40_000u128 {
-            let s = map.route(tid(n * 7919), 0);
-            assert_eq!(
-                s,
-                map.route(tid(n * 7919), u64::MAX),
-                "one epoch: time does not matter"
-            );
-            counts[s as usize] += 1;
-        }
-        for c in counts {
-            assert!((9_000..11_000).contains(&c), "uneven spread: {counts:?}");
-        }
-    }
-
-    #[test]
-    fn a_new_epoch_takes_new_traces_and_old_ones_stay_findable() {
-        let old = ShardMap::single_epoch(2).expect("map");
-        let new = old.with_epoch(1_000, vec![0, 1, 2]).expect("epoch");
-        let mut moved_to_new_shard = 0;
-        for n in 1..=3_000u128 {
-            let id = tid(n);
-            // Before the epoch start the old owner keeps the trace.
-            assert_eq!(new.route(id, 999), old.route(id, 999));
-            let after = new.route(id, 1_000);
-            if after == 2 {
-                moved_to_new_shard += 1;
-            }
-            let owners = new.owners(id);
-            assert!(owners.contains(&old.route(id, 0)));
-            assert!(owners.contains(&after));
-            assert!(owners.len() <= 2);
-        }
-        // Jump hash sends about a third of new traces to the new shard.
-        assert!(
-            (800..1_200).contains(&moved_to_new_shard),
-            "{moved_to_new_shard}"
-        );
-    }
-
-    #[test]
-    fn bad_maps_are_refused() {
-        assert_eq!(ShardMap::single_epoch(0), Err(ShardMapError::EmptyEpoch(0)));
-        let map = ShardMap::single_epoch(1).expect("map");
-        assert!(matches!(
-            map.with_epoch(0, vec![0]),
-            Err(ShardMapError::OutOfOrder { .. })
-        ));
-        assert!(ShardMap::new(vec![]).is_err());
-    }
-
-    #[test]
-    fn apportion_splits_by_weight() {
-        assert_eq!(apportion(1_000, 1, 4), 250);
-        assert_eq!(apportion(1_000, 0, 0), 0);
-    }
 
     async fn sqlite_shard() -> Arc<dyn SpanStore> {
         Arc::new(

@@ -1,6 +1,5 @@
-//! Benchmark support (BENCHMARKS.md, P4–P7): the naive baseline schema
-//! and the on-disk size breakdown. Kept here because only `store` speaks
-//! SQL.
+//! The naive baseline (BENCHMARKS.md, P4): the schema a first attempt
+//! would use, to compare the real one against.
 
 use std::{str::FromStr, time::Duration};
 
@@ -10,8 +9,7 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
-use super::backend_error;
-use crate::StoreError;
+use crate::{StoreError, postgres::backend_error};
 
 /// The schema a first attempt would use (REFERENCE.md's peer figure): one
 /// row per span, attributes as jsonb, three indexes; one INSERT per span.
@@ -61,8 +59,8 @@ impl NaiveBaseline {
             .bind(s.parent_span_id.map(|p| p.as_bytes().to_vec()))
             .bind(s.service_name())
             .bind(&s.name)
-            .bind(super::clamp_i64(s.start_unix_nano))
-            .bind(super::clamp_i64(s.duration_nanos()))
+            .bind(crate::postgres::clamp_i64(s.start_unix_nano))
+            .bind(crate::postgres::clamp_i64(s.duration_nanos()))
             .bind(i16::from(s.is_error()))
             .bind(serde_json::Value::Object(attrs))
             .bind(serde_json::Value::Object(res))
@@ -83,34 +81,4 @@ fn json_object(kvs: &[model::KeyValue]) -> serde_json::Map<String, serde_json::V
             )
         })
         .collect()
-}
-
-/// Runs `VACUUM (ANALYZE)` on the database at `url`, then returns the
-/// bytes of each part of the Meridian schema: (part, bytes), parts being
-/// table heaps, TOAST and each index, summed over the day partitions.
-pub async fn vacuum_and_sizes(url: &str) -> Result<Vec<(String, i64)>, StoreError> {
-    let opts = PgConnectOptions::from_str(url).map_err(|e| StoreError::Config(e.to_string()))?;
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .connect_with(opts.options([("statement_timeout", "0")]))
-        .await
-        .map_err(backend_error)?;
-    sqlx::query("VACUUM (ANALYZE)")
-        .execute(&pool)
-        .await
-        .map_err(backend_error)?;
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "WITH rels AS ( \
-           SELECT regexp_replace(c.relname, '_p[0-9]+', '') AS part, c.oid, c.reltoastrelid \
-           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-           WHERE n.nspname = 'public' AND c.relkind IN ('r', 'i') \
-         ) \
-         SELECT part, SUM(pg_relation_size(oid) + \
-           CASE WHEN reltoastrelid <> 0 THEN pg_total_relation_size(reltoastrelid) ELSE 0 END)::bigint \
-         FROM rels GROUP BY part ORDER BY 2 DESC",
-    )
-    .fetch_all(&pool)
-    .await
-    .map_err(backend_error)?;
-    Ok(rows)
 }
