@@ -12,7 +12,7 @@
 //! the network or a clock).
 //! The control plane (openraft, the admin API) and every gateway concern
 //! that reads the state depend on this crate; it depends only on `model`
-//! (and `store` for the pure shard map, until that moves into `model`).
+//! (the shard map with its epochs is `model::shard`).
 
 pub mod alert;
 pub mod state;

@@ -11,6 +11,7 @@ mod query;
 pub mod red;
 pub mod retention;
 pub mod sampling;
+pub mod shard;
 pub mod skew;
 mod span;
 mod value;

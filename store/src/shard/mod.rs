@@ -10,15 +10,15 @@
 //! A trace whose spans straddle an epoch start may be split over two
 //! shards; reads merge the parts.
 //!
-//! - `map`: the pure [`ShardMap`] (epochs, jump hash; no I/O);
+//! - `model::shard` (re-exported here): the pure [`ShardMap`] (epochs, jump
+//!   hash; no I/O), shared with the replicated control state;
 //! - `merge`: combining the answers of several shards;
 //! - `sharded`: [`ShardedStore`], the `SpanStore` that routes writes by
 //!   the map and fans reads out.
 
-mod map;
 mod merge;
 mod sharded;
 
-pub use map::{Epoch, ShardId, ShardMap, ShardMapError};
+pub use model::shard::{Epoch, ShardId, ShardMap, ShardMapError};
 pub use merge::merge_search;
 pub use sharded::ShardedStore;

@@ -8,10 +8,9 @@ use futures::future::join_all;
 use model::{RetentionPolicy, Span, SpanKind, Trace, TraceId, TraceQuery};
 use telemetry::clock::unix_nanos;
 
-use super::{
-    map::{ShardId, ShardMap},
-    merge::{merge_into, merge_search, union},
-};
+use model::shard::{ShardId, ShardMap};
+
+use super::merge::{merge_into, merge_search, union};
 use crate::{
     Operation, RetentionReport, SearchResult, ShardUsage, SpanStore, StoreError, WriteOutcome,
 };

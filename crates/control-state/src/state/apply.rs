@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use store::shard::{ShardId, ShardMap};
+use model::shard::{ShardId, ShardMap};
 
 use super::{
     command::{Applied, Command},
@@ -125,7 +125,7 @@ impl ControlState {
         let mut all: Vec<ShardId> = self.shards.keys().copied().collect();
         all.extend(shards.keys().copied());
         let map = match &self.shard_map {
-            None => ShardMap::new(vec![store::shard::Epoch {
+            None => ShardMap::new(vec![model::shard::Epoch {
                 epoch: 0,
                 start_unix_nano: 0,
                 shards: all,

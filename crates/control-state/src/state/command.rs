@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use model::{RetentionPolicy, sampling::SamplingConfig};
 use serde::{Deserialize, Serialize};
-use store::shard::ShardId;
+use model::shard::ShardId;
 
 use super::types::{AlertRule, Lease, Member, NodeId, Notification, RegisteredCluster, Shard};
 use crate::alert::AlertStatus;

@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use model::{RetentionPolicy, sampling::SamplingConfig};
-use store::shard::ShardId;
+use model::shard::ShardId;
 
 use super::*;
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use model::{RetentionPolicy, sampling::SamplingConfig};
 use serde::{Deserialize, Serialize};
-use store::shard::{ShardId, ShardMap};
+use model::shard::{ShardId, ShardMap};
 
 use crate::alert::AlertStatus;
 

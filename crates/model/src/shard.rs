@@ -5,7 +5,7 @@
 //! consistent hash of the trace id picks the shard in it. No I/O: the map
 //! is data the gateway cluster replicates, and every gateway routes alike.
 
-use model::TraceId;
+use crate::TraceId;
 use serde::{Deserialize, Serialize};
 
 /// Identifies a shard for its whole life (never reused).
