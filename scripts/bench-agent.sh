@@ -32,10 +32,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== building (release)"
-cargo build --release --locked -p edge-agent -p gateway -p integration-tests \
+echo "== building (dist profile)"
+cargo build --profile dist --locked -p edge-agent -p gateway -p integration-tests \
     --bin meridian-agent --bin meridian-gateway --bin meridian-loadgen >/dev/null
-B=target/release
+B=target/dist
 
 echo "== installing the peer (rotel from PyPI)"
 VENV="${MERIDIAN_BENCH_VENV:-target/bench-venv}"

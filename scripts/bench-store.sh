@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${CARGO_TARGET_DIR:-$(pwd)/target}
-cargo build --release --locked -p integration-tests --bin meridian-store-bench
+cargo build --profile dist --locked -p integration-tests --bin meridian-store-bench
 dir=$(mktemp -d /var/tmp/meridian-bench-pg.XXXXXX)
 chmod 755 "$dir"
 trap 'scripts/pg.sh stop "$dir"' EXIT
@@ -18,4 +18,4 @@ checkpoint_timeout = 15min
 wal_compression = on"
 url=$(scripts/pg.sh start "$dir")
 echo "postgres: $url ($(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB)"
-"$target/release/meridian-store-bench" --pg "$url" "$@"
+"$target/dist/meridian-store-bench" --pg "$url" "$@"

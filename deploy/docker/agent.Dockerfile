@@ -18,8 +18,8 @@ COPY . .
 # The lockfile is honoured (--locked); cargo's caches survive between builds.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p edge-agent --bin meridian-agent \
- && install -m 0755 target/release/meridian-agent /usr/local/bin/meridian-agent
+    cargo build --profile dist --locked -p edge-agent --bin meridian-agent \
+ && install -m 0755 target/dist/meridian-agent /usr/local/bin/meridian-agent
 
 FROM debian:${DEBIAN_RELEASE}-slim
 RUN apt-get update \

@@ -18,8 +18,8 @@ COPY . .
 # The lockfile is honoured (--locked); cargo's caches survive between builds.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p gateway --bin meridian-gateway \
- && install -m 0755 target/release/meridian-gateway /usr/local/bin/meridian-gateway
+    cargo build --profile dist --locked -p gateway --bin meridian-gateway \
+ && install -m 0755 target/dist/meridian-gateway /usr/local/bin/meridian-gateway
 
 FROM debian:${DEBIAN_RELEASE}-slim
 RUN apt-get update \

@@ -11,8 +11,8 @@ use control_plane::raft::{
     Applied, Command, ControlState, NodeId, network::WriteError, node::PlaneConfig,
 };
 use control_state::Shard;
-use telemetry::clock::ManualClock;
 use model::sampling::SamplingConfig;
+use telemetry::clock::ManualClock;
 use tokio_util::sync::CancellationToken;
 
 use control_plane::testkit as common;
@@ -342,9 +342,12 @@ async fn a_held_lease_lapses_by_the_injected_clock_alone() {
     };
     let c = Cluster::start(1, config).await;
     let add = Command::AddShards {
-        shards: [(0, Shard {
-            url: "postgres://pg/0".into(),
-        })]
+        shards: [(
+            0,
+            Shard {
+                url: "postgres://pg/0".into(),
+            },
+        )]
         .into(),
         start_unix_nano: 0,
     };
@@ -363,9 +366,16 @@ async fn a_held_lease_lapses_by_the_injected_clock_alone() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(c.node(1).holds_lease(0).is_some());
     clock.advance(Duration::from_millis(2_300));
-    assert!(c.node(1).holds_lease(0).is_some(), "valid until 80 % of the TTL");
+    assert!(
+        c.node(1).holds_lease(0).is_some(),
+        "valid until 80 % of the TTL"
+    );
     clock.advance(Duration::from_millis(200));
-    assert_eq!(c.node(1).holds_lease(0), None, "lapsed past 80 % of the TTL");
+    assert_eq!(
+        c.node(1).holds_lease(0),
+        None,
+        "lapsed past 80 % of the TTL"
+    );
     // The replicated lease is still there: only this node's own judgement
     // of how long it may act has run out.
     assert_eq!(c.node(1).state().leases[&0].holder, 1);

@@ -19,6 +19,6 @@
 mod merge;
 mod sharded;
 
-pub use model::shard::{Epoch, ShardId, ShardMap, ShardMapError};
 pub use merge::merge_search;
+pub use model::shard::{Epoch, ShardId, ShardMap, ShardMapError};
 pub use sharded::ShardedStore;

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use model::shard::ShardId;
 use model::{RetentionPolicy, sampling::SamplingConfig};
 use serde::{Deserialize, Serialize};
-use model::shard::ShardId;
 
 use super::types::{AlertRule, Lease, Member, NodeId, Notification, RegisteredCluster, Shard};
 use crate::alert::AlertStatus;

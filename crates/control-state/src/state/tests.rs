@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
-use model::{RetentionPolicy, sampling::SamplingConfig};
 use model::shard::ShardId;
+use model::{RetentionPolicy, sampling::SamplingConfig};
 
 use super::*;
 

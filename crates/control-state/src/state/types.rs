@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use model::shard::{ShardId, ShardMap};
 use model::{RetentionPolicy, sampling::SamplingConfig};
 use serde::{Deserialize, Serialize};
-use model::shard::{ShardId, ShardMap};
 
 use crate::alert::AlertStatus;
 

@@ -16,6 +16,9 @@ use store::{Record, RecordKind, RecordScan, SpanStore, shard::ShardId};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+#[cfg(test)]
+mod tests;
+
 use crate::{
     StitchConfig, StitchMetrics,
     records::{StoredOffset, stored_summary},
@@ -113,7 +116,7 @@ impl Worker {
         }
     }
 
-    async fn process(&mut self, batch: Batch) {
+    pub(crate) async fn process(&mut self, batch: Batch) {
         let now = self.now_ms();
         let settle = u64::try_from(self.config.settle.as_millis()).unwrap_or(u64::MAX);
         for (shard, note) in batch {
@@ -149,7 +152,7 @@ impl Worker {
 
     /// Adds a drop report to its trace's summary (the trace's state is
     /// loaded from the store when this worker does not hold it).
-    async fn dropped(&mut self, d: DroppedReport) {
+    pub(crate) async fn dropped(&mut self, d: DroppedReport) {
         let state = match self.traces.get(&d.trace).await {
             Some(s) => s,
             None => {
@@ -251,7 +254,7 @@ impl Worker {
         }
     }
 
-    async fn flush(&mut self) {
+    pub(crate) async fn flush(&mut self) {
         let now = self.now_ms();
         self.promote(now).await;
         // Summaries of the traces that changed.
