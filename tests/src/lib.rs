@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod faultproxy;
+pub mod otlp;
 pub mod process;
 
 use std::{

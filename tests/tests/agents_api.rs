@@ -7,10 +7,7 @@ use std::time::Duration;
 
 use edge_agent::Agent;
 use integration_tests::{Sandbox, wait_for};
-use proto::otlp::{
-    ExportTraceServiceRequest, Resource, ResourceSpans, ScopeSpans, Span, TraceServiceClient,
-    string_kv,
-};
+use proto::otlp::{ExportTraceServiceRequest, Span, TraceServiceClient};
 use serde_json::Value;
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -35,19 +32,7 @@ fn request(service: &str, tag: u8, n: u32) -> ExportTraceServiceRequest {
             }
         })
         .collect();
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![string_kv("service.name", service)],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
+    integration_tests::otlp::request(service, spans)
 }
 
 async fn send(agent: &Agent, tag: u8, n: u32) -> anyhow::Result<()> {

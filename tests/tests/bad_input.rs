@@ -5,7 +5,7 @@ use std::io::Write;
 
 use integration_tests::Sandbox;
 use prost::Message;
-use proto::otlp::{self, ExportTraceServiceRequest, ResourceSpans, ScopeSpans, Span};
+use proto::otlp::{self, ExportTraceServiceRequest, Span};
 use tonic::{Code, codec::CompressionEncoding};
 
 fn span(trace: Vec<u8>, id: Vec<u8>, name: &str) -> Span {
@@ -20,19 +20,7 @@ fn span(trace: Vec<u8>, id: Vec<u8>, name: &str) -> Span {
 }
 
 fn request(spans: Vec<Span>) -> ExportTraceServiceRequest {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(otlp::Resource {
-                attributes: vec![otlp::string_kv("service.name", "bad-input")],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
+    integration_tests::otlp::request("bad-input", spans)
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {

@@ -13,10 +13,7 @@ use edge_agent::Agent;
 use ingest::ControlView;
 use integration_tests::{Sandbox, wait_for};
 use model::sampling::{HeadConfig, HeadRule, SamplingConfig};
-use proto::otlp::{
-    ExportTraceServiceRequest, Resource, ResourceSpans, ScopeSpans, Span, TraceServiceClient,
-    string_kv,
-};
+use proto::otlp::{ExportTraceServiceRequest, Span, TraceServiceClient};
 use serde_json::{Value, json};
 
 /// Generous: a condition that holds is seen within milliseconds.
@@ -64,19 +61,7 @@ fn request(service: &str, first: u32, n: u32) -> (ExportTraceServiceRequest, Vec
             ..Default::default()
         })
         .collect();
-    let req = ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![string_kv("service.name", service)],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    };
+    let req = integration_tests::otlp::request(service, spans);
     (req, ids)
 }
 

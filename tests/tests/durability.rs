@@ -17,7 +17,7 @@ use integration_tests::{
 };
 use model::TraceId;
 use mtls::certs::{self, Subject};
-use proto::otlp::{self, ExportTraceServiceRequest, ResourceSpans, ScopeSpans, Span};
+use proto::otlp::{self, ExportTraceServiceRequest, Span};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_sut-agent");
 const SPANS_PER_TRACE: u8 = 5;
@@ -26,28 +26,19 @@ fn trace_request(n: u64, spans: u8, pad: usize) -> ExportTraceServiceRequest {
     let mut trace_id = [0u8; 16];
     trace_id[0] = 0xd0;
     trace_id[8..].copy_from_slice(&n.to_be_bytes());
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(otlp::Resource {
-                attributes: vec![otlp::string_kv("service.name", "crash-test")],
+    integration_tests::otlp::request(
+        "crash-test",
+        (1..=spans)
+            .map(|i| Span {
+                trace_id: trace_id.to_vec(),
+                span_id: vec![i; 8],
+                name: format!("op-{i}{}", "x".repeat(pad)),
+                start_time_unix_nano: 1_700_000_000_000_000_000 + n,
+                end_time_unix_nano: 1_700_000_000_001_000_000 + n,
                 ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans: (1..=spans)
-                    .map(|i| Span {
-                        trace_id: trace_id.to_vec(),
-                        span_id: vec![i; 8],
-                        name: format!("op-{i}{}", "x".repeat(pad)),
-                        start_time_unix_nano: 1_700_000_000_000_000_000 + n,
-                        end_time_unix_nano: 1_700_000_000_001_000_000 + n,
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
+            })
+            .collect(),
+    )
 }
 
 fn trace_id(n: u64) -> TraceId {

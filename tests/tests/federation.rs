@@ -16,10 +16,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use integration_tests::{Sandbox, cluster::ProcessCluster, process_of, tag, wait_for};
-use proto::otlp::{
-    ExportTraceServiceRequest, Resource, ResourceSpans, ScopeSpans, Span, Status,
-    TraceServiceClient, span::Link, string_kv,
-};
+use proto::otlp::{ExportTraceServiceRequest, Span, Status, TraceServiceClient, span::Link};
 use query::jaeger::model::CLUSTER_TAG;
 use serde_json::Value;
 use store::testsuite::pg;
@@ -157,19 +154,10 @@ fn requests(t0: u64) -> Vec<(&'static str, ExportTraceServiceRequest)> {
         .into_iter()
         .map(|(cluster, spans)| {
             let service = spans.first().map_or("", |(s, _)| *s);
-            let req = ExportTraceServiceRequest {
-                resource_spans: vec![ResourceSpans {
-                    resource: Some(Resource {
-                        attributes: vec![string_kv("service.name", service)],
-                        ..Default::default()
-                    }),
-                    scope_spans: vec![ScopeSpans {
-                        spans: spans.into_iter().map(|(_, s)| s).collect(),
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }],
-            };
+            let req = integration_tests::otlp::request(
+                service,
+                spans.into_iter().map(|(_, s)| s).collect(),
+            );
             (cluster, req)
         })
         .collect()
@@ -564,22 +552,7 @@ fn live_requests_tagged(
                 "b" => "api",
                 _ => "db",
             };
-            (
-                cluster,
-                ExportTraceServiceRequest {
-                    resource_spans: vec![ResourceSpans {
-                        resource: Some(Resource {
-                            attributes: vec![string_kv("service.name", service)],
-                            ..Default::default()
-                        }),
-                        scope_spans: vec![ScopeSpans {
-                            spans,
-                            ..Default::default()
-                        }],
-                        ..Default::default()
-                    }],
-                },
-            )
+            (cluster, integration_tests::otlp::request(service, spans))
         })
         .collect()
 }

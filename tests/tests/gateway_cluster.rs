@@ -27,7 +27,7 @@ use integration_tests::{
     wait_for,
 };
 use model::TraceId;
-use proto::otlp::{self, ExportTraceServiceRequest, ResourceSpans, ScopeSpans, Span};
+use proto::otlp::{self, ExportTraceServiceRequest, Span};
 use serde_json::{Value, json};
 use store::{
     shard::{ShardId, ShardMap},
@@ -45,13 +45,6 @@ const FAILOVER: Duration = Duration::from_secs(5);
 /// One scenario at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn now_nanos() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
-
 /// Trace `n` of a scenario (`tag` keeps scenarios apart).
 fn trace_id(tag: u8, n: u64) -> TraceId {
     let mut b = [0u8; 16];
@@ -61,28 +54,19 @@ fn trace_id(tag: u8, n: u64) -> TraceId {
 }
 
 fn trace_request(id: TraceId, service: &str, start: u64) -> ExportTraceServiceRequest {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(otlp::Resource {
-                attributes: vec![otlp::string_kv("service.name", service)],
+    integration_tests::otlp::request(
+        service,
+        (1..=SPANS_PER_TRACE as u8)
+            .map(|i| Span {
+                trace_id: id.as_bytes().to_vec(),
+                span_id: vec![i; 8],
+                name: format!("op-{i}"),
+                start_time_unix_nano: start + u64::from(i),
+                end_time_unix_nano: start + u64::from(i) + 1_000_000,
                 ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans: (1..=SPANS_PER_TRACE as u8)
-                    .map(|i| Span {
-                        trace_id: id.as_bytes().to_vec(),
-                        span_id: vec![i; 8],
-                        name: format!("op-{i}"),
-                        start_time_unix_nano: start + u64::from(i),
-                        end_time_unix_nano: start + u64::from(i) + 1_000_000,
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
+            })
+            .collect(),
+    )
 }
 
 /// A trace the agent acknowledged: its id, service and start.
@@ -118,7 +102,7 @@ impl Stream {
                     n += 1;
                     let id = trace_id(tag, n);
                     let svc = service.lock().map(|s| s.clone()).unwrap_or_default();
-                    let start = now_nanos();
+                    let start = telemetry::clock::unix_nanos();
                     let req = trace_request(id, &svc, start);
                     let give_up = Instant::now() + DEADLINE;
                     while let Err(status) = client.export(req.clone()).await {
@@ -669,7 +653,7 @@ async fn a_shard_added_while_ingesting_takes_new_traces_and_old_ones_stay_found(
     let epoch_start = body["start_unix_nano"].as_u64().context("epoch start")?;
     assert_eq!(new_shard, 2, "{body}");
     assert!(
-        epoch_start > now_nanos(),
+        epoch_start > telemetry::clock::unix_nanos(),
         "the new epoch starts in the future: {body}"
     );
     // Every gateway opens the new shard (before the epoch starts).

@@ -9,10 +9,7 @@ use std::{collections::BTreeMap, time::Duration};
 use edge_agent::Agent;
 use integration_tests::{Sandbox, wait_for};
 use model::sampling::{HeadConfig, SamplingConfig};
-use proto::otlp::{
-    ExportTraceServiceRequest, Resource, ResourceSpans, ScopeSpans, Span, Status,
-    TraceServiceClient, string_kv,
-};
+use proto::otlp::{ExportTraceServiceRequest, Span, Status, TraceServiceClient};
 use serde_json::Value;
 
 /// A small deterministic generator (xorshift64*).
@@ -67,19 +64,7 @@ fn generate(seed: u64, spans: usize, ops: impl Fn(&mut Rng) -> String) -> Genera
             e.0 += u64::from(error);
             e.1.push(dur);
         }
-        requests.push(ExportTraceServiceRequest {
-            resource_spans: vec![ResourceSpans {
-                resource: Some(Resource {
-                    attributes: vec![string_kv("service.name", &service)],
-                    ..Default::default()
-                }),
-                scope_spans: vec![ScopeSpans {
-                    spans: batch,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        });
+        requests.push(integration_tests::otlp::request(&service, batch));
     }
     Generated { requests, offline }
 }
@@ -90,16 +75,6 @@ async fn send_all(agent: &Agent, g: &Generated) -> anyhow::Result<()> {
         c.export(r.clone()).await?;
     }
     Ok(())
-}
-
-fn now_ms() -> i64 {
-    i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or_default(),
-    )
-    .unwrap_or_default()
 }
 
 /// The exact order statistic the sketch approximates.
@@ -120,7 +95,7 @@ async fn red_totals(
         &format!("{want} spans in the RED series of {cluster}"),
         Duration::from_secs(60),
         || async {
-            let to = now_ms() + 60_000;
+            let to = telemetry::clock::unix_ms() + 60_000;
             let path =
                 format!("/api/v1/metrics/red?cluster={cluster}&from={from}&to={to}&step=10000");
             let (status, body) = sb.get_json(&path).await.ok()?;
@@ -165,7 +140,7 @@ async fn red_figures_equal_an_offline_computation_at_full_and_1pct_sampling() ->
         tail: None,
     };
     let sampled = Agent::start(cfg).await?;
-    let from = now_ms() - 60_000;
+    let from = telemetry::clock::unix_ms() - 60_000;
     let spans = 6_000;
     let g = generate(42, spans, |r| format!("op-{}", r.next() % 4));
     send_all(&full, &g).await?;
@@ -208,7 +183,7 @@ async fn red_figures_equal_an_offline_computation_at_full_and_1pct_sampling() ->
     }
 
     // Jaeger SPM: the Monitor tab's call rate, grouped by operation.
-    let end = now_ms() + 60_000;
+    let end = telemetry::clock::unix_ms() + 60_000;
     let (status, fam) = sb
         .get_json(&format!(
             "/api/metrics/calls?service=svc-0&groupByOperation=true&endTs={end}&lookback=600000&step=60000&ratePer=600000&spanKind=server"
@@ -254,7 +229,7 @@ async fn cardinality_limits_hold_under_random_operation_names() -> anyhow::Resul
     let gateway_limit = 100;
     let mut sb = Sandbox::start_with(&[], |cfg| cfg.red.prom_max_series = gateway_limit).await?;
     let agent = Agent::start(sb.agent_config("east", "east")?).await?;
-    let from = now_ms() - 60_000;
+    let from = telemetry::clock::unix_ms() - 60_000;
     // Every span has a fresh random operation name.
     let spans = 5_000;
     let g = generate(7, spans, |r| format!("op-{:016x}", r.next()));

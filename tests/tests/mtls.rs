@@ -9,7 +9,7 @@ use mtls::certs::{self, Subject};
 use prost::Message;
 use proto::{
     federation::{Compression, ForwardRequest, federation_client::FederationClient},
-    otlp::{self, ExportTraceServiceRequest, ResourceSpans, ScopeSpans, Span},
+    otlp::{self, ExportTraceServiceRequest, Span},
 };
 use tonic::{
     Code,
@@ -21,28 +21,19 @@ fn request(cluster_claim: Option<&str>, trace: u8, spans: u8) -> ExportTraceServ
     if let Some(c) = cluster_claim {
         attributes.push(otlp::string_kv("k8s.cluster.name", c));
     }
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(otlp::Resource {
-                attributes,
+    integration_tests::otlp::request_with(
+        attributes,
+        (1..=spans)
+            .map(|i| Span {
+                trace_id: vec![trace; 16],
+                span_id: vec![i; 8],
+                name: format!("op-{i}"),
+                start_time_unix_nano: 1_700_000_000_000_000_000,
+                end_time_unix_nano: 1_700_000_000_001_000_000,
                 ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans: (1..=spans)
-                    .map(|i| Span {
-                        trace_id: vec![trace; 16],
-                        span_id: vec![i; 8],
-                        name: format!("op-{i}"),
-                        start_time_unix_nano: 1_700_000_000_000_000_000,
-                        end_time_unix_nano: 1_700_000_000_001_000_000,
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
+            })
+            .collect(),
+    )
 }
 
 fn forward(cluster: &str, req: &ExportTraceServiceRequest, seq: u64) -> ForwardRequest {

@@ -12,7 +12,7 @@ use std::{
 
 use integration_tests::{Sandbox, process::metric, wait_for};
 use model::TraceId;
-use proto::otlp::{self, ExportTraceServiceRequest, ResourceSpans, ScopeSpans, Span};
+use proto::otlp::{self, ExportTraceServiceRequest, Span};
 use serde_json::Value;
 use store::{
     SpanStore,
@@ -25,13 +25,6 @@ const SPANS_PER_TRACE: u8 = 3;
 const SEC: u64 = 1_000_000_000;
 const HOUR: u64 = 3_600 * SEC;
 const DAY: u64 = 24 * HOUR;
-
-fn now_nanos() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
 
 fn trace_id(n: u64) -> TraceId {
     let mut b = [0u8; 16];
@@ -47,28 +40,19 @@ fn trace_request(n: u64, start: u64, cluster: Option<&str>) -> ExportTraceServic
     if let Some(c) = cluster {
         attributes.push(otlp::string_kv("k8s.cluster.name", c));
     }
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(otlp::Resource {
-                attributes,
+    integration_tests::otlp::request_with(
+        attributes,
+        (1..=SPANS_PER_TRACE)
+            .map(|i| Span {
+                trace_id: trace_id(n).as_bytes().to_vec(),
+                span_id: vec![i; 8],
+                name: format!("op-{i}"),
+                start_time_unix_nano: start + u64::from(i),
+                end_time_unix_nano: start + u64::from(i) + 1_000_000,
                 ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans: (1..=SPANS_PER_TRACE)
-                    .map(|i| Span {
-                        trace_id: trace_id(n).as_bytes().to_vec(),
-                        span_id: vec![i; 8],
-                        name: format!("op-{i}"),
-                        start_time_unix_nano: start + u64::from(i),
-                        end_time_unix_nano: start + u64::from(i) + 1_000_000,
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
+            })
+            .collect(),
+    )
 }
 
 /// The server's address, for a proxy in front of it
@@ -156,7 +140,7 @@ async fn an_agent_writes_over_mtls_into_two_shards() -> anyhow::Result<()> {
     let urls = pg::fresh_databases(&server, 2).await;
     let sb = Sandbox::start_with(&["east"], |cfg| cfg.stores = urls.clone()).await?;
     let map = ShardMap::single_epoch(2)?;
-    let start = now_nanos() - 60 * SEC;
+    let start = telemetry::clock::unix_nanos() - 60 * SEC;
     let ns: Vec<u64> = (1..=40).collect();
     send(&sb, "east", &ns, start).await?;
 
@@ -227,7 +211,7 @@ async fn a_shard_outage_keeps_spans_in_the_agent_and_loses_none() -> anyhow::Res
     let store = Arc::clone(&sb.gateway.store);
     let agent = sb.agent("east")?;
     let map = ShardMap::single_epoch(2)?;
-    let start = now_nanos() - 60 * SEC;
+    let start = telemetry::clock::unix_nanos() - 60 * SEC;
     let on = |ns: &[u64], shard: u32| -> BTreeSet<String> {
         ns.iter()
             .filter(|n| map.route(trace_id(**n), start) == shard)
@@ -330,7 +314,7 @@ async fn retention_expires_old_spans_and_counts_them() -> anyhow::Result<()> {
     };
     let urls = pg::fresh_databases(&server, 2).await;
     let map = ShardMap::single_epoch(2)?;
-    let now = now_nanos();
+    let now = telemetry::clock::unix_nanos();
     // (traces, start, cluster, kept?)
     let groups: [(Vec<u64>, u64, &str, bool); 4] = [
         ((1..=10).collect(), now - 5 * DAY, "default", false),

@@ -8,10 +8,7 @@ use anyhow::Context as _;
 use edge_agent::Agent;
 use integration_tests::{Sandbox, process_of, tag, wait_for};
 use model::sampling::{HeadConfig, HeadRule, SamplingConfig, TailConfig, TailPolicy, TailRule};
-use proto::otlp::{
-    ExportTraceServiceRequest, Resource, ResourceSpans, ScopeSpans, Span, Status,
-    TraceServiceClient, string_kv,
-};
+use proto::otlp::{ExportTraceServiceRequest, Span, Status, TraceServiceClient};
 
 fn span(trace: [u8; 16], id: u8, name: &str, dur_ms: u64, error: bool) -> Span {
     let start = 1_700_000_000_000_000_000u64;
@@ -31,19 +28,7 @@ fn span(trace: [u8; 16], id: u8, name: &str, dur_ms: u64, error: bool) -> Span {
 }
 
 fn request(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![string_kv("service.name", service)],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
+    integration_tests::otlp::request(service, spans)
 }
 
 async fn send(agent: &Agent, req: ExportTraceServiceRequest) -> anyhow::Result<()> {

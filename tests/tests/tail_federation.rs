@@ -13,10 +13,7 @@ use std::{net::SocketAddr, time::Duration};
 use edge_agent::Agent;
 use integration_tests::{Sandbox, process_of, tag, wait_for};
 use model::sampling::{HeadConfig, SamplingConfig, TailConfig, TailPolicy, TailRule};
-use proto::otlp::{
-    ExportTraceServiceRequest, Resource, ResourceSpans, ScopeSpans, Span, Status,
-    TraceServiceClient, string_kv,
-};
+use proto::otlp::{ExportTraceServiceRequest, Span, Status, TraceServiceClient, string_kv};
 use serde_json::Value;
 
 const CLUSTERS: [&str; 3] = ["a", "b", "c"];
@@ -75,22 +72,13 @@ fn request(cluster_index: usize, ns: &[u32]) -> ExportTraceServiceRequest {
             });
         }
     }
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![string_kv(
-                    "service.name",
-                    &format!("svc-{}", CLUSTERS[cluster_index]),
-                )],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
+    integration_tests::otlp::request_with(
+        vec![string_kv(
+            "service.name",
+            &format!("svc-{}", CLUSTERS[cluster_index]),
+        )],
+        spans,
+    )
 }
 
 async fn send(agent: &Agent, req: ExportTraceServiceRequest) -> anyhow::Result<()> {

@@ -13,10 +13,7 @@ use std::time::{Duration, Instant};
 
 use integration_tests::{Sandbox, wait_for};
 use prost::Message;
-use proto::otlp::{
-    self, AnyValue, ExportTraceServiceRequest, KeyValue, ResourceSpans, ScopeSpans, Span,
-    any_value::Value,
-};
+use proto::otlp::{self, AnyValue, ExportTraceServiceRequest, KeyValue, Span, any_value::Value};
 
 const SPANS_PER_REQUEST: usize = 512;
 const SPANS_PER_TRACE: usize = 10;
@@ -61,19 +58,7 @@ fn corpus(requests: usize, seed: u64) -> Vec<ExportTraceServiceRequest> {
                     }
                 })
                 .collect();
-            ExportTraceServiceRequest {
-                resource_spans: vec![ResourceSpans {
-                    resource: Some(otlp::Resource {
-                        attributes: vec![kv("service.name", &service)],
-                        ..Default::default()
-                    }),
-                    scope_spans: vec![ScopeSpans {
-                        spans,
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }],
-            }
+            integration_tests::otlp::request_with(vec![kv("service.name", &service)], spans)
         })
         .collect()
 }

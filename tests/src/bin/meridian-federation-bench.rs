@@ -20,10 +20,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use integration_tests::Sandbox;
-use proto::otlp::{
-    ExportTraceServiceRequest, Resource, ResourceSpans, ScopeSpans, Span, TraceServiceClient,
-    string_kv,
-};
+use proto::otlp::{ExportTraceServiceRequest, Span, TraceServiceClient};
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
@@ -53,19 +50,7 @@ fn requests(i: u64, t: u64) -> (String, Vec<(&'static str, ExportTraceServiceReq
         end_time_unix_nano: t + e * ms,
         ..Default::default()
     };
-    let req = |service: &str, spans: Vec<Span>| ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![string_kv("service.name", service)],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    };
+    let req = |service: &str, spans: Vec<Span>| integration_tests::otlp::request(service, spans);
     let hex: String = tid.iter().map(|b| format!("{b:02x}")).collect();
     (
         hex,

@@ -39,10 +39,7 @@ use model::red::{WINDOW_MS, window_start};
 use prost::Message;
 use proto::{
     metrics::{ForwardWindowsRequest, WindowBatch},
-    otlp::{
-        AnyValue, ExportTraceServiceRequest, KeyValue, Resource, ResourceSpans, ScopeSpans, Span,
-        Status, any_value, string_kv,
-    },
+    otlp::{AnyValue, ExportTraceServiceRequest, KeyValue, Span, Status, any_value, string_kv},
 };
 
 // The gateway binary's allocator, so the measured code runs as it ships.
@@ -156,32 +153,19 @@ fn request(rng: &mut Rng, service: usize) -> ExportTraceServiceRequest {
             }
         })
         .collect();
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![
-                    string_kv(model::SERVICE_ATTRIBUTE, &name),
-                    string_kv("service.version", "1.42.0"),
-                    string_kv("host.name", &format!("node-{:03}", rng.below(100))),
-                    string_kv("k8s.namespace.name", "prod"),
-                    string_kv(
-                        "k8s.pod.name",
-                        &format!("{name}-7d9f8c-{:05}", rng.below(1000)),
-                    ),
-                ],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
-}
-
-fn now_ms() -> i64 {
-    edge_agent::sampling::red::now_ms()
+    integration_tests::otlp::request_with(
+        vec![
+            string_kv(model::SERVICE_ATTRIBUTE, &name),
+            string_kv("service.version", "1.42.0"),
+            string_kv("host.name", &format!("node-{:03}", rng.below(100))),
+            string_kv("k8s.namespace.name", "prod"),
+            string_kv(
+                "k8s.pod.name",
+                &format!("{name}-7d9f8c-{:05}", rng.below(1000)),
+            ),
+        ],
+        spans,
+    )
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -207,7 +191,10 @@ async fn main() -> anyhow::Result<()> {
     // and rollups see recent data.
     let span_ms = 1e3 / per_agent_rate;
     let sim_ms = (spans as f64 * span_ms) as i64;
-    let t0 = window_start(now_ms() - sim_ms - 2 * WINDOW_MS, WINDOW_MS);
+    let t0 = window_start(
+        telemetry::clock::unix_ms() - sim_ms - 2 * WINDOW_MS,
+        WINDOW_MS,
+    );
     let mut registry = prometheus_client::registry::Registry::default();
     let tap = RedTap::register(&mut registry, RED_MAX_SERIES);
     let epoch = u64::try_from(t0)?;
@@ -307,7 +294,10 @@ async fn main() -> anyhow::Result<()> {
 
     // --- Gateway: the captured full windows, shifted to `gateway_windows`
     // consecutive windows, from every agent.
-    let g0 = window_start(now_ms() - gateway_windows as i64 * WINDOW_MS, WINDOW_MS);
+    let g0 = window_start(
+        telemetry::clock::unix_ms() - gateway_windows as i64 * WINDOW_MS,
+        WINDOW_MS,
+    );
     let mut payloads = Vec::with_capacity(gateway_windows);
     for g in 0..gateway_windows {
         let mut b = closed[g % full_windows].clone();

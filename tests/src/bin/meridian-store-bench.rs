@@ -25,7 +25,7 @@ use std::{
         Arc,
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context, bail};
@@ -87,12 +87,6 @@ fn args() -> anyhow::Result<Args> {
         bail!("--pg postgres://USER@HOST:PORT is required");
     }
     Ok(a)
-}
-
-fn now_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 fn cluster() -> ClusterId {
@@ -202,7 +196,7 @@ async fn main() -> anyhow::Result<()> {
     let dbs = pg::fresh_databases(&args.pg, 3).await;
     let (shard_url, ceiling_url, naive_url) = (&dbs[0], &dbs[1], &dbs[2]);
     let tmp = tempfile::tempdir()?;
-    let now = now_nanos();
+    let now = telemetry::clock::unix_nanos();
 
     // ---- P4: through the gateway --------------------------------------
     let p4_corpus = corpus(4, now - HOUR, args.p4_spans, HOUR);
@@ -492,7 +486,10 @@ async fn main() -> anyhow::Result<()> {
     // the search index of days that are over.
     let report = gw
         .store
-        .enforce_retention(&model::RetentionPolicy::default(), now_nanos())
+        .enforce_retention(
+            &model::RetentionPolicy::default(),
+            telemetry::clock::unix_nanos(),
+        )
         .await?;
     println!("maintenance pass: {report:?}");
     print_sizes(
