@@ -8,9 +8,10 @@
 #![allow(clippy::print_stdout)] // a bench reports on stdout
 
 use bytes::Bytes;
-use edge_agent::sampling::tail::{ManualClock, TailSampler};
+use edge_agent::sampler::tail::TailSampler;
 use model::sampling::{TailConfig, TailPolicy, TailRule};
 use prost::Message;
+use telemetry::clock::ManualClock;
 
 /// Resident set size of this process, bytes.
 fn rss() -> i64 {

@@ -5,10 +5,12 @@ use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
 use prometheus_client::registry::Registry;
 use receiver::ReceiverMetrics;
-use telemetry::Shutdown;
-use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::{Endpoint, Server};
+use sampling::InvalidPolicy;
+use telemetry::{
+    Shutdown,
+    serve::{self, BindError},
+};
+use tonic::transport::Endpoint;
 
 use crate::{
     admin,
@@ -16,18 +18,18 @@ use crate::{
     buffer::{Buffer, MemoryBuffer, Wal, WalConfig, WalStats},
     config::{AgentConfig, Durability},
     control::{ControlClient, ControlSettings, ControlStats, Policies, members},
-    decide::{DecideClient, DecideSettings},
     forward::{
         AckJoin, Backoff, BufferReport, ForwardConfig, ForwardStats, Forwarder, GatewayDestination,
         GatewayEndpoints, GatewaySettings, OtlpDestination, endpoints::tune,
     },
-    sampling::{
-        pipeline::{PipelineError, SamplingSink, SamplingStats},
-        red::{RedTap, flush as red_flush},
+    red_tap::{RedTap, flush as red_flush},
+    sampler::{
+        pipeline::{SamplingSink, SamplingStats},
         remote,
         verdicts::{self, VerdictStats},
     },
     tls,
+    verdict_stream::{VerdictStreamClient, VerdictStreamSettings},
 };
 
 /// Distinct (service, operation) pairs the RED tap tracks before folding
@@ -43,13 +45,8 @@ const RECEIVER_STOP_WAIT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    #[error("cannot listen on {addr} for {what}: {source}")]
-    Bind {
-        what: &'static str,
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] BindError),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
     #[error("gateway endpoint {url}: {message}")]
@@ -59,7 +56,7 @@ pub enum AgentError {
     #[error(transparent)]
     Wal(#[from] crate::buffer::WalError),
     #[error(transparent)]
-    Sampling(#[from] PipelineError),
+    Sampling(#[from] InvalidPolicy),
     #[error("agent state in {dir}: {source}")]
     State {
         dir: String,
@@ -99,12 +96,6 @@ pub struct Agent {
     receivers: Shutdown,
     sampler: Shutdown,
     forwarder: Shutdown,
-}
-
-async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, AgentError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| AgentError::Bind { what, addr, source })
 }
 
 /// The agent's stable id, kept in `DIR/agent-id` across restarts.
@@ -149,20 +140,11 @@ impl Agent {
             None => None,
         };
 
-        let grpc_l = bind("otlp grpc", cfg.otlp_grpc).await?;
-        let http_l = bind("otlp http", cfg.otlp_http).await?;
-        let zipkin_l = bind("zipkin", cfg.zipkin).await?;
-        let admin_l = bind("admin", cfg.admin).await?;
-        let sampling_l = bind("sampling", cfg.sampling_addr).await?;
-        let local = |l: &TcpListener, what, addr| {
-            l.local_addr()
-                .map_err(|source| AgentError::Bind { what, addr, source })
-        };
-        let otlp_grpc_addr = local(&grpc_l, "otlp grpc", cfg.otlp_grpc)?;
-        let otlp_http_addr = local(&http_l, "otlp http", cfg.otlp_http)?;
-        let zipkin_addr = local(&zipkin_l, "zipkin", cfg.zipkin)?;
-        let admin_addr = local(&admin_l, "admin", cfg.admin)?;
-        let sampling_addr = local(&sampling_l, "sampling", cfg.sampling_addr)?;
+        let (grpc_l, otlp_grpc_addr) = serve::bind("otlp grpc", cfg.otlp_grpc).await?;
+        let (http_l, otlp_http_addr) = serve::bind("otlp http", cfg.otlp_http).await?;
+        let (zipkin_l, zipkin_addr) = serve::bind("zipkin", cfg.zipkin).await?;
+        let (admin_l, admin_addr) = serve::bind("admin", cfg.admin).await?;
+        let (sampling_l, sampling_addr) = serve::bind("sampling", cfg.sampling_addr).await?;
 
         let mut registry = Registry::default();
         let receiver_metrics = ReceiverMetrics::register(&mut registry);
@@ -279,37 +261,29 @@ impl Agent {
             sampler.spawn(async move { red_flush::run(tap, buf, epoch, sd).await });
         }
 
-        let decide_sink = sink.clone();
-        let grpc = receiver::grpc::service(sink.clone(), cfg.limits, receiver_metrics.clone());
-        let token = receivers.token().clone();
-        receivers.spawn(async move {
-            let res = Server::builder()
-                .layer(receiver::inflight_limit())
-                .add_service(grpc)
-                .serve_with_incoming_shutdown(
-                    TcpListenerStream::new(grpc_l),
-                    token.cancelled_owned(),
-                )
-                .await;
-            if let Err(error) = res {
-                tracing::error!(%error, "otlp grpc server failed");
-            }
-        });
-        serve_http(
+        let verdict_sink = sink.clone();
+        receiver::grpc::serve(
+            &receivers,
+            grpc_l,
+            sink.clone(),
+            cfg.limits,
+            receiver_metrics.clone(),
+        );
+        serve::http(
             &receivers,
             "otlp http",
             http_l,
             receiver::http::otlp_router(sink.clone(), cfg.limits, receiver_metrics.clone()),
         );
-        serve_http(
+        serve::http(
             &receivers,
             "zipkin",
             zipkin_l,
             receiver::http::zipkin_router(sink, cfg.limits, receiver_metrics.clone()),
         );
         // The admin port stays up until the very end.
-        serve_http(&root, "admin", admin_l, admin::router(registry));
-        serve_http(
+        serve::http(&root, "admin", admin_l, admin::router(registry));
+        serve::http(
             &root,
             "sampling",
             sampling_l,
@@ -344,13 +318,13 @@ impl Agent {
             let sd = control.clone();
             control.spawn(async move { client.run(sd).await });
             if let Some(feed) = digest_feed {
-                let client = DecideClient::new(
-                    DecideSettings {
+                let client = VerdictStreamClient::new(
+                    VerdictStreamSettings {
                         agent_id: agent_id.clone(),
                         cluster: cfg.cluster.to_string(),
                     },
                     endpoints.clone(),
-                    decide_sink.clone(),
+                    verdict_sink.clone(),
                     feed,
                     verdict_stats.clone(),
                 );
@@ -519,17 +493,5 @@ impl Agent {
 
 /// This process's RED epoch: when it started, in ms.
 fn red_flush_epoch() -> i64 {
-    crate::sampling::red::now_ms()
-}
-
-fn serve_http(owner: &Shutdown, what: &'static str, listener: TcpListener, router: axum::Router) {
-    let token = owner.token().clone();
-    owner.spawn(async move {
-        let res = axum::serve(listener, router)
-            .with_graceful_shutdown(token.cancelled_owned())
-            .await;
-        if let Err(error) = res {
-            tracing::error!(%error, server = what, "http server failed");
-        }
-    });
+    telemetry::clock::unix_ms()
 }

@@ -6,15 +6,15 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser};
 use model::ClusterId;
-use receiver::Limits;
+use receiver::{Limits, config::ReceiverFlags};
 use serde::Deserialize;
-
-use crate::buffer::FullPolicy;
 use telemetry::{
     LogFormat,
-    config::{ConfigError, listen_addr},
+    config::{ConfigError, LogFlags, NoUnknownKeys, TlsFlags, listen_addr},
     merge_options,
 };
+
+use crate::buffer::FullPolicy;
 
 /// meridian-agent: receives spans in a cluster (OTLP gRPC/HTTP, Zipkin) and
 /// forwards them over mTLS gRPC to the Meridian gateway, releasing its buffer
@@ -30,9 +30,10 @@ pub struct Cli {
     pub settings: Settings,
 }
 
-/// Every setting, each optional until merged.
+/// Every setting, each optional until merged. Unknown keys in the file are
+/// refused (the last field, see `telemetry::config::NoUnknownKeys`).
 #[derive(Debug, Clone, Default, Args, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub struct Settings {
     /// Name of this cluster. Must equal the cluster in the agent's client
     /// certificate (the gateway refuses batches otherwise). Required.
@@ -47,22 +48,15 @@ pub struct Settings {
         value_delimiter = ','
     )]
     pub gateway: Option<Vec<String>>,
-    /// CA certificate (PEM) that signed the gateway's certificate.
-    #[arg(long, env = "MERIDIAN_TLS_CA", value_name = "FILE")]
-    pub tls_ca: Option<PathBuf>,
-    /// This agent's client certificate (PEM), issued with
-    /// `meridian-gateway certs issue --cluster NAME`.
-    #[arg(long, env = "MERIDIAN_TLS_CERT", value_name = "FILE")]
-    pub tls_cert: Option<PathBuf>,
-    /// The private key (PEM) of --tls-cert.
-    #[arg(long, env = "MERIDIAN_TLS_KEY", value_name = "FILE")]
-    pub tls_key: Option<PathBuf>,
-    /// OTLP gRPC listen address [default: :4317].
-    #[arg(long, env = "MERIDIAN_OTLP_GRPC", value_name = "ADDR")]
-    pub otlp_grpc: Option<String>,
-    /// OTLP HTTP listen address (POST /v1/traces) [default: :4318].
-    #[arg(long, env = "MERIDIAN_OTLP_HTTP", value_name = "ADDR")]
-    pub otlp_http: Option<String>,
+    /// `--tls-ca`, `--tls-cert`, `--tls-key`: required with `--gateway`.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub tls: TlsFlags,
+    /// `--otlp-grpc`, `--otlp-http`, `--max-request-bytes`,
+    /// `--max-decompressed-bytes`.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub receiver: ReceiverFlags,
     /// Zipkin v2 listen address (POST /api/v2/spans) [default: :9411].
     #[arg(long, env = "MERIDIAN_ZIPKIN", value_name = "ADDR")]
     pub zipkin: Option<String>,
@@ -114,15 +108,10 @@ pub struct Settings {
         value_name = "gzip|none"
     )]
     pub export_otlp_compression: Option<String>,
-    /// Largest request body accepted on the wire, bytes [default: 8388608].
-    #[arg(long, env = "MERIDIAN_MAX_REQUEST_BYTES", value_name = "BYTES")]
-    pub max_request_bytes: Option<usize>,
-    /// Largest request body after decompression, bytes [default: 33554432].
-    #[arg(long, env = "MERIDIAN_MAX_DECOMPRESSED_BYTES", value_name = "BYTES")]
-    pub max_decompressed_bytes: Option<usize>,
-    /// Log format: text or json [default: text].
-    #[arg(long, env = "MERIDIAN_LOG_FORMAT", value_name = "FORMAT")]
-    pub log_format: Option<String>,
+    /// `--log-format`.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub log: LogFlags,
     /// Cross-cluster tail sampling: `on` sends a digest of every tail
     /// decision to the gateway and holds locally dropped traces for the
     /// gateway's verdict (a trace kept in any cluster is kept whole in
@@ -136,6 +125,10 @@ pub struct Settings {
     /// [default: 2000].
     #[arg(long, env = "MERIDIAN_TAIL_VERDICT_TIMEOUT_MS", value_name = "MS")]
     pub tail_verdict_timeout_ms: Option<u64>,
+    /// Refuses the file's unknown keys; stays last.
+    #[arg(skip)]
+    #[serde(flatten)]
+    pub unknown_keys: NoUnknownKeys,
 }
 
 /// The PEM files of an mTLS identity plus the CA that verifies the peer.
@@ -186,16 +179,17 @@ pub const TAIL_VERDICT_TIMEOUT: Duration = Duration::from_secs(2);
 impl Settings {
     /// Fills unset fields from `file`.
     pub fn merge(mut self, file: Settings) -> Self {
-        merge_options!(self, file; cluster, gateway, tls_ca, tls_cert, tls_key, otlp_grpc,
-            otlp_http, zipkin, admin, buffer_dir, buffer_max_bytes, durability,
-            buffer_full_policy, group_commit_ms, max_request_bytes,
-            max_decompressed_bytes, log_format, sampling_config, sampling, export_otlp, export_otlp_compression,
-            tail_verdicts, tail_verdict_timeout_ms);
+        self.tls.merge(file.tls);
+        self.receiver.merge(file.receiver);
+        self.log.merge(file.log);
+        merge_options!(self, file; cluster, gateway, zipkin, admin, buffer_dir, buffer_max_bytes,
+            durability, buffer_full_policy, group_commit_ms, sampling_config, sampling,
+            export_otlp, export_otlp_compression, tail_verdicts, tail_verdict_timeout_ms);
         self
     }
 
     pub fn validate(self) -> Result<AgentConfig, ConfigError> {
-        let log_format = parse_log_format(self.log_format.as_deref())?;
+        let log_format = self.log.validate()?;
         let durability = match self.durability.as_deref() {
             None | Some("wal") => Durability::Wal,
             Some("memory") => Durability::Memory,
@@ -292,9 +286,9 @@ impl Settings {
             None
         } else {
             Some(TlsFiles {
-                ca: need(self.tls_ca, "tls-ca")?,
-                cert: need(self.tls_cert, "tls-cert")?,
-                key: need(self.tls_key, "tls-key")?,
+                ca: need(self.tls.tls_ca, "tls-ca")?,
+                cert: need(self.tls.tls_cert, "tls-cert")?,
+                key: need(self.tls.tls_key, "tls-key")?,
             })
         };
         let sampling = match &self.sampling_config {
@@ -315,22 +309,7 @@ impl Settings {
                 cfg
             }
         };
-        let limits = Limits {
-            max_request_bytes: self
-                .max_request_bytes
-                .unwrap_or(Limits::default().max_request_bytes),
-            max_decompressed_bytes: self
-                .max_decompressed_bytes
-                .unwrap_or(Limits::default().max_decompressed_bytes),
-        };
-        if limits.max_request_bytes == 0 || limits.max_decompressed_bytes < limits.max_request_bytes
-        {
-            return Err(ConfigError::new(
-                "max-decompressed-bytes",
-                "must be at least max-request-bytes, and both above zero",
-                "",
-            ));
-        }
+        let receivers = self.receiver.validate()?;
         let verdicts_on = match self.tail_verdicts.as_deref() {
             None | Some("on") => true,
             Some("off") => false,
@@ -358,8 +337,8 @@ impl Settings {
             cluster,
             gateways,
             tls,
-            otlp_grpc: listen_addr("otlp-grpc", self.otlp_grpc.as_deref().unwrap_or(":4317"))?,
-            otlp_http: listen_addr("otlp-http", self.otlp_http.as_deref().unwrap_or(":4318"))?,
+            otlp_grpc: receivers.otlp_grpc,
+            otlp_http: receivers.otlp_http,
             zipkin: listen_addr("zipkin", self.zipkin.as_deref().unwrap_or(":9411"))?,
             admin: listen_addr("admin", self.admin.as_deref().unwrap_or(":13133"))?,
             sampling,
@@ -373,22 +352,9 @@ impl Settings {
             durability,
             buffer_full_policy,
             group_commit: Duration::from_millis(group_commit_ms),
-            limits,
+            limits: receivers.limits,
             log_format,
         })
-    }
-}
-
-/// `text` or `json`.
-pub fn parse_log_format(text: Option<&str>) -> Result<LogFormat, ConfigError> {
-    match text {
-        None | Some("text") => Ok(LogFormat::Text),
-        Some("json") => Ok(LogFormat::Json),
-        Some(other) => Err(ConfigError::new(
-            "log-format",
-            format!("{other:?} is not a log format"),
-            "use text or json",
-        )),
     }
 }
 
@@ -411,9 +377,11 @@ mod tests {
         Settings {
             cluster: Some("east".into()),
             gateway: Some(vec!["https://127.0.0.1:4320".into()]),
-            tls_ca: Some("ca.pem".into()),
-            tls_cert: Some("c.pem".into()),
-            tls_key: Some("k.pem".into()),
+            tls: TlsFlags {
+                tls_ca: Some("ca.pem".into()),
+                tls_cert: Some("c.pem".into()),
+                tls_key: Some("k.pem".into()),
+            },
             ..Settings::default()
         }
     }
@@ -467,9 +435,30 @@ mod tests {
         s.gateway = Some(vec!["http://x:1".into()]);
         assert_eq!(s.validate().unwrap_err().key, "gateway");
         let mut s = minimal();
-        s.tls_key = None;
+        s.tls.tls_key = None;
         assert_eq!(s.validate().unwrap_err().key, "tls-key");
         assert!(toml::from_str::<Settings>("nonsense = 1").is_err());
+    }
+
+    #[test]
+    fn a_config_file_with_an_unknown_key_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        // Keys of the shared flag blocks are known...
+        std::fs::write(
+            &path,
+            "otlp-grpc = \":5000\"\nlog-format = \"json\"\ntls-ca = \"ca.pem\"\n",
+        )
+        .unwrap();
+        let s = telemetry::config::read_file::<Settings>(&path).unwrap();
+        assert_eq!(s.receiver.otlp_grpc.as_deref(), Some(":5000"));
+        assert_eq!(s.log.log_format.as_deref(), Some("json"));
+        assert_eq!(s.tls.tls_ca, Some("ca.pem".into()));
+        // ... a typo is not.
+        std::fs::write(&path, "cluster = \"east\"\notlp-grcp = \":5000\"\n").unwrap();
+        let err = telemetry::config::read_file::<Settings>(&path).unwrap_err();
+        assert_eq!(err.key, "config");
+        assert!(err.problem.contains("otlp-grcp"), "{err}");
     }
 
     #[test]

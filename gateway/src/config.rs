@@ -7,17 +7,18 @@ use std::{net::SocketAddr, path::PathBuf};
 use clap::Args;
 pub use control_plane::{Bootstrap, ClusterConfig};
 use model::{ClusterId, RetentionPolicy};
-use receiver::Limits;
+use receiver::{Limits, config::ReceiverFlags};
 use serde::Deserialize;
 use telemetry::{
     LogFormat,
-    config::{ConfigError, listen_addr},
+    config::{ConfigError, LogFlags, NoUnknownKeys, TlsFlags, listen_addr},
     merge_options,
 };
 
-/// Every `run` setting, each optional until merged.
+/// Every `run` setting, each optional until merged. Unknown keys in the
+/// file are refused (the last field, see `telemetry::config::NoUnknownKeys`).
 #[derive(Debug, Clone, Default, Args, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub struct Settings {
     /// Directory for the gateway's state: the embedded store, the dev CA
     /// [default: ./meridian-data].
@@ -39,41 +40,28 @@ pub struct Settings {
     /// Federation (mTLS gRPC) listen address for agents [default: :4320].
     #[arg(long, env = "MERIDIAN_FEDERATION", value_name = "ADDR")]
     pub federation: Option<String>,
-    /// Plain OTLP gRPC for single-node use without an agent [default: :4317].
-    #[arg(long, env = "MERIDIAN_OTLP_GRPC", value_name = "ADDR")]
-    pub otlp_grpc: Option<String>,
-    /// Plain OTLP HTTP (POST /v1/traces) [default: :4318].
-    #[arg(long, env = "MERIDIAN_OTLP_HTTP", value_name = "ADDR")]
-    pub otlp_http: Option<String>,
+    /// `--otlp-grpc`, `--otlp-http` (plain OTLP for single-node use without
+    /// an agent), `--max-request-bytes`, `--max-decompressed-bytes`.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub receiver: ReceiverFlags,
     /// Cluster given to spans received on the plain OTLP ports without a
     /// `k8s.cluster.name` resource attribute [default: default].
     #[arg(long, env = "MERIDIAN_DEFAULT_CLUSTER", value_name = "NAME")]
     pub default_cluster: Option<String>,
-    /// CA certificate (PEM) that signed agent and node certificates. Without
-    /// the three TLS settings, a development CA is created in
-    /// `<data-dir>/tls`.
-    #[arg(long, env = "MERIDIAN_TLS_CA", value_name = "FILE")]
-    pub tls_ca: Option<PathBuf>,
-    /// This gateway's node certificate (PEM), from `certs issue --node`.
-    #[arg(long, env = "MERIDIAN_TLS_CERT", value_name = "FILE")]
-    pub tls_cert: Option<PathBuf>,
-    /// The private key (PEM) of --tls-cert.
-    #[arg(long, env = "MERIDIAN_TLS_KEY", value_name = "FILE")]
-    pub tls_key: Option<PathBuf>,
+    /// `--tls-ca`, `--tls-cert`, `--tls-key`: all three, or none for a
+    /// development CA in `<data-dir>/tls`.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub tls: TlsFlags,
     /// Uncompressed bytes of federation batches processed at once; beyond,
     /// agents get RESOURCE_EXHAUSTED with a retry hint [default: 268435456].
     #[arg(long, env = "MERIDIAN_MAX_INFLIGHT_BYTES", value_name = "BYTES")]
     pub max_inflight_bytes: Option<u64>,
-    /// Largest request body accepted on the wire, bytes [default: 8388608].
-    #[arg(long, env = "MERIDIAN_MAX_REQUEST_BYTES", value_name = "BYTES")]
-    pub max_request_bytes: Option<usize>,
-    /// Largest request or federation batch after decompression, bytes
-    /// [default: 33554432].
-    #[arg(long, env = "MERIDIAN_MAX_DECOMPRESSED_BYTES", value_name = "BYTES")]
-    pub max_decompressed_bytes: Option<usize>,
-    /// Log format: text or json [default: text].
-    #[arg(long, env = "MERIDIAN_LOG_FORMAT", value_name = "FORMAT")]
-    pub log_format: Option<String>,
+    /// `--log-format`.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub log: LogFlags,
     /// Extra tag keys indexed for fast `key=value` search, comma separated,
     /// on top of the built-in list (error, http.status_code, …). Other keys
     /// are searched by scanning candidate traces.
@@ -149,6 +137,10 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub admin_token: Option<String>,
+    /// Refuses the file's unknown keys; stays last.
+    #[arg(skip)]
+    #[serde(flatten)]
+    pub unknown_keys: NoUnknownKeys,
 }
 
 /// TLS material for the federation port.
@@ -299,9 +291,11 @@ impl Settings {
     }
 
     pub fn merge(mut self, file: Settings) -> Self {
-        merge_options!(self, file; data_dir, store, http, federation, otlp_grpc, otlp_http,
-            default_cluster, tls_ca, tls_cert, tls_key, max_inflight_bytes, max_request_bytes,
-            max_decompressed_bytes, log_format, index_tags, retention_hours, retention_interval,
+        self.receiver.merge(file.receiver);
+        self.tls.merge(file.tls);
+        self.log.merge(file.log);
+        merge_options!(self, file; data_dir, store, http, federation,
+            default_cluster, max_inflight_bytes, index_tags, retention_hours, retention_interval,
             skew_reference, alert_webhooks, ui_url, node_id, raft, peers, join, raft_advertise,
             advertise_host, admin_token, tail_decision_window_ms);
         self
@@ -346,7 +340,7 @@ impl Settings {
                 "give one sqlite://PATH or one cassandra:// URL",
             ));
         }
-        let tls = match (self.tls_ca, self.tls_cert, self.tls_key) {
+        let tls = match (self.tls.tls_ca, self.tls.tls_cert, self.tls.tls_key) {
             (None, None, None) => TlsSource::DevCa(data_dir.join("tls")),
             (Some(ca), Some(cert), Some(key)) => TlsSource::Files { ca, cert, key },
             _ => {
@@ -359,22 +353,8 @@ impl Settings {
         };
         let default_cluster = ClusterId::new(self.default_cluster.as_deref().unwrap_or("default"))
             .map_err(|e| ConfigError::new("default-cluster", e.to_string(), ""))?;
-        let limits = Limits {
-            max_request_bytes: self
-                .max_request_bytes
-                .unwrap_or(Limits::default().max_request_bytes),
-            max_decompressed_bytes: self
-                .max_decompressed_bytes
-                .unwrap_or(Limits::default().max_decompressed_bytes),
-        };
-        if limits.max_request_bytes == 0 || limits.max_decompressed_bytes < limits.max_request_bytes
-        {
-            return Err(ConfigError::new(
-                "max-decompressed-bytes",
-                "must be at least max-request-bytes, and both above zero",
-                "",
-            ));
-        }
+        let receivers = self.receiver.validate()?;
+        let limits = receivers.limits;
         let max_inflight_bytes = self.max_inflight_bytes.unwrap_or(256 << 20);
         if max_inflight_bytes < limits.max_decompressed_bytes as u64 {
             return Err(ConfigError::new(
@@ -463,13 +443,13 @@ impl Settings {
             stores,
             http: listen_addr("http", self.http.as_deref().unwrap_or(":16686"))?,
             federation: listen_addr("federation", self.federation.as_deref().unwrap_or(":4320"))?,
-            otlp_grpc: listen_addr("otlp-grpc", self.otlp_grpc.as_deref().unwrap_or(":4317"))?,
-            otlp_http: listen_addr("otlp-http", self.otlp_http.as_deref().unwrap_or(":4318"))?,
+            otlp_grpc: receivers.otlp_grpc,
+            otlp_http: receivers.otlp_http,
             default_cluster,
             tls,
             max_inflight_bytes,
             limits,
-            log_format: edge_agent::config::parse_log_format(self.log_format.as_deref())?,
+            log_format: self.log.validate()?,
         })
     }
 }
@@ -525,7 +505,10 @@ mod tests {
     #[test]
     fn errors_name_the_key() {
         let s = Settings {
-            tls_ca: Some("ca.pem".into()),
+            tls: TlsFlags {
+                tls_ca: Some("ca.pem".into()),
+                ..TlsFlags::default()
+            },
             ..Settings::default()
         };
         assert_eq!(s.validate().unwrap_err().key, "tls-ca");

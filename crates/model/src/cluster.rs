@@ -1,3 +1,5 @@
+//! Cluster identity: [`ClusterId`], a validated Kubernetes cluster name.
+
 use std::{fmt, sync::Arc};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};

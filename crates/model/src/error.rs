@@ -1,3 +1,5 @@
+//! The failure classes every service maps to its protocol's status codes.
+
 /// One code per failure class, mapped once to gRPC and once to HTTP by the
 /// crates that speak those protocols.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,3 +1,5 @@
+//! Trace and span ids: fixed-size, never all zero, parsed from bytes or hex.
+
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};

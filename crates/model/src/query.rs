@@ -1,3 +1,6 @@
+//! Trace search: tag filters, the query, a trace as returned, and the tag
+//! matching rule.
+
 use crate::{Span, SpanKind, TraceId};
 
 /// One `key=value` filter. It matches a span whose attributes, resource

@@ -1,3 +1,5 @@
+//! A span as stored and queried, with its resource, events and links.
+
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};

@@ -1,3 +1,5 @@
+//! Attribute values and key/value pairs.
+
 use serde::{Deserialize, Serialize};
 
 /// An attribute value. OTLP arrays and maps are kept as their JSON text,

@@ -1,14 +1,17 @@
-//! OTLP gRPC `TraceService/Export`.
+//! OTLP gRPC `TraceService/Export`: the service and its server.
 
 use model::ServiceErrorCode;
 use proto::otlp::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse, TraceService,
     TraceServiceServer,
 };
-use tonic::{Code, Request, Response, Status, codec::CompressionEncoding};
+use telemetry::Shutdown;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{Code, Request, Response, Status, codec::CompressionEncoding, transport::Server};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::{Limits, ReceiveError, ReceiverMetrics, Sink, outcome::deliver};
+use crate::{Limits, ReceiveError, ReceiverMetrics, Sink, inflight_limit, outcome::deliver};
 
 const PROTOCOL: &str = "otlp_grpc";
 
@@ -30,6 +33,30 @@ pub fn service<S: Sink>(
         .accept_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(limits.max_decompressed_bytes)
+}
+
+/// Serves the OTLP gRPC receiver ([`service`] behind [`inflight_limit`])
+/// on `listener` as a task of `owner`, until `owner` is cancelled
+/// (gracefully: requests in flight finish). A failure is logged.
+pub fn serve<S: Sink>(
+    owner: &Shutdown,
+    listener: TcpListener,
+    sink: S,
+    limits: Limits,
+    metrics: ReceiverMetrics,
+) {
+    let grpc = service(sink, limits, metrics);
+    let token = owner.token().clone();
+    owner.spawn(async move {
+        let res = Server::builder()
+            .layer(inflight_limit())
+            .add_service(grpc)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), token.cancelled_owned())
+            .await;
+        if let Err(error) = res {
+            tracing::error!(%error, "otlp grpc server failed");
+        }
+    });
 }
 
 /// Maps a refusal to the status OTLP clients understand: retryable ones

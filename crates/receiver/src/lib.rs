@@ -10,17 +10,20 @@
 //! the [`Sink`], whose answer decides the reply: `Full`/`Unavailable` become
 //! retryable statuses with a retry hint (HTTP 429/503 + `Retry-After`, gRPC
 //! RESOURCE_EXHAUSTED/UNAVAILABLE + `RetryInfo`).
+//!
+//! [`config::ReceiverFlags`] is the receivers' flag block both binaries
+//! flatten into their settings; [`grpc::serve`] starts the gRPC receiver
+//! (HTTP ones are served with `telemetry::serve::http`).
 
+pub mod config;
 pub mod grpc;
 pub mod http;
 mod limits;
 mod metrics;
 mod outcome;
-
-pub use outcome::Received;
 mod sink;
 
 pub use limits::{Limits, MAX_INFLIGHT_REQUESTS, inflight_limit};
 pub use metrics::ReceiverMetrics;
-pub use outcome::ReceiveError;
+pub use outcome::{ReceiveError, Received};
 pub use sink::{Sink, SinkError};

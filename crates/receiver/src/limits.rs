@@ -1,3 +1,6 @@
+//! Request bounds: size limits (on the wire, after decompression) and the
+//! in-flight request limit.
+
 use std::io::Read;
 
 use crate::ReceiveError;

@@ -1,3 +1,5 @@
+//! The receivers' counters on `/metrics`, by protocol and outcome.
+
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family},

@@ -1,3 +1,6 @@
+//! What a receiver answers: one refusal class per failure, and the common
+//! path from a decoded request to the sink's answer.
+
 use std::time::Duration;
 
 use model::ServiceErrorCode;

@@ -1,3 +1,5 @@
+//! The [`Sink`] receivers hand validated requests to, and why it may refuse.
+
 use std::{future::Future, time::Duration};
 
 use proto::otlp::ExportTraceServiceRequest;

@@ -1,10 +1,12 @@
 //! What every Meridian binary shares: log setup, the TLS crypto provider,
-//! metric names, the clock, and the shutdown helper.
+//! metric names, the clock, the shutdown helper, server start-up
+//! ([`serve`]) and the configuration helpers and flag blocks ([`config`]).
 
 mod blocking;
 pub mod clock;
 pub mod config;
 pub mod metrics;
+pub mod serve;
 mod shutdown;
 
 pub use blocking::run_blocking;

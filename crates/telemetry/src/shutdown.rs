@@ -1,3 +1,6 @@
+//! The shutdown helper: one cancellation token and one task tracker per
+//! process, and the signal that triggers them.
+
 use std::time::Duration;
 
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -54,6 +57,16 @@ impl Shutdown {
         F::Output: Send + 'static,
     {
         self.tracker.spawn(fut)
+    }
+
+    /// Runs blocking work (file I/O, fsync) on tokio's blocking pool,
+    /// tracked like [`Shutdown::spawn`]'s tasks: `shutdown` waits for it.
+    pub fn spawn_blocking<F, T>(&self, f: F) -> tokio::task::JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.tracker.spawn_blocking(f)
     }
 
     pub fn trigger(&self) {
@@ -113,5 +126,24 @@ pub async fn signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn blocking_work_is_waited_for() {
+        let sd = Shutdown::new();
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let job = sd.spawn_blocking(move || wait.recv().is_ok());
+        assert!(
+            !sd.shutdown(Duration::from_millis(20)).await,
+            "the blocking job still runs"
+        );
+        release.send(()).expect("the job waits");
+        assert!(sd.shutdown(Duration::from_secs(10)).await);
+        assert!(job.await.expect("joined"));
     }
 }

@@ -1,3 +1,6 @@
+//! The in-memory buffer (`--durability memory`): a bounded record queue
+//! with sequence numbers and ack-release, block or drop-oldest when full.
+
 use std::{collections::VecDeque, sync::Mutex, time::Duration};
 
 use bytes::Bytes;

@@ -12,7 +12,7 @@
 //!
 //! When the stream fails, ends (the gateway stopped), or is silent for
 //! [`IDLE_TIMEOUT`] (three gateway keepalives), the client reconnects to the
-//! next endpoint after a jittered backoff. Bounds: one stream, one update
+//! next endpoint after a jittered backoff ([`crate::reconnect`]). Bounds: one stream, one update
 //! held at a time (the gateway sends latest-wins states, so a slow agent
 //! never queues), updates of at most [`MAX_UPDATE_BYTES`].
 
@@ -31,11 +31,9 @@ use proto::federation::{ControlRequest, ControlUpdate, federation_client::Federa
 use telemetry::{Shutdown, metrics as names};
 
 use crate::{
-    forward::{
-        Backoff,
-        endpoints::{GatewayEndpoints, Replaced, carry_over},
-    },
-    sampling::pipeline::{self, SharedPolicy},
+    forward::endpoints::{GatewayEndpoints, Replaced},
+    reconnect::{BACKOFF, Ended, OPEN_TIMEOUT, Rotation},
+    sampler::pipeline::{self, SharedPolicy},
 };
 
 /// Gateways send a keepalive every 30 s; three missed ones mean the stream
@@ -43,15 +41,6 @@ use crate::{
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Largest update accepted (a member list and one policy as JSON).
 pub const MAX_UPDATE_BYTES: usize = 4 << 20;
-/// How long opening a stream may take once connected.
-const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
-/// Reconnect delays: short after a stream that worked, growing to 30 s
-/// while no gateway answers (an old gateway without `Control` is asked
-/// again at that pace).
-const BACKOFF: Backoff = Backoff {
-    initial: Duration::from_millis(250),
-    max: Duration::from_secs(30),
-};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Outcome {
@@ -122,12 +111,6 @@ pub struct ControlClient {
     stats: ControlStats,
 }
 
-/// Why a stream stopped.
-enum Ended {
-    Shutdown,
-    Lost { reason: String, worked: bool },
-}
-
 impl ControlClient {
     pub fn new(
         settings: ControlSettings,
@@ -144,45 +127,19 @@ impl ControlClient {
     }
 
     pub async fn run(self, shutdown: Shutdown) {
-        let spread = u64::from(crc32fast::hash(self.settings.agent_id.as_bytes()));
-        let mut last: Option<String> = None;
-        let mut attempt = 0u32;
+        let mut rotation = Rotation::new(self.endpoints.clone(), &self.settings.agent_id, BACKOFF);
         loop {
-            let list = self.endpoints.current();
-            let urls = list.urls();
-            // The endpoint after the last one tried (the first at start).
-            let i = match &last {
-                Some(url) => urls
-                    .iter()
-                    .position(|u| u == url)
-                    .map_or_else(|| carry_over(None, &urls, spread), |i| i + 1),
-                None => 0,
-            };
-            let Some(endpoint) = list.get(i % list.len().max(1)).cloned() else {
+            let Some(endpoint) = rotation.next_endpoint() else {
                 // The list is never empty; nothing to follow if it were.
                 tracing::error!("no gateway endpoint to follow");
                 return;
             };
-            last = Some(endpoint.url.clone());
-            match self
+            let ended = self
                 .follow(&endpoint.url, endpoint.channel, &shutdown)
-                .await
-            {
-                Ended::Shutdown => return,
-                Ended::Lost { reason, worked } => {
-                    attempt = if worked { 1 } else { attempt.saturating_add(1) };
-                    let delay = BACKOFF.delay(attempt, None, rand::random::<f64>());
-                    tracing::warn!(
-                        gateway = %endpoint.url,
-                        reason,
-                        retry_in_ms = delay.as_millis() as u64,
-                        "control stream lost; following another gateway"
-                    );
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = shutdown.cancelled() => return,
-                    }
-                }
+                .await;
+            let lost = "control stream lost; following another gateway";
+            if !rotation.after(&endpoint.url, ended, lost, &shutdown).await {
+                return;
             }
         }
     }
@@ -284,7 +241,7 @@ impl ControlClient {
             }
         }
         let running = pipeline::snapshot(&self.policies.running);
-        match policy::decide(&running, &self.policies.local, &update.sampling_policy_json) {
+        match policy::choose(&running, &self.policies.local, &update.sampling_policy_json) {
             Ok(Some((cfg, source))) => {
                 changed = true;
                 pipeline::install(&self.policies.running, cfg);

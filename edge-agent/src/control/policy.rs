@@ -1,14 +1,14 @@
 //! Which sampling policy the agent runs, given what the gateway cluster
 //! sent (pure). Precedence: the gateway's policy for this cluster, else the
 //! agent's local one (`--sampling-config`, or the keep-everything default).
-//! A policy that does not parse or pass [`crate::sampling::pipeline::check`]
+//! A policy that does not parse or pass [`sampling::check`]
 //! is refused and the agent keeps running what it had.
 
 use std::sync::Arc;
 
 use model::sampling::SamplingConfig;
 
-use crate::sampling::pipeline::{self, PipelineError};
+use sampling::InvalidPolicy;
 
 /// Why a received policy was refused.
 #[derive(Debug, thiserror::Error)]
@@ -16,7 +16,7 @@ pub enum PolicyError {
     #[error("the gateway's sampling policy is not valid JSON: {0}")]
     Parse(#[from] serde_json::Error),
     #[error("the gateway's sampling policy is invalid: {0}")]
-    Invalid(#[from] PipelineError),
+    Invalid(#[from] InvalidPolicy),
 }
 
 /// Where the policy in force came from.
@@ -38,7 +38,7 @@ impl Source {
 /// The policy to install instead of `running`, or `None` when `running` is
 /// already it. `received` is the update's `sampling_policy_json` (empty:
 /// the gateway has none for this cluster, so `local` applies).
-pub fn decide(
+pub fn choose(
     running: &SamplingConfig,
     local: &Arc<SamplingConfig>,
     received: &str,
@@ -47,7 +47,7 @@ pub fn decide(
         (Arc::clone(local), Source::Local)
     } else {
         let cfg: SamplingConfig = serde_json::from_str(received)?;
-        pipeline::check(&cfg)?;
+        sampling::check(&cfg)?;
         (Arc::new(cfg), Source::Gateway)
     };
     Ok((*wanted != *running).then_some((wanted, source)))
@@ -80,15 +80,15 @@ mod tests {
         let local = Arc::new(head(1.0));
         let gw = serde_json::to_string(&head(0.1))?;
         // Running the local policy, the gateway sends one: install it.
-        let (cfg, source) = decide(&local, &local, &gw)?.expect("a change");
+        let (cfg, source) = choose(&local, &local, &gw)?.expect("a change");
         assert_eq!((&*cfg, source), (&head(0.1), Source::Gateway));
         // The same again (a keepalive, a reconnect): nothing to do.
-        assert!(decide(&head(0.1), &local, &gw)?.is_none());
+        assert!(choose(&head(0.1), &local, &gw)?.is_none());
         // The gateway drops it: back to the local policy.
-        let (cfg, source) = decide(&head(0.1), &local, "")?.expect("a change");
+        let (cfg, source) = choose(&head(0.1), &local, "")?.expect("a change");
         assert!(Arc::ptr_eq(&cfg, &local));
         assert_eq!(source, Source::Local);
-        assert!(decide(&local, &local, "")?.is_none());
+        assert!(choose(&local, &local, "")?.is_none());
         Ok(())
     }
 
@@ -96,11 +96,11 @@ mod tests {
     fn invalid_policies_are_refused() -> anyhow::Result<()> {
         let local = Arc::new(SamplingConfig::default());
         assert!(matches!(
-            decide(&local, &local, "{not json"),
+            choose(&local, &local, "{not json"),
             Err(PolicyError::Parse(_))
         ));
         assert!(matches!(
-            decide(
+            choose(
                 &local,
                 &local,
                 r#"{"head":{"default_probability":1},"surprise":1}"#
@@ -109,7 +109,7 @@ mod tests {
         ));
         let out_of_range = serde_json::to_string(&head(1.5))?;
         assert!(matches!(
-            decide(&local, &local, &out_of_range),
+            choose(&local, &local, &out_of_range),
             Err(PolicyError::Invalid(_))
         ));
         // Passes validate() but does not compile: an unknown status code.
@@ -129,8 +129,8 @@ mod tests {
         };
         let bad_tail = serde_json::to_string(&bad_tail)?;
         assert!(matches!(
-            decide(&local, &local, &bad_tail),
-            Err(PolicyError::Invalid(PipelineError::Tail(_)))
+            choose(&local, &local, &bad_tail),
+            Err(PolicyError::Invalid(InvalidPolicy::Tail(_)))
         ));
         Ok(())
     }
@@ -157,7 +157,7 @@ mod tests {
             ],
         });
         let json = serde_json::to_string(&cfg)?;
-        let (got, _) = decide(&local, &local, &json)?.expect("a change");
+        let (got, _) = choose(&local, &local, &json)?.expect("a change");
         assert_eq!(*got, cfg);
         Ok(())
     }

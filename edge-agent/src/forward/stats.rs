@@ -1,3 +1,5 @@
+//! The forwarder's counters on `/metrics`, one set per destination.
+
 use prometheus_client::{
     metrics::{counter::Counter, gauge::Gauge},
     registry::Registry,

@@ -1,7 +1,7 @@
 //! RED metrics benchmark (BENCHMARKS.md, "RED metrics and alerts"): what
 //! the RED windows cost per 1M spans/s of agent traffic.
 //!
-//! 1. Agent: the tap (`edge_agent::sampling::red::RedTap::observe_at`, the
+//! 1. Agent: the tap (`edge_agent::red_tap::RedTap::observe_at`, the
 //!    `/metrics` families and the 10 s windows) over `--spans` generated
 //!    spans, in OTLP requests of 512 spans from one service each: 20
 //!    services × 25 operations × 2 kinds (server, client) × 2 statuses
@@ -33,7 +33,7 @@
 
 use std::{sync::Arc, time::Instant};
 
-use edge_agent::sampling::red::RedTap;
+use edge_agent::red_tap::RedTap;
 use metrics_alerts::red::{RedConfig, ingest::MetricsService, prom::RedProm, rollup};
 use model::red::{WINDOW_MS, window_start};
 use prost::Message;

@@ -98,6 +98,8 @@ pub(crate) struct Shared {
     pub(crate) stats: WalStats,
     /// Fault injection: the next N commits fail as if `fdatasync` had.
     pub(crate) fail_syncs: std::sync::atomic::AtomicU32,
+    /// Tracks the writer task and every blocking file operation.
+    pub(crate) tasks: telemetry::Shutdown,
 }
 
 impl std::fmt::Debug for Append {
@@ -118,14 +120,16 @@ impl Shared {
 
 impl Wal {
     /// Opens (recovering) the log in `cfg.dir` and starts its writer task
-    /// on `shutdown`'s tracker. The writer stops when every handle is gone.
+    /// on `shutdown`'s tracker, which also tracks the log's blocking file
+    /// work. The writer stops when every handle is gone.
     pub async fn open(
         cfg: WalConfig,
         stats: WalStats,
         shutdown: &telemetry::Shutdown,
     ) -> Result<Self, WalError> {
         let dir = cfg.dir.clone();
-        let recovered = tokio::task::spawn_blocking(move || recover::recover(&dir))
+        let recovered = shutdown
+            .spawn_blocking(move || recover::recover(&dir))
             .await
             .map_err(|e| WalError::Io {
                 path: cfg.dir.display().to_string(),
@@ -150,6 +154,7 @@ impl Wal {
             durable: Notify::new(),
             stats,
             fail_syncs: std::sync::atomic::AtomicU32::new(0),
+            tasks: shutdown.clone(),
         });
         let (tx, rx) = mpsc::channel(APPEND_QUEUE);
         let w = Arc::clone(&shared);
@@ -188,7 +193,9 @@ impl Wal {
             return Ok(Vec::new());
         }
         let shared = Arc::clone(&self.shared);
-        tokio::task::spawn_blocking(move || state::read_records(&shared, &metas))
+        let tasks = shared.tasks.clone();
+        tasks
+            .spawn_blocking(move || state::read_records(&shared, &metas))
             .await
             .map_err(|e| WalError::Io {
                 path: "wal reader".into(),
@@ -212,7 +219,9 @@ impl Wal {
     /// and deletes fully acknowledged segments. Returns the spans released.
     pub async fn ack(&self, seq: u64) -> Result<u64, WalError> {
         let shared = Arc::clone(&self.shared);
-        tokio::task::spawn_blocking(move || state::ack(&shared, seq))
+        let tasks = shared.tasks.clone();
+        tasks
+            .spawn_blocking(move || state::ack(&shared, seq))
             .await
             .map_err(|e| WalError::Io {
                 path: "wal ack".into(),

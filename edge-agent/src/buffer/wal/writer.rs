@@ -46,7 +46,11 @@ pub(crate) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Append>) {
         }
         let s = Arc::clone(&shared);
         let file = active.take();
-        match tokio::task::spawn_blocking(move || commit(&s, file, batch)).await {
+        match shared
+            .tasks
+            .spawn_blocking(move || commit(&s, file, batch))
+            .await
+        {
             Ok(f) => active = f,
             Err(error) => {
                 tracing::error!(%error, "wal writer panicked; the next append starts a new segment");

@@ -23,8 +23,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use edge_agent::sampling::tail::{Judge, TraceFacts};
 use model::{TraceId, sampling::TailConfig};
+use sampling::tail::{Judge, TraceFacts};
 
 use control_state::NodeId;
 
@@ -144,7 +144,7 @@ impl Combiner {
     pub fn set_policy(
         &mut self,
         tail: Option<&TailConfig>,
-    ) -> Result<(), edge_agent::sampling::tail::TailError> {
+    ) -> Result<(), sampling::tail::TailError> {
         match tail {
             None => self.policy = None,
             Some(t) if self.policy.as_ref().is_some_and(|(c, _)| c == t) => {}

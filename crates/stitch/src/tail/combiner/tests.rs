@@ -1,6 +1,6 @@
 use super::*;
-use edge_agent::sampling::tail::{STATUS_ERROR, STATUS_OK};
 use model::sampling::{TailPolicy, TailRule};
+use sampling::tail::{STATUS_ERROR, STATUS_OK};
 
 const WINDOW: Duration = Duration::from_millis(1_000);
 

@@ -1,6 +1,8 @@
 //! Cross-cluster verdicts: digests, holding a local drop, the gateway's
 //! verdict, the timeout and the caps.
 
+use sampling::tail::{STATUS_ERROR, STATUS_UNSET, TraceFacts};
+
 use super::*;
 
 fn errors_only() -> TailConfig {

@@ -2,6 +2,19 @@
 //! < `MERIDIAN_*` env < flags. Flags and env are read by clap; the file
 //! fills what they left unset; the rest takes defaults; `validate()` in each
 //! binary turns the result into a type that cannot be invalid.
+//!
+//! Flag blocks both binaries have are one `clap::Args` struct each, used
+//! with `#[command(flatten)]` and `#[serde(flatten)]`: [`LogFlags`] and
+//! [`TlsFlags`] here, the receivers' in `receiver::config`. serde cannot
+//! combine `flatten` with `deny_unknown_fields`, so a settings struct that
+//! flattens ends with a [`NoUnknownKeys`] field, which refuses every key no
+//! other field took ([`strict`]).
+
+mod flags;
+mod strict;
+
+pub use flags::{LogFlags, TlsFlags, parse_log_format};
+pub use strict::NoUnknownKeys;
 
 use std::{
     net::{SocketAddr, ToSocketAddrs},

@@ -1,105 +1,52 @@
-//! The tail policy language compiled and judged: pure, shared by the
-//! agent's [`super::TailSampler`] (on what one cluster holds of a trace) and
-//! the gateway's cross-cluster combiner (on the digests of every cluster).
-//! A decision never looks at spans, only at [`TraceFacts`].
+//! Compiles tail policies (`model::sampling::TailPolicy`) into the tree a
+//! [`super::Judge`] walks: names get indices (composite sub-policies as
+//! `outer/inner`), attribute rules become predicate bits, rate limits get a
+//! budget slot, composite shares are worked out. Every check of a policy's
+//! fields happens here; the error names the policy.
 
-use std::{collections::HashSet, time::Duration};
+use std::collections::HashSet;
 
-use model::{
-    TraceId,
-    sampling::{TailConfig, TailPolicy, TailRule},
-};
-use proto::otlp::{AnyValue, KeyValue, any_value};
+use crate::head::threshold;
+use model::sampling::{TailConfig, TailPolicy, TailRule};
+use proto::otlp::{AnyValue, any_value};
 
-use super::{MAX_PREDICATES, TailError, head};
+use super::{MAX_PREDICATES, STATUS_ERROR, STATUS_OK, STATUS_UNSET, TailError};
 
-/// What policies see of a trace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TraceFacts {
-    pub trace_id: TraceId,
-    /// Earliest span start and latest span end, unix ns.
-    pub first_start: u64,
-    pub last_end: u64,
-    pub spans: u64,
-    /// [`STATUS_UNSET`] | [`STATUS_OK`] | [`STATUS_ERROR`] bits.
-    pub statuses: u8,
-    /// One bit per attribute predicate that some span or resource matched
-    /// (only the agent knows attributes; the gateway passes 0).
-    pub matched: u64,
-}
-
-/// Compiled tail policies with their rate budgets.
+/// The compiled policies of one [`TailConfig`].
 #[derive(Debug)]
-pub struct Judge {
-    policies: Vec<(u32, Node)>,
-    predicates: Vec<Predicate>,
-    budgets: Vec<Budget>,
-    /// Policy names by index (composite sub-policies as `outer/inner`).
-    names: Vec<String>,
+pub(super) struct Compiled {
+    /// Top-level policies in order, each with its name index.
+    pub(super) policies: Vec<(u32, Node)>,
+    pub(super) predicates: Vec<Predicate>,
+    /// Rate budget slots.
+    pub(super) budgets: usize,
+    /// Policy names by index.
+    pub(super) names: Vec<String>,
 }
 
-impl Judge {
-    pub fn new(cfg: &TailConfig) -> Result<Self, TailError> {
-        let mut c = Compiler {
-            names: Vec::new(),
-            predicates: Vec::new(),
-            budgets: 0,
-        };
-        let mut policies = Vec::with_capacity(cfg.policies.len());
-        for p in &cfg.policies {
-            let node = c.node(p, &p.name)?;
-            let name = c.name(p.name.clone());
-            policies.push((name, node));
-        }
-        Ok(Self {
-            policies,
-            predicates: c.predicates,
-            budgets: (0..c.budgets).map(|_| Budget::default()).collect(),
-            names: c.names,
-        })
+/// Compiles every policy of `cfg`.
+pub(super) fn compile(cfg: &TailConfig) -> Result<Compiled, TailError> {
+    let mut c = Compiler {
+        names: Vec::new(),
+        predicates: Vec::new(),
+        budgets: 0,
+    };
+    let mut policies = Vec::with_capacity(cfg.policies.len());
+    for p in &cfg.policies {
+        let node = c.node(p, &p.name)?;
+        let name = c.name(p.name.clone());
+        policies.push((name, node));
     }
-
-    /// Every policy name, by index.
-    pub fn names(&self) -> &[String] {
-        &self.names
-    }
-
-    /// The name of policy `i` (from [`Self::decide`]).
-    pub fn name(&self, i: u32) -> &str {
-        self.names.get(i as usize).map_or("", String::as_str)
-    }
-
-    /// The first policy that keeps the trace (its name index), or `None`:
-    /// drop. Rate budgets are taken only by the policy that keeps.
-    pub fn decide(&mut self, t: &TraceFacts, now: Duration) -> Option<u32> {
-        for (name, node) in &self.policies {
-            if let Some(by) = eval(node, t, now, &mut self.budgets) {
-                return Some(by.unwrap_or(*name));
-            }
-        }
-        None
-    }
-
-    /// The predicate bits `attrs` match.
-    pub fn attribute_bits(&self, attrs: &[KeyValue]) -> u64 {
-        let mut bits = 0u64;
-        if self.predicates.is_empty() {
-            return 0;
-        }
-        for kv in attrs {
-            let Some(v) = kv.value.as_ref() else { continue };
-            for (i, pred) in self.predicates.iter().enumerate() {
-                if pred.key() == kv.key && pred.matches(v) {
-                    bits |= 1 << i;
-                }
-            }
-        }
-        bits
-    }
+    Ok(Compiled {
+        policies,
+        predicates: c.predicates,
+        budgets: c.budgets,
+        names: c.names,
+    })
 }
 
 #[derive(Debug)]
-enum Predicate {
+pub(super) enum Predicate {
     Str {
         key: String,
         values: HashSet<String>,
@@ -116,13 +63,13 @@ enum Predicate {
 }
 
 impl Predicate {
-    fn key(&self) -> &str {
+    pub(super) fn key(&self) -> &str {
         match self {
             Self::Str { key, .. } | Self::Num { key, .. } | Self::Bool { key, .. } => key,
         }
     }
 
-    fn matches(&self, v: &AnyValue) -> bool {
+    pub(super) fn matches(&self, v: &AnyValue) -> bool {
         use any_value::Value as V;
         match (self, v.value.as_ref()) {
             (Self::Str { values, .. }, Some(V::StringValue(s))) => values.contains(s),
@@ -137,30 +84,9 @@ impl Predicate {
     }
 }
 
-/// A rate budget per wall second (of the injected clock).
-#[derive(Debug, Default)]
-struct Budget {
-    second: u64,
-    used: u64,
-}
-
-impl Budget {
-    fn try_take(&mut self, now: Duration, limit: u64, spans: u64) -> bool {
-        let s = now.as_secs();
-        if s != self.second {
-            self.second = s;
-            self.used = 0;
-        }
-        if self.used.saturating_add(spans) > limit {
-            return false;
-        }
-        self.used += spans;
-        true
-    }
-}
-
+/// One compiled policy.
 #[derive(Debug)]
-enum Node {
+pub(super) enum Node {
     Always,
     Latency {
         min_ns: u64,
@@ -188,25 +114,13 @@ enum Node {
     },
 }
 
+/// A sub-policy of a composite with its share of the budget.
 #[derive(Debug)]
-struct CompositeSub {
-    name: u32,
-    node: Node,
-    spans_per_second: u64,
-    budget: usize,
-}
-
-/// The status bits of a trace summary.
-pub const STATUS_UNSET: u8 = 1;
-pub const STATUS_OK: u8 = 2;
-pub const STATUS_ERROR: u8 = 4;
-
-pub fn status_bit(code: i32) -> u8 {
-    match code {
-        1 => STATUS_OK,
-        2 => STATUS_ERROR,
-        _ => STATUS_UNSET,
-    }
+pub(super) struct CompositeSub {
+    pub(super) name: u32,
+    pub(super) node: Node,
+    pub(super) spans_per_second: u64,
+    pub(super) budget: usize,
 }
 
 struct Compiler {
@@ -295,7 +209,7 @@ impl Compiler {
                     return Err(err("sampling_percentage must be within 0..=100"));
                 }
                 Node::Probabilistic {
-                    threshold: head::threshold(sampling_percentage / 100.0),
+                    threshold: threshold(sampling_percentage / 100.0),
                 }
             }
             TailRule::RateLimiting { spans_per_second } => Node::RateLimiting {
@@ -367,45 +281,5 @@ impl Compiler {
                 Node::Composite { subs }
             }
         })
-    }
-}
-
-/// `Some(None)`: kept by this node (the caller's name applies);
-/// `Some(Some(n))`: kept, named by composite sub-policy `n`; `None`: not kept.
-fn eval(node: &Node, t: &TraceFacts, now: Duration, budgets: &mut [Budget]) -> Option<Option<u32>> {
-    let yes = Some(None);
-    match node {
-        Node::Always => yes,
-        Node::Latency { min_ns } => {
-            (t.last_end.saturating_sub(t.first_start.min(t.last_end)) >= *min_ns).then_some(None)
-        }
-        Node::Status { mask } => (t.statuses & mask != 0).then_some(None),
-        Node::Predicate { bit } => (t.matched & (1 << bit) != 0).then_some(None),
-        Node::Probabilistic { threshold } => (*threshold == 0
-            || (*threshold < head::SPACE && t.trace_id.randomness() >= *threshold))
-            .then_some(None),
-        Node::RateLimiting {
-            spans_per_second,
-            budget,
-        } => budgets[*budget]
-            .try_take(now, *spans_per_second, t.spans)
-            .then_some(None),
-        Node::SpanCount { min, max } => (t.spans >= *min && t.spans <= *max).then_some(None),
-        Node::And(subs) => {
-            for s in subs {
-                eval(s, t, now, budgets)?;
-            }
-            yes
-        }
-        Node::Composite { subs } => {
-            for s in subs {
-                if eval(&s.node, t, now, budgets).is_some()
-                    && budgets[s.budget].try_take(now, s.spans_per_second, t.spans)
-                {
-                    return Some(Some(s.name));
-                }
-            }
-            None
-        }
     }
 }

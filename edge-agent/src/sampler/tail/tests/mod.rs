@@ -1,11 +1,19 @@
+//! The tail sampler, table-driven on a manual clock: each policy through
+//! spans, naming, caps, late spans, refused policies, byte-exact release.
+
 use std::time::Duration;
 
-use model::sampling::{RateAllocation, TailConfig, TailPolicy, TailRule};
+use model::{
+    TraceId,
+    sampling::{RateAllocation, TailConfig, TailPolicy, TailRule},
+};
 use prost::Message;
 use proto::otlp::{
     AnyValue, ExportTraceServiceRequest, KeyValue, Resource, ResourceSpans, ScopeSpans, Span,
     Status, any_value::Value,
 };
+use sampling::tail::TailError;
+use telemetry::clock::ManualClock;
 
 use super::*;
 

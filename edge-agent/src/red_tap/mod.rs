@@ -30,13 +30,6 @@ use prometheus_client::{
 };
 use proto::{metrics::WindowBatch, otlp::ExportTraceServiceRequest};
 
-/// Milliseconds since the Unix epoch on this machine's clock.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 pub const BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
@@ -116,7 +109,7 @@ impl RedTap {
     /// the shared families and the window are touched once per series and
     /// request, not once per span.
     pub fn observe(&self, req: &ExportTraceServiceRequest) {
-        self.observe_at(req, now_ms());
+        self.observe_at(req, telemetry::clock::unix_ms());
     }
 
     /// [`observe`](Self::observe) at a given time (the window it counts in).

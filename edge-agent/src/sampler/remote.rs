@@ -19,7 +19,7 @@ use axum::{
 use model::sampling::{HeadConfig, SamplingConfig};
 use serde_json::{Value, json};
 
-use super::head;
+use sampling::head;
 
 /// The strategy for `service` in this `cluster`.
 pub fn strategy(cfg: &HeadConfig, cluster: &str, service: &str) -> Value {

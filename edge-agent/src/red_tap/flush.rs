@@ -17,9 +17,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use prost::Message;
-use telemetry::Shutdown;
+use telemetry::{Shutdown, clock::unix_ms};
 
-use super::{RedTap, now_ms};
+use super::RedTap;
 use crate::buffer::Buffer;
 
 /// How often closed windows are looked for.
@@ -50,10 +50,10 @@ pub async fn run(tap: RedTap, buffer: Buffer, epoch: u64, shutdown: Shutdown) {
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                flush_once(&tap, &buffer, now_ms(), false, epoch).await;
+                flush_once(&tap, &buffer, unix_ms(), false, epoch).await;
             }
             _ = shutdown.cancelled() => break,
         }
     }
-    flush_once(&tap, &buffer, now_ms(), true, epoch).await;
+    flush_once(&tap, &buffer, unix_ms(), true, epoch).await;
 }

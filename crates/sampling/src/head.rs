@@ -9,8 +9,11 @@
 //! larger of the two (sampling can only get sparser downstream), and the
 //! kept span's `th` is updated so its adjusted count 2^56 / (2^56 − T) stays
 //! correct for whoever counts it later.
+//!
+//! [`apply`] runs the decision over every span of an OTLP request in place.
 
 use model::{TraceId, sampling::HeadConfig};
+use proto::otlp::ExportTraceServiceRequest;
 
 /// 2^56: the randomness space.
 pub const SPACE: u64 = 1 << 56;
@@ -132,6 +135,60 @@ pub fn probability(cfg: &HeadConfig, cluster: &str, service: &str, operation: &s
         .unwrap_or(cfg.default_probability)
 }
 
+/// Applies head sampling to `req` in place (spans of `cluster`, by their
+/// resource's service and their name); returns the spans kept, the spans
+/// dropped and the sum of the kept spans' adjusted counts.
+pub fn apply(
+    req: &mut ExportTraceServiceRequest,
+    cfg: &HeadConfig,
+    cluster: &str,
+) -> (u64, u64, f64) {
+    let (mut kept, mut dropped, mut adjusted) = (0u64, 0u64, 0f64);
+    for rs in &mut req.resource_spans {
+        let service = rs
+            .resource
+            .as_ref()
+            .and_then(|r| proto::otlp::string_attr(&r.attributes, model::SERVICE_ATTRIBUTE))
+            .unwrap_or(model::UNKNOWN_SERVICE)
+            .to_owned();
+        for ss in &mut rs.scope_spans {
+            ss.spans.retain_mut(|span| {
+                let p = probability(cfg, cluster, &service, &span.name);
+                let Ok(tid) = TraceId::from_bytes(&span.trace_id) else {
+                    // Receivers validated ids; keep rather than lose.
+                    kept += 1;
+                    adjusted += 1.0;
+                    return true;
+                };
+                let d = decide(&tid, &span.trace_state, p);
+                if !d.keep {
+                    dropped += 1;
+                    return false;
+                }
+                kept += 1;
+                adjusted += d.adjusted_count();
+                if d.threshold > 0 {
+                    span.trace_state = with_th(&span.trace_state, d.threshold);
+                }
+                true
+            });
+        }
+        rs.scope_spans.retain(|ss| !ss.spans.is_empty());
+    }
+    req.resource_spans.retain(|rs| !rs.scope_spans.is_empty());
+    (kept, dropped, adjusted)
+}
+
+/// True when the head policy keeps everything (the common case: the caller
+/// skips the per-span work of [`apply`]).
+pub fn keeps_all(cfg: &HeadConfig) -> bool {
+    cfg.default_probability >= 1.0
+        && cfg
+            .rules
+            .iter()
+            .all(|r| r.probability.is_none_or(|p| p >= 1.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,5 +242,68 @@ mod tests {
         assert!((decide(&tid(SPACE - 1), "ot=th:c", 1.0).adjusted_count() - 4.0).abs() < 1e-9);
         // rv overrides the trace id's randomness.
         assert!(decide(&tid(0), "ot=rv:ffffffffffffff", 0.5).keep);
+    }
+
+    fn req(ids: &[u64]) -> ExportTraceServiceRequest {
+        use proto::otlp::{Resource, ResourceSpans, ScopeSpans, Span};
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![proto::otlp::string_kv("service.name", "svc")],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans: ids
+                        .iter()
+                        .map(|r| {
+                            let mut tid = [0xabu8; 16];
+                            tid[8..].copy_from_slice(&r.to_be_bytes());
+                            Span {
+                                trace_id: tid.to_vec(),
+                                span_id: vec![1; 8],
+                                name: "op".into(),
+                                ..Default::default()
+                            }
+                        })
+                        .collect(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn head_filters_in_place_and_stamps_the_threshold() {
+        use model::sampling::HeadRule;
+        let cfg = HeadConfig {
+            default_probability: 1.0,
+            rules: vec![HeadRule {
+                cluster: Some("east".into()),
+                service: Some("svc".into()),
+                operation: None,
+                probability: Some(0.5),
+                max_traces_per_second: None,
+            }],
+        };
+        let half = SPACE / 2;
+        let mut r = req(&[half - 1, half, SPACE - 1]);
+        let (kept, dropped, adjusted) = apply(&mut r, &cfg, "east");
+        assert_eq!((kept, dropped), (2, 1));
+        assert!(
+            (adjusted - 4.0).abs() < 1e-9,
+            "two spans standing for two each"
+        );
+        let spans = &r.resource_spans[0].scope_spans[0].spans;
+        assert!(spans.iter().all(|s| s.trace_state == "ot=th:8"));
+        // Another cluster: the rule does not apply, nothing is dropped.
+        let mut r = req(&[half - 1]);
+        assert_eq!(apply(&mut r, &cfg, "west").0, 1);
+        // Everything dropped: empty containers are removed.
+        let mut r = req(&[1]);
+        assert_eq!(apply(&mut r, &cfg, "east").0, 0);
+        assert!(r.resource_spans.is_empty());
+        assert!(keeps_all(&HeadConfig::default()));
+        assert!(!keeps_all(&cfg));
     }
 }

@@ -1,5 +1,5 @@
 //! The sampling side of cross-cluster tail decisions: what connects the tail
-//! sampler to the `Decide` stream client ([`crate::decide`]).
+//! sampler to the `Decide` stream client ([`crate::verdict_stream`]).
 //!
 //! - Digests the sampler makes go into a bounded queue the client drains
 //!   (`DIGEST_QUEUE` digests; full: the digest is not sent and counted, and

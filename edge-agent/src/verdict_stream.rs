@@ -1,6 +1,7 @@
-//! The `Decide` stream client: cross-cluster tail sampling, agent side
-//! (`federation.proto`). Spans stay in the agent; digests go up, verdicts
-//! come down.
+//! The verdict stream: the agent's client of the federation `Decide` RPC
+//! (`federation.proto`), cross-cluster tail sampling on the agent side.
+//! Spans stay in the agent; digests of its tail decisions go up, the
+//! gateway's verdicts come down.
 //!
 //! One task holds one bidirectional stream to one gateway (mTLS, the
 //! channels of the shared [`GatewayEndpoints`]):
@@ -19,7 +20,8 @@
 //!
 //! While no stream is open the sampler does not hold traces for verdicts
 //! (local decisions are final). A lost stream is reopened on the next
-//! endpoint after a jittered backoff, like the `Control` client.
+//! endpoint after a jittered backoff, like the `Control` client
+//! ([`crate::reconnect`]).
 
 use std::{sync::atomic::Ordering, time::Duration};
 
@@ -33,11 +35,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::{
-    forward::{
-        Backoff,
-        endpoints::{GatewayEndpoints, carry_over},
-    },
-    sampling::{
+    forward::endpoints::GatewayEndpoints,
+    reconnect::{BACKOFF, Ended, OPEN_TIMEOUT, Rotation},
+    sampler::{
         pipeline::SamplingSink,
         tail::Digest,
         verdicts::{DigestFeed, VerdictStats},
@@ -52,11 +52,6 @@ pub const BATCH_DELAY: Duration = Duration::from_millis(50);
 pub const STREAM_QUEUE: usize = 16;
 /// Largest verdict batch accepted.
 const MAX_VERDICT_BYTES: usize = 4 << 20;
-const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
-const BACKOFF: Backoff = Backoff {
-    initial: Duration::from_millis(250),
-    max: Duration::from_secs(30),
-};
 
 /// Builds one wire batch: digests refer to policy names through a table.
 pub fn encode_batch(agent_id: &str, cluster: &str, digests: &[Digest]) -> DigestBatch {
@@ -120,29 +115,24 @@ pub fn decode_verdicts(batch: VerdictBatch) -> Vec<(TraceId, Option<String>)> {
 
 /// Who the agent is, to the gateway.
 #[derive(Debug, Clone)]
-pub struct DecideSettings {
+pub struct VerdictStreamSettings {
     pub agent_id: String,
     pub cluster: String,
 }
 
 /// Follows the gateway cluster's `Decide` stream until shutdown.
 #[derive(Debug)]
-pub struct DecideClient {
-    settings: DecideSettings,
+pub struct VerdictStreamClient {
+    settings: VerdictStreamSettings,
     endpoints: GatewayEndpoints,
     sink: SamplingSink,
     feed: DigestFeed,
     stats: VerdictStats,
 }
 
-enum Ended {
-    Shutdown,
-    Lost { reason: String, worked: bool },
-}
-
-impl DecideClient {
+impl VerdictStreamClient {
     pub fn new(
-        settings: DecideSettings,
+        settings: VerdictStreamSettings,
         endpoints: GatewayEndpoints,
         sink: SamplingSink,
         feed: DigestFeed,
@@ -158,43 +148,19 @@ impl DecideClient {
     }
 
     pub async fn run(mut self, shutdown: Shutdown) {
-        let spread = u64::from(crc32fast::hash(self.settings.agent_id.as_bytes()));
-        let mut last: Option<String> = None;
-        let mut attempt = 0u32;
+        let mut rotation = Rotation::new(self.endpoints.clone(), &self.settings.agent_id, BACKOFF);
         loop {
-            let list = self.endpoints.current();
-            let urls = list.urls();
-            let i = match &last {
-                Some(url) => urls
-                    .iter()
-                    .position(|u| u == url)
-                    .map_or_else(|| carry_over(None, &urls, spread), |i| i + 1),
-                None => 0,
-            };
-            let Some(endpoint) = list.get(i % list.len().max(1)).cloned() else {
+            let Some(endpoint) = rotation.next_endpoint() else {
                 tracing::error!("no gateway endpoint for tail decisions");
                 return;
             };
-            last = Some(endpoint.url.clone());
             let ended = self.follow(endpoint.channel, &shutdown).await;
             self.feed.connected.store(false, Ordering::SeqCst);
             self.stats.set_connected(false);
-            match ended {
-                Ended::Shutdown => return,
-                Ended::Lost { reason, worked } => {
-                    attempt = if worked { 1 } else { attempt.saturating_add(1) };
-                    let delay = BACKOFF.delay(attempt, None, rand::random::<f64>());
-                    tracing::warn!(
-                        gateway = %endpoint.url,
-                        reason,
-                        retry_in_ms = delay.as_millis() as u64,
-                        "tail decision stream lost; dropped traces wait for it until their verdict timeout"
-                    );
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = shutdown.cancelled() => return,
-                    }
-                }
+            let lost =
+                "tail decision stream lost; dropped traces wait for it until their verdict timeout";
+            if !rotation.after(&endpoint.url, ended, lost, &shutdown).await {
+                return;
             }
         }
     }
@@ -292,8 +258,8 @@ impl DecideClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sampling::tail::{STATUS_ERROR, TraceFacts};
     use proto::federation::TraceVerdict;
+    use sampling::tail::{STATUS_ERROR, TraceFacts};
 
     fn digest(t: u8, kept_by: Option<&str>) -> Digest {
         Digest {
