@@ -97,7 +97,7 @@ fi
 #    and a file's trailing `#[cfg(test)]` module.
 if ! python3 - <<'PY'
 import pathlib, re, sys
-spawn = re.compile(r"tokio::spawn|tokio::task::spawn|spawn_blocking\(")
+spawn = re.compile(r"tokio::spawn|tokio::task::spawn|(?<![.\w])spawn_blocking\(")
 allowed = {"crates/telemetry/src/shutdown.rs", "crates/telemetry/src/blocking.rs"}
 test_path = re.compile(r"/tests?(\.rs|/)|/testsuite/|/testkit|/network/memory\.rs|/benches/")
 bad = 0

@@ -7,9 +7,11 @@ use prometheus_client::registry::Registry;
 use proto::federation::federation_server::FederationServer;
 use receiver::ReceiverMetrics;
 use store::SpanStore;
-use telemetry::Shutdown;
-use tokio::net::TcpListener;
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use telemetry::{
+    Shutdown,
+    serve::{BindError, bind},
+};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{codec::CompressionEncoding, transport::Server};
 
 use control_plane::{ControlPlane, bootstrap};
@@ -20,13 +22,8 @@ use crate::config::{GatewayConfig, TlsSource};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
-    #[error("cannot listen on {addr} for {what}: {source}")]
-    Bind {
-        what: &'static str,
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] BindError),
     #[error(transparent)]
     Store(#[from] store::StoreError),
     #[error(transparent)]
@@ -108,16 +105,6 @@ pub fn resolve_tls(source: &TlsSource) -> Result<TlsPaths, certs::CertError> {
             })
         }
     }
-}
-
-async fn bind(
-    what: &'static str,
-    addr: SocketAddr,
-) -> Result<(TcpListener, SocketAddr), GatewayError> {
-    let err = |source| GatewayError::Bind { what, addr, source };
-    let l = TcpListener::bind(addr).await.map_err(err)?;
-    let local = l.local_addr().map_err(err)?;
-    Ok((l, local))
 }
 
 impl Gateway {
@@ -280,28 +267,20 @@ impl Gateway {
             ingest,
             default_cluster: cfg.default_cluster.clone(),
         };
-        let grpc = receiver::grpc::service(sink.clone(), cfg.limits, receiver_metrics.clone());
-        let token = ingest_sd.token().clone();
-        ingest_sd.spawn(async move {
-            let res = Server::builder()
-                .layer(receiver::inflight_limit())
-                .add_service(grpc)
-                .serve_with_incoming_shutdown(
-                    TcpListenerStream::new(grpc_l),
-                    token.cancelled_owned(),
-                )
-                .await;
-            if let Err(error) = res {
-                tracing::error!(%error, "otlp grpc server failed");
-            }
-        });
-        serve_http(
+        receiver::grpc::serve(
+            &ingest_sd,
+            grpc_l,
+            sink.clone(),
+            cfg.limits,
+            receiver_metrics.clone(),
+        );
+        telemetry::serve::http(
             &ingest_sd,
             "otlp http",
             otlp_http_l,
             receiver::http::otlp_router(sink, cfg.limits, receiver_metrics),
         );
-        serve_http(
+        telemetry::serve::http(
             &root,
             "http",
             http_l,
@@ -390,16 +369,4 @@ impl Gateway {
 fn tls_refused(metrics: &GatewayMetrics) -> mtls::OnRefused {
     let metrics = metrics.clone();
     Arc::new(move || metrics.identity_refused("tls"))
-}
-
-fn serve_http(owner: &Shutdown, what: &'static str, listener: TcpListener, router: axum::Router) {
-    let token = owner.token().clone();
-    owner.spawn(async move {
-        let res = axum::serve(listener, router)
-            .with_graceful_shutdown(token.cancelled_owned())
-            .await;
-        if let Err(error) = res {
-            tracing::error!(%error, server = what, "http server failed");
-        }
-    });
 }
