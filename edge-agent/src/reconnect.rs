@@ -40,6 +40,30 @@ pub enum Ended {
     Lost { reason: String, worked: bool },
 }
 
+/// Opens one stream: `open` (the RPC call) within [`OPEN_TIMEOUT`]. A
+/// refusal, no answer in time, or the agent stopping is how this attempt
+/// [`Ended`].
+pub async fn open_stream<T>(
+    open: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    shutdown: &Shutdown,
+) -> Result<T, Ended> {
+    let opened = tokio::select! {
+        r = tokio::time::timeout(OPEN_TIMEOUT, open) => r,
+        _ = shutdown.cancelled() => return Err(Ended::Shutdown),
+    };
+    match opened {
+        Ok(Ok(resp)) => Ok(resp.into_inner()),
+        Ok(Err(status)) => Err(Ended::Lost {
+            reason: format!("{:?}: {}", status.code(), status.message()),
+            worked: false,
+        }),
+        Err(_) => Err(Ended::Lost {
+            reason: format!("no answer within {OPEN_TIMEOUT:?}"),
+            worked: false,
+        }),
+    }
+}
+
 /// Which gateway a stream client follows next, and how long it waits.
 #[derive(Debug)]
 pub struct Rotation {

@@ -190,25 +190,13 @@ impl VerdictStreamClient {
                 worked: false,
             };
         }
-        let opened = tokio::select! {
-            r = tokio::time::timeout(OPEN_TIMEOUT, client.decide(ReceiverStream::new(rx))) => r,
-            _ = shutdown.cancelled() => return Ended::Shutdown,
-        };
-        let mut verdicts = match opened {
-            Ok(Ok(resp)) => resp.into_inner(),
-            Ok(Err(status)) => {
-                return Ended::Lost {
-                    reason: format!("{:?}: {}", status.code(), status.message()),
-                    worked: false,
-                };
-            }
-            Err(_) => {
-                return Ended::Lost {
-                    reason: format!("no answer within {OPEN_TIMEOUT:?}"),
-                    worked: false,
-                };
-            }
-        };
+        let mut verdicts =
+            match crate::reconnect::open_stream(client.decide(ReceiverStream::new(rx)), shutdown)
+                .await
+            {
+                Ok(s) => s,
+                Err(ended) => return ended,
+            };
         self.feed.connected.store(true, Ordering::SeqCst);
         self.stats.set_connected(true);
         tracing::info!("tail decision stream open");

@@ -32,7 +32,7 @@ use telemetry::{Shutdown, metrics as names};
 
 use crate::{
     forward::endpoints::{GatewayEndpoints, Replaced},
-    reconnect::{BACKOFF, Ended, OPEN_TIMEOUT, Rotation},
+    reconnect::{BACKOFF, Ended, Rotation},
     sampler::pipeline::{self, SharedPolicy},
 };
 
@@ -156,24 +156,9 @@ impl ControlClient {
             agent_id: self.settings.agent_id.clone(),
             cluster: self.settings.cluster.clone(),
         };
-        let opened = tokio::select! {
-            r = tokio::time::timeout(OPEN_TIMEOUT, client.control(req)) => r,
-            _ = shutdown.cancelled() => return Ended::Shutdown,
-        };
-        let mut stream = match opened {
-            Ok(Ok(resp)) => resp.into_inner(),
-            Ok(Err(status)) => {
-                return Ended::Lost {
-                    reason: format!("{:?}: {}", status.code(), status.message()),
-                    worked: false,
-                };
-            }
-            Err(_) => {
-                return Ended::Lost {
-                    reason: format!("no answer within {OPEN_TIMEOUT:?}"),
-                    worked: false,
-                };
-            }
+        let mut stream = match crate::reconnect::open_stream(client.control(req), shutdown).await {
+            Ok(s) => s,
+            Err(ended) => return ended,
         };
         tracing::info!(gateway = url, "following the gateway cluster");
         self.stats.connected.set(1);
