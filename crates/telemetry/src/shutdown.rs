@@ -105,7 +105,9 @@ impl Shutdown {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
+/// Resolves on SIGINT or SIGTERM that arrive after its first poll. Keep one
+/// future alive for as long as a stop is awaited: a new one does not see a
+/// signal that came before it.
 pub async fn signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]

@@ -163,9 +163,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
     let mut sent = 0u64;
     let mut shown = false;
+    // One signal listener for the whole run: a fresh one per tick would
+    // miss a SIGTERM that lands while the exports are in flight (tokio only
+    // reports signals to listeners that existed when they arrived).
+    let stop = telemetry::signal();
+    tokio::pin!(stop);
     loop {
         tokio::select! {
-            _ = telemetry::signal() => break,
+            _ = &mut stop => break,
             _ = tick.tick() => {}
         }
         if stop_at.is_some_and(|t| tokio::time::Instant::now() >= t) {
@@ -190,9 +195,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     // Close the SDK-side connections first, so the agents' receivers stop
     // at once.
     drop(clients);
-    for agent in agents {
-        agent.shutdown(Duration::from_secs(10)).await;
-    }
+    futures::future::join_all(
+        agents
+            .into_iter()
+            .map(|agent| agent.shutdown(Duration::from_secs(10))),
+    )
+    .await;
     gateway.shutdown(Duration::from_secs(10)).await;
     Ok(())
 }
