@@ -13,6 +13,7 @@ pub mod cassandra;
 mod chunk;
 mod codec;
 mod error;
+mod migrations;
 pub mod postgres;
 pub mod records;
 pub mod shard;

@@ -20,21 +20,21 @@ pub mod zipkin;
 /// Generated from `proto/meridian/federation/v1/federation.proto`.
 #[allow(missing_debug_implementations, clippy::all)]
 pub mod federation {
-    tonic::include_proto!("meridian.federation.v1");
+    include!("generated/meridian.federation.v1.rs");
 }
 
 /// Generated from `proto/meridian/metrics/v1/metrics.proto`: RED windows,
 /// agent → gateway (conversions in [`red`]).
 #[allow(missing_debug_implementations, clippy::all)]
 pub mod metrics {
-    tonic::include_proto!("meridian.metrics.v1");
+    include!("generated/meridian.metrics.v1.rs");
 }
 
 /// Generated from `proto/meridian/raft/v1/raft.proto`: the gateways'
 /// control-plane transport.
 #[allow(missing_debug_implementations, clippy::all)]
 pub mod raft {
-    tonic::include_proto!("meridian.raft.v1");
+    include!("generated/meridian.raft.v1.rs");
 }
 
 /// `google.rpc.Status` (code, message), the error body of OTLP/HTTP.

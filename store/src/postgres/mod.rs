@@ -136,7 +136,7 @@ impl PgStore {
     async fn ready(&self) -> Result<(), StoreError> {
         self.ready
             .get_or_try_init(|| async {
-                sqlx::migrate!("../migrations/postgres")
+                crate::migrations::postgres()
                     .run(&self.pool)
                     .await
                     .map_err(|e| match e {

@@ -74,7 +74,7 @@ impl SqliteStore {
             let mut conn = sqlx::SqliteConnection::connect_with(&opts)
                 .await
                 .map_err(|e| StoreError::Unavailable(format!("opening {url}: {e}")))?;
-            sqlx::migrate!("../migrations/sqlite")
+            crate::migrations::sqlite()
                 .run(&mut conn)
                 .await
                 .map_err(|e| StoreError::Migration(e.to_string()))?;
@@ -92,7 +92,7 @@ impl SqliteStore {
             .connect_with(opts)
             .await
             .map_err(|e| StoreError::Unavailable(format!("opening {url}: {e}")))?;
-        sqlx::migrate!("../migrations/sqlite")
+        crate::migrations::sqlite()
             .run(&pool)
             .await
             .map_err(|e| StoreError::Migration(e.to_string()))?;
