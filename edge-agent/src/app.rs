@@ -117,7 +117,16 @@ fn agent_id(dir: &Path) -> Result<String, AgentError> {
 }
 
 impl Agent {
-    pub async fn start(cfg: AgentConfig) -> Result<Self, AgentError> {
+    #[inline(never)]
+    pub fn start(
+        cfg: AgentConfig,
+    ) -> futures::future::BoxFuture<'static, Result<Self, AgentError>> {
+        // Boxed, so that crates awaiting it do not compile its call tree
+        // again (ARCHITECTURE.md, "Build time").
+        Box::pin(Self::start_inner(cfg))
+    }
+
+    async fn start_inner(cfg: AgentConfig) -> Result<Self, AgentError> {
         let agent_id = agent_id(&cfg.buffer_dir)?;
         // `--gateway` first, then the members the cluster named last run.
         let endpoints = match &cfg.tls {
@@ -452,7 +461,12 @@ impl Agent {
 
     /// Stops receiving, lets the forwarder drain the buffer, then stops.
     /// Returns false when `grace` ran out before every task ended.
-    pub async fn shutdown(self, grace: Duration) -> bool {
+    #[inline(never)]
+    pub fn shutdown(self, grace: Duration) -> futures::future::BoxFuture<'static, bool> {
+        Box::pin(self.shutdown_inner(grace))
+    }
+
+    async fn shutdown_inner(self, grace: Duration) -> bool {
         let Self {
             root,
             receivers,

@@ -25,6 +25,7 @@ mod usage;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures::future::BoxFuture;
 use model::{RetentionPolicy, Span, SpanKind, Trace, TraceId, TraceQuery};
 use serde::Serialize;
 
@@ -194,9 +195,22 @@ pub fn describe(urls: &[String]) -> String {
     parts.join(",")
 }
 
+/// The `open*` entry points return boxed futures: a crate that awaits a
+/// concrete `async fn` future compiles that future's whole call tree
+/// again (drivers included), so the boxes keep it compiled here, once
+/// (ARCHITECTURE.md, "Build time").
+///
 /// Opens Postgres shards `urls[i]` as shard `i`, under a one-epoch map
 /// (the gateway cluster replaces it with the replicated map).
-pub async fn open_sharded(
+#[inline(never)]
+pub fn open_sharded<'a>(
+    urls: &'a [String],
+    opts: &'a StoreOptions,
+) -> BoxFuture<'a, Result<Arc<shard::ShardedStore>, StoreError>> {
+    Box::pin(open_sharded_inner(urls, opts))
+}
+
+async fn open_sharded_inner(
     urls: &[String],
     opts: &StoreOptions,
 ) -> Result<Arc<shard::ShardedStore>, StoreError> {
@@ -211,19 +225,34 @@ pub async fn open_sharded(
 }
 
 /// Opens one Postgres shard (a shard added to the cluster's map).
-pub async fn open_shard(
+#[inline(never)]
+pub fn open_shard<'a>(
     id: usize,
-    url: &str,
-    opts: &StoreOptions,
-) -> Result<Arc<dyn SpanStore>, StoreError> {
-    Ok(Arc::new(postgres::PgStore::open(id, url, opts).await?))
+    url: &'a str,
+    opts: &'a StoreOptions,
+) -> BoxFuture<'a, Result<Arc<dyn SpanStore>, StoreError>> {
+    Box::pin(async move {
+        let store: Arc<dyn SpanStore> = Arc::new(postgres::PgStore::open(id, url, opts).await?);
+        Ok(store)
+    })
 }
 
 /// Opens the backend the store URLs name:
 /// - `sqlite://PATH` (created when missing) or `sqlite::memory:`;
 /// - one or more `postgres://…` URLs, one per shard;
 /// - `cassandra://HOST:PORT[,HOST:PORT…]/KEYSPACE`.
-pub async fn open(urls: &[String], opts: &StoreOptions) -> Result<Arc<dyn SpanStore>, StoreError> {
+#[inline(never)]
+pub fn open<'a>(
+    urls: &'a [String],
+    opts: &'a StoreOptions,
+) -> BoxFuture<'a, Result<Arc<dyn SpanStore>, StoreError>> {
+    Box::pin(open_inner(urls, opts))
+}
+
+async fn open_inner(
+    urls: &[String],
+    opts: &StoreOptions,
+) -> Result<Arc<dyn SpanStore>, StoreError> {
     let first = urls
         .first()
         .ok_or_else(|| StoreError::Config("no store url given".into()))?;

@@ -108,7 +108,26 @@ pub fn member(
 /// only) and starts the bootstrap (one-node cluster, static peers, or a
 /// join that retries until the cluster added this node).
 #[allow(clippy::too_many_arguments)]
-pub async fn start(
+#[inline(never)]
+pub fn start<'a>(
+    cfg: &'a ClusterConfig,
+    data_dir: &'a std::path::Path,
+    tls: TlsFiles<'a>,
+    server_tls: Arc<ServerConfig>,
+    listener: TcpListener,
+    me: Member,
+    owner: &'a Shutdown,
+    on_refused: mtls::OnRefused,
+) -> futures::future::BoxFuture<'a, Result<Arc<ControlPlane>, BootstrapError>> {
+    // Boxed, so that crates awaiting it do not compile its call tree
+    // again (ARCHITECTURE.md, "Build time").
+    Box::pin(start_inner(
+        cfg, data_dir, tls, server_tls, listener, me, owner, on_refused,
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn start_inner(
     cfg: &ClusterConfig,
     data_dir: &std::path::Path,
     tls: TlsFiles<'_>,

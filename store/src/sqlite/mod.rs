@@ -70,17 +70,19 @@ impl SqliteStore {
             // several pool connections racing to change the journal mode
             // of a new file can fail with SQLITE_BUSY ("database is
             // locked") without waiting for the busy timeout.
-            use sqlx::Connection as _;
-            let mut conn = sqlx::SqliteConnection::connect_with(&opts)
+            // (A pool of one: the migrator's future over a bare
+            // connection cannot be proven `Send`, and `store::open` is a
+            // boxed `Send` future.)
+            let first = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(opts.clone())
                 .await
                 .map_err(|e| StoreError::Unavailable(format!("opening {url}: {e}")))?;
             crate::migrations::sqlite()
-                .run(&mut conn)
+                .run(&first)
                 .await
                 .map_err(|e| StoreError::Migration(e.to_string()))?;
-            conn.close()
-                .await
-                .map_err(|e| StoreError::Unavailable(format!("opening {url}: {e}")))?;
+            first.close().await;
         }
         // Every connection to `:memory:` is a separate database: use one.
         let pool = SqlitePoolOptions::new()

@@ -153,7 +153,21 @@ pub async fn pass(
 }
 
 /// Evaluates on the leader until `token` is cancelled.
-pub async fn run(
+#[inline(never)]
+pub fn run(
+    plane: Arc<dyn Proposer>,
+    store: Arc<dyn SpanStore>,
+    cfg: RedConfig,
+    alerts: AlertsConfig,
+    notifier: Notifier,
+    token: CancellationToken,
+) -> futures::future::BoxFuture<'static, ()> {
+    // Boxed, so that crates awaiting it do not compile its call tree
+    // again (ARCHITECTURE.md, "Build time").
+    Box::pin(run_loop(plane, store, cfg, alerts, notifier, token))
+}
+
+async fn run_loop(
     plane: Arc<dyn Proposer>,
     store: Arc<dyn SpanStore>,
     cfg: RedConfig,

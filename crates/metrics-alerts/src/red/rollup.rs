@@ -97,7 +97,19 @@ pub async fn pass(
 }
 
 /// Runs passes on the leader until `token` is cancelled.
-pub async fn run(
+#[inline(never)]
+pub fn run(
+    plane: Arc<dyn ControlReader>,
+    store: Arc<dyn SpanStore>,
+    cfg: RedConfig,
+    token: CancellationToken,
+) -> futures::future::BoxFuture<'static, ()> {
+    // Boxed, so that crates awaiting it do not compile its call tree
+    // again (ARCHITECTURE.md, "Build time").
+    Box::pin(run_loop(plane, store, cfg, token))
+}
+
+async fn run_loop(
     plane: Arc<dyn ControlReader>,
     store: Arc<dyn SpanStore>,
     cfg: RedConfig,

@@ -60,7 +60,17 @@ impl ControlPlane {
 
     /// Keeps this node's member record current and its share of shard
     /// leases held, until `cancel`.
-    pub async fn run_leases(self: Arc<Self>, cancel: CancellationToken) {
+    #[inline(never)]
+    pub fn run_leases(
+        self: Arc<Self>,
+        cancel: CancellationToken,
+    ) -> futures::future::BoxFuture<'static, ()> {
+        // Boxed, so that crates awaiting it do not compile its call tree
+        // again (ARCHITECTURE.md, "Build time").
+        Box::pin(self.leases_loop(cancel))
+    }
+
+    async fn leases_loop(self: Arc<Self>, cancel: CancellationToken) {
         let every = self.config.lease_ttl / 3;
         let mut free_since: HashMap<ShardId, Duration> = HashMap::new();
         loop {

@@ -291,7 +291,15 @@ impl ControlPlane {
     }
 
     /// Proposes a command; on a follower it is forwarded to the leader.
-    pub async fn write(&self, command: Command) -> Result<Applied, WriteError> {
+    #[inline(never)]
+    pub fn write(
+        &self,
+        command: Command,
+    ) -> futures::future::BoxFuture<'_, Result<Applied, WriteError>> {
+        Box::pin(self.write_inner(command))
+    }
+
+    async fn write_inner(&self, command: Command) -> Result<Applied, WriteError> {
         match self.ask_leader(Forwarded::Propose(command)).await? {
             ForwardReply::Applied(a) => Ok(a),
             other => Err(WriteError::Raft(format!("unexpected reply {other:?}"))),
@@ -329,7 +337,12 @@ impl ControlPlane {
     }
 
     /// Stops Raft (the log and state stay on disk).
-    pub async fn shutdown(&self) {
+    #[inline(never)]
+    pub fn shutdown(&self) -> futures::future::BoxFuture<'_, ()> {
+        Box::pin(self.shutdown_inner())
+    }
+
+    async fn shutdown_inner(&self) {
         // Bounded: a stop must not wait forever on a Raft core that does
         // not answer (its tasks end with the runtime anyway).
         match tokio::time::timeout(SHUTDOWN_TIMEOUT, self.raft.shutdown()).await {
