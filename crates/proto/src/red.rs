@@ -61,6 +61,13 @@ pub fn from_series(s: &RedSeries) -> Result<Aggregate, RedError> {
     if s.errors > s.count {
         return Err(bad("more errors than calls"));
     }
+    if s.bin_index.len() > model::red::MAX_BINS {
+        return Err(bad("more sketch bins than any duration range needs"));
+    }
+    let range = model::red::bin_range();
+    if s.bin_index.iter().any(|i| !range.contains(i)) {
+        return Err(bad("a sketch bin index no duration can have"));
+    }
     let mut bins = BTreeMap::new();
     for (i, n) in s.bin_index.iter().zip(&s.bin_count) {
         let c: &mut u64 = bins.entry(*i).or_default();
@@ -108,5 +115,24 @@ mod tests {
         broken = s;
         broken.bin_count.push(1);
         assert!(from_series(&broken).is_err());
+    }
+
+    /// Defect: bins per series had no cap (a series could carry millions
+    /// of bins and every merge walked them all).
+    #[test]
+    fn bins_are_bounded() {
+        let mut a = Aggregate::default();
+        a.observe(2_000_000, false, None);
+        let good = to_series("svc", "op", "server", "OK", &a);
+        let mut many = good.clone();
+        let n = model::red::MAX_BINS + 1;
+        many.bin_index = (0..n as i32).map(|i| 400 + i).collect();
+        many.bin_count = vec![0; n];
+        many.bin_count[0] = 1;
+        let err = from_series(&many).unwrap_err().to_string();
+        assert!(err.contains("bins"), "{err}");
+        let mut outside = good;
+        outside.bin_index[0] = i32::MIN;
+        assert!(from_series(&outside).is_err());
     }
 }

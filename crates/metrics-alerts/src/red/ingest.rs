@@ -25,10 +25,16 @@ use mtls::{Identity, identity_of};
 /// Series one request may carry (a 10 s window of a large cluster is a
 /// few thousand).
 pub const MAX_SERIES_PER_REQUEST: usize = 200_000;
-/// Agents whose last counted sequence is remembered for `/metrics`
-/// (replay dedup); beyond it the map is cleared (a replay may then be
-/// counted twice on `/metrics`, never in the store).
-const MAX_AGENTS: usize = 100_000;
+/// Agents per cluster whose last counted sequence is remembered for
+/// `/metrics` (replay dedup); beyond it that cluster's entries are cleared
+/// (a replay of its agents may then be counted twice on `/metrics`, never
+/// in the store). Other clusters' entries are untouched.
+pub const MAX_AGENTS_PER_CLUSTER: usize = 10_000;
+/// Clusters remembered (they hold certificates the gateway issued);
+/// beyond it the whole map is cleared.
+const MAX_CLUSTERS: usize = 10_000;
+/// Bytes of an agent id (it is part of every stored record's key).
+pub const MAX_AGENT_ID_BYTES: usize = 128;
 const RETRY_AFTER: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone)]
@@ -36,8 +42,8 @@ pub struct MetricsService {
     store: Arc<dyn SpanStore>,
     prom: RedProm,
     max_payload_bytes: usize,
-    /// agent id → last sequence counted on `/metrics`.
-    counted: Arc<Mutex<HashMap<String, u64>>>,
+    /// cluster → agent id → last sequence counted on `/metrics`.
+    counted: Arc<Mutex<HashMap<String, HashMap<String, u64>>>>,
 }
 
 impl MetricsService {
@@ -67,6 +73,12 @@ impl MetricsService {
             self.max_payload_bytes,
         )
         .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        if req.agent_id.is_empty() || req.agent_id.len() > MAX_AGENT_ID_BYTES {
+            return Err(Status::invalid_argument(format!(
+                "agent_id is {} bytes; it must be 1 to {MAX_AGENT_ID_BYTES}",
+                req.agent_id.len()
+            )));
+        }
         let n: usize = batch.windows.iter().map(|w| w.series.len()).sum();
         if n > MAX_SERIES_PER_REQUEST {
             return Err(Status::invalid_argument(format!(
@@ -90,7 +102,12 @@ impl MetricsService {
                 ));
             }
         }
-        if self.first_time(&req.agent_id, req.first_sequence, req.last_sequence) {
+        if self.first_time(
+            cluster,
+            &req.agent_id,
+            req.first_sequence,
+            req.last_sequence,
+        ) {
             for (series, _, _, agg) in &rows {
                 self.prom.add(series, agg);
             }
@@ -101,13 +118,19 @@ impl MetricsService {
         })
     }
 
-    /// Whether this batch is new to this gateway's `/metrics` counters.
-    fn first_time(&self, agent: &str, first: u64, last: u64) -> bool {
+    /// Whether this batch of `cluster`'s agent is new to this gateway's
+    /// `/metrics` counters. Agents are keyed by cluster: an agent id one
+    /// cluster uses says nothing about another's.
+    fn first_time(&self, cluster: &str, agent: &str, first: u64, last: u64) -> bool {
         let mut counted = self.counted.lock().unwrap_or_else(|p| p.into_inner());
-        if counted.len() >= MAX_AGENTS && !counted.contains_key(agent) {
+        if counted.len() >= MAX_CLUSTERS && !counted.contains_key(cluster) {
             counted.clear();
         }
-        let seen = counted.entry(agent.to_owned()).or_default();
+        let agents = counted.entry(cluster.to_owned()).or_default();
+        if agents.len() >= MAX_AGENTS_PER_CLUSTER && !agents.contains_key(agent) {
+            agents.clear();
+        }
+        let seen = agents.entry(agent.to_owned()).or_default();
         if first <= *seen {
             return false;
         }
@@ -177,5 +200,61 @@ impl Metrics for MetricsService {
             )));
         }
         self.store_windows(&cluster, &req).await.map(Response::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn service() -> MetricsService {
+        let store: Arc<dyn SpanStore> = Arc::new(
+            store::sqlite::SqliteStore::open("sqlite::memory:")
+                .await
+                .expect("in-memory sqlite"),
+        );
+        MetricsService::new(store, RedProm::new(1_000), 1 << 20)
+    }
+
+    /// Defect: the dedup map was keyed by agent id alone, so cluster A,
+    /// sending under B's agent id, silenced B's counters.
+    #[tokio::test]
+    async fn agents_are_keyed_by_cluster() {
+        let m = service().await;
+        assert!(m.first_time("a", "agent-1", 1, 100));
+        assert!(
+            m.first_time("b", "agent-1", 1, 5),
+            "another cluster's agent"
+        );
+        assert!(!m.first_time("b", "agent-1", 3, 5), "a replay");
+        assert!(m.first_time("b", "agent-1", 6, 7));
+    }
+
+    /// One cluster's many agent ids clear only its own entries.
+    #[tokio::test]
+    async fn one_cluster_cannot_clear_the_others() {
+        let m = service().await;
+        assert!(m.first_time("b", "agent-1", 1, 5));
+        for i in 0..=MAX_AGENTS_PER_CLUSTER {
+            m.first_time("a", &format!("fake-{i}"), 1, 1);
+        }
+        assert!(!m.first_time("b", "agent-1", 1, 5), "b's state survived");
+        let counted = m.counted.lock().expect("not poisoned");
+        assert!(counted["a"].len() <= MAX_AGENTS_PER_CLUSTER);
+    }
+
+    #[tokio::test]
+    async fn agent_ids_are_bounded() {
+        let m = service().await;
+        for id in [String::new(), "x".repeat(MAX_AGENT_ID_BYTES + 1)] {
+            let req = ForwardWindowsRequest {
+                agent_id: id,
+                cluster: "a".into(),
+                ..Default::default()
+            };
+            let err = m.store_windows("a", &req).await.unwrap_err();
+            assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+            assert!(err.message().contains("agent_id"), "{err:?}");
+        }
     }
 }

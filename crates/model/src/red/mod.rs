@@ -9,7 +9,7 @@ mod sketch;
 use serde::{Deserialize, Serialize};
 
 pub use selector::Selector;
-pub use sketch::{MIN_NS, RELATIVE_ACCURACY, Sketch, bin_index, bin_value};
+pub use sketch::{MAX_BINS, MIN_NS, RELATIVE_ACCURACY, Sketch, bin_index, bin_range, bin_value};
 
 /// The agent's aggregation window.
 pub const WINDOW_MS: i64 = 10_000;

@@ -19,6 +19,15 @@ use serde::{Deserialize, Serialize};
 pub const RELATIVE_ACCURACY: f64 = 0.01;
 /// Durations at or below this many nanoseconds are counted in the zero bin.
 pub const MIN_NS: u64 = 1_000;
+/// Bins a sketch may hold. Durations in `(MIN_NS, u64::MAX]` fall in
+/// fewer than 1,900 bins, so a sketch from the wire with more (or with an
+/// index outside [`bin_range`]) is invalid.
+pub const MAX_BINS: usize = 2_048;
+
+/// The bin indexes a duration above [`MIN_NS`] can have.
+pub fn bin_range() -> std::ops::RangeInclusive<i32> {
+    bin_index(MIN_NS + 1)..=bin_index(u64::MAX)
+}
 
 fn gamma() -> f64 {
     (1.0 + RELATIVE_ACCURACY) / (1.0 - RELATIVE_ACCURACY)
@@ -83,7 +92,7 @@ impl Sketch {
         }
         let mut seen = self.zero;
         for (i, c) in &self.bins {
-            seen += c;
+            seen = seen.saturating_add(*c);
             if seen >= rank {
                 return Some(bin_value(*i));
             }
@@ -97,7 +106,7 @@ impl Sketch {
         let mut n = self.zero;
         for (i, c) in &self.bins {
             if bin_value(*i) <= ns {
-                n += c;
+                n = n.saturating_add(*c);
             } else {
                 break;
             }
@@ -109,6 +118,28 @@ impl Sketch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Defect: counts from an agent are summed here; `+=` overflowed (a
+    /// panic in a debug build, a wrapped rank in release).
+    #[test]
+    fn huge_counts_saturate() {
+        let mut s = Sketch::default();
+        s.insert_n(5_000, u64::MAX);
+        s.insert_n(50_000, u64::MAX);
+        s.zero = 7;
+        assert_eq!(s.count(), u64::MAX);
+        assert!(s.quantile(1.0).is_some());
+        assert_eq!(s.count_le(1e12), u64::MAX);
+    }
+
+    #[test]
+    fn every_duration_falls_in_the_bin_range() {
+        let r = bin_range();
+        for ns in [MIN_NS + 1, 10_000, u64::MAX / 3, u64::MAX] {
+            assert!(r.contains(&bin_index(ns)), "{ns}");
+        }
+        assert!(r.clone().count() <= MAX_BINS);
+    }
 
     /// The exact order statistic the sketch approximates.
     fn exact(sorted: &[u64], q: f64) -> u64 {

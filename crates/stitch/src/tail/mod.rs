@@ -73,9 +73,18 @@ impl Default for TailSettings {
 
 /// The shard a digest's trace belongs to (shard 0 without a shard map).
 pub fn shard_of(state: &ControlState, d: &PeerDigest) -> ShardId {
-    match (&state.shard_map, wire::trace_of(d)) {
-        (Some(map), Some(tid)) => map.route(tid, wire::start_of(d)),
-        _ => 0,
+    match wire::trace_of(d) {
+        Some(tid) => shard_of_trace(state, tid, wire::start_of(d)),
+        None => 0,
+    }
+}
+
+/// The shard of trace `tid` that started at `start` (shard 0 without a
+/// shard map).
+pub fn shard_of_trace(state: &ControlState, tid: model::TraceId, start: u64) -> ShardId {
+    match &state.shard_map {
+        Some(map) => map.route(tid, start),
+        None => 0,
     }
 }
 
@@ -153,13 +162,13 @@ impl TailDecisions {
         shutdown: CancellationToken,
     ) -> DecideStream {
         let (tx, rx) = mpsc::channel(relay::STREAM_QUEUE);
-        let id = self.relay.register(tx);
+        let cluster: Arc<str> = Arc::from(cluster.as_str());
+        let id = self.relay.register(Arc::clone(&cluster), tx);
         let guard = Unregister {
             relay: Arc::clone(&self.relay),
             id,
         };
         let metrics = self.metrics.clone();
-        let cluster = cluster.to_string();
         // Reading the agent's batches drives the relaying; it yields only
         // an error that ends the stream.
         let reader = futures::stream::unfold(
@@ -177,7 +186,11 @@ impl TailDecisions {
                     metrics.bytes(prost::Message::encoded_len(&batch));
                     let n = batch.digests.len();
                     match wire::relayable(batch, &cluster) {
-                        Ok(digests) => guard.relay.accept(guard.id, digests).await,
+                        Ok(digests) => {
+                            if let Err(over) = guard.relay.accept(guard.id, digests).await {
+                                return Some((Some(Err(over.status())), None));
+                            }
+                        }
                         Err(e) => {
                             metrics.digests("invalid", n);
                             return Some((

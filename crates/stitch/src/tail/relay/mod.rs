@@ -17,8 +17,12 @@
 //!   for [`KEEP_LINGER`] after their verdict and are sent again to a new
 //!   worker when the shard's worker changes, so the keep survives a worker
 //!   that died before telling the other clusters.
-//! - At most `max_pending` traces wait (full: new traces are not relayed,
-//!   counted as `queue_full`; their agents apply local verdicts).
+//! - At most `max_pending` traces wait, and each cluster with a stream on
+//!   this node holds at most an equal share of them (one cluster cannot
+//!   starve the others). A batch that brings traces beyond its cluster's
+//!   share relays what fits; the excess is counted as `over_share` and the
+//!   stream ends with RESOURCE_EXHAUSTED and a RetryInfo (the agent applies
+//!   local verdicts to what it was not answered, and reconnects).
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -32,13 +36,13 @@ use std::{
 use futures::future::BoxFuture;
 use model::TraceId;
 use prost::Message;
-use proto::federation::{PeerDigest, PeerDigests, PeerVerdicts, TraceVerdict, VerdictBatch};
+use proto::federation::{PeerDigests, PeerVerdicts, TraceVerdict, VerdictBatch};
 use store::shard::ShardId;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
-use super::{metrics::TailMetrics, shard_of, wire, worker::PEER_TIMEOUT};
+use super::{metrics::TailMetrics, shard_of_trace, wire::Held, worker::PEER_TIMEOUT};
 use control_plane::{
     PeerBus,
     peer::{PeerHandler, Topic},
@@ -57,14 +61,22 @@ pub const PENDING_TTL: Duration = Duration::from_secs(60);
 /// Verdict batches queued per agent stream.
 pub const STREAM_QUEUE: usize = 64;
 
+/// How long an agent refused for its cluster's share waits to reconnect.
+pub const OVER_SHARE_RETRY: Duration = Duration::from_secs(1);
+
 pub type VerdictSender = mpsc::Sender<Result<VerdictBatch, Status>>;
+
+#[cfg(test)]
+mod tests;
 
 #[derive(Debug)]
 struct Relayed {
     shard: ShardId,
+    /// The cluster whose digest brought it (its share holds it).
+    owner: Arc<str>,
     streams: Vec<u64>,
     /// One per cluster: the latest.
-    digests: Vec<PeerDigest>,
+    digests: Vec<Held>,
     first: Instant,
     next_try: Instant,
     /// The worker it reached last (`None`: not reached yet).
@@ -74,7 +86,62 @@ struct Relayed {
 
 impl Relayed {
     fn keeps(&self) -> bool {
-        self.digests.iter().any(wire::is_keep)
+        self.digests.iter().any(Held::is_keep)
+    }
+}
+
+/// The waiting traces, and how many each cluster holds.
+#[derive(Debug, Default)]
+struct Pending {
+    traces: HashMap<TraceId, Relayed>,
+    held: HashMap<Arc<str>, usize>,
+}
+
+impl Pending {
+    fn remove(&mut self, id: &TraceId) {
+        if let Some(r) = self.traces.remove(id) {
+            release(&mut self.held, &r.owner);
+        }
+    }
+}
+
+fn release(held: &mut HashMap<Arc<str>, usize>, owner: &Arc<str>) {
+    if let Some(n) = held.get_mut(owner) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            held.remove(owner);
+        }
+    }
+}
+
+/// The agents' streams on this node, and how many each cluster has.
+#[derive(Debug, Default)]
+struct Streams {
+    by_id: HashMap<u64, (Arc<str>, VerdictSender)>,
+    clusters: HashMap<Arc<str>, usize>,
+}
+
+/// Traces of a batch refused because its cluster held its share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "cluster holds {held} of this gateway's {max} pending tail decisions, its fair share of {share}; {refused} traces were not relayed"
+)]
+pub struct OverShare {
+    pub refused: usize,
+    pub held: usize,
+    pub share: usize,
+    pub max: usize,
+}
+
+impl OverShare {
+    /// RESOURCE_EXHAUSTED, with a RetryInfo.
+    pub fn status(&self) -> Status {
+        use tonic_types::{ErrorDetails, StatusExt};
+        Status::with_error_details(
+            tonic::Code::ResourceExhausted,
+            self.to_string(),
+            ErrorDetails::with_retry_info(Some(OVER_SHARE_RETRY)),
+        )
     }
 }
 
@@ -84,8 +151,8 @@ pub struct Relay {
     window: Duration,
     max_pending: usize,
     next_stream: AtomicU64,
-    streams: Mutex<HashMap<u64, VerdictSender>>,
-    pending: Mutex<HashMap<TraceId, Relayed>>,
+    streams: Mutex<Streams>,
+    pending: Mutex<Pending>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -112,49 +179,71 @@ impl Relay {
             window,
             max_pending,
             next_stream: AtomicU64::new(1),
-            streams: Mutex::new(HashMap::new()),
-            pending: Mutex::new(HashMap::new()),
+            streams: Mutex::default(),
+            pending: Mutex::default(),
         })
     }
 
-    pub fn register(&self, tx: VerdictSender) -> u64 {
+    /// Registers the stream of an agent of `cluster`.
+    pub fn register(&self, cluster: Arc<str>, tx: VerdictSender) -> u64 {
         let id = self.next_stream.fetch_add(1, Ordering::Relaxed);
-        lock(&self.streams).insert(id, tx);
+        let mut streams = lock(&self.streams);
+        *streams.clusters.entry(Arc::clone(&cluster)).or_default() += 1;
+        streams.by_id.insert(id, (cluster, tx));
         id
     }
 
     pub fn unregister(&self, id: u64) {
-        lock(&self.streams).remove(&id);
+        let mut streams = lock(&self.streams);
+        if let Some((cluster, _)) = streams.by_id.remove(&id) {
+            release(&mut streams.clusters, &cluster);
+        }
     }
 
     /// Traces waiting for a verdict (or lingering) on this node.
     pub fn pending(&self) -> usize {
-        lock(&self.pending).len()
+        lock(&self.pending).traces.len()
     }
 
-    /// Remembers and relays the checked digests of stream `stream`.
-    pub async fn accept(&self, stream: u64, digests: Vec<PeerDigest>) {
+    /// Traces a cluster may hold: an equal share among the clusters with
+    /// a stream here (at least one trace).
+    fn share(&self) -> usize {
+        let clusters = lock(&self.streams).clusters.len().max(1);
+        (self.max_pending / clusters).max(1)
+    }
+
+    /// Remembers and relays the checked digests of stream `stream`. New
+    /// traces beyond the cluster's share are not relayed ([`OverShare`]).
+    pub async fn accept(&self, stream: u64, digests: Vec<Held>) -> Result<(), OverShare> {
         let now = Instant::now();
         let state = self.plane.state();
+        let share = self.share();
         let mut send = Vec::with_capacity(digests.len());
+        let mut refused = 0;
+        let mut held_by = 0;
         {
-            let mut pending = lock(&self.pending);
+            let mut guard = lock(&self.pending);
+            let Pending { traces, held } = &mut *guard;
             for d in digests {
-                let Some(tid) = wire::trace_of(&d) else {
-                    continue;
-                };
+                let tid = d.trace_id;
                 // A drop report waits for nothing: relayed once, not
                 // remembered (it only feeds the trace's summary).
-                if wire::is_dropped_report(&d) {
+                if d.is_dropped_report() {
                     send.push(d);
                     continue;
                 }
-                if !pending.contains_key(&tid) && pending.len() >= self.max_pending {
-                    self.metrics.digests("queue_full", 1);
-                    continue;
+                if !traces.contains_key(&tid) {
+                    let mine = held.get(&d.cluster).copied().unwrap_or(0);
+                    if mine >= share || traces.len() >= self.max_pending {
+                        refused += 1;
+                        held_by = mine;
+                        continue;
+                    }
+                    *held.entry(Arc::clone(&d.cluster)).or_default() += 1;
                 }
-                let r = pending.entry(tid).or_insert_with(|| Relayed {
-                    shard: shard_of(&state, &d),
+                let r = traces.entry(tid).or_insert_with(|| Relayed {
+                    shard: shard_of_trace(&state, tid, d.start()),
+                    owner: Arc::clone(&d.cluster),
                     streams: Vec::new(),
                     digests: Vec::new(),
                     first: now,
@@ -175,20 +264,35 @@ impl Relay {
                 send.push(d);
             }
         }
+        if refused > 0 {
+            self.metrics.digests("over_share", refused);
+        }
         self.metrics.digests("relayed", send.len());
         self.send(send).await;
+        match refused {
+            0 => Ok(()),
+            refused => Err(OverShare {
+                refused,
+                held: held_by,
+                share,
+                max: self.max_pending,
+            }),
+        }
     }
 
     /// Relays `digests` to the workers of their shards.
-    async fn send(&self, digests: Vec<PeerDigest>) {
+    async fn send(&self, digests: Vec<Held>) {
         if digests.is_empty() {
             return;
         }
         let state = self.plane.state();
-        let mut by_worker: BTreeMap<NodeId, Vec<PeerDigest>> = BTreeMap::new();
+        let mut by_worker: BTreeMap<NodeId, Vec<Held>> = BTreeMap::new();
         let mut unroutable = 0;
         for d in digests {
-            match self.plane.worker_of(shard_of(&state, &d)) {
+            match self
+                .plane
+                .worker_of(shard_of_trace(&state, d.trace_id, d.start()))
+            {
                 Some(w) => by_worker.entry(w).or_default().push(d),
                 None => unroutable += 1,
             }
@@ -197,8 +301,11 @@ impl Relay {
             self.metrics.digests("unroutable", unroutable);
         }
         for (worker, digests) in by_worker {
-            let ids: Vec<TraceId> = digests.iter().filter_map(wire::trace_of).collect();
-            let body = PeerDigests { digests }.encode_to_vec();
+            let ids: Vec<TraceId> = digests.iter().map(|d| d.trace_id).collect();
+            let body = PeerDigests {
+                digests: digests.iter().map(Held::to_wire).collect(),
+            }
+            .encode_to_vec();
             let answer = self
                 .plane
                 .send_peer(worker, Topic::Digests, &body, PEER_TIMEOUT)
@@ -208,7 +315,7 @@ impl Relay {
             {
                 let mut pending = lock(&self.pending);
                 for id in &ids {
-                    if let Some(r) = pending.get_mut(id) {
+                    if let Some(r) = pending.traces.get_mut(id) {
                         if reached {
                             r.sent_to = Some(worker);
                             r.next_try = now + self.window + VERDICT_GRACE;
@@ -241,7 +348,7 @@ impl Relay {
                 let Ok(tid) = TraceId::from_bytes(&v.trace_id) else {
                     continue;
                 };
-                let Some(r) = pending.get_mut(&tid) else {
+                let Some(r) = pending.traces.get_mut(&tid) else {
                     continue;
                 };
                 if r.answered {
@@ -261,8 +368,8 @@ impl Relay {
         let streams = lock(&self.streams);
         for (id, verdicts) in by_stream {
             let n = verdicts.len();
-            match streams.get(&id) {
-                Some(tx) => {
+            match streams.by_id.get(&id) {
+                Some((_, tx)) => {
                     if tx.try_send(Ok(VerdictBatch { verdicts })).is_err() {
                         self.metrics.undelivered("stream_full", n);
                     }
@@ -284,15 +391,21 @@ impl Relay {
             let now = Instant::now();
             let mut again = Vec::new();
             {
-                let mut pending = lock(&self.pending);
-                pending.retain(|_, r| {
+                let mut guard = lock(&self.pending);
+                let Pending { traces, held } = &mut *guard;
+                traces.retain(|_, r| {
                     let age = now.saturating_duration_since(r.first);
-                    if r.answered {
-                        return age < KEEP_LINGER;
+                    let keep = if r.answered {
+                        age < KEEP_LINGER
+                    } else {
+                        age < PENDING_TTL
+                    };
+                    if !keep {
+                        release(held, &r.owner);
                     }
-                    age < PENDING_TTL
+                    keep
                 });
-                for r in pending.values_mut() {
+                for r in traces.values_mut() {
                     let due = if r.answered {
                         // A kept trace whose shard moved to another worker:
                         // the new one must learn about the keep.
