@@ -289,6 +289,7 @@ impl Gateway {
                 registry,
                 Arc::clone(&plane),
                 cfg.cluster.admin_token.as_deref().map(Arc::from),
+                query::QueryLimits::from_retention(&cfg.store_options.retention),
             )
             .merge(ingest::agents::api::router(
                 agents.clone(),

@@ -12,20 +12,24 @@ pub fn router(
     registry: Arc<Registry>,
     plane: Arc<control_plane::ControlPlane>,
     admin_token: Option<Arc<str>>,
+    limits: query::QueryLimits,
 ) -> Router {
     Router::new()
         .merge(control_plane::admin::router(plane, admin_token))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz).with_state(Arc::clone(&store)))
         .merge(telemetry::metrics::router(registry))
-        .merge(query::router(store))
+        .merge(query::router_with_limits(store, limits))
         .merge(web::router())
 }
 
-/// Ready when the store answers.
-async fn readyz(State(store): State<Arc<dyn SpanStore>>) -> (StatusCode, String) {
+/// Ready when the store answers. The store's error is logged, not sent.
+async fn readyz(State(store): State<Arc<dyn SpanStore>>) -> (StatusCode, &'static str) {
     match store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready".into()),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}")),
+        Ok(()) => (StatusCode::OK, "ready"),
+        Err(error) => {
+            tracing::warn!(%error, "readiness: the store did not answer");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
+        }
     }
 }

@@ -58,6 +58,24 @@ pub struct SearchResult {
     pub warnings: Vec<String>,
 }
 
+/// A trace loaded under a span cap: at most the cap's spans (the
+/// earliest, by start time), and whether the store holds more.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CappedTrace {
+    pub trace: Trace,
+    /// Spans were left out.
+    pub truncated: bool,
+}
+
+impl CappedTrace {
+    /// Caps a trace already loaded whole (spans sorted by start time).
+    pub fn cap(mut trace: Trace, cap: usize) -> Self {
+        let truncated = trace.spans.len() > cap;
+        trace.spans.truncate(cap);
+        Self { trace, truncated }
+    }
+}
+
 /// What one retention pass removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct RetentionReport {
@@ -112,6 +130,21 @@ pub trait SpanStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// Every stored span of a trace, or `None` when none is stored.
     async fn get_trace(&self, trace_id: TraceId) -> Result<Option<Trace>, StoreError>;
+
+    /// At most `cap` spans of a trace (the earliest by start time) and
+    /// whether more are stored, or `None` when none is stored. Backends
+    /// read no more than about `cap` spans, so memory is bounded by the
+    /// cap, not by the trace; this default reads the whole trace first.
+    async fn get_trace_capped(
+        &self,
+        trace_id: TraceId,
+        cap: usize,
+    ) -> Result<Option<CappedTrace>, StoreError> {
+        Ok(self
+            .get_trace(trace_id)
+            .await?
+            .map(|t| CappedTrace::cap(t, cap)))
+    }
 
     /// Traces with at least one span matching every filter of `query`, most
     /// recent first (by the matching span's start), at most `query.limit`.

@@ -9,6 +9,10 @@
 //!   `/api/v1/clusters`, `/api/v1/traces/{id}/summary` and `/links`.
 //! - [`storage`]: `/api/v1/storage`, storage used per shard and cluster.
 //!
+//! Every time parameter is checked ([`window`]) against [`QueryLimits`];
+//! store failures reach clients only as a code and a fixed message
+//! ([`public_error`]).
+//!
 //! Query parsing and the OTLP → Jaeger mapping are pure functions; the
 //! handlers only call the store.
 //!
@@ -18,18 +22,27 @@
 
 pub mod duration;
 pub mod jaeger;
+pub mod public_error;
 pub mod skew;
 pub mod stitched;
 pub mod storage;
+pub mod window;
 
 use std::sync::Arc;
 
 use axum::Router;
 use store::SpanStore;
 
-/// Every query route, with the store as state.
+pub use window::QueryLimits;
+
+/// Every query route, with the store as state, under the default limits.
 pub fn router(store: Arc<dyn SpanStore>) -> Router {
-    jaeger::router(Arc::clone(&store))
-        .merge(stitched::router(Arc::clone(&store)))
+    router_with_limits(store, QueryLimits::default())
+}
+
+/// Every query route, with the store as state, under `limits`.
+pub fn router_with_limits(store: Arc<dyn SpanStore>, limits: QueryLimits) -> Router {
+    jaeger::router(Arc::clone(&store), limits)
+        .merge(stitched::router(Arc::clone(&store), limits))
         .merge(storage::router(store))
 }

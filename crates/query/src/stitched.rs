@@ -12,7 +12,10 @@
 //! - `GET /api/v1/traces/{id}/links`: the traces a trace links to and the
 //!   traces that link to it.
 //!
-//! Windows default to the last hour and are capped at 7 days.
+//! Windows default to the last hour; a lookback longer than the limit's
+//! window (7 days unless configured), a negative `endTs` or a lookback
+//! that is not positive is refused with 400. Loaded traces hold at most
+//! the limit's spans (`truncated` in the summary says so).
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -36,38 +39,46 @@ use stitch::{
     trace_state::{parse_edge_key, split_node},
 };
 
-use crate::skew::{self, Applied};
+use crate::{
+    public_error,
+    skew::{self, Applied},
+    window::{MsWindow, Param, QueryLimits},
+};
 
 type Store = Arc<dyn SpanStore>;
 
 const HOUR_MS: i64 = 3_600_000;
-const MAX_LOOKBACK_MS: i64 = 7 * 24 * HOUR_MS;
 /// Edge records read per request, at most (minutes × edges × shards).
 const MAX_EDGE_RECORDS: usize = 200_000;
 
-pub fn router(store: Store) -> Router {
+#[derive(Clone)]
+struct Api {
+    store: Store,
+    limits: QueryLimits,
+}
+
+pub fn router(store: Store, limits: QueryLimits) -> Router {
     Router::new()
         .route("/api/dependencies", get(dependencies))
         .route("/api/v1/graph", get(graph))
         .route("/api/v1/clusters", get(clusters))
         .route("/api/v1/traces/{id}/summary", get(summary))
         .route("/api/v1/traces/{id}/links", get(links))
-        .with_state(store)
+        .with_state(Api { store, limits })
 }
 
 fn error(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, Json(json!({"error": msg.into()}))).into_response()
 }
 
-fn store_error(e: StoreError) -> Response {
-    tracing::warn!(error = %e, "federation query failed in the store");
-    let status =
-        StatusCode::from_u16(e.code().http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    error(status, e.to_string())
+fn store_error(what: &'static str, e: StoreError) -> Response {
+    let p = public_error::store_failure(what, &e);
+    (p.status, Json(json!({"error": p.msg, "code": p.code}))).into_response()
 }
 
-/// `endTs` and `lookback` (ms) → `[from, to]`.
-pub fn window(query: Option<&str>, now: i64) -> Result<(i64, i64), String> {
+/// `endTs` and `lookback` (ms) → `[from, to]`, checked: `endTs` not
+/// negative, `lookback` positive and at most `max_ms`.
+pub fn window(query: Option<&str>, now: i64, max_ms: i64) -> Result<(i64, i64), String> {
     let mut end = now;
     let mut lookback = HOUR_MS;
     for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
@@ -81,11 +92,13 @@ pub fn window(query: Option<&str>, now: i64) -> Result<(i64, i64), String> {
             _ => {}
         }
     }
-    if lookback <= 0 {
-        return Err("parameter \"lookback\" must be positive".into());
-    }
-    let lookback = lookback.min(MAX_LOOKBACK_MS);
-    Ok((end.saturating_sub(lookback), end))
+    let w = MsWindow::lookback(
+        Param::new("endTs", end),
+        Param::new("lookback", lookback),
+        max_ms,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok((w.from, w.to))
 }
 
 /// Edge aggregates in a window, summed over minutes and shards, by
@@ -117,14 +130,14 @@ async fn edges_in(
     Ok(out)
 }
 
-async fn dependencies(State(store): State<Store>, RawQuery(q): RawQuery) -> Response {
-    let w = match window(q.as_deref(), unix_ms()) {
+async fn dependencies(State(Api { store, limits }): State<Api>, RawQuery(q): RawQuery) -> Response {
+    let w = match window(q.as_deref(), unix_ms(), limits.max_window_ms()) {
         Ok(w) => w,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     let edges = match edges_in(store.as_ref(), w).await {
         Ok(e) => e,
-        Err(e) => return store_error(e),
+        Err(e) => return store_error("dependencies", e),
     };
     let mut by_service: BTreeMap<(String, String), u64> = BTreeMap::new();
     for ((p, c), agg) in edges {
@@ -144,14 +157,14 @@ async fn dependencies(State(store): State<Store>, RawQuery(q): RawQuery) -> Resp
         .into_response()
 }
 
-async fn graph(State(store): State<Store>, RawQuery(q): RawQuery) -> Response {
-    let w = match window(q.as_deref(), unix_ms()) {
+async fn graph(State(Api { store, limits }): State<Api>, RawQuery(q): RawQuery) -> Response {
+    let w = match window(q.as_deref(), unix_ms(), limits.max_window_ms()) {
         Ok(w) => w,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     let edges = match edges_in(store.as_ref(), w).await {
         Ok(e) => e,
-        Err(e) => return store_error(e),
+        Err(e) => return store_error("graph", e),
     };
     let secs = ((w.1 - w.0) as f64 / 1_000.0).max(1.0);
     let mut nodes: BTreeSet<String> = BTreeSet::new();
@@ -223,10 +236,10 @@ pub async fn shown_trace(
     Ok((trace, warnings))
 }
 
-async fn clusters(State(store): State<Store>) -> Response {
+async fn clusters(State(Api { store, .. }): State<Api>) -> Response {
     let stored = match stitch::offsets(store.as_ref()).await {
         Ok(s) => s,
-        Err(e) => return store_error(e),
+        Err(e) => return store_error("clusters", e),
     };
     let reference = stored
         .values()
@@ -258,26 +271,28 @@ fn trace_id(id: &str) -> Result<TraceId, Box<Response>> {
     })
 }
 
-async fn summary(State(store): State<Store>, Path(id): Path<String>) -> Response {
+async fn summary(State(Api { store, limits }): State<Api>, Path(id): Path<String>) -> Response {
     let id = match trace_id(&id) {
         Ok(id) => id,
         Err(r) => return *r,
     };
     let (trace, stored) = match tokio::join!(
-        store.get_trace(id),
+        store.get_trace_capped(id, limits.max_trace_spans),
         stitch::stored_summary(store.as_ref(), id)
     ) {
         (Ok(t), Ok(s)) => (t, s),
-        (Err(e), _) | (_, Err(e)) => return store_error(e),
+        (Err(e), _) | (_, Err(e)) => return store_error("trace summary", e),
     };
     let Some(trace) = trace else {
         return error(StatusCode::NOT_FOUND, "trace not found");
     };
     let offsets = match applied_offsets(store.as_ref()).await {
         Ok(o) => o,
-        Err(e) => return store_error(e),
+        Err(e) => return store_error("trace summary", e),
     };
-    Json(summary_json(&trace, stored.as_ref(), &offsets)).into_response()
+    let mut body = summary_json(&trace.trace, stored.as_ref(), &offsets);
+    body["truncated"] = json!(trace.truncated);
+    Json(body).into_response()
 }
 
 /// The summary answer: structure from the stored trace, arrival facts
@@ -350,7 +365,7 @@ pub fn summary_json(
     })
 }
 
-async fn links(State(store): State<Store>, Path(id): Path<String>) -> Response {
+async fn links(State(Api { store, limits }): State<Api>, Path(id): Path<String>) -> Response {
     let id = match trace_id(&id) {
         Ok(id) => id,
         Err(r) => return *r,
@@ -363,10 +378,11 @@ async fn links(State(store): State<Store>, Path(id): Path<String>) -> Response {
         trace: Some(id),
     };
     let incoming = store.scan_records(&scan);
-    let (trace, incoming) = match tokio::join!(store.get_trace(id), incoming) {
-        (Ok(t), Ok(i)) => (t, i),
-        (Err(e), _) | (_, Err(e)) => return store_error(e),
-    };
+    let (trace, incoming) =
+        match tokio::join!(store.get_trace_capped(id, limits.max_trace_spans), incoming) {
+            (Ok(t), Ok(i)) => (t.map(|c| c.trace), i),
+            (Err(e), _) | (_, Err(e)) => return store_error("trace links", e),
+        };
     let outgoing: Vec<Value> = trace
         .iter()
         .flat_map(|t| t.spans.iter())
@@ -400,18 +416,36 @@ async fn links(State(store): State<Store>, Path(id): Path<String>) -> Response {
 mod tests {
     use super::*;
 
+    const WEEK_MS: i64 = 7 * 24 * HOUR_MS;
+
     #[test]
     fn windows_default_and_are_checked() {
-        assert_eq!(window(None, 10 * HOUR_MS), Ok((9 * HOUR_MS, 10 * HOUR_MS)));
         assert_eq!(
-            window(Some("endTs=5000&lookback=2000"), 0),
+            window(None, 10 * HOUR_MS, WEEK_MS),
+            Ok((9 * HOUR_MS, 10 * HOUR_MS))
+        );
+        assert_eq!(
+            window(Some("endTs=5000&lookback=2000"), 0, WEEK_MS),
             Ok((3_000, 5_000))
         );
-        assert!(window(Some("lookback=-1"), 0).is_err());
-        assert!(window(Some("endTs=abc"), 0).is_err());
         assert_eq!(
-            window(Some("endTs=0&lookback=999999999999"), 0),
-            Ok((-MAX_LOOKBACK_MS, 0))
+            window(Some("endTs=0&lookback=604800000"), 0, WEEK_MS),
+            Ok((-WEEK_MS, 0))
         );
+        for (q, param) in [
+            ("lookback=-1", "lookback"),
+            ("lookback=0", "lookback"),
+            ("lookback=-9223372036854775808", "lookback"),
+            ("endTs=abc", "endTs"),
+            ("endTs=-9223372036854775808&lookback=1", "endTs"),
+            (
+                "endTs=9223372036854775807&lookback=9223372036854775807",
+                "lookback",
+            ),
+            ("endTs=0&lookback=999999999999", "lookback"),
+        ] {
+            let e = window(Some(q), 0, WEEK_MS).expect_err(q);
+            assert!(e.contains(param), "{q}: {e}");
+        }
     }
 }

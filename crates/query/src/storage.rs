@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use axum::{Json, Router, extract::State, response::IntoResponse, routing::get};
 use serde::Serialize;
 use serde_json::json;
 use store::{ClusterUsage, ShardUsage, SpanStore};
@@ -91,10 +91,8 @@ async fn storage(State(store): State<Arc<dyn SpanStore>>) -> axum::response::Res
     match store.storage_usage().await {
         Ok(usage) => Json(StorageReport::new(usage)).into_response(),
         Err(e) => {
-            tracing::warn!(error = %e, "storage usage failed in the store");
-            let status = StatusCode::from_u16(e.code().http_status())
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            (status, Json(json!({"error": e.to_string()}))).into_response()
+            let p = crate::public_error::store_failure("storage usage", &e);
+            (p.status, Json(json!({"error": p.msg, "code": p.code}))).into_response()
         }
     }
 }
@@ -104,6 +102,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use axum::body::Body;
+    use axum::http::StatusCode;
     use http_body_util::BodyExt;
     use serde_json::Value;
     use tower::ServiceExt;
@@ -182,6 +181,7 @@ mod tests {
         store.set_usage(Err("down".into()));
         let (status, body) = get(store).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(body["error"], "store unavailable: down");
+        assert_eq!(body["code"], "unavailable");
+        assert!(!body["error"].as_str().unwrap().contains("down"), "{body}");
     }
 }

@@ -1,7 +1,7 @@
 //! Running statements: paged reads, single executes, and one-partition
 //! unlogged batches.
 
-use futures::TryStreamExt as _;
+use futures::{StreamExt as _, TryStreamExt as _};
 use scylla::{
     deserialize::row::DeserializeRow,
     serialize::row::SerializeRow,
@@ -35,6 +35,28 @@ impl CassandraStore {
             .rows_stream::<T>()
             .map_err(|e| StoreError::Corrupt(e.to_string()))?
             .map_err(row_error)
+            .try_collect()
+            .await
+    }
+
+    /// [`rows`](Self::rows), but stops paging after `max` rows.
+    pub(super) async fn rows_at_most<T>(
+        &self,
+        st: &PreparedStatement,
+        values: impl SerializeRow,
+        max: usize,
+    ) -> Result<Vec<T>, StoreError>
+    where
+        T: for<'f, 'm> DeserializeRow<'f, 'm> + Send + 'static,
+    {
+        self.session
+            .execute_iter(st.clone(), values)
+            .await
+            .map_err(pager_error)?
+            .rows_stream::<T>()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?
+            .map_err(row_error)
+            .take(max)
             .try_collect()
             .await
     }

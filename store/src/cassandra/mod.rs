@@ -171,6 +171,14 @@ impl SpanStore for CassandraStore {
         Ok(self.load_traces(&[trace_id]).await?.pop())
     }
 
+    async fn get_trace_capped(
+        &self,
+        trace_id: TraceId,
+        cap: usize,
+    ) -> Result<Option<crate::CappedTrace>, StoreError> {
+        self.load_trace_capped(trace_id, cap).await
+    }
+
     async fn find_traces(&self, query: &TraceQuery) -> Result<Vec<Trace>, StoreError> {
         Ok(self.search_inner(query).await?.0)
     }

@@ -44,6 +44,39 @@ impl CassandraStore {
         Ok(out)
     }
 
+    /// At most `cap` spans of a trace: the first `cap + 1` rows of its
+    /// partition (paging stops there), sorted by start. Unverified here
+    /// (no Cassandra server), like the rest of this backend.
+    pub(super) async fn load_trace_capped(
+        &self,
+        trace: TraceId,
+        cap: usize,
+    ) -> Result<Option<crate::CappedTrace>, StoreError> {
+        let rows: Vec<(Vec<u8>,)> = self
+            .rows_at_most(
+                &self.stmts.trace_bodies,
+                (trace.as_bytes().to_vec(),),
+                cap.saturating_add(1),
+            )
+            .await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut decoder = codec::Decoder::new()?;
+        let mut spans = rows
+            .iter()
+            .map(|(b,)| decoder.decode(b))
+            .collect::<Result<Vec<_>, _>>()?;
+        spans.sort_by_key(|s| (s.start_unix_nano, *s.span_id.as_bytes()));
+        Ok(Some(crate::CappedTrace::cap(
+            Trace {
+                trace_id: trace,
+                spans,
+            },
+            cap,
+        )))
+    }
+
     pub(super) async fn list_services(&self) -> Result<Vec<String>, StoreError> {
         let rows: Vec<(String,)> = self.rows(&self.stmts.select_services, ()).await?;
         let mut out: Vec<String> = rows.into_iter().map(|(s,)| s).collect();

@@ -178,6 +178,15 @@ impl SpanStore for PgStore {
         Ok(traces.pop())
     }
 
+    async fn get_trace_capped(
+        &self,
+        trace_id: TraceId,
+        cap: usize,
+    ) -> Result<Option<crate::CappedTrace>, StoreError> {
+        self.ready().await?;
+        read::load_trace_capped(&self.pool, trace_id, cap).await
+    }
+
     async fn find_traces(&self, query: &TraceQuery) -> Result<Vec<Trace>, StoreError> {
         let result = self.search(query).await?;
         Ok(result.traces)

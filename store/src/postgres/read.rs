@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use futures::TryStreamExt as _;
 use model::{Trace, TraceId, TraceQuery};
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
@@ -103,6 +104,47 @@ pub(crate) async fn load_traces(pool: &PgPool, ids: &[TraceId]) -> Result<Vec<Tr
             })
         })
         .collect())
+}
+
+/// At most `cap` spans of a trace, read chunk by chunk (oldest day and
+/// `last_ns` first) and stopped once past the cap, so memory follows the
+/// cap plus one chunk, not the trace.
+pub(crate) async fn load_trace_capped(
+    pool: &PgPool,
+    id: TraceId,
+    cap: usize,
+) -> Result<Option<crate::CappedTrace>, StoreError> {
+    let mut rows = sqlx::query_as::<_, (Vec<u8>,)>(
+        "SELECT body FROM chunks WHERE trace_id = $1 ORDER BY day, last_ns",
+    )
+    .bind(id.as_bytes().as_slice())
+    .fetch(pool);
+    let mut decoder = chunk::ChunkDecoder::new()?;
+    let mut spans: Vec<model::Span> = Vec::new();
+    let mut seen: HashSet<model::SpanId> = HashSet::new();
+    let mut any = false;
+    while let Some((body,)) = rows.try_next().await.map_err(backend_error)? {
+        any = true;
+        for span in decoder.decode(&body)? {
+            if span.trace_id == id && seen.insert(span.span_id) {
+                spans.push(span);
+            }
+        }
+        if spans.len() > cap {
+            break;
+        }
+    }
+    if !any {
+        return Ok(None);
+    }
+    spans.sort_by_key(|s| (s.start_unix_nano, *s.span_id.as_bytes()));
+    Ok(Some(crate::CappedTrace::cap(
+        Trace {
+            trace_id: id,
+            spans,
+        },
+        cap,
+    )))
 }
 
 /// Candidates come from the summary rows, newest `last_ns` first; each is

@@ -3,10 +3,19 @@
 //! Schema in `migrations/sqlite` (applied at open). WAL journal with
 //! `synchronous=FULL`: `write` returns only once the batch is durable, which
 //! is what the gateway's ack to agents promises.
+//!
+//! Reads and writes use separate pools, and reads run under a deadline
+//! ([`pools`]): a slow search can neither run forever nor take the
+//! connections ingest needs.
 
+mod pools;
 mod read;
 mod records;
+#[cfg(test)]
+mod tests;
 mod write;
+
+pub use pools::SqliteLimits;
 
 use std::{str::FromStr, time::Duration};
 
@@ -20,13 +29,22 @@ use sqlx::{
 use model::RetentionPolicy;
 
 use crate::{
-    ClusterUsage, Operation, RetentionReport, ShardUsage, SpanStore, StoreError, WriteOutcome,
+    CappedTrace, ClusterUsage, Operation, RetentionReport, ShardUsage, SpanStore, StoreError,
+    WriteOutcome,
 };
+use pools::ReadConn;
 
 /// The SQLite backend.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
+    /// Writes, retention, record updates, `ping`.
     pool: SqlitePool,
+    /// Searches, trace loads, record scans; the same pool as `pool` for
+    /// `:memory:`.
+    read: SqlitePool,
+    /// Per read statement; `None` for `:memory:` (its one connection is
+    /// shared with writes, which must not inherit a read's deadline).
+    read_deadline: Option<Duration>,
 }
 
 pub(crate) fn backend_error(e: sqlx::Error) -> StoreError {
@@ -43,8 +61,18 @@ pub(crate) fn backend_error(e: sqlx::Error) -> StoreError {
 
 impl SqliteStore {
     /// Opens `sqlite://PATH` (creating the file and its directory) or
-    /// `sqlite::memory:`, and applies migrations.
+    /// `sqlite::memory:`, and applies migrations, with the default limits.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with(url, SqliteLimits::default()).await
+    }
+
+    /// [`open`](Self::open) with explicit pool sizes and read deadline.
+    pub async fn open_with(url: &str, limits: SqliteLimits) -> Result<Self, StoreError> {
+        if limits.write_connections == 0 || limits.read_connections == 0 {
+            return Err(StoreError::Config(
+                "sqlite pools need at least one connection each".into(),
+            ));
+        }
         let memory = url.contains(":memory:");
         let mut opts = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Config(format!("invalid sqlite url {url:?}: {e}")))?
@@ -84,21 +112,41 @@ impl SqliteStore {
                 .map_err(|e| StoreError::Migration(e.to_string()))?;
             first.close().await;
         }
+        let pool_of = |size: u32| {
+            SqlitePoolOptions::new()
+                .max_connections(size)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(opts.clone())
+        };
         // Every connection to `:memory:` is a separate database: use one.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(if memory { 1 } else { 4 })
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(opts)
+        let pool = pool_of(if memory { 1 } else { limits.write_connections })
             .await
             .map_err(|e| StoreError::Unavailable(format!("opening {url}: {e}")))?;
         crate::migrations::sqlite()
             .run(&pool)
             .await
             .map_err(|e| StoreError::Migration(e.to_string()))?;
-        Ok(Self { pool })
+        let (read, read_deadline) = if memory {
+            (pool.clone(), None)
+        } else {
+            let read = pool_of(limits.read_connections)
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("opening {url}: {e}")))?;
+            (read, Some(limits.read_deadline))
+        };
+        Ok(Self {
+            pool,
+            read,
+            read_deadline,
+        })
+    }
+
+    /// A connection of the read pool, under the read deadline.
+    async fn reader(&self) -> Result<ReadConn, StoreError> {
+        ReadConn::acquire(&self.read, self.read_deadline).await
     }
 }
 
@@ -109,20 +157,38 @@ impl SpanStore for SqliteStore {
     }
 
     async fn get_trace(&self, trace_id: TraceId) -> Result<Option<Trace>, StoreError> {
-        let mut traces = read::load_traces(&self.pool, &[trace_id]).await?;
-        Ok(traces.pop())
+        let mut r = self.reader().await?;
+        let traces = read::load_traces(r.conn(), &[trace_id]).await;
+        Ok(r.check(traces)?.pop())
+    }
+
+    async fn get_trace_capped(
+        &self,
+        trace_id: TraceId,
+        cap: usize,
+    ) -> Result<Option<CappedTrace>, StoreError> {
+        let mut r = self.reader().await?;
+        let trace = read::load_trace_capped(r.conn(), trace_id, cap).await;
+        r.check(trace)
     }
 
     async fn find_traces(&self, query: &TraceQuery) -> Result<Vec<Trace>, StoreError> {
-        let ids = read::find_trace_ids(&self.pool, query).await?;
-        read::load_traces(&self.pool, &ids).await
+        let mut r = self.reader().await?;
+        let ids = read::find_trace_ids(r.conn(), query).await;
+        let ids = r.check(ids)?;
+        let traces = read::load_traces(r.conn(), &ids).await;
+        r.check(traces)
     }
 
     async fn services(&self) -> Result<Vec<String>, StoreError> {
-        sqlx::query_scalar::<_, String>("SELECT DISTINCT service FROM operations ORDER BY service")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(backend_error)
+        let mut r = self.reader().await?;
+        let names = sqlx::query_scalar::<_, String>(
+            "SELECT DISTINCT service FROM operations ORDER BY service",
+        )
+        .fetch_all(r.conn())
+        .await
+        .map_err(backend_error);
+        r.check(names)
     }
 
     async fn operations(
@@ -130,22 +196,23 @@ impl SpanStore for SqliteStore {
         service: &str,
         span_kind: Option<SpanKind>,
     ) -> Result<Vec<Operation>, StoreError> {
-        let rows: Vec<(String, i64)> = match span_kind {
+        let mut r = self.reader().await?;
+        let rows: Result<Vec<(String, i64)>, _> = match span_kind {
             Some(kind) => sqlx::query_as(
                 "SELECT name, span_kind FROM operations WHERE service = ? AND span_kind = ? ORDER BY name, span_kind",
             )
             .bind(service)
             .bind(i64::from(kind.as_i32()))
-            .fetch_all(&self.pool)
+            .fetch_all(r.conn())
             .await,
             None => sqlx::query_as(
                 "SELECT name, span_kind FROM operations WHERE service = ? ORDER BY name, span_kind",
             )
             .bind(service)
-            .fetch_all(&self.pool)
+            .fetch_all(r.conn())
             .await,
-        }
-        .map_err(backend_error)?;
+        };
+        let rows = r.check(rows.map_err(backend_error))?;
         Ok(rows
             .into_iter()
             .map(|(name, kind)| Operation {
@@ -156,18 +223,21 @@ impl SpanStore for SqliteStore {
     }
 
     async fn storage_usage(&self) -> Result<Vec<ShardUsage>, StoreError> {
-        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        let mut r = self.reader().await?;
+        let rows: Result<Vec<(String, i64, i64)>, _> = sqlx::query_as(
             "SELECT cluster, COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM spans GROUP BY cluster ORDER BY cluster",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(r.conn())
         .await
-        .map_err(backend_error)?;
-        let (pages, page_size): (i64, i64) = sqlx::query_as(
+        .map_err(backend_error);
+        let rows = r.check(rows)?;
+        let pages: Result<(i64, i64), _> = sqlx::query_as(
             "SELECT (SELECT page_count FROM pragma_page_count()), (SELECT page_size FROM pragma_page_size())",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(r.conn())
         .await
-        .map_err(backend_error)?;
+        .map_err(backend_error);
+        let (pages, page_size) = r.check(pages)?;
         let total = u64::try_from(pages.saturating_mul(page_size)).unwrap_or(0);
         let body_total: i64 = rows.iter().map(|r| r.2).sum();
         let clusters = rows
@@ -242,7 +312,9 @@ impl SpanStore for SqliteStore {
         &self,
         scan: &crate::RecordScan,
     ) -> Result<Vec<crate::Record>, StoreError> {
-        records::scan(&self.pool, scan).await
+        let mut r = self.reader().await?;
+        let records = records::scan(r.conn(), scan).await;
+        r.check(records)
     }
 
     async fn delete_records(

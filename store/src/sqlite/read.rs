@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use model::{Trace, TraceId, TraceQuery};
-use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::backend_error;
 use crate::StoreError;
@@ -16,7 +16,7 @@ fn ns(v: u64) -> i64 {
 /// Trace ids with at least one span matching every filter, most recent
 /// matching span first.
 pub(crate) async fn find_trace_ids(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     query: &TraceQuery,
 ) -> Result<Vec<TraceId>, StoreError> {
     let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
@@ -52,7 +52,7 @@ pub(crate) async fn find_trace_ids(
     q.push_bind(i64::try_from(query.limit).unwrap_or(i64::MAX));
     let rows: Vec<(Vec<u8>, i64)> = q
         .build_query_as()
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await
         .map_err(backend_error)?;
     rows.into_iter()
@@ -65,7 +65,7 @@ pub(crate) async fn find_trace_ids(
 /// All spans of each trace, sorted by start time, in the order of `ids`;
 /// traces with no stored span are omitted.
 pub(crate) async fn load_traces(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     ids: &[TraceId],
 ) -> Result<Vec<Trace>, StoreError> {
     if ids.is_empty() {
@@ -83,7 +83,7 @@ pub(crate) async fn load_traces(
         q.push(")");
         let bodies: Vec<(Vec<u8>,)> = q
             .build_query_as()
-            .fetch_all(pool)
+            .fetch_all(&mut *conn)
             .await
             .map_err(backend_error)?;
         for (body,) in bodies {
@@ -103,4 +103,40 @@ pub(crate) async fn load_traces(
             })
         })
         .collect())
+}
+
+/// The earliest `cap` spans of a trace (by start time) and whether more
+/// are stored. SQLite's sorter keeps only `cap + 1` rows for an ordered
+/// `LIMIT`, so memory follows the cap, not the trace.
+pub(crate) async fn load_trace_capped(
+    conn: &mut SqliteConnection,
+    id: TraceId,
+    cap: usize,
+) -> Result<Option<crate::CappedTrace>, StoreError> {
+    let limit = i64::try_from(cap.saturating_add(1)).unwrap_or(i64::MAX);
+    let bodies: Vec<(Vec<u8>,)> = sqlx::query_as(
+        "SELECT body FROM spans WHERE trace_id = ? ORDER BY start_ns, span_id LIMIT ?",
+    )
+    .bind(id.as_bytes().to_vec())
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend_error)?;
+    if bodies.is_empty() {
+        return Ok(None);
+    }
+    let mut decoder = codec::Decoder::new()?;
+    let mut spans = bodies
+        .iter()
+        .map(|(body,)| decoder.decode(body))
+        .collect::<Result<Vec<_>, _>>()?;
+    // The exact order (the index column is clamped at i64::MAX).
+    spans.sort_by_key(|s| (s.start_unix_nano, *s.span_id.as_bytes()));
+    Ok(Some(crate::CappedTrace::cap(
+        Trace {
+            trace_id: id,
+            spans,
+        },
+        cap,
+    )))
 }

@@ -1,6 +1,6 @@
 //! [`Record`]s in SQLite (`records` table, migration 0002).
 
-use sqlx::{Row, SqlitePool};
+use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::backend_error;
 use crate::{
@@ -29,7 +29,10 @@ pub(super) async fn put(pool: &SqlitePool, records: &[Record]) -> Result<(), Sto
     tx.commit().await.map_err(backend_error)
 }
 
-pub(super) async fn scan(pool: &SqlitePool, scan: &RecordScan) -> Result<Vec<Record>, StoreError> {
+pub(super) async fn scan(
+    conn: &mut SqliteConnection,
+    scan: &RecordScan,
+) -> Result<Vec<Record>, StoreError> {
     let start = scan.prefix.as_bytes().to_vec();
     let end = prefix_end(&start);
     let (from, to) = scan.time.unwrap_or((i64::MIN, i64::MAX));
@@ -45,7 +48,7 @@ pub(super) async fn scan(pool: &SqlitePool, scan: &RecordScan) -> Result<Vec<Rec
     .bind(from)
     .bind(to)
     .bind(limit)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await
     .map_err(backend_error)?;
     rows.into_iter()

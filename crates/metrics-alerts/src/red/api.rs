@@ -7,6 +7,13 @@
 //! `ratePer` window (like `rate(x[ratePer])`): calls per second, errors /
 //! calls, or the `quantile` latency in ms. Only series of `spanKind`
 //! (default `server`) count.
+//!
+//! Every time parameter is checked before any work ([`::query::window`]):
+//! times are not negative, `lookback`, `step` and `ratePer` are positive,
+//! a window is at most the longest RED retention ([`RedConfig::horizon`])
+//! and has at most [`MAX_POINTS`] points, counted before the point loop,
+//! which runs over the count. Store failures answer a code and a fixed
+//! message; the store's text is only logged.
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -26,7 +33,11 @@ use super::{
     keys::Resolution,
     query::{self, QueryError},
 };
-use ::query::jaeger::params::pairs;
+use ::query::{
+    jaeger::params::pairs,
+    public_error,
+    window::{self, MsWindow, Param},
+};
 
 /// Most points per series one request may ask for.
 pub const MAX_POINTS: i64 = 11_000;
@@ -48,14 +59,13 @@ fn bad(msg: impl Into<String>) -> Response {
     (StatusCode::BAD_REQUEST, Json(json!({"error": msg.into()}))).into_response()
 }
 
-fn failed(e: QueryError) -> Response {
+fn failed(what: &'static str, e: QueryError) -> Response {
     match e {
         QueryError::TooLarge => bad(e.to_string()),
-        QueryError::Store(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"error": e.to_string()})),
-        )
-            .into_response(),
+        QueryError::Store(e) => {
+            let p = public_error::store_failure(what, &e);
+            (p.status, Json(json!({"error": p.msg, "code": p.code}))).into_response()
+        }
     }
 }
 
@@ -84,7 +94,8 @@ fn span_kind(v: &str) -> Result<String, String> {
     }
 }
 
-/// A time range with a step, checked.
+/// A time range with a step, checked: `0 <= from < to`, at most
+/// `max_ms` long, at most [`MAX_POINTS`] steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Range {
     pub from: i64,
@@ -93,20 +104,14 @@ pub struct Range {
 }
 
 impl Range {
-    pub fn new(from: i64, to: i64, step: i64) -> Result<Self, String> {
-        if step <= 0 {
-            return Err("step must be a positive number of ms".into());
-        }
-        if to <= from {
-            return Err("the range must end after it starts".into());
-        }
-        if (to - from) / step > MAX_POINTS {
-            return Err(format!(
-                "{} points per series; at most {MAX_POINTS} (use a larger step)",
-                (to - from) / step
-            ));
-        }
-        Ok(Self { from, to, step })
+    pub fn new(from: Param, to: Param, step: Param, max_ms: i64) -> Result<Self, String> {
+        let w = MsWindow::between(from, to, max_ms).map_err(|e| e.to_string())?;
+        window::points(w.len_ms(), step, MAX_POINTS).map_err(|e| e.to_string())?;
+        Ok(Self {
+            from: w.from,
+            to: w.to,
+            step: step.value,
+        })
     }
 }
 
@@ -122,9 +127,20 @@ pub struct SpmRequest {
     pub rate_per: i64,
     pub span_kinds: Vec<String>,
     pub quantile: f64,
+    /// Points per series, `lookback / step`, at most [`MAX_POINTS`].
+    pub points: i64,
+    /// Where the read starts: `end − lookback − ratePer`.
+    pub read_from: i64,
 }
 
-pub fn parse_spm(metric: &str, p: &[(String, String)], now_ms: i64) -> Result<SpmRequest, String> {
+/// Parses an SPM request; windows are at most `max_ms` (the longest RED
+/// retention) long.
+pub fn parse_spm(
+    metric: &str,
+    p: &[(String, String)],
+    now_ms: i64,
+    max_ms: i64,
+) -> Result<SpmRequest, String> {
     if !matches!(metric, "calls" | "errors" | "latencies") {
         return Err(format!(
             "unknown metric {metric:?}: one of calls, errors, latencies"
@@ -156,22 +172,30 @@ pub fn parse_spm(metric: &str, p: &[(String, String)], now_ms: i64) -> Result<Sp
         None if metric == "latencies" => return Err("parameter 'quantile' is required".into()),
         None => 0.95,
     };
-    let req = SpmRequest {
+    let param = |key: &'static str, default: i64| int(p, key, default).map(|v| Param::new(key, v));
+    let (end, lookback) = (param("endTs", now_ms)?, param("lookback", 3_600_000)?);
+    let (step, rate_per) = (param("step", 60_000)?, param("ratePer", 600_000)?);
+    let w = MsWindow::lookback(end, lookback, max_ms).map_err(|e| e.to_string())?;
+    let points = window::points(w.len_ms(), step, MAX_POINTS).map_err(|e| e.to_string())?;
+    // The trailing rate window is a window too: positive, at most max_ms.
+    MsWindow::lookback(end, rate_per, max_ms).map_err(|e| e.to_string())?;
+    let read_from = w
+        .from
+        .checked_sub(rate_per.value)
+        .ok_or("parameter 'ratePer' is out of range")?;
+    Ok(SpmRequest {
         metric: metric.to_owned(),
         services,
         by_operation: first(p, "groupByOperation").is_some_and(|v| v == "true" || v == "1"),
-        end: int(p, "endTs", now_ms)?,
-        lookback: int(p, "lookback", 3_600_000)?,
-        step: int(p, "step", 60_000)?,
-        rate_per: int(p, "ratePer", 600_000)?,
+        end: w.to,
+        lookback: w.len_ms(),
+        step: step.value,
+        rate_per: rate_per.value,
         span_kinds,
         quantile,
-    };
-    if req.rate_per <= 0 {
-        return Err("ratePer must be a positive number of ms".into());
-    }
-    Range::new(req.end - req.lookback, req.end, req.step)?;
-    Ok(req)
+        points,
+        read_from,
+    })
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -219,12 +243,16 @@ pub fn spm_family(req: &SpmRequest, rows: &[(SeriesKey, i64, Aggregate, i64)]) -
     let mut metrics = Vec::new();
     for ((service, op), buckets) in groups {
         let mut points = Vec::new();
-        let mut t = req.end - req.lookback + req.step;
-        while t <= req.end {
+        let first = req.end.saturating_sub(req.lookback);
+        // Bounded by the point count parse_spm checked, never by time.
+        for i in 1..=req.points {
+            let Some(t) = i.checked_mul(req.step).and_then(|d| first.checked_add(d)) else {
+                break;
+            };
             let mut agg = Aggregate::default();
             for (start, width, a) in &buckets {
                 // A bucket counts when it lies inside (t − ratePer, t].
-                if *start >= t - req.rate_per && start + width <= t {
+                if *start >= t.saturating_sub(req.rate_per) && start.saturating_add(*width) <= t {
                     agg.merge(a);
                 }
             }
@@ -237,7 +265,6 @@ pub fn spm_family(req: &SpmRequest, rows: &[(SeriesKey, i64, Aggregate, i64)]) -
             if let Some(v) = value {
                 points.push(json!({"gaugeValue": {"doubleValue": v}, "timestamp": rfc3339(t)}));
             }
-            t += req.step;
         }
         let mut labels = vec![json!({"name": "service_name", "value": service})];
         if let Some(op) = op {
@@ -266,11 +293,11 @@ async fn spm(
     RawQuery(q): RawQuery,
 ) -> Response {
     let p = pairs(q.as_deref());
-    let req = match parse_spm(&metric, &p, api.cfg.clock.unix_ms()) {
+    let req = match parse_spm(&metric, &p, api.cfg.clock.unix_ms(), api.cfg.horizon_ms()) {
         Ok(r) => r,
         Err(e) => return bad(e),
     };
-    let from = req.end - req.lookback - req.rate_per;
+    let from = req.read_from;
     let step = req.step.min(req.rate_per);
     let mut rows = Vec::new();
     for kind in &req.span_kinds {
@@ -281,7 +308,7 @@ async fn spm(
         };
         match load_range(&api, &sel, from, req.end, step).await {
             Ok((res, r)) => rows.extend(r.into_iter().map(|(s, t, a)| (s, t, a, res.width_ms()))),
-            Err(e) => return failed(e),
+            Err(e) => return failed("spm metrics", e),
         }
     }
     Json(spm_family(&req, &rows)).into_response()
@@ -341,11 +368,12 @@ async fn red(State(api): State<Api>, RawQuery(q): RawQuery) -> Response {
     let p = pairs(q.as_deref());
     let now = api.cfg.clock.unix_ms();
     let parsed = (|| {
-        let to = int(&p, "to", now)?;
-        let from = int(&p, "from", to - 3_600_000)?;
-        let step = int(&p, "step", 60_000)?;
+        let to = Param::new("to", int(&p, "to", now)?);
+        to.non_negative().map_err(|e| e.to_string())?;
+        let from = Param::new("from", int(&p, "from", to.value.saturating_sub(3_600_000))?);
+        let step = Param::new("step", int(&p, "step", 60_000)?);
         let kind = first(&p, "span_kind").map(span_kind).transpose()?;
-        Ok::<_, String>((Range::new(from, to, step)?, kind))
+        Ok::<_, String>((Range::new(from, to, step, api.cfg.horizon_ms())?, kind))
     })();
     let (range, span_kind) = match parsed {
         Ok(r) => r,
@@ -369,7 +397,7 @@ async fn red(State(api): State<Api>, RawQuery(q): RawQuery) -> Response {
             "series": red_series(range, rows),
         }))
         .into_response(),
-        Err(e) => failed(e),
+        Err(e) => failed("red metrics", e),
     }
 }
 
@@ -379,6 +407,12 @@ mod tests {
 
     fn p(q: &str) -> Vec<(String, String)> {
         pairs(Some(q))
+    }
+
+    const MAX: i64 = 400 * 86_400_000;
+
+    fn parse_spm(metric: &str, p: &[(String, String)], now: i64) -> Result<SpmRequest, String> {
+        super::parse_spm(metric, p, now, MAX)
     }
 
     #[test]

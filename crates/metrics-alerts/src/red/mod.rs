@@ -57,6 +57,17 @@ impl Default for RedConfig {
 }
 
 impl RedConfig {
+    /// The longest window a RED query may cover: the longest retention
+    /// of any resolution, in ms (nothing older is kept).
+    pub fn horizon_ms(&self) -> i64 {
+        let longest = keys::Resolution::ALL
+            .iter()
+            .map(|r| self.retention(*r))
+            .max()
+            .unwrap_or_default();
+        i64::try_from(longest.as_millis()).unwrap_or(i64::MAX)
+    }
+
     pub fn retention(&self, r: keys::Resolution) -> Duration {
         match r {
             keys::Resolution::S10 => self.retention_10s,

@@ -92,8 +92,15 @@ pub fn bucket<G: Ord>(
     group: impl Fn(&SeriesKey) -> G,
 ) -> BTreeMap<G, BTreeMap<i64, Aggregate>> {
     let mut out: BTreeMap<G, BTreeMap<i64, Aggregate>> = BTreeMap::new();
+    let step = step_ms.max(1);
     for (series, start, agg) in rows {
-        let b = from_ms + (start - from_ms).div_euclid(step_ms.max(1)) * step_ms.max(1);
+        // Saturating: `start` comes from a stored key, not from the window.
+        let b = from_ms.saturating_add(
+            start
+                .saturating_sub(from_ms)
+                .div_euclid(step)
+                .saturating_mul(step),
+        );
         out.entry(group(&series))
             .or_default()
             .entry(b)

@@ -1,4 +1,10 @@
 //! Jaeger's v1 JSON query API (REFERENCE.md, "Jaeger query API v1 JSON").
+//!
+//! Errors use Jaeger's envelope, `{"data": null, "errors": [{"code",
+//! "msg"}]}`. A store failure is logged and answered with its class's
+//! status and a fixed message ([`crate::public_error`]). A trace holding
+//! more than [`QueryLimits::max_trace_spans`] spans is answered with the
+//! first ones and [`TRUNCATED`] in its `warnings`.
 
 pub mod model;
 pub mod params;
@@ -15,14 +21,24 @@ use axum::{
 };
 use serde::Serialize;
 use serde_json::{Value, json};
-use store::{SpanStore, StoreError};
+use store::{CappedTrace, SpanStore, StoreError};
 use telemetry::clock::unix_nanos;
 
+use crate::{public_error, window::QueryLimits};
 use params::TracesRequest;
 
 type Store = Arc<dyn SpanStore>;
 
-pub fn router(store: Store) -> Router {
+/// The warning a trace carries when only its first spans are shown.
+pub const TRUNCATED: &str = "truncated: the trace has more spans than this gateway returns";
+
+#[derive(Clone)]
+struct Api {
+    store: Store,
+    limits: QueryLimits,
+}
+
+pub fn router(store: Store, limits: QueryLimits) -> Router {
     Router::new()
         .route("/api/services", get(services))
         .route(
@@ -32,7 +48,7 @@ pub fn router(store: Store) -> Router {
         .route("/api/operations", get(operations))
         .route("/api/traces", get(traces))
         .route("/api/traces/{id}", get(trace_by_id))
-        .with_state(store)
+        .with_state(Api { store, limits })
 }
 
 /// Jaeger's envelope: `{data, total, limit, offset, errors}`.
@@ -70,32 +86,44 @@ fn bad_request(msg: impl Into<String>) -> Response {
     error(StatusCode::BAD_REQUEST, msg)
 }
 
-fn store_error(e: StoreError) -> Response {
-    tracing::warn!(error = %e, "query failed in the store");
-    let status =
-        StatusCode::from_u16(e.code().http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    error(status, e.to_string())
+fn store_error(what: &'static str, e: StoreError) -> Response {
+    let p = public_error::store_failure(what, &e);
+    error(p.status, p.msg)
 }
 
-async fn services(State(store): State<Store>) -> Response {
+/// The Jaeger form of a loaded trace, "truncated" when spans were left out.
+fn capped(c: &CappedTrace) -> model::JTrace {
+    let mut j = model::trace(&c.trace);
+    if c.truncated {
+        j.warnings
+            .get_or_insert_with(Vec::new)
+            .push(TRUNCATED.into());
+    }
+    j
+}
+
+async fn services(State(Api { store, .. }): State<Api>) -> Response {
     match store.services().await {
         Ok(s) => ok(s),
-        Err(e) => store_error(e),
+        Err(e) => store_error("services", e),
     }
 }
 
-async fn service_operations(State(store): State<Store>, Path(service): Path<String>) -> Response {
+async fn service_operations(
+    State(Api { store, .. }): State<Api>,
+    Path(service): Path<String>,
+) -> Response {
     match store.operations(&service, None).await {
         Ok(ops) => {
             let mut names: Vec<String> = ops.into_iter().map(|o| o.name).collect();
             names.dedup();
             ok(names)
         }
-        Err(e) => store_error(e),
+        Err(e) => store_error("operations", e),
     }
 }
 
-async fn operations(State(store): State<Store>, RawQuery(q): RawQuery) -> Response {
+async fn operations(State(Api { store, .. }): State<Api>, RawQuery(q): RawQuery) -> Response {
     let pairs = params::pairs(q.as_deref());
     let Some(service) = pairs
         .iter()
@@ -113,13 +141,13 @@ async fn operations(State(store): State<Store>, RawQuery(q): RawQuery) -> Respon
             .into_iter()
             .map(|o| json!({"name": o.name, "spanKind": o.span_kind.jaeger_name().unwrap_or("")}))
             .collect::<Vec<Value>>()),
-        Err(e) => store_error(e),
+        Err(e) => store_error("operations", e),
     }
 }
 
-async fn traces(State(store): State<Store>, RawQuery(q): RawQuery) -> Response {
+async fn traces(State(Api { store, limits }): State<Api>, RawQuery(q): RawQuery) -> Response {
     let pairs = params::pairs(q.as_deref());
-    match params::traces_request(&pairs, unix_nanos()) {
+    match params::traces_request(&pairs, unix_nanos(), &limits) {
         Err(e) => bad_request(e),
         Ok(TracesRequest::Search(query)) => match store.search(&query).await {
             Ok(found) if found.warnings.is_empty() => {
@@ -132,15 +160,15 @@ async fn traces(State(store): State<Store>, RawQuery(q): RawQuery) -> Response {
                     &found.warnings,
                 )
             }
-            Err(e) => store_error(e),
+            Err(e) => store_error("search", e),
         },
         Ok(TracesRequest::ById(ids)) => {
             let mut out = Vec::with_capacity(ids.len());
             for id in ids {
-                match store.get_trace(id).await {
-                    Ok(Some(t)) => out.push(model::trace(&t)),
+                match store.get_trace_capped(id, limits.max_trace_spans).await {
+                    Ok(Some(t)) => out.push(capped(&t)),
                     Ok(None) => {}
-                    Err(e) => return store_error(e),
+                    Err(e) => return store_error("traces by id", e),
                 }
             }
             ok(out)
@@ -149,7 +177,7 @@ async fn traces(State(store): State<Store>, RawQuery(q): RawQuery) -> Response {
 }
 
 async fn trace_by_id(
-    State(store): State<Store>,
+    State(Api { store, limits }): State<Api>,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Response {
@@ -160,10 +188,13 @@ async fn trace_by_id(
     let raw = params::pairs(q.as_deref())
         .iter()
         .any(|(k, v)| k == "raw" && (v == "true" || v == "1"));
-    match store.get_trace(id).await {
-        Ok(Some(t)) => {
-            match crate::stitched::shown_trace(store.as_ref(), t.clone(), raw).await {
-                Ok((shown, warnings)) => {
+    match store.get_trace_capped(id, limits.max_trace_spans).await {
+        Ok(Some(c)) => {
+            match crate::stitched::shown_trace(store.as_ref(), c.trace.clone(), raw).await {
+                Ok((shown, mut warnings)) => {
+                    if c.truncated {
+                        warnings.push(TRUNCATED.into());
+                    }
                     let mut j = model::trace(&shown);
                     if !warnings.is_empty() {
                         j.warnings = Some(warnings);
@@ -174,12 +205,12 @@ async fn trace_by_id(
                 // stored times are shown.
                 Err(e) => {
                     tracing::debug!(error = %e, "no clock offsets; showing stored times");
-                    ok(vec![model::trace(&t)])
+                    ok(vec![capped(&c)])
                 }
             }
         }
         Ok(None) => error(StatusCode::NOT_FOUND, "trace not found"),
-        Err(e) => store_error(e),
+        Err(e) => store_error("trace by id", e),
     }
 }
 
@@ -199,7 +230,7 @@ mod tests {
     use store::testsuite::fake::FakeStore;
 
     async fn get(store: Arc<FakeStore>, uri: &str) -> (StatusCode, Value) {
-        let resp = router(store)
+        let resp = router(store, QueryLimits::default())
             .oneshot(
                 http::Request::get(uri)
                     .body(Body::empty())
@@ -266,5 +297,8 @@ mod tests {
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(body["data"], Value::Null);
         assert_eq!(body["errors"][0]["code"], 503);
+        // The store's text stays in the log.
+        let msg = body["errors"][0]["msg"].as_str().unwrap();
+        assert!(!msg.contains("shard 0 did not answer"), "{msg}");
     }
 }

@@ -2,7 +2,10 @@
 
 use model::{SpanKind, TagFilter, TraceId, TraceQuery};
 
-use crate::duration::parse_go_duration;
+use crate::{
+    duration::parse_go_duration,
+    window::{QueryLimits, micros_to_nanos},
+};
 
 /// Traces per search when `limit` is absent or 0 (Jaeger's default).
 pub const DEFAULT_LIMIT: usize = 100;
@@ -54,13 +57,32 @@ pub fn span_kind(pairs: &[(String, String)]) -> Result<Option<SpanKind>, String>
     }
 }
 
+fn nanos(pairs: &[(String, String)], key: &'static str) -> Result<Option<u64>, String> {
+    micros(pairs, key)?
+        .map(|us| micros_to_nanos(key, us).map_err(|e| e.to_string()))
+        .transpose()
+}
+
 /// Parses `/api/traces` parameters; `now_nanos` is injected for tests.
-pub fn traces_request(pairs: &[(String, String)], now_nanos: u64) -> Result<TracesRequest, String> {
+/// The window (`end − start`, or `lookback`) is at most
+/// `limits.max_window`; at most `limits.max_trace_ids` trace ids.
+pub fn traces_request(
+    pairs: &[(String, String)],
+    now_nanos: u64,
+    limits: &QueryLimits,
+) -> Result<TracesRequest, String> {
     let ids: Vec<&str> = pairs
         .iter()
         .filter(|(k, v)| k == "traceID" && !v.is_empty())
         .map(|(_, v)| v.as_str())
         .collect();
+    if ids.len() > limits.max_trace_ids {
+        return Err(format!(
+            "parameter 'traceID' given {} times; at most {} per request",
+            ids.len(),
+            limits.max_trace_ids
+        ));
+    }
     if !ids.is_empty() {
         return ids
             .iter()
@@ -68,21 +90,30 @@ pub fn traces_request(pairs: &[(String, String)], now_nanos: u64) -> Result<Trac
             .collect::<Result<Vec<_>, _>>()
             .map(TracesRequest::ById);
     }
-    let end = micros(pairs, "end")?
-        .map(|us| us.saturating_mul(1_000))
-        .unwrap_or(now_nanos);
+    let max_window = limits.max_window_nanos();
+    let end = nanos(pairs, "end")?.unwrap_or(now_nanos);
     let lookback = match first(pairs, "lookback") {
         Some(l) if l != "custom" => {
             Some(parse_lookback(l).map_err(|e| format!("parameter 'lookback': {e}"))?)
         }
         _ => None,
     };
-    let start = match micros(pairs, "start")? {
-        Some(us) => us.saturating_mul(1_000),
-        None => end.saturating_sub(lookback.unwrap_or(DEFAULT_LOOKBACK_NANOS)),
+    let start = match nanos(pairs, "start")? {
+        Some(start) => start,
+        None => {
+            let lookback = lookback.unwrap_or(DEFAULT_LOOKBACK_NANOS);
+            if lookback > max_window {
+                return Err(too_long("lookback", lookback, max_window));
+            }
+            end.checked_sub(lookback)
+                .ok_or("parameter 'lookback' reaches before the epoch")?
+        }
     };
     if start > end {
         return Err("parameter 'start' is after 'end'".into());
+    }
+    if end - start > max_window {
+        return Err(too_long("start", end - start, max_window));
     }
     let duration = |key: &str| {
         first(pairs, key)
@@ -143,13 +174,22 @@ pub fn traces_request(pairs: &[(String, String)], now_nanos: u64) -> Result<Trac
     }))
 }
 
+fn too_long(param: &str, window_nanos: u64, max_nanos: u64) -> String {
+    format!(
+        "parameter '{param}': a window of {} s is longer than the {} s this gateway serves",
+        window_nanos / 1_000_000_000,
+        max_nanos / 1_000_000_000
+    )
+}
+
 /// Jaeger UI's lookback values: Go durations plus `d` (days).
 fn parse_lookback(text: &str) -> Result<u64, String> {
     if let Some(days) = text.strip_suffix('d') {
         return days
             .parse::<u64>()
-            .map(|d| d.saturating_mul(86_400 * 1_000_000_000))
-            .map_err(|_| format!("{text:?} is not a lookback (e.g. 1h, 2d)"));
+            .map_err(|_| format!("{text:?} is not a lookback (e.g. 1h, 2d)"))?
+            .checked_mul(86_400 * 1_000_000_000)
+            .ok_or_else(|| format!("{text:?} is out of range"));
     }
     parse_go_duration(text)
 }
@@ -161,7 +201,7 @@ mod tests {
     const NOW: u64 = 1_700_000_000_000_000_000;
 
     fn parse(q: &str) -> Result<TracesRequest, String> {
-        traces_request(&pairs(Some(q)), NOW)
+        traces_request(&pairs(Some(q)), NOW, &QueryLimits::default())
     }
 
     fn search(q: &str) -> TraceQuery {
@@ -213,7 +253,45 @@ mod tests {
         assert_eq!(s.start_min_unix_nano, NOW - 2 * 86_400 * 1_000_000_000);
         assert_eq!(search("limit=0").limit, DEFAULT_LIMIT);
         assert_eq!(search("limit=999999").limit, MAX_LIMIT);
-        assert_eq!(search("lookback=custom&start=5").start_min_unix_nano, 5_000);
+        assert_eq!(
+            search("lookback=custom&start=5&end=10").start_min_unix_nano,
+            5_000
+        );
+    }
+
+    #[test]
+    fn windows_are_capped_at_the_limit() {
+        let week_us = 7 * 86_400 * 1_000_000u64;
+        let s = search(&format!("start={}&end={}", 1_000, 1_000 + week_us));
+        assert_eq!(
+            s.start_max_unix_nano - s.start_min_unix_nano,
+            week_us * 1_000
+        );
+        assert_eq!(
+            search("lookback=7d").start_min_unix_nano,
+            NOW - week_us * 1_000
+        );
+        let small = QueryLimits {
+            max_window: std::time::Duration::from_secs(60),
+            ..QueryLimits::default()
+        };
+        let err = traces_request(&pairs(Some("lookback=2m")), NOW, &small).unwrap_err();
+        assert!(err.contains("'lookback'"), "{err}");
+        // The default lookback (1 h) is over a 1 min limit too.
+        assert!(traces_request(&pairs(Some("service=a")), NOW, &small).is_err());
+    }
+
+    #[test]
+    fn trace_ids_are_capped() {
+        let q = |n: usize| {
+            (1..=n)
+                .map(|i| format!("traceID={i:x}"))
+                .collect::<Vec<_>>()
+                .join("&")
+        };
+        assert!(matches!(parse(&q(1_000)), Ok(TracesRequest::ById(ids)) if ids.len() == 1_000));
+        let err = parse(&q(1_001)).unwrap_err();
+        assert!(err.contains("'traceID'") && err.contains("1001"), "{err}");
     }
 
     #[test]
@@ -243,6 +321,13 @@ mod tests {
             ("traceID=zz", "traceID"),
             ("lookback=forever", "lookback"),
             ("start=3000&end=2000", "start"),
+            ("end=18446744073709551615", "end"),
+            ("start=18446744073709551615", "start"),
+            ("lookback=8d", "lookback"),
+            ("lookback=99999999999999999d", "lookback"),
+            ("lookback=2562047h", "lookback"),
+            ("start=0", "start"),
+            ("start=1&end=1000000000000", "start"),
         ] {
             let err = parse(q).unwrap_err();
             assert!(err.contains(param), "{q}: {err}");

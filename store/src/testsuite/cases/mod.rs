@@ -13,7 +13,7 @@ use std::sync::Arc;
 use model::{TagFilter, TraceQuery};
 
 use self::{
-    read::{missing_trace_is_none, services_and_operations},
+    read::{capped_trace_keeps_the_earliest_spans, missing_trace_is_none, services_and_operations},
     records::{records_put_scan_and_expire, red_records_keep_their_own_retention},
     retention::{retention_by_cluster, storage_usage_per_cluster},
     search::{
@@ -40,6 +40,7 @@ cases!(
     roundtrip_preserves_every_field,
     rewrite_is_idempotent,
     missing_trace_is_none,
+    capped_trace_keeps_the_earliest_spans,
     services_and_operations,
     find_by_service_and_operation,
     find_by_tags,

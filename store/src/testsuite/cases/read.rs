@@ -72,3 +72,50 @@ pub(super) async fn services_and_operations(store: Arc<dyn SpanStore>) {
             .is_empty()
     );
 }
+
+/// A whole-trace load under a cap returns `cap` of the trace's spans in
+/// start order and says the trace was truncated; at or under the cap it is
+/// the whole trace. (Which spans are kept is the backend's: SQLite keeps
+/// the earliest, Postgres and Cassandra the first they read.)
+pub(super) async fn capped_trace_keeps_the_earliest_spans(store: Arc<dyn SpanStore>) {
+    // Written in reverse start order, in two batches (two chunks on
+    // backends that group spans).
+    let spans: Vec<_> = (1..=10u64)
+        .rev()
+        .map(|i| B::new(9, i, "big").at(i * 10, 1).build())
+        .collect();
+    store.write(&spans[..5]).await.expect("write");
+    store.write(&spans[5..]).await.expect("write");
+    let capped = store
+        .get_trace_capped(trace_id(9), 4)
+        .await
+        .expect("get")
+        .expect("stored");
+    assert!(capped.truncated);
+    assert_eq!(capped.trace.spans.len(), 4);
+    assert!(
+        capped
+            .trace
+            .spans
+            .windows(2)
+            .all(|w| w[0].start_unix_nano < w[1].start_unix_nano),
+        "distinct spans in start order"
+    );
+    assert!(capped.trace.spans.iter().all(|s| spans.contains(s)));
+    for cap in [10, 11, 50_000] {
+        let whole = store
+            .get_trace_capped(trace_id(9), cap)
+            .await
+            .expect("get")
+            .expect("stored");
+        assert!(!whole.truncated, "cap {cap}");
+        assert_eq!(whole.trace.spans.len(), 10, "cap {cap}");
+    }
+    assert!(
+        store
+            .get_trace_capped(trace_id(404), 4)
+            .await
+            .expect("get")
+            .is_none()
+    );
+}
