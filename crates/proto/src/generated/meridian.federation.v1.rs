@@ -147,6 +147,8 @@ pub struct ForwardResponse {
     pub rejected_spans: u64,
     #[prost(string, tag = "4")]
     pub error_message: ::prost::alloc::string::String,
+    #[prost(uint64, tag = "5")]
+    pub foreign_cluster_spans: u64,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ControlRequest {
