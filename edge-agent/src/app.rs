@@ -232,7 +232,7 @@ impl Agent {
         let sink = SamplingSink::new(
             buffer.clone(),
             red.clone(),
-            cfg.cluster.to_string(),
+            cfg.cluster.clone(),
             Arc::clone(&policy),
             sampling_stats.clone(),
             (cfg.buffer_full_policy == FullPolicy::Block).then_some(cfg.buffer_max_bytes),
