@@ -161,7 +161,11 @@ pub fn scan(bytes: &[u8], first_seq: u64) -> Scan {
             bytes: f.offset - bad as u64,
             records: f.seq - expect,
         });
-        pos = f.offset as usize;
+        // Take the frame found: the loop goes on from after it.
+        pos = f.offset as usize + HEADER + f.len as usize;
+        expect = f.seq.saturating_add(1);
+        out.valid_len = pos;
+        out.records.push(f);
     }
     out
 }
