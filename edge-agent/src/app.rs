@@ -19,8 +19,9 @@ use crate::{
     config::{AgentConfig, Durability},
     control::{ControlClient, ControlSettings, ControlStats, Policies, members},
     forward::{
-        AckJoin, Backoff, BufferReport, ForwardConfig, ForwardStats, Forwarder, GatewayDestination,
-        GatewayEndpoints, GatewaySettings, OtlpDestination, endpoints::tune,
+        AckJoin, Backoff, BufferReport, DEAD_LETTER_MAX_BYTES, DeadLetter, DeadLetterStats,
+        ForwardConfig, ForwardStats, Forwarder, GatewayDestination, GatewayEndpoints,
+        GatewaySettings, OtlpDestination, endpoints::tune,
     },
     red_tap::{RedTap, flush as red_flush},
     sampler::{
@@ -57,6 +58,8 @@ pub enum AgentError {
     Wal(#[from] crate::buffer::WalError),
     #[error(transparent)]
     Sampling(#[from] InvalidPolicy),
+    #[error(transparent)]
+    DeadLetter(#[from] crate::forward::dead_letter::DeadLetterError),
     #[error("agent state in {dir}: {source}")]
     State {
         dir: String,
@@ -90,6 +93,8 @@ pub struct Agent {
     pub control_stats: ControlStats,
     pub red: RedTap,
     pub receiver_metrics: ReceiverMetrics,
+    /// Batches destinations refused permanently (`<buffer-dir>/dead-letter`).
+    pub dead_letter: DeadLetter,
     /// The gateway endpoints (`None` without `--gateway`).
     endpoints: Option<GatewayEndpoints>,
     root: Shutdown,
@@ -227,6 +232,11 @@ impl Agent {
                 .await?,
             ),
         };
+        let dead_letter = DeadLetter::open(
+            cfg.buffer_dir.join("dead-letter"),
+            DEAD_LETTER_MAX_BYTES,
+            DeadLetterStats::register(&mut registry),
+        )?;
         let red_stats = ForwardStats::register(
             registry.sub_registry_with_label(("destination".into(), "gateway_red".into())),
         );
@@ -241,7 +251,7 @@ impl Agent {
         let sink = SamplingSink::new(
             buffer.clone(),
             red.clone(),
-            cfg.cluster.to_string(),
+            cfg.cluster.clone(),
             Arc::clone(&policy),
             sampling_stats.clone(),
             (cfg.buffer_full_policy == FullPolicy::Block).then_some(cfg.buffer_max_bytes),
@@ -363,7 +373,8 @@ impl Agent {
                 acks.clone(),
                 slot,
                 forward_stats.clone(),
-            );
+            )
+            .with_dead_letter(dead_letter.clone());
             let fsd = forwarder_sd.clone();
             forwarder_sd.spawn(async move { f.run(fsd, Duration::from_secs(10)).await });
             slot += 1;
@@ -410,7 +421,8 @@ impl Agent {
                 acks,
                 slot,
                 export_stats.clone(),
-            );
+            )
+            .with_dead_letter(dead_letter.clone());
             let fsd = forwarder_sd.clone();
             forwarder_sd.spawn(async move { f.run(fsd, Duration::from_secs(10)).await });
         }
@@ -442,6 +454,7 @@ impl Agent {
             control_stats,
             red,
             receiver_metrics,
+            dead_letter,
             endpoints,
             root,
             receivers,

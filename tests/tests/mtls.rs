@@ -1,6 +1,8 @@
 //! Federation identity: only certificates from the gateway's CA get in, the
 //! cluster comes from the certificate, and nothing from a refused sender is
-//! stored. Replays are idempotent.
+//! stored. Replays are idempotent. A resource claiming another cluster
+//! costs only its own spans, at the agent and at the gateway; a batch the
+//! gateway refuses whole lands in the agent's dead-letter directory.
 
 use std::{path::Path, time::Duration};
 
@@ -17,22 +19,31 @@ use tonic::{
 };
 
 fn request(cluster_claim: Option<&str>, trace: u8, spans: u8) -> ExportTraceServiceRequest {
+    request_ids(cluster_claim, trace, 1..=spans)
+}
+
+/// One resource (service `svc`, claiming `cluster_claim` if any) with a
+/// span per id of `ids`, all in trace `trace`.
+fn request_ids(
+    cluster_claim: Option<&str>,
+    trace: u8,
+    ids: impl Iterator<Item = u8>,
+) -> ExportTraceServiceRequest {
     let mut attributes = vec![otlp::string_kv("service.name", "svc")];
     if let Some(c) = cluster_claim {
         attributes.push(otlp::string_kv("k8s.cluster.name", c));
     }
     integration_tests::otlp::request_with(
         attributes,
-        (1..=spans)
-            .map(|i| Span {
-                trace_id: vec![trace; 16],
-                span_id: vec![i; 8],
-                name: format!("op-{i}"),
-                start_time_unix_nano: 1_700_000_000_000_000_000,
-                end_time_unix_nano: 1_700_000_000_001_000_000,
-                ..Default::default()
-            })
-            .collect(),
+        ids.map(|i| Span {
+            trace_id: vec![trace; 16],
+            span_id: vec![i; 8],
+            name: format!("op-{i}"),
+            start_time_unix_nano: 1_700_000_000_000_000_000,
+            end_time_unix_nano: 1_700_000_000_001_000_000,
+            ..Default::default()
+        })
+        .collect(),
     )
 }
 
@@ -193,6 +204,19 @@ async fn an_agent_with_the_wrong_cluster_gets_nothing_stored() -> anyhow::Result
     .await?;
     assert_eq!(agent.forward_stats.acked_spans(), 0);
     assert_eq!(sb.gateway.metrics.batches("refused"), 1);
+    // The refused batch is kept aside, whole, in the dead-letter directory.
+    let dl = agent.dead_letter.clone();
+    wait_for("the dead letter", Duration::from_secs(10), || async {
+        (dl.stats().batches("kept") == 1).then_some(())
+    })
+    .await?;
+    let files: Vec<_> = std::fs::read_dir(dl.dir())?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let kept = ExportTraceServiceRequest::decode(std::fs::read(&files[0])?.as_slice())?;
+    assert_eq!(otlp::span_count(&kept), 4);
     // Its control stream is refused as well (and retried), each counted.
     let refusals = &sb.gateway.metrics;
     wait_for(
@@ -205,6 +229,89 @@ async fn an_agent_with_the_wrong_cluster_gets_nothing_stored() -> anyhow::Result
     assert_eq!(sb.gateway.metrics.active_control_streams(), 0);
     assert_eq!(stored_services(&sb).await?, 0);
     sb.agents.insert("east".into(), agent);
+    sb.shutdown().await;
+    Ok(())
+}
+
+/// Three resources in one request: no claim, the right claim, and a
+/// foreign claim ("other"), in one trace.
+fn mixed(trace: u8, own: &str) -> ExportTraceServiceRequest {
+    let mut req = request_ids(None, trace, 1..=3);
+    req.resource_spans
+        .extend(request_ids(Some("other"), trace, 4..=4).resource_spans);
+    req.resource_spans
+        .extend(request_ids(Some(own), trace, 5..=6).resource_spans);
+    req
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_cluster_claim_at_the_agent_costs_only_its_own_span() -> anyhow::Result<()> {
+    let sb = Sandbox::start(&["east"]).await?;
+    let agent = sb.agent("east")?;
+    let mut app =
+        otlp::TraceServiceClient::connect(format!("http://{}", agent.otlp_grpc_addr)).await?;
+    let resp = app.export(mixed(0x21, "east")).await?.into_inner();
+    let partial = resp.partial_success.expect("partial success");
+    assert_eq!(partial.rejected_spans, 1);
+    assert!(
+        partial.error_message.contains("other"),
+        "{}",
+        partial.error_message
+    );
+    let stats = agent.forward_stats.clone();
+    wait_for("the good spans acked", Duration::from_secs(20), || async {
+        (stats.acked_spans() == 5).then_some(())
+    })
+    .await?;
+    let trace = sb.wait_for_trace(&hex::encode([0x21u8; 16]), 5).await?;
+    assert_eq!(trace["spans"].as_array().map(Vec::len), Some(5));
+    assert_eq!(
+        sb.gateway.metrics.spans_stored(),
+        5,
+        "every good span, once"
+    );
+    for (_, process) in trace["processes"].as_object().into_iter().flatten() {
+        let cluster = integration_tests::tag(&process["tags"], "k8s.cluster.name");
+        assert_eq!(cluster, Some(&serde_json::Value::from("east")));
+    }
+    assert_eq!(agent.sampling_stats.foreign_cluster_refused.get(), 1);
+    assert_eq!(agent.forward_stats.dropped_spans(), 0);
+    assert_eq!(agent.dead_letter.stats().batches("kept"), 0);
+    // A request of foreign claims only is refused whole, permanently.
+    let err = app
+        .export(request(Some("other"), 0x22, 2))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    sb.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_refuses_foreign_claims_per_resource() -> anyhow::Result<()> {
+    // An agent from before the receipt stamp forwards a mixed batch.
+    let sb = Sandbox::start(&[]).await?;
+    let out = sb.dir.path().join("certs");
+    let a = certs::issue(&sb.ca_dir(), &Subject::Cluster("cluster-a".into()), &out)?;
+    let mut c = client(&sb, &sb.gateway.tls.ca, Some((&a.cert, &a.key))).await?;
+    let resp = c
+        .forward(forward("cluster-a", &mixed(0x31, "cluster-a"), 3))
+        .await?
+        .into_inner();
+    assert_eq!(resp.committed_sequence, 3);
+    assert_eq!(resp.accepted_spans, 5);
+    assert_eq!(resp.rejected_spans, 1);
+    assert_eq!(resp.foreign_cluster_spans, 1);
+    assert!(
+        resp.error_message.contains("other"),
+        "{}",
+        resp.error_message
+    );
+    let trace = sb.wait_for_trace(&hex::encode([0x31u8; 16]), 5).await?;
+    assert_eq!(trace["spans"].as_array().map(Vec::len), Some(5));
+    assert_eq!(sb.gateway.metrics.spans_stored(), 5);
+    assert_eq!(sb.gateway.metrics.foreign_cluster_refusals(), 1);
+    assert_eq!(sb.gateway.metrics.batches("committed"), 1);
     sb.shutdown().await;
     Ok(())
 }

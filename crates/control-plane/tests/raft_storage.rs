@@ -1,10 +1,13 @@
 //! The control plane's on-disk Raft storage: openraft's own conformance
-//! suite, then what the suite cannot see (restart from disk, torn tails).
+//! suite, then what the suite cannot see (restart from disk, torn tails,
+//! corrupt middles).
 
 use std::io::Write;
 
 use control_plane::raft::{
-    Command, NodeId, TypeConfig, log_store::LogStore, state_machine::StateMachine,
+    Command, NodeId, TypeConfig,
+    log_store::{LogStore, LogStoreError},
+    state_machine::StateMachine,
 };
 use control_state::{Applied, Shard};
 use openraft::{
@@ -20,7 +23,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for OnDisk {
     async fn build(&self) -> Result<(TempDir, LogStore, StateMachine), StorageError<NodeId>> {
         let io = |e: std::io::Error| StorageError::from(openraft::StorageIOError::read(&e));
         let dir = tempfile::tempdir().map_err(io)?;
-        let log = LogStore::open(&dir.path().join("raft")).map_err(io)?;
+        let log =
+            LogStore::open(&dir.path().join("raft")).map_err(|e| io(std::io::Error::other(e)))?;
         let sm = StateMachine::open(&dir.path().join("raft")).map_err(io)?;
         Ok((dir, log, sm))
     }
@@ -153,21 +157,100 @@ async fn a_torn_tail_is_cut_off_and_the_log_stays_usable() {
     let mut log = LogStore::open(&raft_dir).expect("reopen again");
     let state = log.get_log_state().await.expect("state");
     assert_eq!(state.last_log_id.map(|l| l.index), Some(6));
+}
 
-    // A flipped bit in the middle ends the replay there.
+/// Writes `n` entries; returns the log file's path and each record's
+/// start offset (records are `len u32 | crc u32 | body`).
+async fn log_with_entries(raft_dir: &std::path::Path, n: u64) -> (std::path::PathBuf, Vec<usize>) {
+    {
+        let mut log = LogStore::open(raft_dir).expect("open");
+        append(
+            &mut log,
+            (1..=n)
+                .map(|i| entry(1, i, Some(add_shard(i as u32))))
+                .collect(),
+        )
+        .await;
+    }
+    let path = raft_dir.join("log");
+    let bytes = std::fs::read(&path).expect("read");
+    let mut starts = Vec::new();
+    let mut at = 0usize;
+    while at + 8 <= bytes.len() {
+        starts.push(at);
+        let len = u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+        at += 8 + len as usize;
+    }
+    assert_eq!(starts.len() as u64, n);
+    (path, starts)
+}
+
+#[tokio::test]
+async fn a_corrupt_middle_refuses_to_start_with_the_recovery_steps() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let raft_dir = dir.path().join("raft");
+    let (path, starts) = log_with_entries(&raft_dir, 6).await;
+    // A flipped bit in the 3rd entry; entries 4..6 are intact after it.
     let mut bytes = std::fs::read(&path).expect("read");
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0x40;
+    bytes[starts[2] + 12] ^= 0x40;
     std::fs::write(&path, &bytes).expect("write");
-    let mut log = LogStore::open(&raft_dir).expect("reopen corrupt");
-    let last = log
-        .get_log_state()
-        .await
-        .expect("state")
-        .last_log_id
-        .map_or(0, |l| l.index);
-    assert!(
-        (1..6).contains(&last),
-        "replay stopped before the flipped bit: {last}"
+    let err = LogStore::open(&raft_dir).expect_err("a corrupt middle must not open");
+    match &err {
+        LogStoreError::CorruptLog {
+            path: p,
+            offset,
+            next_valid,
+            ..
+        } => {
+            assert_eq!(p, &path);
+            assert_eq!(*offset, starts[2] as u64);
+            assert_eq!(*next_valid, starts[3] as u64);
+        }
+        other => panic!("expected CorruptLog, got {other:?}"),
+    }
+    let msg = err.to_string();
+    for step in [
+        "members remove",
+        "--join",
+        "snapshot",
+        &raft_dir.display().to_string(),
+    ] {
+        assert!(msg.contains(step), "the message names {step:?}: {msg}");
+    }
+    // Nothing was cut: the file is as it was, and refused again.
+    assert_eq!(std::fs::read(&path).expect("read"), bytes);
+    assert!(LogStore::open(&raft_dir).is_err());
+}
+
+#[tokio::test]
+async fn a_torn_commit_record_with_only_commit_records_after_it_is_a_torn_tail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let raft_dir = dir.path().join("raft");
+    let (path, starts) = log_with_entries(&raft_dir, 4).await;
+    let end_of_entries = std::fs::metadata(&path).expect("meta").len() as usize;
+    {
+        // Committed ids are written without a sync of their own: a crash
+        // can lose one and keep a later one.
+        let mut log = LogStore::open(&raft_dir).expect("reopen");
+        for i in [3, 4] {
+            log.save_committed(Some(LogId::new(CommittedLeaderId::new(1, 1), i)))
+                .await
+                .expect("committed");
+        }
+    }
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes[end_of_entries + 12] ^= 0x40;
+    std::fs::write(&path, &bytes).expect("write");
+    let mut log = LogStore::open(&raft_dir).expect("a torn tail opens");
+    let state = log.get_log_state().await.expect("state");
+    assert_eq!(
+        state.last_log_id.map(|l| l.index),
+        Some(4),
+        "every entry kept"
     );
+    assert_eq!(
+        std::fs::metadata(&path).expect("meta").len(),
+        end_of_entries as u64
+    );
+    assert_eq!(starts.len(), 4);
 }

@@ -28,6 +28,7 @@ pub struct GatewayMetrics {
     stored: Counter,
     duplicates: Counter,
     refused: Family<Reason, Counter>,
+    foreign_cluster_spans: Counter,
     retention_runs: Family<RunResult, Counter>,
     retention_spans_deleted: Counter,
     retention_partitions_dropped: Counter,
@@ -56,6 +57,11 @@ impl GatewayMetrics {
             names::GATEWAY_IDENTITY_REFUSED,
             "Connections or batches refused for identity reasons (tls, no_identity, cluster_mismatch, node_cert)",
             m.refused.clone(),
+        );
+        registry.register(
+            "meridian_gateway_spans_foreign_cluster_refused",
+            "Spans refused because their resource claims a cluster other than the sender's certificate (the rest of their batch is stored)",
+            m.foreign_cluster_spans.clone(),
         );
         registry.register(
             names::GATEWAY_RETENTION_RUNS,
@@ -138,6 +144,15 @@ impl GatewayMetrics {
 
     pub fn identity_refusals(&self, reason: &'static str) -> u64 {
         self.refused.get_or_create(&Reason { reason }).get()
+    }
+
+    pub fn foreign_cluster_spans(&self, n: u64) {
+        self.foreign_cluster_spans.inc_by(n);
+    }
+
+    /// Spans refused for claiming another cluster so far.
+    pub fn foreign_cluster_refusals(&self) -> u64 {
+        self.foreign_cluster_spans.get()
     }
 
     pub fn spans_stored(&self) -> u64 {

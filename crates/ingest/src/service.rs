@@ -1,5 +1,8 @@
 //! The federation service (see `federation.proto`). `Forward`: identity
-//! check, admission, decode, cluster stamp, store write, ack after commit.
+//! check, admission, decode, cluster stamp (per resource: a resource
+//! claiming another cluster is refused and counted in the reply, the rest
+//! of the batch stored; the batch is refused only when nothing is left),
+//! store write, ack after commit.
 //! `Control`: the same identity check, then the stream of
 //! [`crate::control_stream`]. `Decide`: the same identity check (and the claim on
 //! every batch), then the cross-cluster tail stream of `stitch::tail`.
@@ -267,14 +270,31 @@ impl Federation for FederationService {
             Status::invalid_argument(e.to_string())
         })?;
         let checked = proto::validate::sanitize(&mut otlp);
-        if let Err(e) = proto::convert::stamp_cluster(&mut otlp, &cluster) {
-            tracing::warn!(error = %e, agent_id = %req.agent_id, "refused forward: span data claims another cluster");
-            return Err(self.refuse(
-                Rpc::Forward,
-                "cluster_mismatch",
-                Status::permission_denied(e.to_string()),
-            ));
+        // Per resource: a foreign claim costs only its own spans.
+        let foreign = proto::convert::stamp_cluster(&mut otlp, &cluster);
+        let accepted = checked.accepted.saturating_sub(foreign.refused_spans);
+        if let Some(claim) = &foreign.first {
+            self.metrics.foreign_cluster_spans(foreign.refused_spans);
+            tracing::warn!(
+                error = %claim,
+                agent_id = %req.agent_id,
+                resources = foreign.refused_resources,
+                spans = foreign.refused_spans,
+                kept = accepted,
+                "refused resources claiming another cluster"
+            );
+            if accepted == 0 {
+                return Err(self.refuse(
+                    Rpc::Forward,
+                    "cluster_mismatch",
+                    Status::permission_denied(claim.to_string()),
+                ));
+            }
         }
+        let error_message = checked
+            .first_error
+            .or_else(|| foreign.first.as_ref().map(ToString::to_string))
+            .unwrap_or_default();
         match self.ingest.write(&otlp, &cluster).await {
             Ok(out) => {
                 self.metrics.batch("committed");
@@ -282,7 +302,7 @@ impl Federation for FederationService {
                 self.agents.with(|a| {
                     a.forwarded(
                         &key,
-                        checked.accepted,
+                        accepted,
                         req.uncompressed_size,
                         req.status.as_ref(),
                         unix_ms_u64(),
@@ -299,9 +319,10 @@ impl Federation for FederationService {
                 );
                 Ok(Response::new(ForwardResponse {
                     committed_sequence: req.last_sequence,
-                    accepted_spans: checked.accepted,
-                    rejected_spans: checked.rejected,
-                    error_message: checked.first_error.unwrap_or_default(),
+                    accepted_spans: accepted,
+                    rejected_spans: checked.rejected + foreign.refused_spans,
+                    error_message,
+                    foreign_cluster_spans: foreign.refused_spans,
                 }))
             }
             Err(StoreError::Unavailable(msg)) => {

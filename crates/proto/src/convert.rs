@@ -17,33 +17,51 @@ pub struct ClusterMismatch {
     pub expected: ClusterId,
 }
 
-/// Sets `k8s.cluster.name` = `cluster` on every resource. Refuses the whole
-/// request when a resource already names a different cluster: identity comes
-/// from the sender's certificate, never from span data.
-pub fn stamp_cluster(
-    req: &mut ExportTraceServiceRequest,
-    cluster: &ClusterId,
-) -> Result<(), ClusterMismatch> {
-    let claims = req
-        .resource_spans
-        .iter()
-        .filter_map(|rs| rs.resource.as_ref())
-        .filter_map(|res| otlp::string_attr(&res.attributes, CLUSTER_ATTRIBUTE));
-    for claimed in claims {
-        if claimed != cluster.as_str() {
-            return Err(ClusterMismatch {
-                claimed: claimed.chars().take(80).collect(),
-                expected: cluster.clone(),
-            });
+/// What [`stamp_cluster`] refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stamped {
+    /// Resources removed for claiming another cluster, and their spans.
+    pub refused_resources: u64,
+    pub refused_spans: u64,
+    /// The first foreign claim, for the reply's message.
+    pub first: Option<ClusterMismatch>,
+}
+
+/// Sets `k8s.cluster.name` = `cluster` on every resource. A resource that
+/// already names a different cluster is removed (identity comes from the
+/// sender's certificate, never from span data) and counted; the others are
+/// kept, so one foreign claim never costs its neighbours.
+pub fn stamp_cluster(req: &mut ExportTraceServiceRequest, cluster: &ClusterId) -> Stamped {
+    let mut out = Stamped::default();
+    req.resource_spans.retain(|rs| {
+        let claim = rs
+            .resource
+            .as_ref()
+            .and_then(|res| otlp::string_attr(&res.attributes, CLUSTER_ATTRIBUTE));
+        match claim {
+            Some(claimed) if claimed != cluster.as_str() => {
+                out.refused_resources += 1;
+                out.refused_spans += rs
+                    .scope_spans
+                    .iter()
+                    .map(|ss| ss.spans.len() as u64)
+                    .sum::<u64>();
+                out.first.get_or_insert_with(|| ClusterMismatch {
+                    claimed: claimed.chars().take(80).collect(),
+                    expected: cluster.clone(),
+                });
+                false
+            }
+            _ => true,
         }
-    }
+    });
     for rs in &mut req.resource_spans {
         let res = rs.resource.get_or_insert_with(Default::default);
         res.attributes.retain(|kv| kv.key != CLUSTER_ATTRIBUTE);
         res.attributes
             .push(otlp::string_kv(CLUSTER_ATTRIBUTE, cluster.as_str()));
     }
-    Ok(())
+    out
 }
 
 /// For single-node use without an agent: each resource keeps the cluster it
@@ -255,7 +273,7 @@ mod tests {
     fn stamps_and_converts() {
         let a = ClusterId::new("a").unwrap();
         let mut req = request(None);
-        stamp_cluster(&mut req, &a).unwrap();
+        assert_eq!(stamp_cluster(&mut req, &a), Stamped::default());
         let spans = to_model(&req, &ClusterId::new("zzz").unwrap());
         assert_eq!(spans.len(), 1);
         let s = &spans[0];
@@ -278,13 +296,28 @@ mod tests {
     }
 
     #[test]
-    fn refuses_a_foreign_cluster_claim() {
+    fn refuses_a_foreign_cluster_claim_per_resource() {
         let a = ClusterId::new("a").unwrap();
         let mut same = request(Some("a"));
-        assert!(stamp_cluster(&mut same, &a).is_ok());
+        assert_eq!(stamp_cluster(&mut same, &a), Stamped::default());
         let mut other = request(Some("b"));
-        let err = stamp_cluster(&mut other, &a).unwrap_err();
-        assert_eq!(err.claimed, "b");
+        let got = stamp_cluster(&mut other, &a);
+        assert_eq!((got.refused_resources, got.refused_spans), (1, 1));
+        assert_eq!(got.first.map(|m| m.claimed), Some("b".into()));
+        assert!(other.resource_spans.is_empty());
+        // Mixed: the foreign resource goes, its neighbours are stamped.
+        let mut mixed = request(None);
+        mixed
+            .resource_spans
+            .extend(request(Some("b")).resource_spans);
+        mixed
+            .resource_spans
+            .extend(request(Some("a")).resource_spans);
+        let got = stamp_cluster(&mut mixed, &a);
+        assert_eq!((got.refused_resources, got.refused_spans), (1, 1));
+        let spans = to_model(&mixed, &ClusterId::new("zzz").unwrap());
+        assert_eq!(spans.len(), 2);
+        assert!(spans.iter().all(|s| s.cluster == a));
     }
 
     #[test]

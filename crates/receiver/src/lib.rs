@@ -6,8 +6,10 @@
 //!
 //! Every request goes through the same steps: size limits (compressed and
 //! decompressed), decode, [`proto::validate::sanitize`] (invalid spans are
-//! refused, valid ones of the same batch kept: OTLP partial success), then
-//! the [`Sink`], whose answer decides the reply: `Full`/`Unavailable` become
+//! refused, valid ones of the same batch kept: OTLP partial success),
+//! [`Sink::screen`] (what the sink refuses outright, e.g. the agent's
+//! foreign cluster claims: partial success too), then [`Sink::accept`],
+//! whose answer decides the reply: `Full`/`Unavailable` become
 //! retryable statuses with a retry hint (HTTP 429/503 + `Retry-After`, gRPC
 //! RESOURCE_EXHAUSTED/UNAVAILABLE + `RetryInfo`).
 //!
@@ -26,4 +28,4 @@ mod sink;
 pub use limits::{Limits, MAX_INFLIGHT_REQUESTS, inflight_limit};
 pub use metrics::ReceiverMetrics;
 pub use outcome::{ReceiveError, Received};
-pub use sink::{Sink, SinkError};
+pub use sink::{Screened, Sink, SinkError};

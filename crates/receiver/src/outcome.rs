@@ -60,15 +60,31 @@ pub struct Received {
     pub message: Option<String>,
 }
 
-/// The steps every protocol shares after decoding: validate, refuse a
-/// request whose spans are all invalid, hand the rest to the sink.
+/// The steps every protocol shares after decoding: validate, screen,
+/// refuse a request with nothing left, hand the rest to the sink.
 pub(crate) async fn deliver<S: crate::Sink>(
     sink: &S,
     metrics: &crate::ReceiverMetrics,
     protocol: &'static str,
     mut req: proto::otlp::ExportTraceServiceRequest,
 ) -> Result<Received, ReceiveError> {
-    let checked = proto::validate::sanitize(&mut req);
+    let mut checked = proto::validate::sanitize(&mut req);
+    let screened = sink.screen(&mut req);
+    if screened.refused_spans > 0 {
+        checked.accepted = checked.accepted.saturating_sub(screened.refused_spans);
+        checked.rejected += screened.refused_spans;
+        checked.first_error = checked.first_error.or(screened.message);
+        if checked.accepted == 0 && checked.rejected == screened.refused_spans {
+            // Nothing invalid, only refused: permanent, not a bad request.
+            metrics.refused(protocol, checked.rejected);
+            metrics.request(protocol, "rejected");
+            let msg = checked.first_error.unwrap_or_default();
+            return Err(ReceiveError::Sink(SinkError::PermissionDenied(format!(
+                "all {} spans refused; first: {msg}",
+                checked.rejected
+            ))));
+        }
+    }
     metrics.refused(protocol, checked.rejected);
     if checked.accepted == 0 {
         if checked.rejected > 0 {
@@ -108,4 +124,83 @@ pub(crate) async fn deliver<S: crate::Sink>(
         rejected: checked.rejected,
         message: checked.first_error,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use proto::otlp::{self, ExportTraceServiceRequest, ResourceSpans, ScopeSpans, Span};
+
+    use super::*;
+    use crate::{ReceiverMetrics, Screened, Sink};
+
+    /// Refuses resources whose service is `bad`; accepts the rest.
+    #[derive(Debug, Clone)]
+    struct Picky;
+
+    impl Sink for Picky {
+        fn screen(&self, req: &mut ExportTraceServiceRequest) -> Screened {
+            let before = otlp::span_count(req) as u64;
+            req.resource_spans.retain(|rs| {
+                rs.resource
+                    .as_ref()
+                    .and_then(|r| otlp::string_attr(&r.attributes, "service.name"))
+                    != Some("bad")
+            });
+            let refused_spans = before - otlp::span_count(req) as u64;
+            Screened {
+                refused_spans,
+                message: (refused_spans > 0).then(|| "bad is refused".to_owned()),
+            }
+        }
+
+        async fn accept(&self, _: ExportTraceServiceRequest, _: u64) -> Result<(), SinkError> {
+            Ok(())
+        }
+    }
+
+    fn resource(service: &str, spans: u8) -> ResourceSpans {
+        ResourceSpans {
+            resource: Some(otlp::Resource {
+                attributes: vec![otlp::string_kv("service.name", service)],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans: (1..=spans)
+                    .map(|i| Span {
+                        trace_id: vec![1; 16],
+                        span_id: vec![i; 8],
+                        name: "op".into(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    async fn run(req: ExportTraceServiceRequest) -> Result<Received, ReceiveError> {
+        deliver(&Picky, &ReceiverMetrics::default(), "t", req).await
+    }
+
+    #[tokio::test]
+    async fn screened_spans_are_a_partial_success_or_a_permanent_refusal() {
+        let mixed = ExportTraceServiceRequest {
+            resource_spans: vec![resource("good", 3), resource("bad", 2)],
+        };
+        assert_eq!(
+            run(mixed).await,
+            Ok(Received {
+                accepted: 3,
+                rejected: 2,
+                message: Some("bad is refused".into()),
+            })
+        );
+        let only_bad = ExportTraceServiceRequest {
+            resource_spans: vec![resource("bad", 2)],
+        };
+        let err = run(only_bad).await.unwrap_err();
+        assert_eq!(err.code(), ServiceErrorCode::PermissionDenied, "{err}");
+        assert!(err.to_string().contains("bad is refused"), "{err}");
+    }
 }

@@ -8,12 +8,31 @@ use proto::otlp::ExportTraceServiceRequest;
 /// buffer; the gateway's writes to the store. `accept` returns when the
 /// spans are as safe as the sink promises (buffered, or committed).
 pub trait Sink: Clone + Send + Sync + 'static {
+    /// Runs on every validated request before [`Sink::accept`]: removes
+    /// what this sink refuses outright (the agent: resources claiming
+    /// another cluster) and says so. The receiver reports it as OTLP partial
+    /// success, or refuses the request when nothing is left. Default:
+    /// refuses nothing.
+    fn screen(&self, req: &mut ExportTraceServiceRequest) -> Screened {
+        let _ = req;
+        Screened::default()
+    }
+
     /// `spans` is the number of spans in `req` (already counted).
     fn accept(
         &self,
         req: ExportTraceServiceRequest,
         spans: u64,
     ) -> impl Future<Output = Result<(), SinkError>> + Send;
+}
+
+/// What [`Sink::screen`] removed from a request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Screened {
+    /// Spans removed.
+    pub refused_spans: u64,
+    /// Why, for the client (the first reason).
+    pub message: Option<String>,
 }
 
 /// Why a sink did not take a request.

@@ -187,11 +187,13 @@ async fn send(
             let resp = resp.into_inner();
             stats.gateway_up(true);
             if resp.rejected_spans > 0 {
+                stats.rejected(resp.rejected_spans);
                 tracing::warn!(
                     gateway = %name,
                     rejected = resp.rejected_spans,
+                    foreign_cluster = resp.foreign_cluster_spans,
                     message = %resp.error_message,
-                    "gateway rejected some spans as invalid"
+                    "gateway rejected some spans of a committed batch"
                 );
             }
             Outcome::Committed

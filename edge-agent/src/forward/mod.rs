@@ -15,10 +15,17 @@
 //! duplicated). Retries use jittered exponential backoff honouring
 //! RetryInfo, and move to the next endpoint (of [`GatewayEndpoints`], which
 //! the control client replaces with the gateway cluster's members). Permanent refusals
-//! (INVALID_ARGUMENT, PERMISSION_DENIED, …) drop the batch, counted and
-//! logged, because retrying cannot succeed.
+//! (INVALID_ARGUMENT, PERMISSION_DENIED, …) release the batch from the
+//! buffer, because retrying cannot succeed: it is counted, logged and kept
+//! aside in the bounded [`dead_letter`] directory.
+//!
+//! A batch holds up to 512 records from many apps, so one bad span must not
+//! cost it: the receivers already refuse foreign cluster claims per resource
+//! (partial success), and the gateway refuses per resource too, reporting
+//! counts in its reply (logged and counted here as `rejected`).
 
 mod backoff;
+pub mod dead_letter;
 pub mod endpoints;
 mod gateway;
 mod otlp;
@@ -30,6 +37,7 @@ use futures::{StreamExt, future::BoxFuture, stream::FuturesOrdered};
 use telemetry::Shutdown;
 
 pub use backoff::Backoff;
+pub use dead_letter::{DEAD_LETTER_MAX_BYTES, DeadLetter, DeadLetterStats};
 pub use endpoints::GatewayEndpoints;
 pub use gateway::{BufferReport, GatewayDestination, GatewaySettings};
 pub use otlp::OtlpDestination;
@@ -42,7 +50,8 @@ use crate::buffer::{Buffer, Record};
 pub enum Outcome {
     /// The destination acknowledged it (the gateway: committed to the store).
     Committed,
-    /// Refused permanently; released and counted as dropped.
+    /// Refused permanently; released, counted as dropped and kept in the
+    /// dead-letter directory.
     Dropped,
     /// Try again later, optionally after the destination's hint.
     Retry(Option<Duration>),
@@ -78,7 +87,7 @@ pub(crate) fn on_error(
                 code = ?status.code(),
                 message = %status.message(),
                 spans,
-                "destination refused a batch permanently; dropping it"
+                "destination refused a batch permanently; releasing it to the dead-letter directory"
             );
             Outcome::Dropped
         }
@@ -154,6 +163,9 @@ pub struct Forwarder<D> {
     acks: AckJoin,
     slot: usize,
     stats: ForwardStats,
+    /// Where permanently refused batches go (`None`: they are only
+    /// counted, as for RED windows).
+    dead_letter: Option<DeadLetter>,
 }
 
 impl<D> std::fmt::Debug for Forwarder<D> {
@@ -164,7 +176,7 @@ impl<D> std::fmt::Debug for Forwarder<D> {
     }
 }
 
-type InFlight = FuturesOrdered<BoxFuture<'static, (u64, u64, Outcome)>>;
+type InFlight = FuturesOrdered<BoxFuture<'static, (u64, u64, Arc<[Record]>, Outcome)>>;
 
 impl<D: Destination> Forwarder<D> {
     pub fn new(
@@ -184,6 +196,50 @@ impl<D: Destination> Forwarder<D> {
             acks,
             slot,
             stats,
+            dead_letter: None,
+        }
+    }
+
+    /// Keeps permanently refused batches in `dl`.
+    pub fn with_dead_letter(mut self, dl: DeadLetter) -> Self {
+        self.dead_letter = Some(dl);
+        self
+    }
+
+    /// Keeps a refused batch aside; a failure is logged (the batch is
+    /// released either way: retrying it cannot succeed).
+    async fn keep_refused(&self, batch: Arc<[Record]>, spans: u64) {
+        let Some(dl) = &self.dead_letter else {
+            return;
+        };
+        let first = batch.first().map_or(0, |r| r.seq);
+        let last = batch.last().map_or(0, |r| r.seq);
+        match dl.keep(self.name, batch).await {
+            Ok(dead_letter::Kept::Stored { path, evicted }) => tracing::warn!(
+                destination = self.name,
+                first,
+                last,
+                spans,
+                path = %path.display(),
+                evicted,
+                "refused batch kept in the dead-letter directory"
+            ),
+            Ok(dead_letter::Kept::TooLarge { bytes }) => tracing::error!(
+                destination = self.name,
+                first,
+                last,
+                spans,
+                bytes,
+                "refused batch is larger than the dead-letter cap; not kept"
+            ),
+            Err(error) => tracing::error!(
+                %error,
+                destination = self.name,
+                first,
+                last,
+                spans,
+                "writing a refused batch to the dead-letter directory failed"
+            ),
         }
     }
 
@@ -236,8 +292,9 @@ impl<D: Destination> Forwarder<D> {
                 sent = last;
                 let spans: u64 = batch.iter().map(|r| r.spans).sum();
                 self.stats.forwarded(spans);
-                let fut = self.dest.send(Arc::from(batch));
-                inflight.push_back(Box::pin(async move { (last, spans, fut.await) }));
+                let batch: Arc<[Record]> = Arc::from(batch);
+                let fut = self.dest.send(Arc::clone(&batch));
+                inflight.push_back(Box::pin(async move { (last, spans, batch, fut.await) }));
             }
             if inflight.is_empty() {
                 // Everything durable so far is delivered: wait for more.
@@ -248,7 +305,7 @@ impl<D: Destination> Forwarder<D> {
                 }
                 continue;
             }
-            let Some((last, spans, outcome)) = inflight.next().await else {
+            let Some((last, spans, batch, outcome)) = inflight.next().await else {
                 continue;
             };
             match outcome {
@@ -258,6 +315,9 @@ impl<D: Destination> Forwarder<D> {
                         self.stats.acked(spans);
                     } else {
                         self.stats.dropped(spans);
+                        // Before the release: a crash in between sends it
+                        // (and keeps it) again, never loses it.
+                        self.keep_refused(batch, spans).await;
                     }
                     acked = last;
                     self.acks.ack(self.slot, last).await;

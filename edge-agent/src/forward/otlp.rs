@@ -58,6 +58,7 @@ impl Destination for OtlpDestination {
                     if let Some(p) = resp.partial_success
                         && p.rejected_spans > 0
                     {
+                        stats.rejected(u64::try_from(p.rejected_spans).unwrap_or(0));
                         tracing::warn!(
                             endpoint = %url,
                             rejected = p.rejected_spans,

@@ -12,6 +12,7 @@ pub struct ForwardStats {
     forwarded: Counter,
     acked: Counter,
     dropped: Counter,
+    rejected: Counter,
     retries: Counter,
     up: Gauge,
 }
@@ -35,6 +36,11 @@ impl ForwardStats {
             s.dropped.clone(),
         );
         registry.register(
+            "meridian_agent_spans_rejected_by_destination",
+            "Spans the destination refused inside a batch it acknowledged (invalid, or claiming another cluster)",
+            s.rejected.clone(),
+        );
+        registry.register(
             names::AGENT_FORWARD_RETRIES,
             "Forward attempts that failed and were retried",
             s.retries.clone(),
@@ -56,6 +62,9 @@ impl ForwardStats {
     pub(crate) fn dropped(&self, n: u64) {
         self.dropped.inc_by(n);
     }
+    pub(crate) fn rejected(&self, n: u64) {
+        self.rejected.inc_by(n);
+    }
     pub(crate) fn retry(&self) {
         self.retries.inc();
     }
@@ -71,6 +80,9 @@ impl ForwardStats {
     }
     pub fn dropped_spans(&self) -> u64 {
         self.dropped.get()
+    }
+    pub fn rejected_spans(&self) -> u64 {
+        self.rejected.get()
     }
     pub fn retries(&self) -> u64 {
         self.retries.get()

@@ -8,10 +8,21 @@
 //!   committed id is written without a sync of its own (openraft does not
 //!   need it durable; it rides on the next append's sync) and only speeds
 //!   up re-applying the log after a restart. Replaying the file in
-//!   order rebuilds the log; a torn or corrupt tail (a crash mid-write) ends
-//!   the replay and is cut off, which is safe because nothing after it was
-//!   acknowledged: `append` calls openraft's callback only after
-//!   `fdatasync`.
+//!   order rebuilds the log.
+//!
+//! A bad record (short, too long, failed CRC, not a record) ends the
+//! replay. What follows it decides what it means:
+//! - nothing: a torn tail after a crash mid-write. It is cut off, which is
+//!   safe because nothing in it was acknowledged: `append` calls openraft's
+//!   callback only after `fdatasync`.
+//! - only `Committed` records: they are never synced on their own, so a
+//!   crash can lose one (the bad bytes) and keep a later one. Also a torn
+//!   tail, cut off the same way (a committed id is only a hint).
+//! - a valid entry, truncation or purge: that record was synced, and the
+//!   sync made every byte before it durable, so the bad record was once
+//!   good and may hold committed entries. Cutting there would silently drop
+//!   them; [`LogStore::open`] refuses with [`LogStoreError::CorruptLog`],
+//!   whose message gives the recovery steps (rejoin from the leader).
 //!
 //! The whole log also lives in memory (the control plane's log is small and
 //! purged behind snapshots). When purges leave the file mostly dead, it is
@@ -89,30 +100,79 @@ fn encode(rec: &Record) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Decodes records from the start of `bytes`; returns them and the length
-/// of the valid prefix.
-fn decode_all(bytes: &[u8]) -> (Vec<Record>, usize) {
-    let mut out = Vec::new();
-    let mut at = 0usize;
-    while let Some(header) = bytes.get(at..at + 8) {
-        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
-        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        if len > MAX_RECORD {
-            break;
-        }
-        let Some(body) = bytes.get(at + 8..at + 8 + len as usize) else {
-            break;
-        };
-        if crc32fast::hash(body) != crc {
-            break;
-        }
-        let Ok(rec) = serde_json::from_slice::<Record>(body) else {
-            break;
-        };
-        out.push(rec);
-        at += 8 + len as usize;
+/// Why the log could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum LogStoreError {
+    #[error("raft log i/o on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// A bad record with synced records after it: committed entries may be
+    /// in it, so the node must not start from this log.
+    #[error(
+        "raft log {path} is corrupt at byte {offset}, and valid records follow at byte \
+         {next_valid}: committed entries may be lost, so this node will not start. To \
+         recover: remove this node from the cluster (`meridian-gateway admin members remove \
+         <id>` on a healthy member), move {dir} aside (keep it for inspection), then start \
+         the node again with the same --node-id and --join <a member's raft address>: it \
+         receives the leader's snapshot and log. On a one-node cluster, restore {dir} from \
+         a backup instead."
+    )]
+    CorruptLog {
+        path: PathBuf,
+        dir: PathBuf,
+        offset: u64,
+        next_valid: u64,
+    },
+}
+
+/// What [`decode_all`] found.
+#[derive(Debug, Default)]
+struct Decoded {
+    records: Vec<Record>,
+    /// Length of the valid prefix (where a bad record starts).
+    valid: usize,
+    /// Offset of a synced record (entry, truncation, purge) after the bad
+    /// one: the bad one is a corrupt middle, not a torn tail.
+    synced_after: Option<usize>,
+}
+
+/// The record framed at `at`, if whole, within [`MAX_RECORD`], its CRC
+/// matches and it parses; returns it and its end.
+fn record_at(bytes: &[u8], at: usize) -> Option<(Record, usize)> {
+    let header = bytes.get(at..at.checked_add(8)?)?;
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    if len > MAX_RECORD {
+        return None;
     }
-    (out, at)
+    let end = at + 8 + len as usize;
+    let body = bytes.get(at + 8..end)?;
+    // Every record is a JSON object: a cheap filter before the CRC.
+    if body.first() != Some(&b'{') || crc32fast::hash(body) != crc {
+        return None;
+    }
+    serde_json::from_slice::<Record>(body)
+        .ok()
+        .map(|rec| (rec, end))
+}
+
+/// Decodes records from the start of `bytes` up to the first bad one, then
+/// looks past it for a synced record (see the module header).
+fn decode_all(bytes: &[u8]) -> Decoded {
+    let mut out = Decoded::default();
+    while let Some((rec, end)) = record_at(bytes, out.valid) {
+        out.records.push(rec);
+        out.valid = end;
+    }
+    if out.valid < bytes.len() {
+        out.synced_after = (out.valid + 1..bytes.len()).find(|&at| {
+            record_at(bytes, at).is_some_and(|(rec, _)| !matches!(rec, Record::Committed(_)))
+        });
+    }
+    out
 }
 
 impl Inner {
@@ -212,31 +272,56 @@ impl Inner {
 
 impl LogStore {
     /// Opens (creating) the log under `dir`, replaying what is on disk and
-    /// cutting off a torn tail.
-    pub fn open(dir: &Path) -> io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+    /// cutting off a torn tail. A corrupt record with synced records after
+    /// it is refused ([`LogStoreError::CorruptLog`]), never cut.
+    pub fn open(dir: &Path) -> Result<Self, LogStoreError> {
         let path = dir.join("log");
+        let io_at = |p: &Path| {
+            let p = p.to_owned();
+            move |source| LogStoreError::Io { path: p, source }
+        };
+        std::fs::create_dir_all(dir).map_err(io_at(dir))?;
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
-            .open(&path)?;
+            .open(&path)
+            .map_err(io_at(&path))?;
         let mut bytes = Vec::new();
-        file.seek(SeekFrom::Start(0))?;
-        file.read_to_end(&mut bytes)?;
-        let (records, valid) = decode_all(&bytes);
+        file.seek(SeekFrom::Start(0))
+            .and_then(|_| file.read_to_end(&mut bytes))
+            .map_err(io_at(&path))?;
+        let Decoded {
+            records,
+            valid,
+            synced_after,
+        } = decode_all(&bytes);
+        if let Some(next) = synced_after {
+            let err = LogStoreError::CorruptLog {
+                path: path.clone(),
+                dir: dir.to_owned(),
+                offset: valid as u64,
+                next_valid: next as u64,
+            };
+            tracing::error!(error = %err, "refusing to start from a corrupt raft log");
+            return Err(err);
+        }
         if valid < bytes.len() {
             tracing::warn!(
                 path = %path.display(),
                 dropped_bytes = bytes.len() - valid,
                 "raft log had a torn tail (a crash mid-write); cutting it off"
             );
-            file.set_len(valid as u64)?;
-            file.sync_all()?;
+            file.set_len(valid as u64)
+                .and_then(|()| file.sync_all())
+                .map_err(io_at(&path))?;
         }
-        fsio::sync_dir(dir)?;
-        let vote = match fsio::read_optional(&dir.join("vote.json"))? {
-            Some(b) => Some(serde_json::from_slice(&b).map_err(io::Error::other)?),
+        fsio::sync_dir(dir).map_err(io_at(dir))?;
+        let vote_path = dir.join("vote.json");
+        let vote = match fsio::read_optional(&vote_path).map_err(io_at(&vote_path))? {
+            Some(b) => Some(
+                serde_json::from_slice(&b).map_err(|e| io_at(&vote_path)(io::Error::other(e)))?,
+            ),
             None => None,
         };
         let mut inner = Inner {

@@ -140,13 +140,22 @@ pub struct ForwardResponse {
     /// Every record up to and including this sequence is committed.
     #[prost(uint64, tag = "1")]
     pub committed_sequence: u64,
-    /// Spans written (new or already present) and spans refused as invalid.
+    /// Spans written (new or already present), and spans refused: invalid
+    /// ones, and those of resources claiming (k8s.cluster.name) a cluster
+    /// other than the sender's certificate. A batch is refused whole
+    /// (PERMISSION_DENIED) only when every span in it claims another cluster;
+    /// otherwise the other resources are stored and the refused spans counted
+    /// here.
     #[prost(uint64, tag = "2")]
     pub accepted_spans: u64,
     #[prost(uint64, tag = "3")]
     pub rejected_spans: u64,
+    /// The first refusal's reason.
     #[prost(string, tag = "4")]
     pub error_message: ::prost::alloc::string::String,
+    /// Of rejected_spans, those refused for claiming another cluster.
+    #[prost(uint64, tag = "5")]
+    pub foreign_cluster_spans: u64,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ControlRequest {
@@ -332,8 +341,11 @@ pub mod federation_client {
             self
         }
         /// Store a batch of spans. Errors: INVALID_ARGUMENT (bad payload, permanent),
-        /// PERMISSION_DENIED (cluster mismatch, permanent), RESOURCE_EXHAUSTED with
-        /// RetryInfo and UNAVAILABLE (retry later with the same sequences).
+        /// PERMISSION_DENIED (the request's cluster is not the certificate's, or
+        /// every span claims another cluster; permanent), RESOURCE_EXHAUSTED with
+        /// RetryInfo and UNAVAILABLE (retry later with the same sequences). Single
+        /// resources claiming another cluster are refused and counted in the
+        /// response, the rest of the batch stored.
         pub async fn forward(
             &mut self,
             request: impl tonic::IntoRequest<super::ForwardRequest>,
@@ -439,8 +451,11 @@ pub mod federation_server {
     #[async_trait]
     pub trait Federation: std::marker::Send + std::marker::Sync + 'static {
         /// Store a batch of spans. Errors: INVALID_ARGUMENT (bad payload, permanent),
-        /// PERMISSION_DENIED (cluster mismatch, permanent), RESOURCE_EXHAUSTED with
-        /// RetryInfo and UNAVAILABLE (retry later with the same sequences).
+        /// PERMISSION_DENIED (the request's cluster is not the certificate's, or
+        /// every span claims another cluster; permanent), RESOURCE_EXHAUSTED with
+        /// RetryInfo and UNAVAILABLE (retry later with the same sequences). Single
+        /// resources claiming another cluster are refused and counted in the
+        /// response, the rest of the batch stored.
         async fn forward(
             &self,
             request: tonic::Request<super::ForwardRequest>,

@@ -7,8 +7,10 @@
 //! - [`Wal::peek_after`] reads durable records in sequence order for the
 //!   forwarder; [`Wal::ack`] persists the cursor and deletes segments whose
 //!   records are all acknowledged.
-//! - [`Wal::open`] recovers: reads the cursor, scans segments, truncates a
-//!   torn tail, and resumes sequences after the last record.
+//! - [`Wal::open`] recovers: reads the cursor, scans segments (a corrupt
+//!   record loses only itself: the scan resyncs to the next valid frame,
+//!   counting what it skipped), truncates a torn tail, and resumes
+//!   sequences after the last record.
 //!
 //! Full policy (`--buffer-max-bytes` over the bytes of all segments):
 //! `block` refuses the append ([`WalError::Full`] → receivers answer 429 /
@@ -135,6 +137,15 @@ impl Wal {
                 path: cfg.dir.display().to_string(),
                 source: std::io::Error::other(e),
             })??;
+        if recovered.corrupt_bytes > 0 {
+            tracing::error!(
+                records = recovered.corrupt_records,
+                bytes = recovered.corrupt_bytes,
+                "wal recovery lost corrupt records and kept the valid ones around them"
+            );
+            stats.dropped("corrupt", recovered.corrupt_records, 0);
+            stats.recovery_corrupt_bytes.inc_by(recovered.corrupt_bytes);
+        }
         if recovered.truncated_bytes > 0 {
             tracing::warn!(
                 bytes = recovered.truncated_bytes,

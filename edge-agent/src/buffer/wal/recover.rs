@@ -1,4 +1,10 @@
-//! Opening the log: cursor, segment scan, torn-tail truncation.
+//! Opening the log: cursor, segment scan (resyncing past corrupt records,
+//! see [`format`]), torn-tail truncation.
+//!
+//! A corrupt record in the middle of a segment costs only that record: the
+//! bytes stay in place (offsets of the records after them are unchanged)
+//! until the segment is released, and are counted again by each recovery
+//! that reads them.
 
 use std::{collections::VecDeque, fs::OpenOptions, path::Path};
 
@@ -12,6 +18,10 @@ pub(crate) struct Recovered {
     pub state: State,
     /// Bytes cut from torn or corrupt segment tails.
     pub truncated_bytes: u64,
+    /// Records lost to corrupt regions followed by valid records (by the
+    /// sequence gaps), and those regions' bytes.
+    pub corrupt_records: u64,
+    pub corrupt_bytes: u64,
 }
 
 pub(crate) fn recover(dir: &Path) -> Result<Recovered, WalError> {
@@ -36,15 +46,41 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, WalError> {
     let mut segments = VecDeque::new();
     let mut index = VecDeque::new();
     let mut truncated_bytes = 0u64;
+    let (mut corrupt_records, mut corrupt_bytes) = (0u64, 0u64);
     let mut last_seq = acked;
     let mut disk_bytes = 0u64;
     let mut unacked_spans = 0u64;
-    for first in firsts {
+    for (i, &first) in firsts.iter().enumerate() {
         let path = segment_path(dir, first);
         let bytes = std::fs::read(&path).map_err(io_err(&path))?;
-        let (found, valid) = format::scan(&bytes);
+        let scanned = format::scan(&bytes, first);
+        for c in &scanned.corrupt {
+            tracing::error!(
+                segment = %path.display(),
+                offset = c.offset,
+                bytes = c.bytes,
+                records = c.records,
+                "wal recovery skipped corrupt records; the records after them are kept"
+            );
+            corrupt_records += c.records;
+            corrupt_bytes += c.bytes;
+        }
+        let (found, valid) = (scanned.records, scanned.valid_len);
         if valid < bytes.len() {
             truncated_bytes += (bytes.len() - valid) as u64;
+            // A sealed segment (a later one exists) had no torn tail: the
+            // records its bad tail held are the gap up to the next one.
+            let expect = found.last().map_or(first, |r| r.seq + 1);
+            if let Some(next) = firsts.get(i + 1).filter(|n| **n > expect) {
+                tracing::error!(
+                    segment = %path.display(),
+                    offset = valid,
+                    records = next - expect,
+                    "wal recovery lost corrupt records at the end of a sealed segment"
+                );
+                corrupt_records += next - expect;
+                corrupt_bytes += (bytes.len() - valid) as u64;
+            }
             let f = OpenOptions::new()
                 .write(true)
                 .open(&path)
@@ -89,5 +125,7 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, WalError> {
             active_open: false,
         },
         truncated_bytes,
+        corrupt_records,
+        corrupt_bytes,
     })
 }

@@ -202,6 +202,9 @@ pub struct WalStats {
     pub(crate) acked: Counter,
     pub(crate) fsync_seconds: Histogram,
     pub(crate) appended_spans: Counter,
+    /// Bytes of corrupt regions recovery skipped (their records are counted
+    /// in `dropped_records{reason="corrupt"}`).
+    pub(crate) recovery_corrupt_bytes: Counter,
 }
 
 impl Default for WalStats {
@@ -215,6 +218,7 @@ impl Default for WalStats {
             // 50 µs … ≈ 0.8 s
             fsync_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 15)),
             appended_spans: Counter::default(),
+            recovery_corrupt_bytes: Counter::default(),
         }
     }
 }
@@ -239,7 +243,7 @@ impl WalStats {
         );
         registry.register(
             "meridian_agent_buffer_records_dropped",
-            "Records dropped by the buffer, by reason",
+            "Records dropped by the buffer, by reason (buffer_full, corrupt: failed checksums on read or in recovery)",
             s.dropped_records.clone(),
         );
         registry.register(
@@ -251,6 +255,11 @@ impl WalStats {
             "meridian_agent_wal_appended_spans",
             "Spans made durable in the WAL",
             s.appended_spans.clone(),
+        );
+        registry.register(
+            "meridian_agent_wal_recovery_corrupt_bytes",
+            "Bytes of corrupt WAL records that recovery skipped to reach the valid records after them",
+            s.recovery_corrupt_bytes.clone(),
         );
         s
     }
@@ -267,6 +276,16 @@ impl WalStats {
     pub(crate) fn set_usage(&self, s: &State) {
         self.bytes.set(s.disk_bytes as i64);
         self.records.set(s.index.len() as i64);
+    }
+
+    /// Records dropped for `reason` so far.
+    pub fn dropped_records(&self, reason: &'static str) -> u64 {
+        self.dropped_records.get_or_create(&Reason { reason }).get()
+    }
+
+    /// Bytes of corrupt records recovery skipped so far.
+    pub fn recovery_corrupt_bytes(&self) -> u64 {
+        self.recovery_corrupt_bytes.get()
     }
 
     /// Spans dropped for `reason` so far.

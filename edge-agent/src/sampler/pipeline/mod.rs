@@ -1,4 +1,14 @@
-//! The receivers' sink: RED tap → head sampling → (tail sampling) → buffer.
+//! The receivers' sink: cluster stamp → RED tap → head sampling → (tail
+//! sampling) → buffer.
+//!
+//! Cluster stamp ([`Sink::screen`], at receipt, before anything is
+//! buffered): every resource gets `k8s.cluster.name` = the agent's
+//! `--cluster` (the gateway checks it against the agent's certificate). A
+//! resource that claims a different cluster is **refused**, not rewritten:
+//! a pod naming another cluster is misconfigured or lying, and rewriting
+//! would hide that. The client gets OTLP partial success (`rejected_spans`
+//! and the claim in `error_message`); the other resources of the request
+//! are kept.
 //!
 //! Without tail sampling the client is answered once its kept spans are as
 //! durable as `--durability` promises. With tail sampling, spans wait in
@@ -27,10 +37,10 @@ use std::{
 };
 
 use bytes::Bytes;
-use model::sampling::SamplingConfig;
+use model::{ClusterId, sampling::SamplingConfig};
 use prost::Message;
 use proto::otlp::ExportTraceServiceRequest;
-use receiver::{Sink, SinkError};
+use receiver::{Screened, Sink, SinkError};
 use sampling::{InvalidPolicy, head};
 use telemetry::{Shutdown, clock::SystemClock};
 
@@ -77,7 +87,8 @@ pub fn install(p: &SharedPolicy, cfg: Arc<SamplingConfig>) {
 pub struct SamplingSink {
     buffer: Buffer,
     red: RedTap,
-    cluster: String,
+    /// The agent's `--cluster`, stamped on every resource.
+    cluster: ClusterId,
     policy: SharedPolicy,
     tail: Arc<Mutex<TailState>>,
     /// A tail sampler exists (checked without the lock when the policy has
@@ -98,7 +109,7 @@ impl SamplingSink {
     pub fn new(
         buffer: Buffer,
         red: RedTap,
-        cluster: String,
+        cluster: ClusterId,
         policy: SharedPolicy,
         stats: SamplingStats,
         block_at: Option<u64>,
@@ -260,6 +271,25 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Sink for SamplingSink {
+    fn screen(&self, req: &mut ExportTraceServiceRequest) -> Screened {
+        let stamped = proto::convert::stamp_cluster(req, &self.cluster);
+        if let Some(claim) = &stamped.first {
+            self.stats
+                .foreign_cluster_refused
+                .inc_by(stamped.refused_spans);
+            tracing::warn!(
+                error = %claim,
+                resources = stamped.refused_resources,
+                spans = stamped.refused_spans,
+                "refused spans claiming another cluster"
+            );
+        }
+        Screened {
+            refused_spans: stamped.refused_spans,
+            message: stamped.first.map(|m| m.to_string()),
+        }
+    }
+
     async fn accept(
         &self,
         mut req: ExportTraceServiceRequest,
@@ -271,7 +301,7 @@ impl Sink for SamplingSink {
             self.stats.head_adjusted.inc_by(spans as f64);
             spans
         } else {
-            let (kept, dropped, adjusted) = head::apply(&mut req, &cfg.head, &self.cluster);
+            let (kept, dropped, adjusted) = head::apply(&mut req, &cfg.head, self.cluster.as_str());
             self.stats.head_sampled_out.inc_by(dropped);
             self.stats.head_adjusted.inc_by(adjusted);
             kept

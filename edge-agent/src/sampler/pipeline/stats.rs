@@ -20,6 +20,8 @@ pub struct SamplingStats {
     pub tail_held_bytes: Gauge,
     /// Kept spans lost because the buffer refused them after a decision.
     pub tail_buffer_refused: Counter,
+    /// Spans refused at receipt for claiming another cluster.
+    pub foreign_cluster_refused: Counter,
 }
 
 impl SamplingStats {
@@ -69,6 +71,11 @@ impl SamplingStats {
             "meridian_agent_spans_tail_buffer_refused",
             "Spans a tail decision kept but the full buffer refused",
             s.tail_buffer_refused.clone(),
+        );
+        r.register(
+            "meridian_agent_spans_foreign_cluster_refused",
+            "Spans refused at receipt because their resource claims another cluster (k8s.cluster.name)",
+            s.foreign_cluster_refused.clone(),
         );
         s
     }

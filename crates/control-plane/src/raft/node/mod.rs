@@ -25,7 +25,7 @@ use crate::peer::PeerHandlers;
 
 use super::{
     Applied, Command, ControlState, Member, NodeId, Raft,
-    log_store::LogStore,
+    log_store::{LogStore, LogStoreError},
     network::{ForwardReply, Forwarded, Network, Transport, WriteError},
     state_machine::StateMachine,
 };
@@ -71,6 +71,10 @@ pub enum PlaneError {
         #[source]
         source: std::io::Error,
     },
+    /// The Raft log could not be opened (its message names the recovery
+    /// steps when the log is corrupt).
+    #[error(transparent)]
+    Log(#[from] LogStoreError),
     #[error("invalid raft configuration: {0}")]
     Config(String),
     #[error("raft failed to start: {0}")]
@@ -153,7 +157,7 @@ impl ControlPlane {
             dir: dir.display().to_string(),
             source,
         };
-        let log = LogStore::open(dir).map_err(storage)?;
+        let log = LogStore::open(dir)?;
         let sm = StateMachine::open(dir).map_err(storage)?;
         let state = sm.subscribe();
         let raft_config = openraft::Config {
