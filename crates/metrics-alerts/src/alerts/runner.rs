@@ -164,26 +164,17 @@ pub fn run(
 ) -> futures::future::BoxFuture<'static, ()> {
     // Boxed, so that crates awaiting it do not compile its call tree
     // again (ARCHITECTURE.md, "Build time").
-    Box::pin(run_loop(plane, store, cfg, alerts, notifier, token))
-}
-
-async fn run_loop(
-    plane: Arc<dyn Proposer>,
-    store: Arc<dyn SpanStore>,
-    cfg: RedConfig,
-    alerts: AlertsConfig,
-    notifier: Notifier,
-    token: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(alerts.interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = token.cancelled() => return,
+    Box::pin(async move {
+        let mut tick = tokio::time::interval(alerts.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = token.cancelled() => return,
+            }
+            if plane.is_leader() {
+                pass(plane.as_ref(), &store, &notifier, cfg.clock.unix_ms()).await;
+            }
         }
-        if plane.is_leader() {
-            pass(plane.as_ref(), &store, &notifier, cfg.clock.unix_ms()).await;
-        }
-    }
+    })
 }

@@ -106,35 +106,28 @@ pub fn run(
 ) -> futures::future::BoxFuture<'static, ()> {
     // Boxed, so that crates awaiting it do not compile its call tree
     // again (ARCHITECTURE.md, "Build time").
-    Box::pin(run_loop(plane, store, cfg, token))
-}
-
-async fn run_loop(
-    plane: Arc<dyn ControlReader>,
-    store: Arc<dyn SpanStore>,
-    cfg: RedConfig,
-    token: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(cfg.rollup_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = token.cancelled() => return,
+    Box::pin(async move {
+        let mut tick = tokio::time::interval(cfg.rollup_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = token.cancelled() => return,
+            }
+            if !plane.is_leader() {
+                continue;
+            }
+            match pass(&store, &cfg, cfg.clock.unix_ms()).await {
+                Ok(r) => tracing::debug!(
+                    minutes = r.minutes_written,
+                    hours = r.hours_written,
+                    deleted = r.deleted,
+                    "red rollup pass"
+                ),
+                Err(error) => tracing::warn!(%error, "red rollup pass failed; next pass retries"),
+            }
         }
-        if !plane.is_leader() {
-            continue;
-        }
-        match pass(&store, &cfg, cfg.clock.unix_ms()).await {
-            Ok(r) => tracing::debug!(
-                minutes = r.minutes_written,
-                hours = r.hours_written,
-                deleted = r.deleted,
-                "red rollup pass"
-            ),
-            Err(error) => tracing::warn!(%error, "red rollup pass failed; next pass retries"),
-        }
-    }
+    })
 }
 
 #[cfg(test)]
