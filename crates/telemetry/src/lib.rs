@@ -1,8 +1,10 @@
 //! What every Meridian binary shares: log setup, the TLS crypto provider,
-//! metric names, the clock, the shutdown helper, server start-up
-//! ([`serve`]) and the configuration helpers and flag blocks ([`config`]).
+//! metric names, the clock, the shutdown helper, byte budgets ([`budget`]),
+//! server start-up with its deadlines and limits ([`serve`]) and the
+//! configuration helpers and flag blocks ([`config`]).
 
 mod blocking;
+pub mod budget;
 pub mod clock;
 pub mod config;
 pub mod metrics;

@@ -1,0 +1,242 @@
+//! HTTP/1.1 serving with deadlines. `axum::serve` sets no timer: a client
+//! that sends its headers a byte at a time, or never finishes its body,
+//! holds its connection (and whatever the handler holds) for ever. Here
+//! every connection is served by hyper's HTTP/1 builder with a
+//! header-read deadline, and every request body is wrapped in a
+//! [`DeadlineBody`]:
+//!
+//! - headers: a request's headers must arrive within [`HEADER_READ_TIMEOUT`]
+//!   of the server starting to wait for them (a new connection, or an idle
+//!   keep-alive one); beyond it hyper closes the connection;
+//! - body: the whole body must arrive within [`BODY_TIMEOUT`] of its
+//!   headers; beyond it reading the body fails with [`BodyTimeout`]. The
+//!   span receivers answer 408 Request Timeout (`receiver::http`); other
+//!   handlers answer as their extractor does on a body error (400), and
+//!   hyper closes a connection whose body was not read to its end.
+//!
+//! HTTP/2 is not served on these ports (no client of ours uses it, and its
+//! preface has no deadline in hyper); an HTTP/2 preface gets an HTTP/1
+//! error.
+
+use std::time::Duration;
+
+use axum::{Router, body::Body};
+use hyper::{body::Incoming, server::conn::http1};
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    service::TowerToHyperService,
+};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use super::DeadlineBody;
+use crate::Shutdown;
+
+/// Time a client has to send a request's headers (from connect, or from the
+/// end of its previous response on a keep-alive connection).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time a client has to send a request's whole body, from its headers. At
+/// the default 8 MiB body limit this asks for ≈ 280 KiB/s.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The deadlines of one HTTP server ([`Deadlines::default`]: the constants
+/// above; tests shorten them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    pub header: Duration,
+    pub body: Duration,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Self {
+            header: HEADER_READ_TIMEOUT,
+            body: BODY_TIMEOUT,
+        }
+    }
+}
+
+/// Serves `router` on `listener` as a task of `owner` until `owner` is
+/// cancelled, with the default [`Deadlines`]; a failure is logged with
+/// `what`.
+pub fn http(owner: &Shutdown, what: &'static str, listener: TcpListener, router: Router) {
+    http_with(owner, what, listener, router, Deadlines::default());
+}
+
+/// [`http`] with explicit deadlines. At cancellation the server stops
+/// accepting, idle connections close, and requests in flight finish (each
+/// within its own deadlines); every connection is a task of `owner`, so its
+/// `shutdown` waits for them.
+pub fn http_with(
+    owner: &Shutdown,
+    what: &'static str,
+    listener: TcpListener,
+    router: Router,
+    deadlines: Deadlines,
+) {
+    let sd = owner.clone();
+    owner.spawn(async move {
+        let token = sd.token().clone();
+        loop {
+            let tcp = tokio::select! {
+                _ = token.cancelled() => return,
+                r = listener.accept() => match r {
+                    Ok((tcp, _peer)) => tcp,
+                    Err(error) => {
+                        // Out of file descriptors, mostly: wait, do not spin.
+                        tracing::warn!(%error, server = what, "http accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = tcp.set_nodelay(true);
+            sd.spawn(connection(
+                tcp,
+                router.clone(),
+                deadlines,
+                token.clone(),
+                what,
+            ));
+        }
+    });
+}
+
+async fn connection(
+    tcp: TcpStream,
+    router: Router,
+    deadlines: Deadlines,
+    token: CancellationToken,
+    what: &'static str,
+) {
+    let body_deadline = deadlines.body;
+    let svc = tower::util::MapRequest::new(router, move |req: http::Request<Incoming>| {
+        req.map(|b| Body::new(DeadlineBody::new(b, body_deadline)))
+    });
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(deadlines.header);
+    let conn = builder.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(svc));
+    let mut conn = std::pin::pin!(conn);
+    let res = tokio::select! {
+        res = conn.as_mut() => res,
+        _ = token.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(error) = res {
+        // Header timeouts, resets, malformed requests: the client's fault.
+        tracing::debug!(%error, server = what, "http connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::serve::{bind, is_body_timeout};
+
+    const SHORT: Deadlines = Deadlines {
+        header: Duration::from_millis(300),
+        body: Duration::from_millis(300),
+    };
+    /// How long a test waits for the server to act on a deadline before it
+    /// fails (a correctness bound, far above the deadlines).
+    const PATIENCE: Duration = Duration::from_secs(10);
+
+    async fn server(deadlines: Deadlines) -> (Shutdown, std::net::SocketAddr) {
+        let (listener, addr) = bind("test", "127.0.0.1:0".parse().expect("an address"))
+            .await
+            .expect("binds");
+        let owner = Shutdown::new();
+        let router = Router::new()
+            .route("/", axum::routing::get(|| async { "ok" }))
+            .route(
+                "/echo",
+                axum::routing::post(|body: Body| async move {
+                    match axum::body::to_bytes(body, 1 << 20).await {
+                        Ok(b) => (http::StatusCode::OK, b.len().to_string()),
+                        Err(e) if is_body_timeout(&e) => {
+                            (http::StatusCode::REQUEST_TIMEOUT, "slow".to_owned())
+                        }
+                        Err(e) => (http::StatusCode::BAD_REQUEST, e.to_string()),
+                    }
+                }),
+            );
+        http_with(&owner, "test", listener, router, deadlines);
+        (owner, addr)
+    }
+
+    async fn read_all(stream: &mut TcpStream) -> String {
+        let mut reply = Vec::new();
+        let _ = tokio::time::timeout(PATIENCE, stream.read_to_end(&mut reply)).await;
+        String::from_utf8_lossy(&reply).into_owned()
+    }
+
+    #[tokio::test]
+    async fn serves_and_stops_with_its_owner() {
+        let (owner, addr) = server(Deadlines::default()).await;
+        let mut stream = TcpStream::connect(addr).await.expect("serving");
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .expect("writes");
+        let reply = read_all(&mut stream).await;
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        // An idle keep-alive connection does not hold the shutdown up.
+        let _idle = TcpStream::connect(addr).await.expect("serving");
+        assert!(owner.shutdown(Duration::from_secs(10)).await);
+    }
+
+    /// Failed before: `axum::serve` kept a connection whose headers never
+    /// ended open for as long as the client liked.
+    #[tokio::test]
+    async fn headers_that_never_end_close_the_connection() {
+        let (owner, addr) = server(SHORT).await;
+        let mut stream = TcpStream::connect(addr).await.expect("serving");
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n")
+            .await
+            .expect("writes");
+        let mut buf = [0u8; 256];
+        let closed = tokio::time::timeout(PATIENCE, stream.read(&mut buf)).await;
+        assert!(
+            matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+            "the connection is closed after the header deadline: {closed:?}"
+        );
+        // A silent connection is closed the same way.
+        let mut silent = TcpStream::connect(addr).await.expect("serving");
+        let closed = tokio::time::timeout(PATIENCE, silent.read(&mut buf)).await;
+        assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
+        assert!(owner.shutdown(Duration::from_secs(10)).await);
+    }
+
+    /// Failed before: a body that stopped half-way kept its handler waiting.
+    #[tokio::test]
+    async fn a_body_that_never_ends_fails_with_body_timeout() {
+        let (owner, addr) = server(SHORT).await;
+        let mut stream = TcpStream::connect(addr).await.expect("serving");
+        stream
+            .write_all(b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n0123456789")
+            .await
+            .expect("writes");
+        let reply = read_all(&mut stream).await;
+        assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+        // A complete body within the deadline is served.
+        let mut ok = TcpStream::connect(addr).await.expect("serving");
+        ok.write_all(
+            b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\nconnection: close\r\n\r\nabc",
+        )
+        .await
+        .expect("writes");
+        let reply = read_all(&mut ok).await;
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        assert!(reply.ends_with("\r\n3"), "{reply}");
+        assert!(owner.shutdown(Duration::from_secs(10)).await);
+    }
+}
