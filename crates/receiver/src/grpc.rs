@@ -1,17 +1,40 @@
 //! OTLP gRPC `TraceService/Export`: the service and its server.
+//!
+//! The server has the settings every gRPC server shares
+//! (`telemetry::serve::grpc`) and a `MessageBudgetLayer`: messages being
+//! received hold their declared bytes, at most one message's limit per
+//! connection and [`crate::reading_budget`] in total (RESOURCE_EXHAUSTED +
+//! RetryInfo beyond). A decoded request then waits for one of the
+//! [`crate::MAX_INFLIGHT_REQUESTS`] slots, so a slow sender holds no slot.
+
+use std::{net::SocketAddr, sync::Arc};
 
 use model::ServiceErrorCode;
 use proto::otlp::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse, TraceService,
     TraceServiceServer,
 };
-use telemetry::Shutdown;
+use telemetry::{
+    Shutdown,
+    serve::{MessageBudget, MessageBudgetLayer, Refusal, Refuse, grpc as settings},
+};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::{Code, Request, Response, Status, codec::CompressionEncoding, transport::Server};
+use tonic::{
+    Code, Request, Response, Status,
+    codec::CompressionEncoding,
+    transport::{Server, server::TcpConnectInfo},
+};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::{Limits, ReceiveError, ReceiverMetrics, Sink, inflight_limit, outcome::deliver};
+use crate::{InflightLimit, Limits, ReceiveError, ReceiverMetrics, Sink, outcome::deliver};
+
+/// Requests in flight per server, from their headers to their reply
+/// (beyond: RESOURCE_EXHAUSTED + RetryInfo at once). Their bytes are bounded
+/// by the budget; this bounds their count.
+const MAX_REQUESTS: usize = 1024;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const PROTOCOL: &str = "otlp_grpc";
 
@@ -20,6 +43,8 @@ const PROTOCOL: &str = "otlp_grpc";
 pub struct OtlpGrpc<S> {
     sink: S,
     metrics: ReceiverMetrics,
+    /// Taken once the message is decoded, for delivering it.
+    inflight: InflightLimit,
 }
 
 /// A `TraceServiceServer` with gzip accepted and the decoded message size
@@ -29,14 +54,18 @@ pub fn service<S: Sink>(
     limits: Limits,
     metrics: ReceiverMetrics,
 ) -> TraceServiceServer<OtlpGrpc<S>> {
-    TraceServiceServer::new(OtlpGrpc { sink, metrics })
-        .accept_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(limits.max_decompressed_bytes)
+    TraceServiceServer::new(OtlpGrpc {
+        sink,
+        metrics,
+        inflight: InflightLimit::default(),
+    })
+    .accept_compressed(CompressionEncoding::Gzip)
+    .send_compressed(CompressionEncoding::Gzip)
+    .max_decoding_message_size(limits.max_decompressed_bytes)
 }
 
-/// Serves the OTLP gRPC receiver ([`service`] behind [`inflight_limit`])
-/// on `listener` as a task of `owner`, until `owner` is cancelled
+/// Serves the OTLP gRPC receiver ([`service`] behind its byte budget) on
+/// `listener` as a task of `owner`, until `owner` is cancelled
 /// (gracefully: requests in flight finish). A failure is logged.
 pub fn serve<S: Sink>(
     owner: &Shutdown,
@@ -46,10 +75,21 @@ pub fn serve<S: Sink>(
     metrics: ReceiverMetrics,
 ) {
     let grpc = service(sink, limits, metrics);
+    let budget = MessageBudget::new(
+        limits.max_decompressed_bytes as u64 + 5,
+        crate::reading_budget(&limits),
+        MAX_REQUESTS,
+    );
     let token = owner.token().clone();
     owner.spawn(async move {
         let res = Server::builder()
-            .layer(inflight_limit())
+            .http2_keepalive_interval(Some(settings::KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(settings::KEEPALIVE_TIMEOUT))
+            .max_concurrent_streams(settings::MAX_STREAMS_PER_CONNECTION)
+            .initial_stream_window_size(settings::STREAM_WINDOW)
+            .initial_connection_window_size(settings::CONNECTION_WINDOW)
+            .timeout(settings::REQUEST_TIMEOUT)
+            .layer(MessageBudgetLayer::new(budget, peer_of, refuse()))
             .add_service(grpc)
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), token.cancelled_owned())
             .await;
@@ -57,6 +97,21 @@ pub fn serve<S: Sink>(
             tracing::error!(%error, "otlp grpc server failed");
         }
     });
+}
+
+fn peer_of(ext: &http::Extensions) -> Option<SocketAddr> {
+    ext.get::<TcpConnectInfo>().and_then(|i| i.remote_addr())
+}
+
+/// A budget refusal: RESOURCE_EXHAUSTED with RetryInfo.
+fn refuse() -> Refuse {
+    Arc::new(|refusal: Refusal| -> BoxError {
+        Box::new(Status::with_error_details(
+            Code::ResourceExhausted,
+            refusal.to_string(),
+            ErrorDetails::with_retry_info(Some(settings::RETRY_AFTER)),
+        ))
+    })
 }
 
 /// Maps a refusal to the status OTLP clients understand: retryable ones
@@ -98,6 +153,7 @@ impl<S: Sink> TraceService for OtlpGrpc<S> {
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
         let req = request.into_inner();
+        let _slot = self.inflight.acquire().await;
         match deliver(&self.sink, &self.metrics, PROTOCOL, req).await {
             Ok(r) => Ok(Response::new(ExportTraceServiceResponse {
                 partial_success: (r.rejected > 0).then(|| ExportTracePartialSuccess {

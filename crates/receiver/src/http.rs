@@ -1,4 +1,13 @@
 //! OTLP/HTTP `POST /v1/traces` and Zipkin v2 `POST /api/v2/spans`.
+//!
+//! A request's life: its body is read within the wire limit and the body
+//! deadline (served by `telemetry::serve::http`: 408 when the body is too
+//! slow), its bytes held against the receiver's reading budget (429 when
+//! full); only then does it wait for one of the [`MAX_INFLIGHT_REQUESTS`]
+//! slots to inflate, decode and deliver. A client trickling its body holds
+//! bytes it sent, never a slot.
+//!
+//! [`MAX_INFLIGHT_REQUESTS`]: crate::MAX_INFLIGHT_REQUESTS
 
 use std::time::Duration;
 
@@ -10,43 +19,56 @@ use axum::{
     response::{IntoResponse, Response},
     routing::post,
 };
+use http_body_util::BodyExt;
 use prost::Message;
 use proto::{
     RpcStatus,
     otlp::{ExportTracePartialSuccess, ExportTraceServiceResponse},
 };
 
-use crate::{Limits, ReceiveError, ReceiverMetrics, Sink, outcome::deliver};
+use telemetry::budget::{ByteBudget, Reservation};
+
+use crate::{InflightLimit, Limits, ReceiveError, ReceiverMetrics, Sink, outcome::deliver};
+
+/// Body bytes are reserved from the reading budget in steps of at least
+/// this much (fewer, larger reservations).
+const RESERVE_STEP: u64 = 64 << 10;
 
 #[derive(Debug, Clone)]
 struct HttpState<S> {
     sink: S,
     limits: Limits,
     metrics: ReceiverMetrics,
+    /// Taken after the body is read, for inflating, decoding, delivering.
+    inflight: InflightLimit,
+    /// Bytes of bodies being read or held (full: 429).
+    reading: ByteBudget,
+}
+
+impl<S> HttpState<S> {
+    fn new(sink: S, limits: Limits, metrics: ReceiverMetrics) -> Self {
+        Self {
+            sink,
+            limits,
+            metrics,
+            inflight: InflightLimit::default(),
+            reading: crate::reading_budget(&limits),
+        }
+    }
 }
 
 /// `POST /v1/traces` (OTLP/HTTP).
 pub fn otlp_router<S: Sink>(sink: S, limits: Limits, metrics: ReceiverMetrics) -> Router {
     Router::new()
         .route("/v1/traces", post(otlp_traces::<S>))
-        .layer(crate::inflight_limit())
-        .with_state(HttpState {
-            sink,
-            limits,
-            metrics,
-        })
+        .with_state(HttpState::new(sink, limits, metrics))
 }
 
 /// `POST /api/v2/spans` (Zipkin v2 JSON).
 pub fn zipkin_router<S: Sink>(sink: S, limits: Limits, metrics: ReceiverMetrics) -> Router {
     Router::new()
         .route("/api/v2/spans", post(zipkin_spans::<S>))
-        .layer(crate::inflight_limit())
-        .with_state(HttpState {
-            sink,
-            limits,
-            metrics,
-        })
+        .with_state(HttpState::new(sink, limits, metrics))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,13 +84,23 @@ fn content_type(headers: &HeaderMap) -> Option<&str> {
         .map(|v| v.split(';').next().unwrap_or(v).trim())
 }
 
-/// Reads the body within the wire limit and inflates it when gzip-encoded.
+/// A body read to its end, with its bytes held against the reading budget
+/// until it is dropped.
+struct ReadBody {
+    bytes: Vec<u8>,
+    _held: Vec<Reservation>,
+}
+
+/// Reads the body within the wire limit and the reading budget.
 async fn read_body(
     limits: &Limits,
+    reading: &ByteBudget,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Vec<u8>, ReceiveError> {
+) -> Result<ReadBody, ReceiveError> {
     let limit = limits.max_request_bytes;
+    let too_large =
+        || ReceiveError::TooLarge(format!("request body exceeds the limit of {limit} bytes"));
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -78,13 +110,44 @@ async fn read_body(
             "request body of {len} bytes exceeds the limit of {limit} bytes"
         )));
     }
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
-        if is_length_limit(&e) {
-            ReceiveError::TooLarge(format!("request body exceeds the limit of {limit} bytes"))
-        } else {
-            ReceiveError::BadRequest(format!("could not read request body: {e}"))
+    let mut body = body;
+    let mut bytes = Vec::with_capacity(declared.map_or(0, |d| d as usize).min(limit));
+    let mut held = Vec::new();
+    let mut reserved = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            if telemetry::serve::is_body_timeout(&e) {
+                ReceiveError::BodyTimeout(e.to_string())
+            } else if is_length_limit(&e) {
+                too_large()
+            } else {
+                ReceiveError::BadRequest(format!("could not read request body: {e}"))
+            }
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if bytes.len() + data.len() > limit {
+            return Err(too_large());
         }
-    })?;
+        bytes.extend_from_slice(&data);
+        let len = bytes.len() as u64;
+        if len > reserved {
+            let step = (len - reserved).max(RESERVE_STEP);
+            held.push(reading.try_reserve(step).ok_or_else(|| {
+                ReceiveError::Busy(format!(
+                    "the receiver holds {} bytes of request bodies; retry",
+                    reading.capacity()
+                ))
+            })?);
+            reserved += step;
+        }
+    }
+    Ok(ReadBody { bytes, _held: held })
+}
+
+/// Inflates a body read by [`read_body`] when gzip-encoded.
+fn inflate(limits: &Limits, headers: &HeaderMap, bytes: Vec<u8>) -> Result<Vec<u8>, ReceiveError> {
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -97,7 +160,7 @@ async fn read_body(
                     limits.max_decompressed_bytes
                 )));
             }
-            Ok(bytes.to_vec())
+            Ok(bytes)
         }
         Some("gzip") | Some("x-gzip") => limits.gunzip(&bytes),
         Some(other) => Err(ReceiveError::UnsupportedMediaType(format!(
@@ -106,7 +169,33 @@ async fn read_body(
     }
 }
 
+/// Reads the body, then waits for an in-flight slot, then inflates it: the
+/// bytes and the slot are held until the returned guard drops.
+async fn receive<S>(
+    st: &HttpState<S>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Vec<u8>, Held), ReceiveError> {
+    let read = read_body(&st.limits, &st.reading, headers, body).await?;
+    let slot = st.inflight.acquire().await;
+    let raw = inflate(&st.limits, headers, read.bytes)?;
+    Ok((
+        raw,
+        Held {
+            _slot: slot,
+            _bytes: read._held,
+        },
+    ))
+}
+
+/// What a request holds while it is decoded and delivered.
+struct Held {
+    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    _bytes: Vec<Reservation>,
+}
+
 fn is_length_limit(err: &axum::Error) -> bool {
+    // The router's own body limit, when a caller adds one.
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = source {
         if e.is::<http_body_util::LengthLimitError>() {
@@ -120,6 +209,8 @@ fn is_length_limit(err: &axum::Error) -> bool {
 fn http_status(err: &ReceiveError) -> StatusCode {
     match err {
         ReceiveError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ReceiveError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+        ReceiveError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
         other => StatusCode::from_u16(other.code().http_status())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
     }
@@ -174,17 +265,18 @@ async fn otlp_traces<S: Sink>(
         }
     };
     let decoded = async {
-        let raw = read_body(&st.limits, &headers, body).await?;
+        let (raw, held) = receive(&st, &headers, body).await?;
         match encoding {
             Encoding::Protobuf => proto::otlp::decode_protobuf(&raw),
             Encoding::Json => proto::otlp::decode_json(&raw),
         }
+        .map(|req| (req, held))
         .map_err(|e| ReceiveError::BadRequest(e.to_string()))
     }
     .await;
     // `deliver` counts its own outcomes; count refusals before it here.
     let result = match decoded {
-        Ok(req) => deliver(&st.sink, &st.metrics, "otlp_http", req).await,
+        Ok((req, _held)) => deliver(&st.sink, &st.metrics, "otlp_http", req).await,
         Err(e) => {
             st.metrics.request("otlp_http", "rejected");
             Err(e)
@@ -234,13 +326,14 @@ async fn zipkin_spans<S: Sink>(
                 )));
             }
         }
-        let raw = read_body(&st.limits, &headers, body).await?;
+        let (raw, held) = receive(&st, &headers, body).await?;
         proto::zipkin::decode_json(&raw)
+            .map(|spans| (spans, held))
             .map_err(|e| ReceiveError::BadRequest(format!("invalid Zipkin v2 JSON: {e}")))
     }
     .await;
     let result = match decoded {
-        Ok(spans) => {
+        Ok((spans, _held)) => {
             deliver(
                 &st.sink,
                 &st.metrics,

@@ -25,7 +25,7 @@ mod metrics;
 mod outcome;
 mod sink;
 
-pub use limits::{Limits, MAX_INFLIGHT_REQUESTS, inflight_limit};
+pub use limits::{InflightLimit, Limits, MAX_INFLIGHT_REQUESTS, reading_budget};
 pub use metrics::ReceiverMetrics;
 pub use outcome::{ReceiveError, Received};
 pub use sink::{Screened, Sink, SinkError};

@@ -1,20 +1,47 @@
-//! Request bounds: size limits (on the wire, after decompression) and the
-//! in-flight request limit.
+//! Request bounds: size limits (on the wire, after decompression), the
+//! in-flight request limit, and the budget of body bytes being read.
 
-use std::io::Read;
+use std::{io::Read, sync::Arc};
+
+use telemetry::budget::ByteBudget;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::ReceiveError;
 
-/// Requests a receiver (one protocol) processes at once. Further requests
-/// wait for a slot (full policy: block; the client's request waits, then its
-/// own timeout applies), so decoded request memory is bounded by
+/// Requests a receiver (one protocol) decodes and delivers at once. A
+/// request takes its slot only once its body has been read (HTTP) or its
+/// message decoded (gRPC), so a client trickling its body holds no slot.
+/// Further requests wait for a slot (full policy: block; the client's own
+/// timeout applies), so decoded request memory is bounded by
 /// `MAX_INFLIGHT_REQUESTS × max_decompressed_bytes` per protocol.
 pub const MAX_INFLIGHT_REQUESTS: usize = 16;
 
-/// The layer that enforces [`MAX_INFLIGHT_REQUESTS`] across every
-/// connection of one receiver.
-pub fn inflight_limit() -> tower::limit::GlobalConcurrencyLimitLayer {
-    tower::limit::GlobalConcurrencyLimitLayer::new(MAX_INFLIGHT_REQUESTS)
+/// The slots of [`MAX_INFLIGHT_REQUESTS`], shared by every connection of
+/// one receiver.
+#[derive(Debug, Clone)]
+pub struct InflightLimit(Arc<Semaphore>);
+
+impl Default for InflightLimit {
+    fn default() -> Self {
+        Self(Arc::new(Semaphore::new(MAX_INFLIGHT_REQUESTS)))
+    }
+}
+
+impl InflightLimit {
+    /// Waits for a slot; it is given back when the permit drops.
+    pub async fn acquire(&self) -> Option<OwnedSemaphorePermit> {
+        // The semaphore is never closed: `None` cannot happen.
+        Arc::clone(&self.0).acquire_owned().await.ok()
+    }
+}
+
+/// The bytes of request bodies one receiver holds while reading them and
+/// until their request is answered: `MAX_INFLIGHT_REQUESTS ×
+/// max_request_bytes` (128 MiB by default), the bound the in-flight limit
+/// gave before it moved after the read. Beyond it a body is refused with
+/// 429 + Retry-After (never waited for: the budget holders may be slow).
+pub fn reading_budget(limits: &Limits) -> ByteBudget {
+    ByteBudget::new((MAX_INFLIGHT_REQUESTS as u64).saturating_mul(limits.max_request_bytes as u64))
 }
 
 /// Request size limits. Defaults follow the OTel Collector's order of

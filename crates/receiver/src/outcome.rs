@@ -7,6 +7,9 @@ use model::ServiceErrorCode;
 
 use crate::SinkError;
 
+/// What a client refused with [`ReceiveError::Busy`] is told to wait.
+const BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
+
 /// Why a receiver refused a request. One variant per failure class, mapped
 /// once to HTTP ([`crate::http`]) and once to gRPC ([`crate::grpc`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -17,6 +20,13 @@ pub enum ReceiveError {
     TooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// The body did not arrive within `telemetry::serve::BODY_TIMEOUT`
+    /// (HTTP 408).
+    #[error("{0}")]
+    BodyTimeout(String),
+    /// The bytes of bodies being read are at their budget (retryable).
+    #[error("{0}")]
+    Busy(String),
     #[error(transparent)]
     Sink(#[from] SinkError),
 }
@@ -24,7 +34,10 @@ pub enum ReceiveError {
 impl ReceiveError {
     pub fn code(&self) -> ServiceErrorCode {
         match self {
-            Self::BadRequest(_) | Self::UnsupportedMediaType(_) => ServiceErrorCode::BadRequest,
+            Self::BadRequest(_) | Self::UnsupportedMediaType(_) | Self::BodyTimeout(_) => {
+                ServiceErrorCode::BadRequest
+            }
+            Self::Busy(_) => ServiceErrorCode::Overloaded,
             Self::TooLarge(_) => ServiceErrorCode::TooLarge,
             Self::Sink(SinkError::Full { .. }) => ServiceErrorCode::Overloaded,
             Self::Sink(SinkError::Unavailable { .. }) => ServiceErrorCode::Unavailable,
@@ -39,6 +52,7 @@ impl ReceiveError {
         match self {
             Self::Sink(SinkError::Full { retry_after })
             | Self::Sink(SinkError::Unavailable { retry_after, .. }) => Some(*retry_after),
+            Self::Busy(_) => Some(BUSY_RETRY_AFTER),
             _ => None,
         }
     }
