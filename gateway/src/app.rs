@@ -366,8 +366,9 @@ impl Gateway {
     }
 }
 
-/// Counts a refused TLS handshake on an mTLS port.
+/// Counts a connection an mTLS port refused before tonic (a failed
+/// handshake, `reason="tls"`; over the per-IP limit, `"handshake_per_ip"`).
 fn tls_refused(metrics: &GatewayMetrics) -> mtls::OnRefused {
     let metrics = metrics.clone();
-    Arc::new(move || metrics.identity_refused("tls"))
+    Arc::new(move |refused: mtls::Refused| metrics.identity_refused(refused.as_str()))
 }

@@ -3,8 +3,8 @@
 //!
 //! - [`config`]: rustls server configs from PEM files, requiring a client
 //!   certificate signed by the Meridian CA;
-//! - [`accept`]: the bounded accept loop handing established streams to
-//!   tonic;
+//! - [`accept`]: the bounded accept loop (handshakes in total, per source
+//!   IP, in time) handing established streams to tonic;
 //! - [`certs`]: the development CA, agent and node certificates, and the
 //!   identity a certificate proves ([`Identity`]: a cluster or a node).
 //!
@@ -15,6 +15,6 @@ pub mod accept;
 pub mod certs;
 pub mod config;
 
-pub use accept::{OnRefused, incoming};
+pub use accept::{OnRefused, Refused, incoming};
 pub use certs::{CertError, Identity, identity_of};
 pub use config::{TlsError, server_config};

@@ -63,7 +63,7 @@ async fn start_node(
     .await?;
     let sd = Shutdown::new();
     let server_tls = mtls::server_config(&ca, &cert, &key)?;
-    let incoming = mtls::incoming(listener, server_tls, &sd, std::sync::Arc::new(|| {}));
+    let incoming = mtls::incoming(listener, server_tls, &sd, std::sync::Arc::new(|_| {}));
     let service = RaftService::new(Arc::clone(&plane));
     let token = sd.token().clone();
     sd.spawn(async move {
