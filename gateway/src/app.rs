@@ -12,7 +12,7 @@ use telemetry::{
     serve::{BindError, bind},
 };
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{codec::CompressionEncoding, transport::Server};
+use tonic::codec::CompressionEncoding;
 
 use control_plane::{ControlPlane, bootstrap};
 use ingest::{ControlView, DirectSink, FederationService, GatewayMetrics, Ingest};
@@ -194,21 +194,25 @@ impl Gateway {
             Some(stitcher),
             &jobs,
         );
-        let federation = FederationServer::new(
-            FederationService::new(
-                ingest.clone(),
-                metrics.clone(),
-                cfg.max_inflight_bytes,
-                cfg.limits.max_decompressed_bytes,
-                control_feed,
-                ingest_sd.token().clone(),
-            )
-            .with_tail(tail.clone())
-            .with_agents(agents.clone()),
+        let federation_service = FederationService::new(
+            ingest.clone(),
+            metrics.clone(),
+            cfg.max_inflight_bytes,
+            cfg.limits.max_decompressed_bytes,
+            control_feed,
+            ingest_sd.token().clone(),
         )
-        .accept_compressed(CompressionEncoding::Zstd)
-        .accept_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(cfg.limits.max_decompressed_bytes + (1 << 16));
+        .with_tail(tail.clone())
+        .with_agents(agents.clone());
+        // One byte budget for the port: messages being received, Forward
+        // and ForwardWindows being decoded and written.
+        let admission = federation_service.admission();
+        let max_message = cfg.limits.max_decompressed_bytes + (1 << 16);
+        let port_budget = federation_service.port_budget(max_message);
+        let federation = FederationServer::new(federation_service)
+            .accept_compressed(CompressionEncoding::Zstd)
+            .accept_compressed(CompressionEncoding::Gzip)
+            .max_decoding_message_size(max_message);
         jobs.spawn(ingest::view::publish_views(
             plane.subscribe(),
             control.clone(),
@@ -220,9 +224,10 @@ impl Gateway {
                 Arc::clone(&store),
                 red_prom,
                 cfg.limits.max_decompressed_bytes,
-            ),
+            )
+            .with_admission(admission),
         )
-        .max_decoding_message_size(cfg.limits.max_decompressed_bytes + (1 << 16));
+        .max_decoding_message_size(max_message);
         jobs.spawn(metrics_alerts::red::rollup::run(
             Arc::clone(&plane) as Arc<dyn control_plane::ControlReader>,
             Arc::clone(&store),
@@ -249,7 +254,7 @@ impl Gateway {
         let incoming = mtls::incoming(fed_l, server_tls, &ingest_sd, tls_refused(&metrics));
         let token = ingest_sd.token().clone();
         ingest_sd.spawn(async move {
-            let res = Server::builder()
+            let res = mtls::grpc::server(port_budget)
                 .add_service(red_windows)
                 .add_service(federation)
                 .serve_with_incoming_shutdown(

@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod faultproxy;
 pub mod otlp;
 pub mod process;
+pub mod rawgrpc;
 
 use std::{
     collections::BTreeMap,

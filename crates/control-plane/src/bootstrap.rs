@@ -6,18 +6,28 @@ use std::{collections::BTreeMap, net::SocketAddr, path::Path, sync::Arc, time::D
 
 use control_state::Member;
 use rustls::ServerConfig;
-use telemetry::Shutdown;
+use telemetry::{Shutdown, budget::ByteBudget, serve::MessageBudget};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Server;
 
 use crate::raft::{
     network::{
         WriteError,
-        grpc::{GrpcTransport, RaftService},
+        grpc::{GrpcTransport, MAX_MESSAGE_BYTES, RaftService},
     },
     node::{ControlPlane, PlaneConfig, PlaneError},
 };
+
+/// Bytes of Raft messages one peer connection may hold before they are
+/// decoded: two of the largest (a snapshot chunk and an entries batch).
+pub const RAFT_BYTES_PER_CONNECTION: u64 = 2 * (MAX_MESSAGE_BYTES as u64 + 5);
+/// Bytes of Raft messages the Raft port holds before decoding, every
+/// connection together (a handful of peers; a stranger's connection is
+/// refused at its handshake, without a node certificate).
+pub const RAFT_BYTES_TOTAL: u64 = 256 << 20;
+/// Raft and peer-bus calls in flight on the Raft port; beyond it
+/// RESOURCE_EXHAUSTED + RetryInfo (openraft retries).
+pub const RAFT_MAX_REQUESTS: usize = 1024;
 
 /// How this gateway finds its cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,9 +165,14 @@ async fn start_inner(
 
     let incoming = mtls::incoming(listener, server_tls, owner, on_refused);
     let service = RaftService::new(Arc::clone(&plane));
+    let budget = MessageBudget::new(
+        RAFT_BYTES_PER_CONNECTION,
+        ByteBudget::new(RAFT_BYTES_TOTAL),
+        RAFT_MAX_REQUESTS,
+    );
     let token = owner.token().clone();
     owner.spawn(async move {
-        let res = Server::builder()
+        let res = mtls::grpc::server(budget)
             .add_service(service)
             .serve_with_incoming_shutdown(ReceiverStream::new(incoming), token.cancelled_owned())
             .await;

@@ -7,21 +7,20 @@
 //! [`crate::control_stream`]. `Decide`: the same identity check (and the claim on
 //! every batch), then the cross-cluster tail stream of `stitch::tail`.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use model::ClusterId;
 use proto::federation::{
     ControlRequest, DigestBatch, ForwardRequest, ForwardResponse, federation_server::Federation,
 };
 use store::StoreError;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use mtls::{Identity, identity_of};
 use stitch::tail::{DecideStream, TailDecisions};
-use telemetry::clock::unix_ms_u64;
+use telemetry::{budget::ByteBudget, clock::unix_ms_u64};
 
 use crate::{
     agents::{AgentKey, AgentRegistry},
@@ -31,8 +30,10 @@ use crate::{
     write::{Ingest, STORE_RETRY_AFTER},
 };
 
-/// Admission is counted in KiB of uncompressed payload.
-const ADMISSION_UNIT: u64 = 1024;
+/// Calls in flight on the federation port (`Forward`, `ForwardWindows`,
+/// stream openings), from their headers to their reply; beyond it
+/// RESOURCE_EXHAUSTED + RetryInfo. Bytes are bounded by the port budget.
+pub const PORT_MAX_REQUESTS: usize = 4096;
 /// What agents are told to wait when admission is full.
 const OVERLOAD_RETRY_AFTER: Duration = Duration::from_secs(1);
 
@@ -40,9 +41,11 @@ const OVERLOAD_RETRY_AFTER: Duration = Duration::from_secs(1);
 pub struct FederationService {
     ingest: Ingest,
     metrics: GatewayMetrics,
-    /// Bounded in-flight uncompressed bytes (in KiB permits). Full policy:
-    /// reject with RESOURCE_EXHAUSTED + RetryInfo; the agent keeps the batch.
-    admission: Arc<Semaphore>,
+    /// Bounded in-flight uncompressed bytes. Full policy: reject with
+    /// RESOURCE_EXHAUSTED + RetryInfo; the agent keeps the batch. The
+    /// gateway shares it with `ForwardWindows` and the federation port's
+    /// bytes received before decoding ([`FederationService::admission`]).
+    admission: ByteBudget,
     max_payload_bytes: usize,
     /// The control state agents follow (see [`crate::control_stream`]).
     control: ControlFeed,
@@ -82,17 +85,35 @@ impl FederationService {
         control: ControlFeed,
         shutdown: CancellationToken,
     ) -> Self {
-        let permits = (max_inflight_bytes / ADMISSION_UNIT).clamp(1, u64::from(u32::MAX >> 3));
         Self {
             ingest,
             metrics,
-            admission: Arc::new(Semaphore::new(permits as usize)),
+            admission: ByteBudget::new(max_inflight_bytes),
             max_payload_bytes,
             control,
             shutdown,
             tail: None,
             agents: AgentRegistry::default(),
         }
+    }
+
+    /// The admission budget (`--max-inflight-bytes`), to share with the
+    /// other services and the budget layer of the federation port.
+    pub fn admission(&self) -> ByteBudget {
+        self.admission.clone()
+    }
+
+    /// The federation port's budget of message bytes received and not yet
+    /// decoded: per connection two messages of `max_message_bytes` (an
+    /// agent pipelines several batches on one connection); in total the
+    /// admission budget, so bytes held before and after decoding share one
+    /// cap.
+    pub fn port_budget(&self, max_message_bytes: usize) -> telemetry::serve::MessageBudget {
+        telemetry::serve::MessageBudget::new(
+            2 * (max_message_bytes as u64 + 5),
+            self.admission.clone(),
+            PORT_MAX_REQUESTS,
+        )
     }
 
     /// Records agents in `agents` (by default a registry of its own).
@@ -246,11 +267,15 @@ impl Federation for FederationService {
         let cluster = self.cluster_of(Rpc::Forward, &request)?;
         let req = request.into_inner();
         self.check_claim(Rpc::Forward, &cluster, &req.cluster, &req.agent_id)?;
-        let units = (req.uncompressed_size.max(req.payload.len() as u64) / ADMISSION_UNIT).max(1);
-        let units = u32::try_from(units).unwrap_or(u32::MAX);
-        let _permit = match Arc::clone(&self.admission).try_acquire_many_owned(units) {
-            Ok(p) => p,
-            Err(_) => {
+        // A declared size above the payload limit fails decoding below
+        // (INVALID_ARGUMENT, permanent), not admission (retryable).
+        let size = req
+            .uncompressed_size
+            .max(req.payload.len() as u64)
+            .min(self.max_payload_bytes as u64);
+        let _permit = match self.admission.try_reserve(size) {
+            Some(p) => p,
+            None => {
                 self.metrics.batch("overloaded");
                 return Err(retryable(
                     Code::ResourceExhausted,

@@ -5,6 +5,8 @@
 //!   certificate signed by the Meridian CA;
 //! - [`accept`]: the bounded accept loop (handshakes in total, per source
 //!   IP, in time) handing established streams to tonic;
+//! - [`grpc`]: the tonic server of an mTLS port, with the shared gRPC
+//!   settings and its byte budget;
 //! - [`certs`]: the development CA, agent and node certificates, and the
 //!   identity a certificate proves ([`Identity`]: a cluster or a node).
 //!
@@ -14,6 +16,7 @@
 pub mod accept;
 pub mod certs;
 pub mod config;
+pub mod grpc;
 
 pub use accept::{OnRefused, Refused, incoming};
 pub use certs::{CertError, Identity, identity_of};

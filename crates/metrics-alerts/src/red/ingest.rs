@@ -8,6 +8,12 @@
 //! windows from its buffer). Invalid series (inconsistent sketch) refuse
 //! the whole batch with INVALID_ARGUMENT: the agent drops it, as retrying
 //! cannot help.
+//!
+//! Admission: before decoding, a request reserves its uncompressed size
+//! (as declared, at most `max_payload_bytes`) from a byte budget, the
+//! federation port's `--max-inflight-bytes` in the gateway (shared with
+//! `Forward`); over it the request is refused with RESOURCE_EXHAUSTED +
+//! RetryInfo and the agent keeps its windows.
 
 use std::{collections::HashMap, sync::Arc, sync::Mutex, time::Duration};
 
@@ -21,6 +27,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use super::{keys, prom::RedProm};
 use mtls::{Identity, identity_of};
+use telemetry::budget::ByteBudget;
 
 /// Series one request may carry (a 10 s window of a large cluster is a
 /// few thousand).
@@ -36,12 +43,20 @@ const MAX_CLUSTERS: usize = 10_000;
 /// Bytes of an agent id (it is part of every stored record's key).
 pub const MAX_AGENT_ID_BYTES: usize = 128;
 const RETRY_AFTER: Duration = Duration::from_secs(2);
+/// What an agent is told to wait when admission is full.
+const OVERLOAD_RETRY_AFTER: Duration = Duration::from_secs(1);
+/// The admission budget of a service built without
+/// [`MetricsService::with_admission`].
+const DEFAULT_ADMISSION_BYTES: u64 = 256 << 20;
 
 #[derive(Debug, Clone)]
 pub struct MetricsService {
     store: Arc<dyn SpanStore>,
     prom: RedProm,
     max_payload_bytes: usize,
+    /// Bytes of requests being decoded and stored (full: RESOURCE_EXHAUSTED
+    /// + RetryInfo; the agent keeps the windows).
+    admission: ByteBudget,
     /// cluster → agent id → last sequence counted on `/metrics`.
     counted: Arc<Mutex<HashMap<String, HashMap<String, u64>>>>,
 }
@@ -52,8 +67,16 @@ impl MetricsService {
             store,
             prom,
             max_payload_bytes,
+            admission: ByteBudget::new(DEFAULT_ADMISSION_BYTES),
             counted: Arc::default(),
         }
+    }
+
+    /// Admits requests against `budget` (the gateway passes the federation
+    /// port's, shared with `Forward`).
+    pub fn with_admission(mut self, budget: ByteBudget) -> Self {
+        self.admission = budget;
+        self
     }
 
     /// The RPC after the identity check (`cluster` is the certificate's):
@@ -66,6 +89,19 @@ impl MetricsService {
         cluster: &str,
         req: &ForwardWindowsRequest,
     ) -> Result<ForwardWindowsResponse, Status> {
+        // A declared size above the payload limit fails decoding below
+        // (INVALID_ARGUMENT, permanent), not admission (retryable).
+        let size = req
+            .uncompressed_size
+            .max(req.payload.len() as u64)
+            .min(self.max_payload_bytes as u64);
+        let Some(_admitted) = self.admission.try_reserve(size) else {
+            return Err(Status::with_error_details(
+                Code::ResourceExhausted,
+                "gateway metrics ingest is at its in-flight limit",
+                ErrorDetails::with_retry_info(Some(OVERLOAD_RETRY_AFTER)),
+            ));
+        };
         let batch: WindowBatch = proto::payload::decode_as(
             req.compression,
             &req.payload,
@@ -241,6 +277,30 @@ mod tests {
         assert!(!m.first_time("b", "agent-1", 1, 5), "b's state survived");
         let counted = m.counted.lock().expect("not poisoned");
         assert!(counted["a"].len() <= MAX_AGENTS_PER_CLUSTER);
+    }
+
+    /// Defect 7: `ForwardWindows` had no admission at all; any number of
+    /// large requests were decoded at once.
+    #[tokio::test]
+    async fn requests_beyond_the_admission_budget_are_refused_with_retry_info() {
+        let budget = ByteBudget::new(64 << 10);
+        let m = service().await.with_admission(budget.clone());
+        let req = ForwardWindowsRequest {
+            agent_id: "agent-1".into(),
+            cluster: "a".into(),
+            uncompressed_size: 48 << 10,
+            ..Default::default()
+        };
+        let held = budget.try_reserve(32 << 10).expect("fits");
+        let err = m.store_windows("a", &req).await.unwrap_err();
+        assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+        let retry = err.get_details_retry_info().expect("a retry hint");
+        assert_eq!(retry.retry_delay, Some(OVERLOAD_RETRY_AFTER));
+        drop(held);
+        if let Err(err) = m.store_windows("a", &req).await {
+            assert_ne!(err.code(), Code::ResourceExhausted, "admitted: {err:?}");
+        }
+        assert_eq!(budget.available(), 64 << 10, "given back");
     }
 
     #[tokio::test]
