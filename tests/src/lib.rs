@@ -2,6 +2,7 @@
 //! port 0 over real mTLS, with helpers to query the Jaeger API and wait on
 //! conditions (never fixed sleeps).
 
+pub mod attack;
 pub mod cluster;
 pub mod faultproxy;
 pub mod otlp;
