@@ -41,6 +41,12 @@ impl BinaryCopy {
         self
     }
 
+    pub(crate) fn bool(&mut self, v: bool) -> &mut Self {
+        self.buf.extend_from_slice(&1i32.to_be_bytes());
+        self.buf.push(u8::from(v));
+        self
+    }
+
     /// A one-dimensional `bigint[]` without NULLs (an empty slice is the
     /// empty array). Callers pass at most a request's spans.
     pub(crate) fn int8_array(&mut self, v: &[i64]) -> &mut Self {

@@ -160,12 +160,27 @@ pub(super) struct Encoded {
     pub(super) inserted: u64,
 }
 
-/// Encodes the spans of `batch` not in `stored` (span ids per existing
-/// (trace, day) summary).
+/// A trace's chunks become "hot" (their span ids GIN-indexed,
+/// `chunks_hot_span_ids`) once the trace holds more than this many spans
+/// that day: the ids of a trace's other chunks, at most this many, are
+/// read whole by each write of the trace; the index answers for the rest.
+/// Most traces never get there and cost no index entry.
+pub(super) const HOT_TRACE_SPANS: i64 = 1_024;
+
+/// What an existing (trace, day) summary holds: its span count and the
+/// ids known stored among the batch's (a superset).
+#[derive(Debug, Default)]
+pub(super) struct Stored {
+    pub(super) spans: i64,
+    pub(super) ids: HashSet<i64>,
+}
+
+/// Encodes the spans of `batch` not in `stored` (what each existing
+/// (trace, day) summary holds).
 pub(super) fn encode(
     store: &PgStore,
     batch: &Batch<'_>,
-    stored: &HashMap<(Vec<u8>, i32), HashSet<i64>>,
+    stored: &HashMap<(Vec<u8>, i32), Stored>,
 ) -> Result<Encoded, StoreError> {
     let mut encoder = chunk::ChunkEncoder::new(3)?;
     let mut out = Encoded {
@@ -180,7 +195,7 @@ pub(super) fn encode(
         let fresh: Vec<&Span> = spans
             .iter()
             .copied()
-            .filter(|s| held.is_none_or(|h| !h.contains(&span_id_i64(s))))
+            .filter(|s| held.is_none_or(|h| !h.ids.contains(&span_id_i64(s))))
             .collect();
         if fresh.is_empty() {
             continue;
@@ -245,6 +260,10 @@ pub(super) fn encode(
             c.body.push(body);
             c.span_ids
                 .push(part.iter().map(|s| span_id_i64(s)).collect());
+            // Counted with this write's spans, so that one huge first
+            // write is indexed too.
+            let before = held.map_or(0, |h| h.spans);
+            c.hot.push(before + fresh.len() as i64 > HOT_TRACE_SPANS);
         }
     }
     Ok(out)
@@ -260,6 +279,7 @@ pub(super) struct ChunkRows {
     pub(super) last_ns: Vec<i64>,
     pub(super) body: Vec<Vec<u8>>,
     pub(super) span_ids: Vec<Vec<i64>>,
+    pub(super) hot: Vec<bool>,
 }
 
 /// One statement for all of a batch's chunk rows. Not `COPY`: sqlx flushes
@@ -267,10 +287,10 @@ pub(super) struct ChunkRows {
 /// TCP_NODELAY, so Nagle's algorithm held every `CopyDone` until the
 /// server's delayed ACK, about 40 ms per write transaction (measured:
 /// BENCHMARKS.md, "Hot traces"). Bind, execute and sync go in one write.
-const INSERT_CHUNKS: &str = "INSERT INTO chunks (day, trace_id, cluster, span_count, last_ns, body, span_ids) \
-     SELECT v.day, v.trace_id, v.cluster, v.n, v.last_ns, v.body, v.span_ids::bigint[] \
+const INSERT_CHUNKS: &str = "INSERT INTO chunks (day, trace_id, cluster, span_count, last_ns, body, span_ids, hot) \
+     SELECT v.day, v.trace_id, v.cluster, v.n, v.last_ns, v.body, v.span_ids::bigint[], v.hot \
      FROM unnest($1::integer[], $2::bytea[], $3::integer[], $4::integer[], $5::bigint[], \
-       $6::bytea[], $7::text[]) AS v(day, trace_id, cluster, n, last_ns, body, span_ids)";
+       $6::bytea[], $7::text[], $8::boolean[]) AS v(day, trace_id, cluster, n, last_ns, body, span_ids, hot)";
 
 async fn write_tx(store: &PgStore, batch: &Batch<'_>) -> Result<(u64, Usage), StoreError> {
     let mut tx: Transaction<'_, Postgres> = store.pool().begin().await.map_err(backend_error)?;
@@ -282,8 +302,8 @@ async fn write_tx(store: &PgStore, batch: &Batch<'_>) -> Result<(u64, Usage), St
     // non-empty only in rows written before migration 0003.
     let ids: Vec<&[u8]> = batch.groups.keys().map(|k| k.0).collect();
     let days: Vec<i32> = batch.groups.keys().map(|k| k.1).collect();
-    let existing: Vec<(Vec<u8>, i32, Vec<i64>)> = sqlx::query_as(
-        "SELECT t.trace_id, t.day, t.span_ids FROM traces t \
+    let existing: Vec<(Vec<u8>, i32, i32, Vec<i64>)> = sqlx::query_as(
+        "SELECT t.trace_id, t.day, t.span_count, t.span_ids FROM traces t \
          JOIN unnest($1::bytea[], $2::integer[]) AS k(trace_id, day) \
            ON t.trace_id = k.trace_id AND t.day = k.day \
          ORDER BY t.trace_id, t.day FOR UPDATE OF t",
@@ -293,9 +313,15 @@ async fn write_tx(store: &PgStore, batch: &Batch<'_>) -> Result<(u64, Usage), St
     .fetch_all(&mut *tx)
     .await
     .map_err(backend_error)?;
-    let mut stored: HashMap<(Vec<u8>, i32), HashSet<i64>> = existing
+    let mut stored: HashMap<(Vec<u8>, i32), Stored> = existing
         .into_iter()
-        .map(|(id, day, spans)| ((id, day), spans.into_iter().collect()))
+        .map(|(id, day, spans, ids)| {
+            let held = Stored {
+                spans: i64::from(spans),
+                ids: ids.into_iter().collect(),
+            };
+            ((id, day), held)
+        })
         .collect();
     if !stored.is_empty() {
         probe_stored(&mut tx, batch, &mut stored).await?;
@@ -419,6 +445,7 @@ async fn write_tx(store: &PgStore, batch: &Batch<'_>) -> Result<(u64, Usage), St
                 .map(array_literal)
                 .collect::<Vec<_>>(),
         )
+        .bind(&chunks.hot)
         .execute(&mut *tx)
         .await
         .map_err(backend_error)?;
@@ -458,52 +485,76 @@ fn bind_summaries<'q, O>(
 }
 
 /// Adds to `stored` which of the batch's spans of already existing
-/// (trace, day) rows are stored: one GIN probe (`chunks_span_ids`) per
-/// span id, then the matching chunks' ids, so the cost is the batch's and
-/// not the trace's. Only chunks of the batch's traces count (a span id
-/// repeated in another trace is a different span).
+/// (trace, day) rows are stored, at a cost bounded by the batch and not by
+/// the trace: the ids of the trace's chunks that are not hot (at most
+/// [`HOT_TRACE_SPANS`] of them), then one GIN probe per span id among the
+/// hot ones. Only chunks of the batch's traces count (a span id repeated in
+/// another trace is a different span).
 async fn probe_stored(
     tx: &mut Transaction<'_, Postgres>,
     batch: &Batch<'_>,
-    stored: &mut HashMap<(Vec<u8>, i32), HashSet<i64>>,
+    stored: &mut HashMap<(Vec<u8>, i32), Stored>,
 ) -> Result<(), StoreError> {
-    let mut ids: Vec<i64> = Vec::new();
-    let mut days: BTreeSet<i32> = BTreeSet::new();
+    let mut keys: (Vec<&[u8]>, Vec<i32>) = (Vec::new(), Vec::new());
+    let mut hot_ids: Vec<i64> = Vec::new();
+    let mut hot_days: BTreeSet<i32> = BTreeSet::new();
     for ((trace_id, day), spans) in &batch.groups {
-        if stored.contains_key(&(trace_id.to_vec(), *day)) {
-            ids.extend(spans.iter().map(|s| span_id_i64(s)));
-            days.insert(*day);
+        let Some(held) = stored.get(&(trace_id.to_vec(), *day)) else {
+            continue;
+        };
+        keys.0.push(trace_id);
+        keys.1.push(*day);
+        if held.spans > HOT_TRACE_SPANS {
+            hot_ids.extend(spans.iter().map(|s| span_id_i64(s)));
+            hot_days.insert(*day);
         }
     }
-    if ids.is_empty() {
+    if keys.0.is_empty() {
         return Ok(());
     }
-    let days: Vec<i32> = days.into_iter().collect();
     // The planner prices `&&` per row, not per element: on a partition of
     // a few thousand chunks it picks a sequential scan that compares every
     // chunk's ids with every id of the batch (measured: 28 ms for 1,000
-    // chunks against 3 ms through the index; the hot trace grew x3.5).
-    // The index answers in what the batch holds, so insist on it here.
+    // chunks against 3 ms through the index; a hot trace grew x3.5). Both
+    // probes are answered by an index in what the batch holds, so insist.
     sqlx::query("SET LOCAL enable_seqscan = off")
         .execute(&mut **tx)
         .await
         .map_err(backend_error)?;
-    let rows: Vec<(Vec<u8>, i32, Vec<i64>)> = sqlx::query_as(
+    let mut rows: Vec<(Vec<u8>, i32, Option<Vec<i64>>)> = sqlx::query_as(
         "SELECT c.trace_id, c.day, c.span_ids FROM chunks c \
-         WHERE c.day = ANY($1::integer[]) AND c.span_ids && $2::bigint[]",
+         JOIN unnest($1::bytea[], $2::integer[]) AS k(trace_id, day) \
+           ON c.trace_id = k.trace_id AND c.day = k.day \
+         WHERE NOT c.hot",
     )
-    .bind(&days)
-    .bind(&ids)
+    .bind(&keys.0)
+    .bind(&keys.1)
     .fetch_all(&mut **tx)
     .await
     .map_err(backend_error)?;
+    if !hot_ids.is_empty() {
+        let days: Vec<i32> = hot_days.into_iter().collect();
+        rows.extend(
+            sqlx::query_as::<_, (Vec<u8>, i32, Option<Vec<i64>>)>(
+                "SELECT c.trace_id, c.day, c.span_ids FROM chunks c \
+                 WHERE c.hot AND c.day = ANY($1::integer[]) AND c.span_ids && $2::bigint[]",
+            )
+            .bind(&days)
+            .bind(&hot_ids)
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(backend_error)?,
+        );
+    }
     sqlx::query("SET LOCAL enable_seqscan = on")
         .execute(&mut **tx)
         .await
         .map_err(backend_error)?;
     for (trace_id, day, span_ids) in rows {
         if let Some(held) = stored.get_mut(&(trace_id, day)) {
-            held.extend(span_ids);
+            // NULL: a chunk from before migration 0003, whose ids are in
+            // the summary row.
+            held.ids.extend(span_ids.unwrap_or_default());
         }
     }
     Ok(())

@@ -12,7 +12,7 @@ use crate::{
 };
 
 const COPY_CHUNKS: &str = "COPY chunks (day, trace_id, cluster, span_count, last_ns, body, \
-     span_ids) FROM STDIN (FORMAT binary)";
+     span_ids, hot) FROM STDIN (FORMAT binary)";
 
 /// Rows encoded for the COPY ceiling (benchmarks): exactly what a write
 /// of the same spans into an empty store produces.
@@ -69,14 +69,15 @@ async fn encode(store: &PgStore, spans: &[Span]) -> Result<CeilingRows, StoreErr
     }
     let mut copy = BinaryCopy::new();
     for i in 0..chunks.day.len() {
-        copy.row(7)
+        copy.row(8)
             .int4(chunks.day[i])
             .bytea(&chunks.trace_id[i])
             .int4(chunks.cluster[i])
             .int4(chunks.span_count[i])
             .int8(chunks.last_ns[i])
             .bytea(&chunks.body[i])
-            .int8_array(&chunks.span_ids[i]);
+            .int8_array(&chunks.span_ids[i])
+            .bool(chunks.hot[i]);
     }
     Ok(CeilingRows {
         traces: text,
