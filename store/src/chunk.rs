@@ -22,7 +22,7 @@
 //! Decoding checks every length against what is left, so a corrupt body is
 //! an error, never a panic or a huge allocation.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use model::{
     AttrValue, ClusterId, Event, KeyValue, Link, Resource, Span, SpanId, SpanKind, StatusCode,
@@ -94,30 +94,49 @@ fn status_byte(s: StatusCode) -> u8 {
     }
 }
 
-/// Encodes `spans` (uncompressed payload).
-pub(crate) fn encode_payload(spans: &[&Span]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(spans.len() * 200);
-    // Distinct resources: spans of one service share one Arc, but equal
-    // resources from separate requests are merged too.
-    let mut resources: Vec<&Arc<Resource>> = Vec::new();
+/// The distinct resources of `spans`, each in its encoded form
+/// (`service_name · kvs`), in order of first use, and each span's index
+/// into them. Spans of one service share one `Arc`, so the pointer is
+/// looked up first; equal resources from separate requests are merged by
+/// their encoding. Both lookups are hashed: linear in the spans and the
+/// resource bytes (comparing every pair was quadratic in the resources).
+fn distinct_resources(spans: &[&Span]) -> (Vec<Vec<u8>>, Vec<usize>) {
+    let mut by_ptr: HashMap<*const Resource, usize> = HashMap::new();
+    let mut by_bytes: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut encoded: Vec<Vec<u8>> = Vec::new();
     let mut index = Vec::with_capacity(spans.len());
     for s in spans {
-        let i = match resources
-            .iter()
-            .position(|r| Arc::ptr_eq(r, &s.resource) || ***r == *s.resource)
-        {
-            Some(i) => i,
+        let ptr = Arc::as_ptr(&s.resource);
+        let i = match by_ptr.get(&ptr) {
+            Some(&i) => i,
             None => {
-                resources.push(&s.resource);
-                resources.len() - 1
+                let mut bytes = Vec::new();
+                put_str(&mut bytes, &s.resource.service_name);
+                put_kvs(&mut bytes, &s.resource.attributes);
+                let i = match by_bytes.get(&bytes) {
+                    Some(&i) => i,
+                    None => {
+                        encoded.push(bytes.clone());
+                        by_bytes.insert(bytes, encoded.len() - 1);
+                        encoded.len() - 1
+                    }
+                };
+                by_ptr.insert(ptr, i);
+                i
             }
         };
         index.push(i);
     }
+    (encoded, index)
+}
+
+/// Encodes `spans` (uncompressed payload).
+pub(crate) fn encode_payload(spans: &[&Span]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(spans.len() * 200);
+    let (resources, index) = distinct_resources(spans);
     put_varint(&mut out, resources.len() as u64);
     for r in &resources {
-        put_str(&mut out, &r.service_name);
-        put_kvs(&mut out, &r.attributes);
+        out.extend_from_slice(r);
     }
     put_varint(&mut out, spans.len() as u64);
     let mut prev_trace: Option<TraceId> = None;
@@ -468,6 +487,32 @@ mod tests {
         assert!(dec.decode(&[]).is_err());
         assert!(dec.decode(&[9, 1, 2]).is_err());
         assert!(dec.decode(&[FORMAT, 1, 2, 3]).is_err());
+    }
+
+    #[test]
+    fn resources_are_merged_by_content_across_arcs() {
+        // 5,000 distinct resources, each sent twice in separate Arcs (two
+        // requests): the body holds each once, and every span decodes to
+        // its own resource.
+        let mut spans = Vec::new();
+        for round in 0..2u64 {
+            for i in 0..5_000u64 {
+                let mut s = B::new(1, round * 5_000 + i + 1, "svc").build();
+                s.resource = Arc::new(Resource {
+                    service_name: format!("svc-{i}"),
+                    attributes: vec![KeyValue::new("pod", AttrValue::Int(i as i64))],
+                });
+                spans.push(s);
+            }
+        }
+        let refs: Vec<&Span> = spans.iter().collect();
+        let (distinct, index) = distinct_resources(&refs);
+        assert_eq!(distinct.len(), 5_000);
+        assert_eq!(index[7], index[5_007]);
+        assert_ne!(index[7], index[8]);
+        let back = decode_payload(&encode_payload(&refs)).unwrap();
+        assert_eq!(back, spans);
+        assert!(Arc::ptr_eq(&back[7].resource, &back[5_007].resource));
     }
 
     #[test]

@@ -42,6 +42,11 @@ const POSTGRES: &[Embedded] = &[
         "records",
         include_str!("../../migrations/postgres/0002_records.sql"),
     ),
+    (
+        3,
+        "chunk span ids",
+        include_str!("../../migrations/postgres/0003_chunk_span_ids.sql"),
+    ),
 ];
 
 /// The embedded store's migrations.

@@ -241,3 +241,84 @@ async fn a_gateway_starts_while_a_shard_is_down() {
         assert!(store.get_trace(trace_id(t)).await.unwrap().is_some());
     }
 }
+
+/// Defect 9 of the hostile-input issue: every write of a trace used to
+/// re-read and rewrite the summary row's `span_ids`, every span id the
+/// trace had (O(N²) bytes over a trace's life). The summary row must not
+/// grow with the trace's spans, and the check that skips stored spans
+/// must still be exact, across batches and for a replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hot_trace_keeps_its_summary_small_and_its_spans_once() {
+    let Some(server) = pg::server_from_env("postgres hot trace") else {
+        return;
+    };
+    let url = pg::fresh_databases(&server, 1).await.remove(0);
+    let store = PgStore::open(0, &url, &StoreOptions::default())
+        .await
+        .unwrap();
+    let span = |i: u64| B::new(9, i + 1, "svc").at(i, 1).build();
+    let mut inserted = 0;
+    for b in 0..100u64 {
+        let batch: Vec<_> = (b * 50..(b + 1) * 50).map(span).collect();
+        inserted += store.write(&batch).await.unwrap().inserted;
+    }
+    assert_eq!(inserted, 5_000);
+    // A batch half stored, half new: only the new half is stored.
+    let mixed: Vec<_> = (4_975..5_025).map(span).collect();
+    let o = store.write(&mixed).await.unwrap();
+    assert_eq!((o.inserted, o.duplicates), (25, 25));
+    // A replay of everything stores nothing.
+    let all: Vec<_> = (0..5_025).map(span).collect();
+    assert_eq!(store.write(&all).await.unwrap().inserted, 0);
+    let trace = store.get_trace(trace_id(9)).await.unwrap().unwrap();
+    assert_eq!(trace.spans.len(), 5_025);
+
+    let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let (count, row_bytes): (i32, i32) =
+        sqlx::query_as("SELECT span_count, pg_column_size(t.*)::integer FROM traces t")
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+    assert_eq!(count, 5_025);
+    // 5,025 span ids are 40 kB; the summary row holds none of them.
+    assert!(
+        row_bytes < 2_000,
+        "the summary row of a 5,025-span trace is {row_bytes} bytes"
+    );
+}
+
+/// Rows written before migration 0003 keep their span ids in the summary
+/// (their chunks have none): writers still honour them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_stored_before_the_chunk_span_ids_are_still_skipped() {
+    let Some(server) = pg::server_from_env("postgres legacy span ids") else {
+        return;
+    };
+    let url = pg::fresh_databases(&server, 1).await.remove(0);
+    let store = PgStore::open(0, &url, &StoreOptions::default())
+        .await
+        .unwrap();
+    let spans: Vec<_> = (1..=20).map(|i| B::new(3, i, "svc").build()).collect();
+    assert_eq!(store.write(&spans).await.unwrap().inserted, 20);
+    // Make the rows look as the old writer left them.
+    let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE traces SET span_ids = (SELECT array_agg(x) FROM chunks, unnest(chunks.span_ids) x)",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE chunks SET span_ids = NULL")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let more: Vec<_> = (11..=30).map(|i| B::new(3, i, "svc").build()).collect();
+    let o = store.write(&more).await.unwrap();
+    assert_eq!((o.inserted, o.duplicates), (10, 10));
+    let trace = store.get_trace(trace_id(3)).await.unwrap().unwrap();
+    assert_eq!(trace.spans.len(), 30);
+}

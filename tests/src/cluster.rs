@@ -136,6 +136,16 @@ impl ProcessCluster {
     /// Starts node `id` (a new one forms a one-node cluster unless it joins
     /// through node `join`'s Raft proxy) and points its proxy at it.
     pub async fn start_node(&mut self, id: u64, join: Option<u64>) -> anyhow::Result<()> {
+        self.start_node_with(id, join, &[]).await
+    }
+
+    /// [`Self::start_node`] with `extra` gateway flags.
+    pub async fn start_node_with(
+        &mut self,
+        id: u64,
+        join: Option<u64>,
+        extra: &[&str],
+    ) -> anyhow::Result<()> {
         let ip = node_ip(id);
         let name = format!("g{id}");
         let node = certs::issue(
@@ -176,6 +186,7 @@ impl ProcessCluster {
             args.push("--join".into());
             args.push(self.proxy(via)?.addr.to_string());
         }
+        args.extend(extra.iter().map(|s| s.to_string()));
         let exe = self.exe.clone();
         let g = tokio::task::spawn_blocking(move || GatewayProcess::start(&name, &exe, &args))
             .await??;

@@ -8,8 +8,11 @@ use model::Span;
 
 use crate::{
     StoreError,
-    postgres::{PgStore, backend_error, write},
+    postgres::{PgStore, backend_error, copy::BinaryCopy, write},
 };
+
+const COPY_CHUNKS: &str = "COPY chunks (day, trace_id, cluster, span_count, last_ns, body, \
+     span_ids, hot) FROM STDIN (FORMAT binary)";
 
 /// Rows encoded for the COPY ceiling (benchmarks): exactly what a write
 /// of the same spans into an empty store produces.
@@ -60,20 +63,25 @@ async fn encode(store: &PgStore, spans: &[Span]) -> Result<CeilingRows, StoreErr
         }
         let _ = writeln!(
             text,
-            "\t{}\t{}\t{}\t{}\t{}\t{root}\t{}\t{}\t{}",
-            s.first_ns,
-            s.last_ns,
-            s.max_duration,
-            s.count,
-            s.errors,
-            s.clusters,
-            s.terms,
-            s.span_ids
+            "\t{}\t{}\t{}\t{}\t{}\t{root}\t{}\t{}\t{{}}",
+            s.first_ns, s.last_ns, s.max_duration, s.count, s.errors, s.clusters, s.terms,
         );
+    }
+    let mut copy = BinaryCopy::new();
+    for i in 0..chunks.day.len() {
+        copy.row(8)
+            .int4(chunks.day[i])
+            .bytea(&chunks.trace_id[i])
+            .int4(chunks.cluster[i])
+            .int4(chunks.span_count[i])
+            .int8(chunks.last_ns[i])
+            .bytea(&chunks.body[i])
+            .int8_array(&chunks.span_ids[i])
+            .bool(chunks.hot[i]);
     }
     Ok(CeilingRows {
         traces: text,
-        chunks: chunks.finish(),
+        chunks: copy.finish(),
         spans: inserted,
     })
 }
@@ -92,10 +100,7 @@ async fn copy(store: &PgStore, rows: &CeilingRows) -> Result<(), StoreError> {
         .await
         .map_err(backend_error)?;
     sink.finish().await.map_err(backend_error)?;
-    let mut sink = tx
-        .copy_in_raw(write::COPY_CHUNKS)
-        .await
-        .map_err(backend_error)?;
+    let mut sink = tx.copy_in_raw(COPY_CHUNKS).await.map_err(backend_error)?;
     sink.send(rows.chunks.as_slice())
         .await
         .map_err(backend_error)?;
