@@ -153,7 +153,13 @@ impl<S: Sink> TraceService for OtlpGrpc<S> {
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
         let req = request.into_inner();
-        let _slot = self.inflight.acquire().await;
+        let _slot = match self.inflight.acquire().await {
+            Ok(slot) => slot,
+            Err(e) => {
+                self.metrics.request(PROTOCOL, e.outcome());
+                return Err(status_of(&e));
+            }
+        };
         match deliver(&self.sink, &self.metrics, PROTOCOL, req).await {
             Ok(r) => Ok(Response::new(ExportTraceServiceResponse {
                 partial_success: (r.rejected > 0).then(|| ExportTracePartialSuccess {

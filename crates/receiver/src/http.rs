@@ -177,7 +177,7 @@ async fn receive<S>(
     body: Body,
 ) -> Result<(Vec<u8>, Held), ReceiveError> {
     let read = read_body(&st.limits, &st.reading, headers, body).await?;
-    let slot = st.inflight.acquire().await;
+    let slot = st.inflight.acquire().await?;
     let raw = inflate(&st.limits, headers, read.bytes)?;
     Ok((
         raw,
@@ -190,7 +190,7 @@ async fn receive<S>(
 
 /// What a request holds while it is decoded and delivered.
 struct Held {
-    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    _slot: tokio::sync::OwnedSemaphorePermit,
     _bytes: Vec<Reservation>,
 }
 

@@ -11,10 +11,15 @@ use crate::ReceiveError;
 /// Requests a receiver (one protocol) decodes and delivers at once. A
 /// request takes its slot only once its body has been read (HTTP) or its
 /// message decoded (gRPC), so a client trickling its body holds no slot.
-/// Further requests wait for a slot (full policy: block; the client's own
-/// timeout applies), so decoded request memory is bounded by
-/// `MAX_INFLIGHT_REQUESTS × max_decompressed_bytes` per protocol.
+/// Further requests wait for a slot at most [`SLOT_WAIT`], then are
+/// refused as busy (429 + Retry-After, RESOURCE_EXHAUSTED + RetryInfo), so
+/// an overloaded receiver says so instead of holding decoded requests
+/// until the clients' own timeouts (which would resend them).
 pub const MAX_INFLIGHT_REQUESTS: usize = 16;
+
+/// How long a request waits for one of the [`MAX_INFLIGHT_REQUESTS`]
+/// slots before it is refused as busy.
+pub const SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The slots of [`MAX_INFLIGHT_REQUESTS`], shared by every connection of
 /// one receiver.
@@ -28,10 +33,17 @@ impl Default for InflightLimit {
 }
 
 impl InflightLimit {
-    /// Waits for a slot; it is given back when the permit drops.
-    pub async fn acquire(&self) -> Option<OwnedSemaphorePermit> {
-        // The semaphore is never closed: `None` cannot happen.
-        Arc::clone(&self.0).acquire_owned().await.ok()
+    /// Waits at most [`SLOT_WAIT`] for a slot (given back when the permit
+    /// drops); then the request is refused as busy (retryable).
+    pub async fn acquire(&self) -> Result<OwnedSemaphorePermit, ReceiveError> {
+        match tokio::time::timeout(SLOT_WAIT, Arc::clone(&self.0).acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            // Elapsed, or closed (never: nothing closes it).
+            _ => Err(ReceiveError::Busy(format!(
+                "all {MAX_INFLIGHT_REQUESTS} request slots stayed busy for {} s; retry later",
+                SLOT_WAIT.as_secs()
+            ))),
+        }
     }
 }
 
@@ -85,6 +97,31 @@ impl Limits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_waits_for_a_slot_at_most_slot_wait_then_is_busy() {
+        let limit = InflightLimit::default();
+        let mut held = Vec::new();
+        for _ in 0..MAX_INFLIGHT_REQUESTS {
+            held.push(limit.acquire().await.expect("a free slot"));
+        }
+        let started = tokio::time::Instant::now();
+        let refused = limit.acquire().await.expect_err("no slot frees up");
+        assert!(matches!(refused, ReceiveError::Busy(_)), "{refused:?}");
+        assert_eq!(
+            refused.retry_after(),
+            Some(crate::outcome::BUSY_RETRY_AFTER)
+        );
+        assert_eq!(started.elapsed(), SLOT_WAIT);
+        // A slot given back within the wait is taken.
+        let waiter = {
+            let limit = limit.clone();
+            tokio::spawn(async move { limit.acquire().await.is_ok() })
+        };
+        tokio::time::sleep(SLOT_WAIT / 2).await;
+        held.pop();
+        assert!(waiter.await.expect("joins"));
+    }
     use std::io::Write;
 
     fn gzip(data: &[u8]) -> Vec<u8> {

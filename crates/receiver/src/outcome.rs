@@ -8,7 +8,7 @@ use model::ServiceErrorCode;
 use crate::SinkError;
 
 /// What a client refused with [`ReceiveError::Busy`] is told to wait.
-const BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
+pub(crate) const BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Why a receiver refused a request. One variant per failure class, mapped
 /// once to HTTP ([`crate::http`]) and once to gRPC ([`crate::grpc`]).
