@@ -3,14 +3,14 @@
 use model::ServiceErrorCode;
 use proto::otlp::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse, TraceService,
-    TraceServiceServer,
 };
 use telemetry::Shutdown;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::{Code, Request, Response, Status, codec::CompressionEncoding, transport::Server};
+use tonic::{Code, Request, Response, Status, transport::Server};
 use tonic_types::{ErrorDetails, StatusExt};
 
+pub use crate::trace_server::TraceServer;
 use crate::{Limits, ReceiveError, ReceiverMetrics, Sink, inflight_limit, outcome::deliver};
 
 const PROTOCOL: &str = "otlp_grpc";
@@ -22,17 +22,23 @@ pub struct OtlpGrpc<S> {
     metrics: ReceiverMetrics,
 }
 
-/// A `TraceServiceServer` with gzip accepted and the decoded message size
-/// capped at `limits.max_decompressed_bytes` (RESOURCE_EXHAUSTED beyond).
+/// The `TraceService` server with gzip accepted, the message size capped
+/// at `limits.max_decompressed_bytes` and what it decodes into at
+/// `limits.decode`, checked before decoding (RESOURCE_EXHAUSTED beyond).
 pub fn service<S: Sink>(
     sink: S,
     limits: Limits,
     metrics: ReceiverMetrics,
-) -> TraceServiceServer<OtlpGrpc<S>> {
-    TraceServiceServer::new(OtlpGrpc { sink, metrics })
-        .accept_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(limits.max_decompressed_bytes)
+) -> TraceServer<OtlpGrpc<S>> {
+    TraceServer::new(
+        OtlpGrpc {
+            sink,
+            metrics: metrics.clone(),
+        },
+        limits.decode,
+        limits.max_decompressed_bytes,
+        metrics,
+    )
 }
 
 /// Serves the OTLP gRPC receiver ([`service`] behind [`inflight_limit`])

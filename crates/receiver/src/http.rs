@@ -176,10 +176,16 @@ async fn otlp_traces<S: Sink>(
     let decoded = async {
         let raw = read_body(&st.limits, &headers, body).await?;
         match encoding {
-            Encoding::Protobuf => proto::otlp::decode_protobuf(&raw),
-            Encoding::Json => proto::otlp::decode_json(&raw),
+            Encoding::Protobuf => proto::otlp::decode_protobuf(&raw, &st.limits.decode),
+            Encoding::Json => proto::otlp::decode_json(&raw, &st.limits.decode),
         }
-        .map_err(|e| ReceiveError::BadRequest(e.to_string()))
+        .map_err(|e| {
+            if e.is_too_large() {
+                ReceiveError::TooLarge(e.to_string())
+            } else {
+                ReceiveError::BadRequest(e.to_string())
+            }
+        })
     }
     .await;
     // `deliver` counts its own outcomes; count refusals before it here.
@@ -235,8 +241,13 @@ async fn zipkin_spans<S: Sink>(
             }
         }
         let raw = read_body(&st.limits, &headers, body).await?;
-        proto::zipkin::decode_json(&raw)
-            .map_err(|e| ReceiveError::BadRequest(format!("invalid Zipkin v2 JSON: {e}")))
+        proto::zipkin::decode_json(&raw, &st.limits.decode).map_err(|e| {
+            if e.is_too_large() {
+                ReceiveError::TooLarge(e.to_string())
+            } else {
+                ReceiveError::BadRequest(e.to_string())
+            }
+        })
     }
     .await;
     let result = match decoded {
