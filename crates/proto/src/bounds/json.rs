@@ -112,8 +112,9 @@ fn root_class(dialect: Dialect) -> Class {
     match dialect {
         Dialect::Otlp => PLAIN,
         Dialect::Zipkin => Class {
-            // Decoded, then converted (both alive at once), in a resource.
-            size: size_of::<ZipkinSpan>() + size_of::<Span>(),
+            // Decoded, then converted (both alive at once): a span whose
+            // attributes have room for the tags and 3 more.
+            size: size_of::<ZipkinSpan>() + size_of::<Span>() + 3 * size_of::<KeyValue>(),
             elem: Elem::Span,
             owner: "request",
             buffers: false,

@@ -256,14 +256,14 @@ fn json_sees_through_escaped_keys_and_charges_unknown_arrays() {
 fn zipkin_counts_spans_tags_and_annotations() {
     let l = limits();
     let span = r#"{"traceId":"463ac35c9f6413ad","id":"a2fb4a1d1a96d312","tags":{"a":"1","b":"2"},"annotations":[{"timestamp":1,"value":"x"}]}"#;
-    let body = format!("[{}]", vec![span; 10].join(","));
+    let body = format!("[{}]", [span; 10].join(","));
     assert_eq!(
         check_json(body.as_bytes(), Dialect::Zipkin, &l)
             .unwrap()
             .spans,
         10
     );
-    let body = format!("[{}]", vec![span; 11].join(","));
+    let body = format!("[{}]", [span; 11].join(","));
     assert_eq!(
         check_json(body.as_bytes(), Dialect::Zipkin, &l),
         Err(BoundsError::Spans { limit: 10 })
