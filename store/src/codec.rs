@@ -140,7 +140,7 @@ mod tests {
             .build()
     }
 
-    /// Found by the fuzzer (crates/fuzz, target store-span-body): a frame
+    /// Found by the fuzzer (fuzz/, target store-span-body): a frame
     /// that declares no size got `MAX_BODY` (64 MiB) preallocated, and one
     /// that declares 64 MiB would too, whatever its length.
     #[test]
