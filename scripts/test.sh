@@ -38,6 +38,16 @@ step "tests"
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$target/test-output.txt"
 status=${PIPESTATUS[0]}
 
+step "fuzz (short run)"
+# Every decoder of outside bytes, 5 s each (12 targets, about 60 s): the
+# committed corpus first (seeds and regression cases), then mutations; no
+# panic and no allocation above the target's bound (fuzz/,
+# ARCHITECTURE.md "Decoder limits"). A failing input is kept under
+# $target/fuzz-crashes.
+fuzz_status=0
+cargo run -p fuzz --locked --quiet -- --target all --seconds 5 \
+  --crashes "$target/fuzz-crashes" 2>&1 | tee "$target/fuzz-output.txt" || fuzz_status=${PIPESTATUS[0]}
+
 step "deploy: chart, manifests, images (deploy/README.md)"
 scripts/test-deploy.sh 2>&1 | tee "$target/deploy-test-output.txt"
 
@@ -56,4 +66,5 @@ awk '/^test result:/ { p += $4; f += $6; i += $8 }
      END { printf "\nall test binaries: %d passed, %d failed, %d ignored\n", p, f, i }' \
   "$target/test-output.txt" "$target/deploy-test-output.txt" "$target/web-test-output.txt"
 [ "$status" -ne 0 ] && exit "$status"
+[ "$fuzz_status" -ne 0 ] && exit "$fuzz_status"
 exit "$web_status"

@@ -22,6 +22,36 @@ pub mod sqlite;
 pub mod testsuite;
 mod usage;
 
+/// The decoders of bytes read back from a database, for the fuzz targets
+/// (`fuzz/`, feature `fuzzing`, which no binary enables).
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing {
+    use model::Span;
+
+    use crate::StoreError;
+
+    /// Decodes a Postgres chunk body (`chunk`): its spans.
+    pub fn decode_chunk(body: &[u8]) -> Result<Vec<Span>, StoreError> {
+        crate::chunk::ChunkDecoder::new()?.decode(body)
+    }
+
+    /// Encodes spans as a chunk body (for seed corpora).
+    pub fn encode_chunk(spans: &[&Span]) -> Result<Vec<u8>, StoreError> {
+        crate::chunk::ChunkEncoder::new(1)?.encode(spans)
+    }
+
+    /// Decodes a span body (`codec`: JSON, zstd) as SQLite and Cassandra
+    /// store them.
+    pub fn decode_body(body: &[u8]) -> Result<Span, StoreError> {
+        crate::codec::Decoder::new()?.decode(body)
+    }
+
+    /// Encodes a span body (for seed corpora).
+    pub fn encode_body(span: &Span) -> Result<Vec<u8>, StoreError> {
+        crate::codec::Encoder::new()?.encode(span)
+    }
+}
+
 use std::sync::Arc;
 
 use async_trait::async_trait;

@@ -2,12 +2,15 @@
 //!
 //! - [`otlp`]: re-exports of the OTLP trace types (opentelemetry-proto) and
 //!   helpers to decode OTLP protobuf and OTLP/JSON.
+//! - [`bounds`]: what a message may decode into, checked before decoding.
 //! - [`validate`]: drops spans with invalid ids, for OTLP partial success.
 //! - [`zipkin`]: Zipkin v2 JSON → OTLP.
 //! - [`convert`]: OTLP → [`model::Span`], and stamping the cluster identity.
 //! - [`federation`]: Meridian's agent → gateway protocol (`federation.proto`).
 //! - [`raft`]: gateway ↔ gateway control-plane transport (`raft.proto`).
 
+pub mod bounds;
+pub mod codec;
 pub mod convert;
 pub mod corpus;
 pub mod otlp;

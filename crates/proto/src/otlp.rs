@@ -13,6 +13,8 @@ pub use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span,
 
 use prost::Message;
 
+use crate::bounds::{self, BoundsError, DecodeLimits, Dialect, Schema};
+
 /// Why an OTLP payload could not be decoded.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
@@ -20,16 +22,36 @@ pub enum DecodeError {
     Protobuf(#[from] prost::DecodeError),
     #[error("invalid OTLP JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// Refused before decoding ([`crate::bounds`]).
+    #[error(transparent)]
+    Bounds(#[from] BoundsError),
 }
 
-/// Decodes `ExportTraceServiceRequest` from protobuf bytes.
-pub fn decode_protobuf(bytes: &[u8]) -> Result<ExportTraceServiceRequest, DecodeError> {
+impl DecodeError {
+    /// Refused for its size (a cap of [`DecodeLimits`]), not malformed.
+    pub fn is_too_large(&self) -> bool {
+        matches!(self, Self::Bounds(e) if !e.is_malformed())
+    }
+}
+
+/// Decodes `ExportTraceServiceRequest` from protobuf bytes, after checking
+/// them against `limits` ([`bounds::check_protobuf`]).
+pub fn decode_protobuf(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+) -> Result<ExportTraceServiceRequest, DecodeError> {
+    bounds::check_protobuf(bytes, &Schema::EXPORT_TRACE, limits)?;
     Ok(ExportTraceServiceRequest::decode(bytes)?)
 }
 
 /// Decodes `ExportTraceServiceRequest` from OTLP/JSON (lowerCamelCase keys,
-/// hex ids, 64-bit integers as numbers or strings).
-pub fn decode_json(bytes: &[u8]) -> Result<ExportTraceServiceRequest, DecodeError> {
+/// hex ids, 64-bit integers as numbers or strings), after checking it
+/// against `limits` ([`bounds::check_json`]).
+pub fn decode_json(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+) -> Result<ExportTraceServiceRequest, DecodeError> {
+    bounds::check_json(bytes, Dialect::Otlp, limits)?;
     Ok(serde_json::from_slice(bytes)?)
 }
 
@@ -74,7 +96,7 @@ mod tests {
           "spanId":"eee19b7ec3c1b174","name":"op","kind":2,"startTimeUnixNano":"1544712660000000000",
           "endTimeUnixNano":1544712661000000000,"attributes":[{"key":"n","value":{"intValue":"42"}}],
           "status":{"code":2}}]}]}]}"#;
-        let req = decode_json(json).unwrap();
+        let req = decode_json(json, &DecodeLimits::RECEIVER).unwrap();
         let span = &req.resource_spans[0].scope_spans[0].spans[0];
         assert_eq!(
             hex::encode(&span.trace_id),
@@ -92,6 +114,6 @@ mod tests {
         // base64 of 16 bytes is not hex: a generic protobuf-JSON codec would
         // accept it, OTLP/JSON must not.
         let json = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"W47/95gDgQPSabYzgT/GDA==","spanId":"eee19b7ec3c1b174"}]}]}]}"#;
-        assert!(decode_json(json).is_err());
+        assert!(decode_json(json, &DecodeLimits::RECEIVER).is_err());
     }
 }

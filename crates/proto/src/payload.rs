@@ -2,10 +2,23 @@
 //!
 //! Protobuf concatenation of two encodings of the same message merges them
 //! (repeated fields append), so the agent can batch buffered requests
-//! without decoding them, and the gateway decodes the batch once.
+//! without decoding them, and the gateway decodes the batch once, after
+//! checking it against [`DecodeLimits::FEDERATION`] (no span cap: a batch
+//! merges up to 512 requests, each checked when it was received).
 
+use crate::bounds::{self, BoundsError, Schema};
+use crate::codec::Bounded;
 use crate::federation::Compression;
+use crate::metrics::WindowBatch;
 use crate::otlp::ExportTraceServiceRequest;
+
+impl Bounded for ExportTraceServiceRequest {
+    const SCHEMA: Schema = Schema::EXPORT_TRACE;
+}
+
+impl Bounded for WindowBatch {
+    const SCHEMA: Schema = Schema::WINDOW_BATCH;
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PayloadError {
@@ -17,6 +30,8 @@ pub enum PayloadError {
     Compression(i32),
     #[error("payload is not a valid OTLP request: {0}")]
     Decode(#[from] prost::DecodeError),
+    #[error("payload refused before decoding: {0}")]
+    Bounds(#[from] BoundsError),
 }
 
 /// Concatenates encoded requests and compresses them with zstd.
@@ -41,8 +56,8 @@ pub fn decode(
     decode_as(compression, payload, uncompressed_size, limit)
 }
 
-/// [`decode`] into any message (RED `WindowBatch`es use it).
-pub fn decode_as<M: prost::Message + Default>(
+/// [`decode`] into any [`Bounded`] message (RED `WindowBatch`es use it).
+pub fn decode_as<M: Bounded>(
     compression: i32,
     payload: &[u8],
     uncompressed_size: u64,
@@ -56,7 +71,7 @@ pub fn decode_as<M: prost::Message + Default>(
                     limit,
                 });
             }
-            Ok(M::decode(payload)?)
+            checked(payload)
         }
         Ok(Compression::Zstd) => {
             if uncompressed_size > limit as u64 {
@@ -69,10 +84,15 @@ pub fn decode_as<M: prost::Message + Default>(
             // its declared size fails instead of allocating more.
             let raw = zstd::bulk::decompress(payload, uncompressed_size as usize)
                 .map_err(PayloadError::Decompress)?;
-            Ok(M::decode(raw.as_slice())?)
+            checked(&raw)
         }
         Err(_) => Err(PayloadError::Compression(compression)),
     }
+}
+
+fn checked<M: Bounded>(raw: &[u8]) -> Result<M, PayloadError> {
+    bounds::check_protobuf(raw, &M::SCHEMA, &M::LIMITS)?;
+    Ok(M::decode(raw)?)
 }
 
 #[cfg(test)]
@@ -123,6 +143,21 @@ mod tests {
         assert!(matches!(
             decode(7, &payload, 1024, 1 << 21),
             Err(PayloadError::Compression(7))
+        ));
+    }
+
+    #[test]
+    fn refuses_payloads_that_decode_beyond_their_size() {
+        // 8 MiB of empty spans: within the byte limit, ~1 GiB of structs.
+        let spans = crate::bounds::tests::empty_spans(4 << 20);
+        let (payload, size) = encode(&[&spans], 1).unwrap();
+        assert!(matches!(
+            decode(Compression::Zstd as i32, &payload, size, 32 << 20),
+            Err(PayloadError::Bounds(BoundsError::Decoded { .. }))
+        ));
+        assert!(matches!(
+            decode(Compression::None as i32, &spans, 0, 32 << 20),
+            Err(PayloadError::Bounds(BoundsError::Decoded { .. }))
         ));
     }
 }

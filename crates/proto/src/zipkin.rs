@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::bounds::{BoundsError, DecodeLimits, Dialect};
 use crate::otlp::{
     self, AnyValue, ExportTraceServiceRequest, KeyValue, Resource, ResourceSpans, ScopeSpans, Span,
     Status, any_value::Value, span::Event,
@@ -66,9 +67,28 @@ pub struct Annotation {
     pub value: String,
 }
 
-/// Parses a Zipkin v2 JSON array.
-pub fn decode_json(bytes: &[u8]) -> Result<Vec<ZipkinSpan>, serde_json::Error> {
-    serde_json::from_slice(bytes)
+/// Why a Zipkin body could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum ZipkinError {
+    #[error("invalid Zipkin v2 JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// Refused before decoding ([`crate::bounds`]).
+    #[error(transparent)]
+    Bounds(#[from] BoundsError),
+}
+
+impl ZipkinError {
+    /// Refused for its size (a cap of [`DecodeLimits`]), not malformed.
+    pub fn is_too_large(&self) -> bool {
+        matches!(self, Self::Bounds(e) if !e.is_malformed())
+    }
+}
+
+/// Parses a Zipkin v2 JSON array, after checking it against `limits`
+/// ([`crate::bounds::check_json`]).
+pub fn decode_json(bytes: &[u8], limits: &DecodeLimits) -> Result<Vec<ZipkinSpan>, ZipkinError> {
+    crate::bounds::check_json(bytes, Dialect::Zipkin, limits)?;
+    Ok(serde_json::from_slice(bytes)?)
 }
 
 fn id_bytes(text: &str, len: usize) -> Vec<u8> {
@@ -204,7 +224,7 @@ mod tests {
           "remoteEndpoint":{"serviceName":"frontend","ipv4":"172.19.0.2","port":58648},
           "annotations":[{"timestamp":1556604172355800,"value":"ws"}],
           "tags":{"http.method":"GET","error":"timeout"}}]"#;
-        let mut req = to_otlp(decode_json(json).unwrap());
+        let mut req = to_otlp(decode_json(json, &DecodeLimits::RECEIVER).unwrap());
         assert_eq!(sanitize(&mut req).accepted, 1);
         let rs = &req.resource_spans[0];
         assert_eq!(
@@ -229,7 +249,7 @@ mod tests {
         let json = br#"[{"traceId":"xyz","id":"a2fb4a1d1a96d312"},
                          {"traceId":"463ac35c9f6413ad","id":"a2fb4a1d1a96d312","parentId":"nothex"},
                          {"traceId":"463ac35c9f6413ad","id":"a2fb4a1d1a96d313"}]"#;
-        let mut req = to_otlp(decode_json(json).unwrap());
+        let mut req = to_otlp(decode_json(json, &DecodeLimits::RECEIVER).unwrap());
         let out = sanitize(&mut req);
         assert_eq!((out.accepted, out.rejected), (1, 2));
     }

@@ -17,14 +17,23 @@ fn committed_code_is_what_the_protos_generate() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let committed = root.join("src/generated");
     let out = tempfile::tempdir().unwrap();
-    let protos: Vec<_> = FILES.iter().map(|f| root.join(f)).collect();
-    let fds = protox::compile(&protos, [root.join("proto")]).unwrap();
-    tonic_prost_build::configure()
-        .build_client(true)
-        .build_server(true)
-        .out_dir(out.path())
-        .compile_fds(fds)
-        .unwrap();
+    // The federation service decodes with `proto::codec::BoundedCodec`
+    // (checked before decoding); the others with tonic's prost codec.
+    for (files, codec) in [
+        (&FILES[..1], Some("crate::codec::BoundedCodec")),
+        (&FILES[1..], None),
+    ] {
+        let protos: Vec<_> = files.iter().map(|f| root.join(f)).collect();
+        let fds = protox::compile(&protos, [root.join("proto")]).unwrap();
+        let mut config = tonic_prost_build::configure()
+            .build_client(true)
+            .build_server(true)
+            .out_dir(out.path());
+        if let Some(codec) = codec {
+            config = config.codec_path(codec);
+        }
+        config.compile_fds(fds).unwrap();
+    }
     let mut generated: Vec<_> = std::fs::read_dir(out.path())
         .unwrap()
         .map(|e| e.unwrap().path())

@@ -48,14 +48,12 @@ impl ReceiverFlags {
 
     /// Defaults and checks; the error names the key.
     pub fn validate(&self) -> Result<ReceiverConfig, ConfigError> {
-        let limits = Limits {
-            max_request_bytes: self
-                .max_request_bytes
+        let limits = Limits::new(
+            self.max_request_bytes
                 .unwrap_or(Limits::default().max_request_bytes),
-            max_decompressed_bytes: self
-                .max_decompressed_bytes
+            self.max_decompressed_bytes
                 .unwrap_or(Limits::default().max_decompressed_bytes),
-        };
+        );
         if limits.max_request_bytes == 0 || limits.max_decompressed_bytes < limits.max_request_bytes
         {
             return Err(ConfigError::new(

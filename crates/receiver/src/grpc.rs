@@ -12,7 +12,6 @@ use std::{net::SocketAddr, sync::Arc};
 use model::ServiceErrorCode;
 use proto::otlp::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse, TraceService,
-    TraceServiceServer,
 };
 use telemetry::{
     Shutdown,
@@ -22,11 +21,11 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{
     Code, Request, Response, Status,
-    codec::CompressionEncoding,
     transport::{Server, server::TcpConnectInfo},
 };
 use tonic_types::{ErrorDetails, StatusExt};
 
+pub use crate::trace_server::TraceServer;
 use crate::{InflightLimit, Limits, ReceiveError, ReceiverMetrics, Sink, outcome::deliver};
 
 /// Requests in flight per server, from their headers to their reply
@@ -47,21 +46,24 @@ pub struct OtlpGrpc<S> {
     inflight: InflightLimit,
 }
 
-/// A `TraceServiceServer` with gzip accepted and the decoded message size
-/// capped at `limits.max_decompressed_bytes` (RESOURCE_EXHAUSTED beyond).
+/// The `TraceService` server with gzip accepted, the message size capped
+/// at `limits.max_decompressed_bytes` and what it decodes into at
+/// `limits.decode`, checked before decoding (RESOURCE_EXHAUSTED beyond).
 pub fn service<S: Sink>(
     sink: S,
     limits: Limits,
     metrics: ReceiverMetrics,
-) -> TraceServiceServer<OtlpGrpc<S>> {
-    TraceServiceServer::new(OtlpGrpc {
-        sink,
+) -> TraceServer<OtlpGrpc<S>> {
+    TraceServer::new(
+        OtlpGrpc {
+            sink,
+            metrics: metrics.clone(),
+            inflight: InflightLimit::default(),
+        },
+        limits.decode,
+        limits.max_decompressed_bytes,
         metrics,
-        inflight: InflightLimit::default(),
-    })
-    .accept_compressed(CompressionEncoding::Gzip)
-    .send_compressed(CompressionEncoding::Gzip)
-    .max_decoding_message_size(limits.max_decompressed_bytes)
+    )
 }
 
 /// Serves the OTLP gRPC receiver ([`service`] behind its byte budget) on

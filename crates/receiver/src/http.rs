@@ -267,11 +267,17 @@ async fn otlp_traces<S: Sink>(
     let decoded = async {
         let (raw, held) = receive(&st, &headers, body).await?;
         match encoding {
-            Encoding::Protobuf => proto::otlp::decode_protobuf(&raw),
-            Encoding::Json => proto::otlp::decode_json(&raw),
+            Encoding::Protobuf => proto::otlp::decode_protobuf(&raw, &st.limits.decode),
+            Encoding::Json => proto::otlp::decode_json(&raw, &st.limits.decode),
         }
         .map(|req| (req, held))
-        .map_err(|e| ReceiveError::BadRequest(e.to_string()))
+        .map_err(|e| {
+            if e.is_too_large() {
+                ReceiveError::TooLarge(e.to_string())
+            } else {
+                ReceiveError::BadRequest(e.to_string())
+            }
+        })
     }
     .await;
     // `deliver` counts its own outcomes; count refusals before it here.
@@ -327,9 +333,15 @@ async fn zipkin_spans<S: Sink>(
             }
         }
         let (raw, held) = receive(&st, &headers, body).await?;
-        proto::zipkin::decode_json(&raw)
+        proto::zipkin::decode_json(&raw, &st.limits.decode)
             .map(|spans| (spans, held))
-            .map_err(|e| ReceiveError::BadRequest(format!("invalid Zipkin v2 JSON: {e}")))
+            .map_err(|e| {
+                if e.is_too_large() {
+                    ReceiveError::TooLarge(e.to_string())
+                } else {
+                    ReceiveError::BadRequest(e.to_string())
+                }
+            })
     }
     .await;
     let result = match decoded {

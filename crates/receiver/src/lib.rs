@@ -5,7 +5,9 @@
 //!   Zipkin v2 `POST /api/v2/spans` (JSON, gzip).
 //!
 //! Every request goes through the same steps: size limits (compressed and
-//! decompressed), decode, [`proto::validate::sanitize`] (invalid spans are
+//! decompressed), decode limits checked before decoding
+//! ([`proto::bounds`]: spans, attributes, events, links, decoded bytes),
+//! decode, [`proto::validate::sanitize`] (invalid spans are
 //! refused, valid ones of the same batch kept: OTLP partial success),
 //! [`Sink::screen`] (what the sink refuses outright, e.g. the agent's
 //! foreign cluster claims: partial success too), then [`Sink::accept`],
@@ -24,6 +26,10 @@ mod limits;
 mod metrics;
 mod outcome;
 mod sink;
+mod trace_server;
+
+#[cfg(test)]
+mod tests;
 
 pub use limits::{InflightLimit, Limits, MAX_INFLIGHT_REQUESTS, reading_budget};
 pub use metrics::ReceiverMetrics;

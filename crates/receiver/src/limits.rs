@@ -6,6 +6,8 @@ use std::{io::Read, sync::Arc};
 use telemetry::budget::ByteBudget;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use proto::bounds::DecodeLimits;
+
 use crate::ReceiveError;
 
 /// Requests a receiver (one protocol) decodes and delivers at once. A
@@ -14,7 +16,12 @@ use crate::ReceiveError;
 /// Further requests wait for a slot at most [`SLOT_WAIT`], then are
 /// refused as busy (429 + Retry-After, RESOURCE_EXHAUSTED + RetryInfo), so
 /// an overloaded receiver says so instead of holding decoded requests
-/// until the clients' own timeouts (which would resend them).
+/// until the clients' own timeouts (which would resend them). Request
+/// memory is bounded by `MAX_INFLIGHT_REQUESTS × (max_decompressed_bytes +
+/// decode.max_decoded_bytes)` per protocol for the requests delivering
+/// (plus string contents, which the body bounds); gRPC messages decoded and
+/// waiting for a slot (at most 2 s) are bounded in number by the server's
+/// 1,024 calls in flight.
 pub const MAX_INFLIGHT_REQUESTS: usize = 16;
 
 /// How long a request waits for one of the [`MAX_INFLIGHT_REQUESTS`]
@@ -57,25 +64,44 @@ pub fn reading_budget(limits: &Limits) -> ByteBudget {
 }
 
 /// Request size limits. Defaults follow the OTel Collector's order of
-/// magnitude: 8 MiB on the wire, 32 MiB after decompression.
+/// magnitude: 8 MiB on the wire, 32 MiB after decompression; and what the
+/// body may decode into ([`DecodeLimits::RECEIVER`]: 100,000 spans, 1,024
+/// attributes per item, 1,024 events and links per span, 64 MiB of decoded
+/// structures, or twice the decompressed limit when that is larger),
+/// checked before decoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Largest accepted request body as sent (possibly compressed), bytes.
     pub max_request_bytes: usize,
     /// Largest accepted body after decompression, bytes.
     pub max_decompressed_bytes: usize,
+    /// What a body may decode into (refused beyond: 413 /
+    /// RESOURCE_EXHAUSTED, before anything is decoded).
+    pub decode: DecodeLimits,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            max_request_bytes: 8 << 20,
-            max_decompressed_bytes: 32 << 20,
-        }
+        Self::new(8 << 20, 32 << 20)
     }
 }
 
 impl Limits {
+    /// Byte limits, with the decode limits that go with them.
+    pub fn new(max_request_bytes: usize, max_decompressed_bytes: usize) -> Self {
+        let receiver = DecodeLimits::RECEIVER;
+        Self {
+            max_request_bytes,
+            max_decompressed_bytes,
+            decode: DecodeLimits {
+                max_decoded_bytes: receiver
+                    .max_decoded_bytes
+                    .max(max_decompressed_bytes.saturating_mul(2)),
+                ..receiver
+            },
+        }
+    }
+
     /// Inflates a gzip body, refusing to produce more than
     /// `max_decompressed_bytes` (a gzip bomb fails fast, memory stays bounded).
     pub fn gunzip(&self, body: &[u8]) -> Result<Vec<u8>, ReceiveError> {
@@ -132,10 +158,7 @@ mod tests {
 
     #[test]
     fn gunzip_bounds_output() {
-        let limits = Limits {
-            max_request_bytes: 1 << 20,
-            max_decompressed_bytes: 1000,
-        };
+        let limits = Limits::new(1 << 20, 1000);
         assert_eq!(limits.gunzip(&gzip(&[7; 1000])).unwrap().len(), 1000);
         assert!(matches!(
             limits.gunzip(&gzip(&[7; 1001])),

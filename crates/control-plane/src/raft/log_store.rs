@@ -465,3 +465,56 @@ where
 {
     telemetry::run_blocking(f).await?
 }
+
+/// The replay's decoder for the fuzz targets (`fuzz/`, feature
+/// `fuzzing`, which no binary enables).
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing {
+    use openraft::{CommittedLeaderId, EntryPayload};
+
+    use super::*;
+
+    /// What replaying `bytes` as a log file finds: records decoded, the
+    /// length of the valid prefix, and the offset of a synced record after
+    /// a bad one (a corrupt middle: [`LogStore::open`] refuses to start).
+    pub fn decode(bytes: &[u8]) -> (usize, usize, Option<usize>) {
+        let d = decode_all(bytes);
+        (d.records.len(), d.valid, d.synced_after)
+    }
+
+    /// `body` framed as a record (`len | crc32 | body`), valid or not.
+    pub fn frame(body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(body.len() + 8);
+        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        out.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// The JSON bodies of one record of each kind, as `append`, `truncate`,
+    /// `purge` and `save_committed` write them.
+    pub fn sample_bodies() -> Vec<Vec<u8>> {
+        let id = LogId::new(CommittedLeaderId::new(3, 1), 7);
+        let command = r#"{"AcquireLease":{"shard":0,"node":1,"now_ms":5,"ttl_ms":6000}}"#;
+        let mut records = vec![
+            Record::Entry(Entry {
+                log_id: id,
+                payload: EntryPayload::Blank,
+            }),
+            Record::Truncate(8),
+            Record::Purge(id),
+            Record::Committed(Some(id)),
+            Record::Committed(None),
+        ];
+        if let Ok(c) = serde_json::from_str(command) {
+            records.push(Record::Entry(Entry {
+                log_id: id,
+                payload: EntryPayload::Normal(c),
+            }));
+        }
+        records
+            .iter()
+            .filter_map(|r| serde_json::to_vec(r).ok())
+            .collect()
+    }
+}

@@ -1,0 +1,194 @@
+//! The OTLP gRPC `TraceService` server, with a decoder that checks the
+//! request against [`DecodeLimits`] before prost builds anything.
+//!
+//! The server opentelemetry-proto generates decodes with prost directly, so
+//! a 32 MiB message of empty spans would be gigabytes before the service
+//! saw it; this is that server written out (one unary method) with
+//! [`BoundedDecoder`] in place of prost's decoder.
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use bytes::Buf;
+use prost::Message;
+use proto::{
+    bounds::{self, DecodeLimits, Schema},
+    otlp::{ExportTraceServiceRequest, ExportTraceServiceResponse, TraceService},
+};
+use tonic::{
+    Request, Response, Status,
+    body::Body,
+    codec::{BufferSettings, Codec, CompressionEncoding, DecodeBuf, Decoder},
+    server::{Grpc, NamedService, UnaryService},
+};
+
+use crate::{ReceiveError, ReceiverMetrics, grpc::status_of};
+
+const SERVICE: &str = "opentelemetry.proto.collector.trace.v1.TraceService";
+const EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = Result<T, Infallible>> + Send + 'static>>;
+
+/// `TraceService/Export` over `T`, gzip accepted and sent, messages at
+/// most `max_message_bytes` (decompressed) and within `limits`.
+#[derive(Debug)]
+pub struct TraceServer<T> {
+    inner: Arc<T>,
+    limits: DecodeLimits,
+    max_message_bytes: usize,
+    metrics: ReceiverMetrics,
+}
+
+impl<T> Clone for TraceServer<T> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            limits: self.limits,
+            max_message_bytes: self.max_message_bytes,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+impl<T> TraceServer<T> {
+    pub fn new(
+        inner: T,
+        limits: DecodeLimits,
+        max_message_bytes: usize,
+        metrics: ReceiverMetrics,
+    ) -> Self {
+        Self {
+            inner: Arc::new(inner),
+            limits,
+            max_message_bytes,
+            metrics,
+        }
+    }
+}
+
+impl<T> NamedService for TraceServer<T> {
+    const NAME: &'static str = SERVICE;
+}
+
+impl<T, B> tower::Service<http::Request<B>> for TraceServer<T>
+where
+    T: TraceService,
+    B: tonic::codegen::Body + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync + 'static>> + Send,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if req.uri().path() != EXPORT {
+            return Box::pin(async { Ok(Status::unimplemented("").into_http()) });
+        }
+        let method = Export(Arc::clone(&self.inner));
+        let codec = BoundedCodec {
+            limits: self.limits,
+            metrics: self.metrics.clone(),
+        };
+        let max = self.max_message_bytes;
+        Box::pin(async move {
+            let mut grpc = Grpc::new(codec)
+                .accept_compressed(CompressionEncoding::Gzip)
+                .send_compressed(CompressionEncoding::Gzip)
+                .max_decoding_message_size(max);
+            Ok(grpc.unary(method, req).await)
+        })
+    }
+}
+
+struct Export<T>(Arc<T>);
+
+impl<T: TraceService> UnaryService<ExportTraceServiceRequest> for Export<T> {
+    type Response = ExportTraceServiceResponse;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<Response<Self::Response>, Status>> + Send + 'static>>;
+
+    fn call(&mut self, request: Request<ExportTraceServiceRequest>) -> Self::Future {
+        let inner = Arc::clone(&self.0);
+        Box::pin(async move { inner.export(request).await })
+    }
+}
+
+/// prost's encoder; [`BoundedDecoder`] for requests.
+#[derive(Debug, Clone)]
+struct BoundedCodec {
+    limits: DecodeLimits,
+    metrics: ReceiverMetrics,
+}
+
+impl Codec for BoundedCodec {
+    type Encode = ExportTraceServiceResponse;
+    type Decode = ExportTraceServiceRequest;
+    type Encoder = tonic_prost::ProstEncoder<ExportTraceServiceResponse>;
+    type Decoder = BoundedDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        tonic_prost::ProstEncoder::new(BufferSettings::default())
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        BoundedDecoder {
+            limits: self.limits,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+/// Scans the message ([`bounds::check_protobuf`]), then decodes it.
+/// Refusals: RESOURCE_EXHAUSTED (a cap; no `RetryInfo`, so clients do not
+/// retry it) or INVALID_ARGUMENT (malformed), counted as rejected.
+#[derive(Debug)]
+pub struct BoundedDecoder {
+    limits: DecodeLimits,
+    metrics: ReceiverMetrics,
+}
+
+impl BoundedDecoder {
+    fn decode_slice(&self, bytes: &[u8]) -> Result<ExportTraceServiceRequest, ReceiveError> {
+        bounds::check_protobuf(bytes, &Schema::EXPORT_TRACE, &self.limits).map_err(|e| {
+            if e.is_malformed() {
+                ReceiveError::BadRequest(e.to_string())
+            } else {
+                ReceiveError::TooLarge(e.to_string())
+            }
+        })?;
+        ExportTraceServiceRequest::decode(bytes)
+            .map_err(|e| ReceiveError::BadRequest(format!("invalid OTLP protobuf: {e}")))
+    }
+}
+
+impl Decoder for BoundedDecoder {
+    type Item = ExportTraceServiceRequest;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Status> {
+        let len = buf.remaining();
+        // tonic hands the whole message in one buffer; copy only if not.
+        let decoded = if buf.chunk().len() == len {
+            let r = self.decode_slice(buf.chunk());
+            buf.advance(len);
+            r
+        } else {
+            let bytes = buf.copy_to_bytes(len);
+            self.decode_slice(&bytes)
+        };
+        decoded.map(Some).map_err(|e| {
+            tracing::debug!(error = %e, "otlp grpc export refused before decoding");
+            self.metrics.request("otlp_grpc", "rejected");
+            status_of(&e)
+        })
+    }
+}
