@@ -42,7 +42,7 @@ step "fuzz (short run)"
 # Every decoder of outside bytes, 5 s each (12 targets, about 60 s): the
 # committed corpus first (seeds and regression cases), then mutations; no
 # panic and no allocation above the target's bound (fuzz/,
-# ARCHITECTURE.md "Decoder limits"). A failing input is kept under
+# ARCHITECTURE.md "Limits", Decoders). A failing input is kept under
 # $target/fuzz-crashes.
 fuzz_status=0
 cargo run -p fuzz --locked --quiet -- --target all --seconds 5 \

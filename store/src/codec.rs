@@ -44,8 +44,9 @@ fn corrupt_body(e: impl std::fmt::Display) -> StoreError {
 }
 
 /// How a body is inflated: into one allocation of its declared size (our
-/// bodies always declare it), or streamed, growing with the output.
-fn plan(body: &[u8]) -> Result<Option<usize>, StoreError> {
+/// bodies always declare it), or streamed, growing with the output. Also
+/// the plan of Postgres chunk bodies (`chunk::ChunkDecoder`).
+pub(crate) fn plan(body: &[u8]) -> Result<Option<usize>, StoreError> {
     match zstd::zstd_safe::get_frame_content_size(body) {
         Ok(Some(n)) if n > MAX_BODY as u64 => {
             Err(StoreError::Corrupt(format!("body claims {n} bytes")))
@@ -60,7 +61,7 @@ fn plan(body: &[u8]) -> Result<Option<usize>, StoreError> {
 
 /// Inflates a frame that declares no size (or an implausible one), never
 /// past [`MAX_BODY`].
-fn stream(body: &[u8]) -> Result<Vec<u8>, StoreError> {
+pub(crate) fn stream(body: &[u8]) -> Result<Vec<u8>, StoreError> {
     use std::io::Read;
     let mut decoder = zstd::stream::read::Decoder::with_buffer(body).map_err(corrupt_body)?;
     decoder
