@@ -33,6 +33,7 @@
 
 pub mod config;
 pub mod metrics;
+pub mod names;
 pub mod records;
 pub mod route;
 pub mod tail;

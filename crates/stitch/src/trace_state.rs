@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use model::{Span, SpanId, SpanKind, TraceId};
 use serde::{Deserialize, Serialize};
 
+use crate::names;
+
 /// What stitching needs to know of one stored span (about 100 bytes on
 /// the wire between gateways, whatever the span's size).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,25 +36,6 @@ pub struct Note {
 /// The resource attribute agents stamp with the policy that kept a trace.
 pub const POLICY_ATTRIBUTE: &str = "meridian.sampling.policy";
 
-/// Longest service, operation or policy name a note keeps, bytes (cut at a
-/// character boundary). The queues and caches of stitching are bounded in
-/// notes and spans; this bounds their bytes too, whatever a client names
-/// its spans (the overload test found 200,000 queued notes of 1 kB
-/// operation names holding a quarter of a GiB). The stored span keeps its
-/// full name; only the trace summary's root name is cut.
-pub const MAX_NOTE_NAME_BYTES: usize = 256;
-
-fn capped(s: &str) -> String {
-    if s.len() <= MAX_NOTE_NAME_BYTES {
-        return s.to_owned();
-    }
-    let mut end = MAX_NOTE_NAME_BYTES;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_owned()
-}
-
 impl Note {
     pub fn of(span: &Span) -> Self {
         let policy = span
@@ -60,14 +43,14 @@ impl Note {
             .attributes
             .iter()
             .find(|kv| kv.key == POLICY_ATTRIBUTE)
-            .map(|kv| capped(&kv.value.to_search_string()));
+            .map(|kv| names::capped(&kv.value.to_search_string()));
         Self {
             trace: span.trace_id,
             span: span.span_id,
             parent: span.parent_span_id,
-            service: capped(span.service_name()),
+            service: names::capped(span.service_name()),
             cluster: span.cluster.as_str().to_owned(),
-            name: capped(&span.name),
+            name: names::capped(&span.name),
             kind: span.kind.as_i32(),
             start: span.start_unix_nano,
             end: span.end_unix_nano,
@@ -601,16 +584,5 @@ mod tests {
             Some((42, "we|b%@a".to_owned(), "api@b".to_owned()))
         );
         assert_eq!(split_node("a@b@c"), ("a@b", "c"));
-    }
-
-    #[test]
-    fn notes_keep_at_most_256_bytes_of_a_name() {
-        let mut span = store::testsuite::SpanBuilder::new(1, 1, "svc").build();
-        span.name = "é".repeat(300); // 600 bytes, 2 per char
-        let note = Note::of(&span);
-        assert_eq!(note.name.len(), MAX_NOTE_NAME_BYTES);
-        assert!(note.name.chars().all(|c| c == 'é'));
-        span.name = "short".into();
-        assert_eq!(Note::of(&span).name, "short");
     }
 }

@@ -32,6 +32,7 @@ mod partitions;
 mod read;
 mod records;
 mod retention;
+mod stored;
 mod terms;
 mod write;
 

@@ -8,6 +8,7 @@ use model::Span;
 use sqlx::{PgPool, Postgres, Transaction};
 use telemetry::clock::unix_nanos;
 
+use super::stored::{HOT_TRACE_SPANS, Stored, probe_stored};
 use super::{
     PgStore, backend_error, clamp_i64, day_of,
     dictionary::{CLUSTER, SERVICE},
@@ -15,7 +16,7 @@ use super::{
 };
 use crate::{StoreError, WriteOutcome, chunk};
 
-fn span_id_i64(span: &Span) -> i64 {
+pub(super) fn span_id_i64(span: &Span) -> i64 {
     i64::from_be_bytes(*span.span_id.as_bytes())
 }
 
@@ -53,7 +54,7 @@ pub(super) struct Summary {
 
 /// A batch grouped by (trace, day), with its dictionary ids resolved.
 pub(super) struct Batch<'a> {
-    groups: BTreeMap<(&'a [u8], i32), Vec<&'a Span>>,
+    pub(super) groups: BTreeMap<(&'a [u8], i32), Vec<&'a Span>>,
     names: HashMap<(i16, String), i32>,
     ops: HashMap<(i32, String, i16), i32>,
     days: BTreeSet<i32>,
@@ -158,21 +159,6 @@ pub(super) struct Encoded {
     pub(super) chunks: ChunkRows,
     pub(super) usage: Usage,
     pub(super) inserted: u64,
-}
-
-/// A trace's chunks become "hot" (their span ids GIN-indexed,
-/// `chunks_hot_span_ids`) once the trace holds more than this many spans
-/// that day: the ids of a trace's other chunks, at most this many, are
-/// read whole by each write of the trace; the index answers for the rest.
-/// Most traces never get there and cost no index entry.
-pub(super) const HOT_TRACE_SPANS: i64 = 1_024;
-
-/// What an existing (trace, day) summary holds: its span count and the
-/// ids known stored among the batch's (a superset).
-#[derive(Debug, Default)]
-pub(super) struct Stored {
-    pub(super) spans: i64,
-    pub(super) ids: HashSet<i64>,
 }
 
 /// Encodes the spans of `batch` not in `stored` (what each existing
@@ -482,82 +468,6 @@ fn bind_summaries<'q, O>(
         .bind(rows.iter().map(|s| s.root_op).collect::<Vec<_>>())
         .bind(rows.iter().map(|s| s.clusters.as_str()).collect::<Vec<_>>())
         .bind(rows.iter().map(|s| s.terms.as_str()).collect::<Vec<_>>())
-}
-
-/// Adds to `stored` which of the batch's spans of already existing
-/// (trace, day) rows are stored, at a cost bounded by the batch and not by
-/// the trace: the ids of the trace's chunks that are not hot (at most
-/// [`HOT_TRACE_SPANS`] of them), then one GIN probe per span id among the
-/// hot ones. Only chunks of the batch's traces count (a span id repeated in
-/// another trace is a different span).
-async fn probe_stored(
-    tx: &mut Transaction<'_, Postgres>,
-    batch: &Batch<'_>,
-    stored: &mut HashMap<(Vec<u8>, i32), Stored>,
-) -> Result<(), StoreError> {
-    let mut keys: (Vec<&[u8]>, Vec<i32>) = (Vec::new(), Vec::new());
-    let mut hot_ids: Vec<i64> = Vec::new();
-    let mut hot_days: BTreeSet<i32> = BTreeSet::new();
-    for ((trace_id, day), spans) in &batch.groups {
-        let Some(held) = stored.get(&(trace_id.to_vec(), *day)) else {
-            continue;
-        };
-        keys.0.push(trace_id);
-        keys.1.push(*day);
-        if held.spans > HOT_TRACE_SPANS {
-            hot_ids.extend(spans.iter().map(|s| span_id_i64(s)));
-            hot_days.insert(*day);
-        }
-    }
-    if keys.0.is_empty() {
-        return Ok(());
-    }
-    // The planner prices `&&` per row, not per element: on a partition of
-    // a few thousand chunks it picks a sequential scan that compares every
-    // chunk's ids with every id of the batch (measured: 28 ms for 1,000
-    // chunks against 3 ms through the index; a hot trace grew x3.5). Both
-    // probes are answered by an index in what the batch holds, so insist.
-    sqlx::query("SET LOCAL enable_seqscan = off")
-        .execute(&mut **tx)
-        .await
-        .map_err(backend_error)?;
-    let mut rows: Vec<(Vec<u8>, i32, Option<Vec<i64>>)> = sqlx::query_as(
-        "SELECT c.trace_id, c.day, c.span_ids FROM chunks c \
-         JOIN unnest($1::bytea[], $2::integer[]) AS k(trace_id, day) \
-           ON c.trace_id = k.trace_id AND c.day = k.day \
-         WHERE NOT c.hot",
-    )
-    .bind(&keys.0)
-    .bind(&keys.1)
-    .fetch_all(&mut **tx)
-    .await
-    .map_err(backend_error)?;
-    if !hot_ids.is_empty() {
-        let days: Vec<i32> = hot_days.into_iter().collect();
-        rows.extend(
-            sqlx::query_as::<_, (Vec<u8>, i32, Option<Vec<i64>>)>(
-                "SELECT c.trace_id, c.day, c.span_ids FROM chunks c \
-                 WHERE c.hot AND c.day = ANY($1::integer[]) AND c.span_ids && $2::bigint[]",
-            )
-            .bind(&days)
-            .bind(&hot_ids)
-            .fetch_all(&mut **tx)
-            .await
-            .map_err(backend_error)?,
-        );
-    }
-    sqlx::query("SET LOCAL enable_seqscan = on")
-        .execute(&mut **tx)
-        .await
-        .map_err(backend_error)?;
-    for (trace_id, day, span_ids) in rows {
-        if let Some(held) = stored.get_mut(&(trace_id, day)) {
-            // NULL: a chunk from before migration 0003, whose ids are in
-            // the summary row.
-            held.ids.extend(span_ids.unwrap_or_default());
-        }
-    }
-    Ok(())
 }
 
 /// Adds the batch to the per-day, per-cluster usage counters. After the
