@@ -278,15 +278,20 @@ impl AgentProcess {
 
     /// Resident memory of the process, bytes (Linux `/proc`).
     pub fn rss_bytes(&self) -> anyhow::Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
-        let kb: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .context("VmRSS")?;
-        Ok(kb * 1024)
+        rss_bytes_of(self.pid())
     }
+}
+
+/// Resident memory of process `pid`, bytes (`VmRSS` in Linux `/proc`).
+pub fn rss_bytes_of(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("VmRSS")?;
+    Ok(kb * 1024)
 }
 
 /// A running `sut-gateway` (the real `meridian-gateway`).

@@ -30,7 +30,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use integration_tests::{cluster::ProcessCluster, process::AgentProcess, wait_for};
+use integration_tests::{
+    cluster::ProcessCluster,
+    process::{AgentProcess, rss_bytes_of},
+    wait_for,
+};
 use proto::otlp::{self, ExportTraceServiceRequest, Span};
 use serde_json::Value;
 use tonic::Code;
@@ -155,18 +159,6 @@ async fn sender(
     Ok(())
 }
 
-fn rss_of(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twice_the_storable_rate_for_a_minute_is_refused_bounded_and_loses_nothing()
 -> anyhow::Result<()> {
@@ -233,7 +225,10 @@ async fn twice_the_storable_rate_for_a_minute_is_refused_bounded_and_loses_nothi
         let (stop, peaks, samples) = (stop.clone(), peaks.clone(), samples.clone());
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                let (a, g) = (rss_of(agent_pid), rss_of(gw_pid));
+                let (a, g) = (
+                    rss_bytes_of(agent_pid).unwrap_or(0),
+                    rss_bytes_of(gw_pid).unwrap_or(0),
+                );
                 peaks.0.fetch_max(a, Ordering::Relaxed);
                 peaks.1.fetch_max(g, Ordering::Relaxed);
                 if let Ok(mut s) = samples.lock() {
