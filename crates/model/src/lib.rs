@@ -4,6 +4,7 @@
 //! wire formats. `proto` converts wire messages into these types, `store`
 //! persists them and `gateway` serves them.
 
+pub mod access;
 mod cluster;
 mod error;
 mod ids;
