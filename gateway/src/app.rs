@@ -289,25 +289,16 @@ impl Gateway {
             &root,
             "http",
             http_l,
-            crate::http::router(
-                Arc::clone(&store),
+            crate::http::router(crate::http::HttpParts {
+                store: Arc::clone(&store),
                 registry,
-                Arc::clone(&plane),
-                cfg.cluster.admin_token.as_deref().map(Arc::from),
-                query::QueryLimits::from_retention(&cfg.store_options.retention),
-            )
-            .merge(ingest::agents::api::router(
-                agents.clone(),
-                Arc::clone(&plane) as Arc<dyn control_plane::ControlReader>,
-            ))
-            .merge(metrics_alerts::red::api::router(
-                Arc::clone(&store),
-                cfg.red.clone(),
-            ))
-            .merge(metrics_alerts::alerts::api::router(
-                Arc::clone(&plane) as Arc<dyn control_plane::ControlReader>,
-                cfg.alerts.ui_url.clone(),
-            )),
+                plane: Arc::clone(&plane),
+                admin_token: cfg.cluster.admin_token.as_deref().map(Arc::from),
+                limits: query::QueryLimits::from_retention(&cfg.store_options.retention),
+                agents: agents.clone(),
+                red: cfg.red.clone(),
+                alerts_ui_url: cfg.alerts.ui_url.clone(),
+            }),
         );
 
         let scope = {
