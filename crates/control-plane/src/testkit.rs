@@ -2,6 +2,7 @@
 //! tests (feature `testkit`, enabled only by tests): nodes on their own
 //! on-disk storage, over the in-memory network with injected faults.
 
+use tracing_subscriber::prelude::*;
 use std::{
     collections::BTreeMap,
     path::PathBuf,
@@ -34,9 +35,15 @@ pub fn member(id: NodeId) -> Member {
 
 impl Cluster {
     pub async fn start(n: u64, config: PlaneConfig) -> Self {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
+        let filter = std::env::var("RUST_LOG")
+            .ok()
+            .and_then(|v| v.parse::<tracing_subscriber::filter::Targets>().ok())
+            .unwrap_or_else(|| {
+                tracing_subscriber::filter::Targets::new().with_default(tracing::Level::ERROR)
+            });
+        let _ = tracing_subscriber::registry()
+            .with(filter)
+            .with(tracing_subscriber::fmt::layer().with_test_writer())
             .try_init();
         let dir = tempfile::tempdir().expect("tempdir");
         let mut c = Self {
