@@ -241,6 +241,58 @@ async fn the_admin_token_is_required_when_set_and_checked() {
     c.stop().await;
 }
 
+/// A browser posts `text/plain`, form and multipart bodies cross-site
+/// without a CORS preflight: the admin API refuses every body that is not
+/// `application/json` before it is read, so such a post writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_refuse_bodies_that_are_not_json() {
+    let c = Cluster::start().await;
+    let api = c.serve(2, None).await;
+    let before = api.get("shards").await;
+    assert_eq!(before.0, StatusCode::OK, "{}", before.1);
+    let evil = br#"{"url":"postgres://attacker.example/db"}"#.to_vec();
+    for content_type in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+        None,
+    ] {
+        let mut req = api.client.post(api.url("shards")).body(evil.clone());
+        if let Some(t) = content_type {
+            req = req.header(header::CONTENT_TYPE, t);
+        }
+        let resp = req.send().await.expect("request");
+        assert_eq!(
+            resp.status(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{content_type:?}"
+        );
+        let body: Value = resp.json().await.expect("a JSON error");
+        let message = body["error"].as_str().unwrap_or_default();
+        assert!(message.contains("application/json"), "{message}");
+    }
+    assert_eq!(
+        api.get("shards").await,
+        before,
+        "a refused post wrote nothing"
+    );
+
+    // An empty body needs no type (a cluster with the default identity);
+    // JSON with a charset parameter is JSON.
+    let (status, _, body) = api.call(Method::PUT, "clusters/eu", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let resp = api
+        .client
+        .put(api.url("policies/eu"))
+        .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
+        .body(r#"{"head":{"default_probability":0.5}}"#)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), StatusCode::OK);
+    c.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_policy_put_through_a_follower_is_read_linearizably_through_another() {
     let c = Cluster::start().await;

@@ -119,6 +119,14 @@ describe('the web UI against a real gateway', () => {
     const index = await fetch(`${gw.http}/trace/0123abcd`);
     assert.equal(index.status, 200);
     assert.equal(index.headers.get('cache-control'), 'no-cache');
+    // Security headers: scripts only from the gateway, never framed. The
+    // last test (no console errors) shows the UI runs under this policy.
+    const csp = index.headers.get('content-security-policy') ?? '';
+    assert.match(csp, /script-src 'self'(;|$)/);
+    assert.match(csp, /frame-ancestors 'none'/);
+    assert.equal(index.headers.get('x-content-type-options'), 'nosniff');
+    assert.equal(index.headers.get('x-frame-options'), 'DENY');
+    assert.equal(index.headers.get('referrer-policy'), 'no-referrer');
     const html = await index.text();
     const script = /src="(\/assets\/[^"]+\.js)"/.exec(html)?.[1];
     assert.ok(script, `a hashed script in ${html}`);

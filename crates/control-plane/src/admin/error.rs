@@ -41,6 +41,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("the request body is over the {limit} byte limit")]
     TooLarge { limit: usize },
+    /// A body that is not `application/json` (the type it named, cut).
+    #[error("the request body must be sent as `Content-Type: application/json`, not {0:?}")]
+    UnsupportedMediaType(String),
     /// The control plane could not carry the request out.
     #[error(transparent)]
     Plane(#[from] WriteError),
@@ -54,6 +57,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Plane(e) => match e {
                 // A timed-out write may still commit later: retrying a put
                 // or delete is safe (they are idempotent).

@@ -4,14 +4,14 @@
 use axum::{
     body::Bytes,
     extract::{FromRequest, FromRequestParts, Path, Request},
-    http::{StatusCode, request::Parts},
+    http::{HeaderMap, StatusCode, header, request::Parts},
 };
 use serde::de::DeserializeOwned;
 
 use super::{MAX_BODY_BYTES, error::ApiError};
 
-/// A JSON body. The content type is not checked (`curl -d` sends a form
-/// type); an empty or unparsable body is a 400 naming serde's complaint.
+/// A JSON body, sent as `Content-Type: application/json` ([`RawBody`]);
+/// an empty or unparsable body is a 400 naming serde's complaint.
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
 
@@ -24,7 +24,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
-/// The body bytes, within [`MAX_BODY_BYTES`].
+/// The body bytes, within [`MAX_BODY_BYTES`]. A body must be sent as
+/// `application/json`: a browser sends `text/plain`, form and multipart
+/// bodies cross-site without a CORS preflight, so accepting them would let
+/// any page a signed-in admin visits post to the admin API. A request that
+/// names another type is a 415 before its body is read; one that names no
+/// type may only have an empty body (`PUT clusters/{name}` with defaults).
 #[derive(Debug)]
 pub struct RawBody(pub Bytes);
 
@@ -32,18 +37,44 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        Bytes::from_request(req, state)
-            .await
-            .map(RawBody)
-            .map_err(|e| {
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::TooLarge {
-                        limit: MAX_BODY_BYTES,
-                    }
-                } else {
-                    ApiError::BadRequest(format!("cannot read the request body: {}", e.body_text()))
+        let typed = json_content_type(req.headers())?;
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::TooLarge {
+                    limit: MAX_BODY_BYTES,
                 }
-            })
+            } else {
+                ApiError::BadRequest(format!("cannot read the request body: {}", e.body_text()))
+            }
+        })?;
+        if !typed && !is_empty(&bytes) {
+            return Err(ApiError::UnsupportedMediaType("none".into()));
+        }
+        Ok(RawBody(bytes))
+    }
+}
+
+/// Whether the request says `application/json` (parameters such as
+/// `charset` allowed); `Ok(false)` when it names no type, a 415 when it
+/// names another one.
+fn json_content_type(headers: &HeaderMap) -> Result<bool, ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(false);
+    };
+    let shown = || {
+        String::from_utf8_lossy(value.as_bytes())
+            .chars()
+            .take(64)
+            .collect()
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::UnsupportedMediaType(shown()))?;
+    let essence = text.split(';').next().unwrap_or_default().trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        Ok(true)
+    } else {
+        Err(ApiError::UnsupportedMediaType(shown()))
     }
 }
 
@@ -150,5 +181,37 @@ mod tests {
             Err(ApiError::BadRequest(m)) if m.starts_with("invalid JSON body")
         ));
         assert_eq!(parse_json::<u32>(b"7").ok(), Some(7));
+    }
+
+    #[test]
+    fn only_json_content_types_pass() {
+        let with = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(
+                header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static(v),
+            );
+            json_content_type(&h)
+        };
+        assert_eq!(json_content_type(&HeaderMap::new()).ok(), Some(false));
+        for ok in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+        ] {
+            assert_eq!(with(ok).ok(), Some(true), "{ok}");
+        }
+        for refused in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/jsonp",
+            "",
+        ] {
+            assert!(
+                matches!(with(refused), Err(ApiError::UnsupportedMediaType(_))),
+                "{refused}"
+            );
+        }
     }
 }
