@@ -171,20 +171,53 @@ pub fn check_url(url: &str) -> Result<(), ApiError> {
     }
 }
 
-/// `scheme://user:secret@host/db` → `scheme://user:***@host/db`.
+/// `scheme://user:secret@host/db?password=secret` →
+/// `scheme://user:***@host/db?password=***`: the userinfo password and
+/// every `password` / `sslpassword` query parameter (libpq takes both).
 pub fn redact_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
+    let authority = match authority.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => url.to_owned(),
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => authority.to_owned(),
         },
-        None => url.to_owned(),
+        None => authority.to_owned(),
+    };
+    format!("{scheme}://{authority}{}", redact_query(tail))
+}
+
+/// Masks the values of `password` and `sslpassword` in the query part of
+/// `tail` (`/db?…#…`).
+fn redact_query(tail: &str) -> String {
+    let Some((path, query)) = tail.split_once('?') else {
+        return tail.to_owned();
+    };
+    let (query, fragment) = match query.split_once('#') {
+        Some((q, f)) => (q, Some(f)),
+        None => (query, None),
+    };
+    let params: Vec<String> = query
+        .split('&')
+        .map(|param| match param.split_once('=') {
+            Some((key, _))
+                if key.eq_ignore_ascii_case("password")
+                    || key.eq_ignore_ascii_case("sslpassword") =>
+            {
+                format!("{key}=***")
+            }
+            _ => param.to_owned(),
+        })
+        .collect();
+    let mut out = format!("{path}?{}", params.join("&"));
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
     }
+    out
 }
 
 fn now_unix_nano() -> u64 {
@@ -348,6 +381,14 @@ mod tests {
         assert_eq!(
             redact_password("postgres://h/db?x=a@b"),
             "postgres://h/db?x=a@b"
+        );
+        assert_eq!(
+            redact_password("postgres://u@h/db?sslmode=require&password=s3cret&PassWord=x"),
+            "postgres://u@h/db?sslmode=require&password=***&PassWord=***"
+        );
+        assert_eq!(
+            redact_password("postgresql://u:a@h/db?sslpassword=k#frag"),
+            "postgresql://u:***@h/db?sslpassword=***#frag"
         );
         let refused = check_url("mysql://u:s3cret@h/db")
             .err()

@@ -1,4 +1,7 @@
-//! Small-file durability: write-temp + fsync + rename + fsync(dir).
+//! Small-file durability (write-temp + fsync + rename + fsync(dir)) and
+//! privacy: the Raft files hold shard URLs with their passwords and token
+//! hashes, so every file is created 0600 and every directory 0700, at
+//! creation (there is no moment in which another user could open them).
 
 use std::{
     fs::{self, File, OpenOptions},
@@ -18,16 +21,55 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
     let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
     {
-        let mut f = OpenOptions::new()
+        let mut f = private()
             .write(true)
             .create(true)
             .truncate(true)
             .open(&tmp)?;
+        restrict(&f)?;
         f.write_all(data)?;
         f.sync_all()?;
     }
     fs::rename(&tmp, path)?;
     sync_dir(dir)
+}
+
+/// Options that create a file readable and writable by its owner only.
+pub fn private() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+}
+
+/// Narrows an open file to its owner (0600) if it is open to others: a
+/// file created by an older version, or one that existed before.
+pub fn restrict(file: &File) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if file.metadata()?.permissions().mode() & 0o077 != 0 {
+            file.set_permissions(fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = file;
+    Ok(())
+}
+
+/// Creates `dir` and its missing parents, owner-only (0700).
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
 }
 
 /// Makes a directory's entries (a created or renamed file) durable.
@@ -47,6 +89,26 @@ pub fn read_optional(path: &Path) -> io::Result<Option<Vec<u8>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn files_are_created_owner_only_and_old_ones_narrowed() -> io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| fs::metadata(p).map(|m| m.permissions().mode() & 0o777);
+        let root = tempfile::tempdir()?;
+        let dir = root.path().join("raft/node-1");
+        create_private_dir(&dir)?;
+        assert_eq!(mode(&dir)?, 0o700);
+        let p = dir.join("vote.json");
+        write_atomic(&p, b"one")?;
+        assert_eq!(mode(&p)?, 0o600);
+        let old = dir.join("log");
+        fs::write(&old, b"")?;
+        fs::set_permissions(&old, fs::Permissions::from_mode(0o644))?;
+        restrict(&File::open(&old)?)?;
+        assert_eq!(mode(&old)?, 0o600);
+        Ok(())
+    }
 
     #[test]
     fn atomic_write_replaces_and_leaves_no_temp() -> io::Result<()> {

@@ -241,7 +241,7 @@ impl Inner {
         let mut recs = 0usize;
         {
             let mut w = BufWriter::new(
-                OpenOptions::new()
+                fsio::private()
                     .write(true)
                     .create(true)
                     .truncate(true)
@@ -280,13 +280,14 @@ impl LogStore {
             let p = p.to_owned();
             move |source| LogStoreError::Io { path: p, source }
         };
-        std::fs::create_dir_all(dir).map_err(io_at(dir))?;
-        let mut file = OpenOptions::new()
+        fsio::create_private_dir(dir).map_err(io_at(dir))?;
+        let mut file = fsio::private()
             .read(true)
             .append(true)
             .create(true)
             .open(&path)
             .map_err(io_at(&path))?;
+        fsio::restrict(&file).map_err(io_at(&path))?;
         let mut bytes = Vec::new();
         file.seek(SeekFrom::Start(0))
             .and_then(|_| file.read_to_end(&mut bytes))

@@ -62,7 +62,7 @@ impl StateMachine {
     /// Opens the state machine under `dir`, starting from the snapshot on
     /// disk if there is one.
     pub fn open(dir: &Path) -> io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+        fsio::create_private_dir(dir)?;
         let (data, snapshot) = match fsio::read_optional(&dir.join("snapshot.json"))? {
             Some(bytes) => {
                 let snap: StoredSnapshot =

@@ -184,6 +184,18 @@ pub fn json_body(job: &Job, ui: &str) -> Value {
     })
 }
 
+/// How a webhook is named in logs and in the replicated notification log:
+/// its scheme and host only. A webhook URL is often a credential itself
+/// (Slack's and Teams' carry the secret in the path, others a `?token=`).
+fn shown(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "(a webhook)".into();
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    format!("{scheme}://{host}")
+}
+
 async fn deliver(client: &reqwest::Client, hook: &Webhook, body: &Value) -> Result<(), String> {
     let mut pause = Duration::from_millis(500);
     let mut last = String::new();
@@ -197,9 +209,10 @@ async fn deliver(client: &reqwest::Client, hook: &Webhook, body: &Value) -> Resu
         {
             Ok(r) if r.status().is_success() => return Ok(()),
             Ok(r) => last = format!("HTTP {}", r.status()),
-            Err(e) => last = e.to_string(),
+            // The error without the URL: a webhook URL is often a secret.
+            Err(e) => last = e.without_url().to_string(),
         }
-        tracing::warn!(url = %hook.url, attempt, error = %last, "webhook failed");
+        tracing::warn!(webhook = %shown(&hook.url), attempt, error = %last, "webhook failed");
         if attempt < ATTEMPTS {
             tokio::time::sleep(pause).await;
             pause *= 2;
@@ -239,7 +252,7 @@ pub fn start(
                 };
                 match deliver(&client, hook, &body).await {
                     Ok(()) => delivered += 1,
-                    Err(e) => error = Some(format!("{}: {e}", hook.url)),
+                    Err(e) => error = Some(format!("{}: {e}", shown(&hook.url))),
                 }
             }
             let notification = Notification {
@@ -263,4 +276,22 @@ pub fn start(
         }
     });
     notifier
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+
+    #[test]
+    fn webhooks_are_shown_by_host_only() {
+        assert_eq!(
+            shown("https://hooks.slack.com/services/T0/B0/s3cret"),
+            "https://hooks.slack.com"
+        );
+        assert_eq!(
+            shown("http://u:pw@am:9093/api/v2/alerts?token=s3cret"),
+            "http://am:9093"
+        );
+        assert_eq!(shown("not a url s3cret"), "(a webhook)");
+    }
 }

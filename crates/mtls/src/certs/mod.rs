@@ -58,7 +58,11 @@ pub enum Subject {
     Node { name: String, hosts: Vec<String> },
 }
 
+/// Writes `data` to `path`. A `private` file (a key) is created 0600, so
+/// there is no moment in which another user can read it, and an existing
+/// one is narrowed to 0600 before the key is written into it.
 fn write(path: &Path, data: &str, private: bool) -> Result<(), CertError> {
+    use std::io::Write;
     let io = |source| CertError::Io {
         path: path.display().to_string(),
         source,
@@ -66,15 +70,24 @@ fn write(path: &Path, data: &str, private: bool) -> Result<(), CertError> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(io)?;
     }
-    std::fs::write(path, data).map_err(io)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(io)?;
     #[cfg(unix)]
     if private {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(io)?;
     }
     #[cfg(not(unix))]
     let _ = private;
-    Ok(())
+    file.write_all(data.as_bytes()).map_err(io)?;
+    file.sync_all().map_err(io)
 }
 
 fn read(path: &Path) -> Result<String, CertError> {
@@ -213,5 +226,27 @@ mod tests {
             issue(dir.path(), &Subject::Cluster("Bad Name".into()), dir.path()),
             Err(CertError::Name(_))
         ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn keys_are_owner_only_and_certificates_are_not() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let ca = init_ca(dir.path()).unwrap();
+        assert_eq!(mode(&ca.key), 0o600);
+        let out = dir.path().join("agent");
+        // A key file left readable by someone else is narrowed when it is
+        // written again.
+        std::fs::create_dir_all(&out).unwrap();
+        let stale = out.join("cluster-eu-key.pem");
+        std::fs::write(&stale, "old").unwrap();
+        std::fs::set_permissions(&stale, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let c = issue(dir.path(), &Subject::Cluster("eu".into()), &out).unwrap();
+        assert_eq!(c.key, stale, "the test overwrote the file issue() writes");
+        assert_eq!(mode(&c.key), 0o600);
+        assert_ne!(std::fs::read_to_string(&c.key).unwrap(), "old");
+        assert_eq!(mode(&c.cert) & 0o077, mode(&ca.cert) & 0o077);
     }
 }
