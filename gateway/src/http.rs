@@ -22,6 +22,15 @@ pub struct HttpParts {
     pub alerts_ui_url: String,
 }
 
+impl std::fmt::Debug for HttpParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpParts")
+            .field("limits", &self.limits)
+            .field("alerts_ui_url", &self.alerts_ui_url)
+            .finish_non_exhaustive()
+    }
+}
+
 pub fn router(parts: HttpParts) -> Router {
     let reader = Arc::clone(&parts.plane) as Arc<dyn ControlReader>;
     Router::new()
