@@ -203,7 +203,8 @@ impl Gateway {
             ingest_sd.token().clone(),
         )
         .with_tail(tail.clone())
-        .with_agents(agents.clone());
+        .with_agents(agents.clone())
+        .with_registration(cfg.registration);
         // One byte budget for the port: messages being received, Forward
         // and ForwardWindows being decoded and written.
         let admission = federation_service.admission();
@@ -271,6 +272,7 @@ impl Gateway {
         let sink = DirectSink {
             ingest,
             default_cluster: cfg.default_cluster.clone(),
+            trust_cluster_attribute: cfg.otlp_trust_cluster_attribute,
         };
         receiver::grpc::serve(
             &ingest_sd,

@@ -45,10 +45,20 @@ pub struct Settings {
     #[command(flatten)]
     #[serde(flatten)]
     pub receiver: ReceiverFlags,
-    /// Cluster given to spans received on the plain OTLP ports without a
-    /// `k8s.cluster.name` resource attribute [default: default].
+    /// Cluster of every span received on the plain OTLP ports (they have
+    /// no client identity) [default: default].
     #[arg(long, env = "MERIDIAN_DEFAULT_CLUSTER", value_name = "NAME")]
     pub default_cluster: Option<String>,
+    /// Keep a plain OTLP resource's own `k8s.cluster.name` (single-node
+    /// use with one trusted sender) [default: false].
+    #[arg(long, env = "MERIDIAN_OTLP_TRUST_CLUSTER_ATTRIBUTE", value_name = "BOOL",
+        num_args = 0..=1, default_missing_value = "true")]
+    pub otlp_trust_cluster_attribute: Option<bool>,
+    /// Refuse agents of unregistered clusters even while none is registered
+    /// (once one is, they are refused anyway) [default: false].
+    #[arg(long, env = "MERIDIAN_REQUIRE_REGISTERED_CLUSTERS", value_name = "BOOL",
+        num_args = 0..=1, default_missing_value = "true")]
+    pub require_registered_clusters: Option<bool>,
     /// `--tls-ca`, `--tls-cert`, `--tls-key`: all three, or none for a
     /// development CA in `<data-dir>/tls`.
     #[command(flatten)]
@@ -165,6 +175,8 @@ pub struct GatewayConfig {
     pub otlp_grpc: SocketAddr,
     pub otlp_http: SocketAddr,
     pub default_cluster: ClusterId,
+    pub otlp_trust_cluster_attribute: bool,
+    pub registration: ingest::Registration,
     pub tls: TlsSource,
     pub max_inflight_bytes: u64,
     pub limits: Limits,
@@ -295,7 +307,8 @@ impl Settings {
         self.tls.merge(file.tls);
         self.log.merge(file.log);
         merge_options!(self, file; data_dir, store, http, federation,
-            default_cluster, max_inflight_bytes, index_tags, retention_hours, retention_interval,
+            default_cluster, otlp_trust_cluster_attribute, require_registered_clusters,
+            max_inflight_bytes, index_tags, retention_hours, retention_interval,
             skew_reference, alert_webhooks, ui_url, node_id, raft, peers, join, raft_advertise,
             advertise_host, admin_token, tail_decision_window_ms);
         self
@@ -446,6 +459,12 @@ impl Settings {
             otlp_grpc: receivers.otlp_grpc,
             otlp_http: receivers.otlp_http,
             default_cluster,
+            otlp_trust_cluster_attribute: self.otlp_trust_cluster_attribute.unwrap_or(false),
+            registration: if self.require_registered_clusters.unwrap_or(false) {
+                ingest::Registration::Required
+            } else {
+                ingest::Registration::OnceAnyIsRegistered
+            },
             tls,
             max_inflight_bytes,
             limits,

@@ -84,6 +84,10 @@ impl Sandbox {
             otlp_grpc: loopback(),
             otlp_http: loopback(),
             default_cluster: model::ClusterId::new("default")?,
+            // The in-process sandbox plays several clusters through one
+            // plain OTLP sender (the tests are its one trusted sender).
+            otlp_trust_cluster_attribute: true,
+            registration: ingest::Registration::default(),
             tls: TlsSource::DevCa(dir.join("tls")),
             max_inflight_bytes: 256 << 20,
             limits: Limits::default(),

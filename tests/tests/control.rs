@@ -138,6 +138,7 @@ fn publish(sb: &Sandbox, policies: &[(&str, SamplingConfig)]) {
             .iter()
             .map(|(k, p)| ((*k).to_owned(), p.clone()))
             .collect::<BTreeMap<_, _>>(),
+        ..ControlView::default()
     }));
 }
 

@@ -18,6 +18,6 @@ pub mod alert;
 pub mod state;
 
 pub use state::{
-    AlertRule, Applied, Command, ControlState, Lease, MAX_NOTIFICATIONS, Member, NodeId,
-    Notification, RegisteredCluster, Shard,
+    AlertRule, Applied, Command, ControlState, Lease, MAX_NOTIFICATIONS, MAX_REVOKED_SERIALS,
+    Member, NodeId, Notification, RegisteredCluster, Shard, normalize_serial,
 };

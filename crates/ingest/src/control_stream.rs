@@ -27,7 +27,7 @@ use tonic::Status;
 
 use crate::{
     metrics::GatewayMetrics,
-    view::{ControlFeed, ControlView},
+    view::{ControlFeed, ControlView, Registration},
 };
 
 /// A stream that saw no change for this long sends its last update again,
@@ -83,6 +83,9 @@ impl Drop for Active {
 struct Subscription {
     feed: ControlFeed,
     cluster: ClusterId,
+    registration: Registration,
+    /// The agent certificate's serial (a revocation ends the stream).
+    serial: String,
     shutdown: CancellationToken,
     last: Option<ControlUpdate>,
     keepalive_at: Instant,
@@ -96,6 +99,16 @@ impl Subscription {
     /// keeps what it had and reconnects).
     fn current(&mut self) -> Result<Option<ControlUpdate>, Status> {
         let view = Arc::clone(&self.feed.borrow_and_update());
+        if !view.admits(self.cluster.as_str(), self.registration) {
+            // Deleted (or never registered): the agent is disconnected at
+            // once; it keeps its spans and reconnects with backoff.
+            self.ended = true;
+            return Err(crate::service::unregistered(&self.cluster));
+        }
+        if view.revokes(&self.serial) {
+            self.ended = true;
+            return Err(crate::service::revoked(&self.serial));
+        }
         let update = next_update(self.last.as_ref(), &view, self.cluster.as_str()).map_err(|e| {
             tracing::error!(error = %e, cluster = %self.cluster, "cannot encode a sampling policy");
             self.ended = true;
@@ -145,17 +158,22 @@ impl Subscription {
     }
 }
 
-/// The `Control` stream of an agent of `cluster` (identity already
-/// checked).
+/// The `Control` stream of an agent of `cluster` whose certificate has
+/// `serial` (identity already checked). It ends with FAILED_PRECONDITION
+/// as soon as the view no longer admits the cluster under `registration`
+/// (the cluster was deleted) or revokes the certificate.
 pub fn stream(
     feed: ControlFeed,
-    cluster: ClusterId,
+    (cluster, serial): (ClusterId, String),
+    registration: Registration,
     shutdown: CancellationToken,
     metrics: GatewayMetrics,
 ) -> ControlStream {
     let sub = Subscription {
         feed,
         cluster,
+        registration,
+        serial,
         shutdown,
         last: None,
         keepalive_at: Instant::now() + KEEPALIVE,
@@ -202,6 +220,7 @@ mod tests {
                 .iter()
                 .map(|(k, p)| ((*k).to_owned(), policy(*p)))
                 .collect(),
+            ..ControlView::default()
         }
     }
 
@@ -256,7 +275,8 @@ mod tests {
         let token = CancellationToken::new();
         let mut s = stream(
             feed,
-            ClusterId::new("east")?,
+            (ClusterId::new("east")?, "a1".into()),
+            Registration::default(),
             token.clone(),
             metrics.clone(),
         );
@@ -290,6 +310,72 @@ mod tests {
         assert!(s.next().await.is_none());
         drop(s);
         assert_eq!(metrics.active_control_streams(), 0);
+        Ok(())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deleting_the_cluster_ends_its_stream_at_once() -> anyhow::Result<()> {
+        let mut registered = view(&[]);
+        registered.registered.insert("east".into());
+        let (tx, feed) = tokio::sync::watch::channel(Arc::new(registered.clone()));
+        let metrics = GatewayMetrics::default();
+        let mut s = stream(
+            feed,
+            (ClusterId::new("east")?, "a1".into()),
+            Registration::default(),
+            CancellationToken::new(),
+            metrics.clone(),
+        );
+        assert_eq!(s.next().await.expect("an item")?.sequence, 1);
+        // Another cluster registered: no news for east.
+        registered.registered.insert("west".into());
+        tx.send_replace(Arc::new(registered.clone()));
+        // East deleted while west stays registered: the stream ends now.
+        registered.registered.remove("east");
+        tx.send_replace(Arc::new(registered));
+        let started = Instant::now();
+        let end = s.next().await.expect("a final status");
+        assert_eq!(
+            started.elapsed(),
+            Duration::ZERO,
+            "not at the next keepalive"
+        );
+        let status = end.err().expect("an error status");
+        assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+        assert!(
+            status.message().contains("not registered"),
+            "{}",
+            status.message()
+        );
+        assert!(s.next().await.is_none());
+        drop(s);
+        assert_eq!(metrics.active_control_streams(), 0);
+        Ok(())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn revoking_the_certificate_ends_its_stream_at_once() -> anyhow::Result<()> {
+        let (tx, feed) = tokio::sync::watch::channel(Arc::new(view(&[])));
+        let mut s = stream(
+            feed,
+            (ClusterId::new("east")?, "a1".into()),
+            Registration::default(),
+            CancellationToken::new(),
+            GatewayMetrics::default(),
+        );
+        assert_eq!(s.next().await.expect("an item")?.sequence, 1);
+        let mut revoked = view(&[]);
+        revoked.revoked.insert("a1".into());
+        tx.send_replace(Arc::new(revoked));
+        let status = s
+            .next()
+            .await
+            .expect("a final status")
+            .err()
+            .expect("an error");
+        assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+        assert!(status.message().contains("revoked"), "{}", status.message());
+        assert!(s.next().await.is_none());
         Ok(())
     }
 }

@@ -26,5 +26,5 @@ pub mod write;
 pub use agents::AgentRegistry;
 pub use metrics::GatewayMetrics;
 pub use service::FederationService;
-pub use view::{ControlFeed, ControlView};
+pub use view::{ControlFeed, ControlView, Registration};
 pub use write::{DirectSink, Ingest};

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use mtls::{Identity, identity_of};
+use mtls::{Identity, identity_of, serial_of};
 use stitch::tail::{DecideStream, TailDecisions};
 use telemetry::{budget::ByteBudget, clock::unix_ms_u64};
 
@@ -26,7 +26,7 @@ use crate::{
     agents::{AgentKey, AgentRegistry},
     control_stream::ControlStream,
     metrics::GatewayMetrics,
-    view::ControlFeed,
+    view::{ControlFeed, Registration},
     write::{Ingest, STORE_RETRY_AFTER},
 };
 
@@ -36,6 +36,40 @@ use crate::{
 pub const PORT_MAX_REQUESTS: usize = 4096;
 /// What agents are told to wait when admission is full.
 const OVERLOAD_RETRY_AFTER: Duration = Duration::from_secs(1);
+/// What the agents of an unregistered cluster are told to wait: they keep
+/// their spans and try again, so registering the cluster resumes the flow
+/// within this.
+pub const UNREGISTERED_RETRY_AFTER: Duration = Duration::from_secs(2);
+
+/// The refusal of a revoked certificate: FAILED_PRECONDITION with
+/// RetryInfo, which agents retry (their spans stay in the WAL until the
+/// agent runs with a new certificate).
+pub fn revoked(serial: &str) -> Status {
+    retryable(
+        Code::FailedPrecondition,
+        format!(
+            "certificate serial {serial} is revoked at this gateway; issue the agent a new \
+             certificate (its spans stay buffered)"
+        ),
+        UNREGISTERED_RETRY_AFTER,
+    )
+}
+
+/// The refusal of a cluster that is not (or no longer) registered:
+/// FAILED_PRECONDITION with RetryInfo, which agents retry (never drop:
+/// the cluster may be registered again).
+pub fn unregistered(cluster: &ClusterId) -> Status {
+    retryable(
+        Code::FailedPrecondition,
+        format!(
+            "cluster {:?} is not registered at this gateway (meridian-gateway admin \
+             clusters put {}); the agent keeps its spans and retries",
+            cluster.as_str(),
+            cluster.as_str()
+        ),
+        UNREGISTERED_RETRY_AFTER,
+    )
+}
 
 #[derive(Debug, Clone)]
 pub struct FederationService {
@@ -56,6 +90,8 @@ pub struct FederationService {
     tail: Option<TailDecisions>,
     /// The agents this node hears from (`GET /api/v1/agents`).
     agents: AgentRegistry,
+    /// Which clusters may send (`--require-registered-clusters`).
+    registration: Registration,
 }
 
 /// Which RPC an identity check is for (in logs and batch counts).
@@ -94,7 +130,15 @@ impl FederationService {
             shutdown,
             tail: None,
             agents: AgentRegistry::default(),
+            registration: Registration::default(),
         }
+    }
+
+    /// Which clusters may send (default: every cluster until one is
+    /// registered).
+    pub fn with_registration(mut self, registration: Registration) -> Self {
+        self.registration = registration;
+        self
     }
 
     /// The admission budget (`--max-inflight-bytes`), to share with the
@@ -137,6 +181,12 @@ impl FederationService {
     }
 
     fn cluster_of<T>(&self, rpc: Rpc, request: &Request<T>) -> Result<ClusterId, Status> {
+        self.caller_of(rpc, request).map(|(cluster, _)| cluster)
+    }
+
+    /// The caller's cluster and certificate serial; a revoked certificate
+    /// is refused here, on every call.
+    fn caller_of<T>(&self, rpc: Rpc, request: &Request<T>) -> Result<(ClusterId, String), Status> {
         let certs = request.peer_certs().ok_or_else(|| {
             self.refuse(
                 rpc,
@@ -151,8 +201,12 @@ impl FederationService {
                 Status::unauthenticated("a client certificate is required"),
             )
         })?;
+        let serial = serial_of(leaf).map_err(|e| {
+            self.refuse(rpc, "no_identity", Status::permission_denied(e.to_string()))
+        })?;
+        self.check_serial(rpc, &serial)?;
         match identity_of(leaf) {
-            Ok(Identity::Cluster(c)) => Ok(c),
+            Ok(Identity::Cluster(c)) => Ok((c, serial)),
             Ok(Identity::Node(node)) => {
                 tracing::warn!(node, rpc = rpc.name(), "refused a node certificate");
                 Err(self.refuse(
@@ -168,6 +222,31 @@ impl FederationService {
                 Err(self.refuse(rpc, "no_identity", Status::permission_denied(e.to_string())))
             }
         }
+    }
+
+    /// Refuses a cluster the current view does not admit (checked on every
+    /// call, so a deleted cluster is refused as soon as the deletion is
+    /// applied on this node).
+    fn check_registered(&self, rpc: Rpc, cluster: &ClusterId) -> Result<(), Status> {
+        if self
+            .control
+            .borrow()
+            .admits(cluster.as_str(), self.registration)
+        {
+            return Ok(());
+        }
+        tracing::warn!(cluster = %cluster, rpc = rpc.name(), "refused: cluster not registered");
+        Err(self.refuse(rpc, "unregistered", unregistered(cluster)))
+    }
+
+    /// Refuses a revoked certificate (checked on every call: a revocation
+    /// applies to open connections as soon as this node applied it).
+    fn check_serial(&self, rpc: Rpc, serial: &str) -> Result<(), Status> {
+        if !self.control.borrow().revokes(serial) {
+            return Ok(());
+        }
+        tracing::warn!(serial, rpc = rpc.name(), "refused: certificate revoked");
+        Err(self.refuse(rpc, "revoked", revoked(serial)))
     }
 
     /// Refuses a request whose `cluster` field is not the certificate's.
@@ -217,12 +296,15 @@ impl Federation for FederationService {
                 "this gateway does not make cross-cluster tail decisions",
             ));
         };
-        let cluster = self.cluster_of(Rpc::Decide, &request)?;
+        let (cluster, serial) = self.caller_of(Rpc::Decide, &request)?;
+        self.check_registered(Rpc::Decide, &cluster)?;
         let incoming = request.into_inner();
         let svc = self.clone();
         let claimed_by = cluster.clone();
         let check = move |b: &DigestBatch| {
-            svc.check_claim(Rpc::Decide, &claimed_by, &b.cluster, &b.agent_id)
+            svc.check_claim(Rpc::Decide, &claimed_by, &b.cluster, &b.agent_id)?;
+            svc.check_registered(Rpc::Decide, &claimed_by)?;
+            svc.check_serial(Rpc::Decide, &serial)
         };
         tracing::debug!(cluster = %cluster, "tail decision stream opened");
         Ok(Response::new(tail.stream(
@@ -237,9 +319,10 @@ impl Federation for FederationService {
         &self,
         request: Request<ControlRequest>,
     ) -> Result<Response<ControlStream>, Status> {
-        let cluster = self.cluster_of(Rpc::Control, &request)?;
+        let (cluster, serial) = self.caller_of(Rpc::Control, &request)?;
         let req = request.into_inner();
         self.check_claim(Rpc::Control, &cluster, &req.cluster, &req.agent_id)?;
+        self.check_registered(Rpc::Control, &cluster)?;
         tracing::debug!(cluster = %cluster, agent_id = %req.agent_id, "control stream opened");
         // The agent counts as connected while this stream lives.
         let connected = self
@@ -247,7 +330,8 @@ impl Federation for FederationService {
             .connect(AgentKey::new(cluster.clone(), &req.agent_id));
         let updates = crate::control_stream::stream(
             self.control.clone(),
-            cluster,
+            (cluster, serial),
+            self.registration,
             self.shutdown.clone(),
             self.metrics.clone(),
         );
@@ -267,6 +351,7 @@ impl Federation for FederationService {
         let cluster = self.cluster_of(Rpc::Forward, &request)?;
         let req = request.into_inner();
         self.check_claim(Rpc::Forward, &cluster, &req.cluster, &req.agent_id)?;
+        self.check_registered(Rpc::Forward, &cluster)?;
         // A declared size above the payload limit fails decoding below
         // (INVALID_ARGUMENT, permanent), not admission (retryable).
         let size = req

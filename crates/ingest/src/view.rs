@@ -2,7 +2,11 @@
 //! from the replicated state and published to every agent's Control stream
 //! through a watch (latest wins).
 
-use std::{collections::BTreeMap, net::SocketAddr, sync::Arc};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::SocketAddr,
+    sync::Arc,
+};
 
 use control_state::ControlState;
 use model::sampling::SamplingConfig;
@@ -15,6 +19,10 @@ pub struct ControlView {
     pub gateways: Vec<String>,
     /// Sampling policies by cluster name; the key "*" applies to every cluster without its own entry.
     pub policies: BTreeMap<String, SamplingConfig>,
+    /// The clusters registered with `admin clusters put` (names).
+    pub registered: BTreeSet<String>,
+    /// Revoked certificate serials (`admin certs revoke`).
+    pub revoked: BTreeSet<String>,
 }
 
 /// The raft side publishes a new view on every change; the Control service reads it.
@@ -36,7 +44,7 @@ impl ControlView {
         };
         Self {
             gateways,
-            policies: BTreeMap::new(),
+            ..Self::default()
         }
     }
 
@@ -46,6 +54,34 @@ impl ControlView {
         self.policies
             .get(cluster)
             .or_else(|| self.policies.get(EVERY_CLUSTER))
+    }
+}
+
+/// Which clusters may send (`--require-registered-clusters`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Registration {
+    /// Every cluster with a valid certificate while no cluster is
+    /// registered (a new gateway works without setup); once one is, only
+    /// registered clusters.
+    #[default]
+    OnceAnyIsRegistered,
+    /// Only registered clusters, also while none is.
+    Required,
+}
+
+impl ControlView {
+    /// Whether an agent of `cluster` may forward, stream and decide.
+    pub fn admits(&self, cluster: &str, registration: Registration) -> bool {
+        if self.registered.is_empty() && registration == Registration::OnceAnyIsRegistered {
+            return true;
+        }
+        self.registered.contains(cluster)
+    }
+
+    /// Whether the certificate with `serial` (lowercase hex, see
+    /// `mtls::serial_of`) is revoked.
+    pub fn revokes(&self, serial: &str) -> bool {
+        self.revoked.contains(serial)
     }
 }
 
@@ -63,6 +99,8 @@ pub fn view_of(state: &ControlState) -> ControlView {
     ControlView {
         gateways,
         policies: state.policies.clone(),
+        registered: state.clusters.keys().cloned().collect(),
+        revoked: state.revoked_serials.clone(),
     }
 }
 
@@ -111,5 +149,18 @@ mod tests {
             (2, Member::default()),
         ]));
         assert_eq!(view_of(&s).gateways, ["https://a:4320"]);
+    }
+
+    #[test]
+    fn once_a_cluster_is_registered_only_registered_clusters_are_admitted() {
+        use Registration::*;
+        let mut v = ControlView::default();
+        assert!(v.admits("east", OnceAnyIsRegistered));
+        assert!(!v.admits("east", Required));
+        v.registered.insert("west".into());
+        for r in [OnceAnyIsRegistered, Required] {
+            assert!(v.admits("west", r));
+            assert!(!v.admits("east", r));
+        }
     }
 }

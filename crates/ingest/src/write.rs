@@ -79,6 +79,11 @@ impl Ingest {
 pub struct DirectSink {
     pub ingest: Ingest,
     pub default_cluster: ClusterId,
+    /// `--otlp-trust-cluster-attribute`: keep a resource's own
+    /// `k8s.cluster.name` (one trusted sender, single-node use). Off, every
+    /// span is stored under `default_cluster`: a pod that can reach the
+    /// port cannot write into another cluster's traces.
+    pub trust_cluster_attribute: bool,
 }
 
 impl Sink for DirectSink {
@@ -87,7 +92,18 @@ impl Sink for DirectSink {
         mut req: ExportTraceServiceRequest,
         _spans: u64,
     ) -> Result<(), SinkError> {
-        proto::convert::stamp_default_cluster(&mut req, &self.default_cluster);
+        if self.trust_cluster_attribute {
+            proto::convert::stamp_default_cluster(&mut req, &self.default_cluster);
+        } else {
+            let overwritten = proto::convert::restamp_cluster(&mut req, &self.default_cluster);
+            if overwritten > 0 {
+                tracing::debug!(
+                    resources = overwritten,
+                    cluster = %self.default_cluster,
+                    "plain OTLP claimed another cluster; stored under --default-cluster"
+                );
+            }
+        }
         self.ingest
             .write(&req, &self.default_cluster)
             .await

@@ -64,9 +64,28 @@ pub fn stamp_cluster(req: &mut ExportTraceServiceRequest, cluster: &ClusterId) -
     out
 }
 
-/// For single-node use without an agent: each resource keeps the cluster it
-/// names in `k8s.cluster.name` when that is a valid cluster name, otherwise
-/// it is stamped with `default`.
+/// Plain OTLP (no certificate, so no identity): every resource is stored
+/// under `cluster` (`--default-cluster`), whatever `k8s.cluster.name` it
+/// claims, and the number of resources whose claim was overwritten is
+/// returned.
+pub fn restamp_cluster(req: &mut ExportTraceServiceRequest, cluster: &ClusterId) -> u64 {
+    let mut overwritten = 0;
+    for rs in &mut req.resource_spans {
+        let res = rs.resource.get_or_insert_with(Default::default);
+        let claim = otlp::string_attr(&res.attributes, CLUSTER_ATTRIBUTE);
+        if claim.is_some_and(|c| c != cluster.as_str()) {
+            overwritten += 1;
+        }
+        res.attributes.retain(|kv| kv.key != CLUSTER_ATTRIBUTE);
+        res.attributes
+            .push(otlp::string_kv(CLUSTER_ATTRIBUTE, cluster.as_str()));
+    }
+    overwritten
+}
+
+/// For single-node use with `--otlp-trust-cluster-attribute`: each
+/// resource keeps the cluster it names in `k8s.cluster.name` when that is
+/// a valid cluster name, otherwise it is stamped with `default`.
 pub fn stamp_default_cluster(req: &mut ExportTraceServiceRequest, default: &ClusterId) {
     for rs in &mut req.resource_spans {
         let res = rs.resource.get_or_insert_with(Default::default);
@@ -329,5 +348,32 @@ mod tests {
         let mut bad = request(Some("NOT VALID"));
         stamp_default_cluster(&mut bad, &d);
         assert_eq!(to_model(&bad, &d)[0].cluster.as_str(), "default");
+    }
+
+    #[test]
+    fn plain_otlp_is_restamped_whatever_it_claims() {
+        let d = ClusterId::new("default").unwrap();
+        let mut req = request(Some("east"));
+        req.resource_spans.extend(request(None).resource_spans);
+        req.resource_spans
+            .extend(request(Some("default")).resource_spans);
+        assert_eq!(
+            restamp_cluster(&mut req, &d),
+            1,
+            "only the east claim was overwritten"
+        );
+        let spans = to_model(&req, &ClusterId::new("zzz").unwrap());
+        assert_eq!(spans.len(), 3);
+        assert!(spans.iter().all(|s| s.cluster == d));
+        for rs in &req.resource_spans {
+            let attrs = &rs.resource.as_ref().unwrap().attributes;
+            assert_eq!(
+                attrs
+                    .iter()
+                    .filter(|kv| kv.key == CLUSTER_ATTRIBUTE)
+                    .count(),
+                1
+            );
+        }
     }
 }

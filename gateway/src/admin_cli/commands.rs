@@ -32,6 +32,22 @@ pub enum AdminCommand {
     /// Alert rules.
     #[command(subcommand)]
     AlertRules(AlertRulesCommand),
+    /// The certificate deny list (agents and gateway nodes).
+    #[command(subcommand)]
+    Certs(CertsCommand),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum CertsCommand {
+    /// Deny a certificate by its serial (hex, `:` separators allowed, as
+    /// `openssl x509 -noout -serial` prints it): its holder is refused on
+    /// every call within seconds, open connections included.
+    Revoke {
+        #[arg(long, value_name = "HEX")]
+        serial: String,
+    },
+    /// The revoked serials.
+    Revoked,
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -236,6 +252,11 @@ pub fn plan(command: &AdminCommand) -> Result<ApiCall, CliError> {
         C::AlertRules(AlertRulesCommand::Delete { name }) => {
             ApiCall::delete(&["alert-rules", name])
         }
+        C::Certs(CertsCommand::Revoke { serial }) => {
+            let body = json!({ "serial": serial });
+            ApiCall::new(Method::POST, &["certs", "revoked"], Some(body))
+        }
+        C::Certs(CertsCommand::Revoked) => ApiCall::get(&["certs", "revoked"]),
     })
 }
 

@@ -18,8 +18,8 @@ use control_plane::admin::ErrorBody;
 mod commands;
 
 pub use commands::{
-    AdminCommand, AlertRulesCommand, ApiCall, ClustersCommand, MembersCommand, PoliciesCommand,
-    RetentionCommand, ShardsCommand, plan, read_policy,
+    AdminCommand, AlertRulesCommand, ApiCall, CertsCommand, ClustersCommand, MembersCommand,
+    PoliciesCommand, RetentionCommand, ShardsCommand, plan, read_policy,
 };
 
 /// Talks to a gateway's admin API.

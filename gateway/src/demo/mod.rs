@@ -74,6 +74,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         otlp_grpc: loopback,
         otlp_http: loopback,
         default_cluster: model::ClusterId::new("default")?,
+        otlp_trust_cluster_attribute: false,
+        registration: ingest::Registration::default(),
         tls: TlsSource::DevCa(tls_dir.clone()),
         max_inflight_bytes: 256 << 20,
         limits: Limits::default(),

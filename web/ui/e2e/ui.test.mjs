@@ -48,7 +48,8 @@ before(async () => {
   assert.ok(AGENT, 'set MERIDIAN_AGENT_BIN to the meridian-agent binary');
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium`);
   mkdirSync(OUT, { recursive: true });
-  gw = await startGateway(GATEWAY, ['--admin-token', TOKEN]);
+  // One trusted plain OTLP sender plays several clusters.
+  gw = await startGateway(GATEWAY, ['--admin-token', TOKEN, '--otlp-trust-cluster-attribute']);
   // First the agent's traffic: its RED window closes within 10 s and is
   // awaited only by the dashboards test, while the other tests run.
   agent = await startAgent({ agentExe: AGENT, gatewayExe: GATEWAY, gateway: gw, cluster: AGENT_CLUSTER });

@@ -16,6 +16,8 @@
 //! | GET / PUT | `retention` | a `RetentionPolicy` |
 //! | GET | `alert-rules` | alert rules by name |
 //! | PUT / DELETE | `alert-rules/{name}` | `{"expr","for_secs"}` |
+//! | GET | `certs/revoked` | revoked certificate serials (lowercase hex) |
+//! | POST | `certs/revoked` | `{"serial"}`: deny a certificate (agents and nodes) |
 //!
 //! Reads are linearizable unless `?consistency=local`. Writes go through
 //! the leader and answer `{"result":"done"}` or `{"result":"unchanged"}`;
@@ -38,6 +40,7 @@ use axum::{
 use crate::raft::{ControlState, node::ControlPlane};
 
 mod auth;
+pub mod certs;
 pub mod error;
 mod extract;
 pub mod members;
@@ -85,6 +88,10 @@ pub fn router(plane: Arc<ControlPlane>, admin_token: Option<Arc<str>>) -> Router
         .route(
             &format!("{P}/alert-rules/{{name}}"),
             put(settings::put_alert_rule).delete(settings::delete_alert_rule),
+        )
+        .route(
+            &format!("{P}/certs/revoked"),
+            get(certs::revoked).post(certs::revoke),
         )
         // A route, not a fallback: the router is merged into another.
         .route(&format!("{P}/{{*rest}}"), any(unknown_path))

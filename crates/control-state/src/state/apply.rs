@@ -48,6 +48,7 @@ impl ControlState {
                 Applied::Done
             }
             Command::DeleteCluster { name } => removed(self.clusters.remove(&name)),
+            Command::RevokeCertificate { serial } => self.revoke(&serial),
             Command::PutPolicy { cluster, policy } => {
                 if let Err(e) = policy.validate() {
                     return Applied::Refused(e);
@@ -170,6 +171,28 @@ impl ControlState {
                 Applied::Lease(lease)
             }
         }
+    }
+}
+
+impl ControlState {
+    fn revoke(&mut self, serial: &str) -> Applied {
+        let Some(serial) = super::types::normalize_serial(serial) else {
+            return Applied::Refused(format!(
+                "{:?} is not a certificate serial (hex, at most 20 bytes)",
+                serial.chars().take(64).collect::<String>()
+            ));
+        };
+        if self.revoked_serials.contains(&serial) {
+            return Applied::Unchanged;
+        }
+        if self.revoked_serials.len() >= super::types::MAX_REVOKED_SERIALS {
+            return Applied::Refused(format!(
+                "the deny list holds {} serials, its limit; rotate the CA",
+                super::types::MAX_REVOKED_SERIALS
+            ));
+        }
+        self.revoked_serials.insert(serial);
+        Applied::Done
     }
 }
 

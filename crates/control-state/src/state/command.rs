@@ -72,6 +72,11 @@ pub enum Command {
     SetRetention {
         policy: RetentionPolicy,
     },
+    /// Adds a certificate serial to the deny list (any form
+    /// [`normalize_serial`](super::types::normalize_serial) takes).
+    RevokeCertificate {
+        serial: String,
+    },
 }
 
 /// What applying a command did.

@@ -18,6 +18,6 @@ mod types;
 
 pub use command::{Applied, Command};
 pub use types::{
-    AlertRule, ControlState, Lease, MAX_NOTIFICATIONS, Member, NodeId, Notification,
-    RegisteredCluster, Shard,
+    AlertRule, ControlState, Lease, MAX_NOTIFICATIONS, MAX_REVOKED_SERIALS, Member, NodeId,
+    Notification, RegisteredCluster, Shard, normalize_serial,
 };

@@ -246,3 +246,22 @@ fn invalid_data_is_refused_without_changing_anything() {
         Applied::Done
     );
 }
+
+#[test]
+fn serials_are_normalized_and_revoked_once() {
+    assert_eq!(normalize_serial("0A:1b:FF").as_deref(), Some("a1bff"));
+    assert_eq!(normalize_serial(" 0x00a1bff ").as_deref(), Some("a1bff"));
+    assert_eq!(normalize_serial("00").as_deref(), Some("0"));
+    for bad in ["", "0x", "zz", "a1 b2", &"a".repeat(41)] {
+        assert_eq!(normalize_serial(bad), None, "{bad:?}");
+    }
+    let mut s = ControlState::default();
+    let revoke = |serial: &str| Command::RevokeCertificate {
+        serial: serial.into(),
+    };
+    assert_eq!(s.apply(revoke("0A:1B:FF")), Applied::Done);
+    assert_eq!(s.apply(revoke("a1bff")), Applied::Unchanged);
+    assert!(matches!(s.apply(revoke("not hex")), Applied::Refused(_)));
+    assert_eq!(s.revoked_serials.len(), 1);
+    assert!(s.revoked_serials.contains("a1bff"));
+}

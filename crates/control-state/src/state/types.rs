@@ -79,6 +79,38 @@ pub struct ControlState {
     /// [`MAX_NOTIFICATIONS`].
     #[serde(default)]
     pub notifications: std::collections::VecDeque<Notification>,
+    /// Revoked certificate serials ([`normalize_serial`] form), at most
+    /// [`MAX_REVOKED_SERIALS`]: agents and nodes presenting one are
+    /// refused on every call.
+    #[serde(default)]
+    pub revoked_serials: std::collections::BTreeSet<String>,
+}
+
+/// Revoked serials kept in the replicated state (a CA that needs more
+/// should rotate).
+pub const MAX_REVOKED_SERIALS: usize = 100_000;
+
+/// A certificate serial as `admin certs revoke --serial` takes it (hex,
+/// with or without `:` separators or a `0x` prefix, either case), in the
+/// form the deny list holds: lowercase hex without leading zeros. `None`
+/// when it is not a serial (RFC 5280: at most 20 octets).
+pub fn normalize_serial(serial: &str) -> Option<String> {
+    let s = serial.trim();
+    let s = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .unwrap_or(s);
+    let hex: String = s.chars().filter(|c| *c != ':').collect();
+    if hex.is_empty() || hex.len() > 40 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let hex = hex.to_ascii_lowercase();
+    let trimmed = hex.trim_start_matches('0');
+    Some(if trimmed.is_empty() {
+        "0".into()
+    } else {
+        trimmed.into()
+    })
 }
 
 /// Notifications kept in the replicated state.

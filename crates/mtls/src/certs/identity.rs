@@ -53,3 +53,21 @@ pub fn identity_of(cert: &CertificateDer<'_>) -> Result<Identity, IdentityError>
     }
     Err(IdentityError::Missing)
 }
+
+/// The certificate's serial number as lowercase hex without leading zeros
+/// (the form of the replicated deny list, `admin certs revoke --serial`).
+pub fn serial_of(cert: &CertificateDer<'_>) -> Result<String, IdentityError> {
+    let (_, parsed) =
+        X509Certificate::from_der(cert).map_err(|e| IdentityError::Parse(e.to_string()))?;
+    let hex: String = parsed
+        .raw_serial()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let trimmed = hex.trim_start_matches('0');
+    Ok(if trimmed.is_empty() {
+        "0".into()
+    } else {
+        trimmed.into()
+    })
+}

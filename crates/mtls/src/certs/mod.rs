@@ -23,7 +23,7 @@ use rcgen::{
 };
 use time::{Duration, OffsetDateTime};
 
-pub use identity::{Identity, identity_of};
+pub use identity::{Identity, identity_of, serial_of};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CertError {
@@ -222,6 +222,20 @@ mod tests {
             identity_of(&der(&n.cert)).unwrap(),
             Identity::Node("gw-1".into())
         );
+        // Serials: lowercase hex without leading zeros, one per certificate.
+        let (cs, ns) = (
+            serial_of(&der(&c.cert)).unwrap(),
+            serial_of(&der(&n.cert)).unwrap(),
+        );
+        assert_ne!(cs, ns);
+        for s in [&cs, &ns] {
+            assert!(
+                !s.starts_with('0')
+                    && s.chars()
+                        .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
+                "{s}"
+            );
+        }
         assert!(matches!(
             issue(dir.path(), &Subject::Cluster("Bad Name".into()), dir.path()),
             Err(CertError::Name(_))

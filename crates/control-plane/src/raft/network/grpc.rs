@@ -17,7 +17,7 @@ use tonic::{
 };
 
 use super::{Rpc, Transport, TransportError};
-use mtls::{Identity, identity_of};
+use mtls::{Identity, identity_of, serial_of};
 
 use crate::raft::{NodeId, node::ControlPlane};
 
@@ -168,6 +168,18 @@ impl RaftService {
             .peer_certs()
             .and_then(|c| c.first().cloned())
             .ok_or_else(|| Status::unauthenticated("a node certificate is required"))?;
+        // A revoked node certificate is refused on every call, open
+        // connections included, once this node applied the revocation.
+        let serial = serial_of(&leaf).map_err(|e| Status::unauthenticated(e.to_string()))?;
+        if self.plane.state().revoked_serials.contains(&serial) {
+            tracing::warn!(
+                serial,
+                "refused a revoked node certificate on the Raft port"
+            );
+            return Err(Status::permission_denied(format!(
+                "certificate serial {serial} is revoked"
+            )));
+        }
         match identity_of(&leaf) {
             Ok(Identity::Node(_)) => {}
             Ok(Identity::Cluster(c)) => {
