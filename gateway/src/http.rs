@@ -29,10 +29,19 @@ pub fn router(parts: HttpParts) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz).with_state(Arc::clone(&parts.store)))
         .merge(telemetry::metrics::router(parts.registry))
-        .merge(query::router_with_limits(Arc::clone(&parts.store), parts.limits))
-        .merge(ingest::agents::api::router(parts.agents, Arc::clone(&reader)))
+        .merge(query::router_with_limits(
+            Arc::clone(&parts.store),
+            parts.limits,
+        ))
+        .merge(ingest::agents::api::router(
+            parts.agents,
+            Arc::clone(&reader),
+        ))
         .merge(metrics_alerts::red::api::router(parts.store, parts.red))
-        .merge(metrics_alerts::alerts::api::router(reader, parts.alerts_ui_url))
+        .merge(metrics_alerts::alerts::api::router(
+            reader,
+            parts.alerts_ui_url,
+        ))
         .merge(web::router())
         // The seam for the identity issue: its access layer resolves the
         // caller and inserts the caller's scope here, in place of every

@@ -32,7 +32,9 @@ pub enum LogFormat {
 /// falls back to `default`, with a warning.
 /// Calling it twice is harmless (tests build several apps per process).
 pub fn init_logging(default: &str, format: LogFormat) {
-    let from_env = std::env::var("RUST_LOG").ok().filter(|v| !v.trim().is_empty());
+    let from_env = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
     let parsed = from_env.as_deref().map(str::parse::<Targets>);
     let (filter, rejected) = match parsed {
         Some(Ok(filter)) => (filter, None),
