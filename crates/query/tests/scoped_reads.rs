@@ -2,7 +2,8 @@
 //! SQLite store, read through the real query routers by a caller scoped to
 //! cluster a and by one that sees every cluster. The scoped caller sees a's
 //! spans and one warning, and nothing of b; the unscoped one sees it all;
-//! a route assembled without the access layer answers 500.
+//! a route assembled without the access layer answers 500. The same over
+//! two real Postgres shards when `MERIDIAN_TEST_POSTGRES` is set.
 
 use std::{
     sync::Arc,
@@ -31,12 +32,39 @@ fn now_ns() -> u64 {
     u64::try_from(d.as_nanos()).expect("fits")
 }
 
+/// The backends under test: SQLite always, two Postgres shards when a
+/// server is given.
+async fn backends() -> Vec<Arc<dyn SpanStore>> {
+    let sqlite: Arc<dyn SpanStore> = Arc::new(
+        SqliteStore::open("sqlite::memory:")
+            .await
+            .expect("open sqlite"),
+    );
+    let mut out = vec![sqlite];
+    if let Some(server) = store::testsuite::pg::server_from_env("scoped reads") {
+        let urls = store::testsuite::pg::fresh_databases(&server, 2).await;
+        out.push(
+            store::open(&urls, &store::StoreOptions::default())
+                .await
+                .expect("open postgres shards"),
+        );
+    }
+    out
+}
+
+/// Each backend holding the cross-cluster data ([`seed`]).
+async fn cross_cluster_stores() -> Vec<Arc<dyn SpanStore>> {
+    let mut out = Vec::new();
+    for store in backends().await {
+        seed(store.as_ref()).await;
+        out.push(store);
+    }
+    out
+}
+
 /// Trace 1 crosses a → b (web-a calls api-b, which calls db-b); trace 2 is
 /// b's alone and the newest; an edge record per hop of trace 1.
-async fn cross_cluster_store() -> Arc<dyn SpanStore> {
-    let store = SqliteStore::open("sqlite::memory:")
-        .await
-        .expect("open sqlite");
+async fn seed(store: &dyn SpanStore) {
     let t0 = now_ns() - 60_000 * MS;
     store
         .write(&[
@@ -100,7 +128,6 @@ async fn cross_cluster_store() -> Arc<dyn SpanStore> {
         ])
         .await
         .expect("edges");
-    Arc::new(store)
 }
 
 fn routes(store: &Arc<dyn SpanStore>) -> Router {
@@ -141,18 +168,23 @@ const TRACE_2: &str = "5a000000000000000000000000000002";
 
 #[tokio::test]
 async fn a_caller_scoped_to_a_sees_a_and_nothing_of_b() {
-    let store = cross_cluster_store().await;
+    for store in cross_cluster_stores().await {
+        scoped_to_a(&store).await;
+    }
+}
+
+async fn scoped_to_a(store: &Arc<dyn SpanStore>) {
     let a = Scope::only(["a"]);
 
-    let (status, body) = as_scope(&store, &a, "/api/services").await;
+    let (status, body) = as_scope(store, &a, "/api/services").await;
     assert_eq!(
         (status, &body["data"]),
         (200, &serde_json::json!(["web-a"]))
     );
 
-    let (status, body) = as_scope(&store, &a, "/api/services/api-b/operations").await;
+    let (status, body) = as_scope(store, &a, "/api/services/api-b/operations").await;
     assert_eq!((status, &body["data"]), (200, &serde_json::json!([])));
-    let (_, body) = as_scope(&store, &a, "/api/operations?service=web-a").await;
+    let (_, body) = as_scope(store, &a, "/api/operations?service=web-a").await;
     assert_eq!(body["total"], 2, "{body}");
 
     // Search: trace 2 (b's only, the newest) is neither found nor counted.
@@ -161,7 +193,7 @@ async fn a_caller_scoped_to_a_sees_a_and_nothing_of_b() {
         "/api/traces?limit=1",
         "/api/traces?service=api-b",
     ] {
-        let (status, body) = as_scope(&store, &a, uri).await;
+        let (status, body) = as_scope(store, &a, uri).await;
         assert_eq!(status, 200, "{uri}: {body}");
         assert_nothing_of_b(uri, &body);
         let ids: Vec<&str> = body["data"]
@@ -184,7 +216,7 @@ async fn a_caller_scoped_to_a_sees_a_and_nothing_of_b() {
         format!("/api/traces/{TRACE_1}?raw=true"),
         format!("/api/traces?traceID={TRACE_1}"),
     ] {
-        let (status, body) = as_scope(&store, &a, &uri).await;
+        let (status, body) = as_scope(store, &a, &uri).await;
         assert_eq!(status, 200, "{uri}: {body}");
         let trace = &body["data"][0];
         assert_eq!(trace["spans"].as_array().map(Vec::len), Some(2), "{uri}");
@@ -198,34 +230,34 @@ async fn a_caller_scoped_to_a_sees_a_and_nothing_of_b() {
     }
 
     // A trace with no span in scope is the same 404 as a missing trace.
-    let (hidden_status, hidden) = as_scope(&store, &a, &format!("/api/traces/{TRACE_2}")).await;
+    let (hidden_status, hidden) = as_scope(store, &a, &format!("/api/traces/{TRACE_2}")).await;
     let (missing_status, missing) =
-        as_scope(&store, &a, "/api/traces/5a0000000000000000000000000000ff").await;
+        as_scope(store, &a, "/api/traces/5a0000000000000000000000000000ff").await;
     assert_eq!((hidden_status, &hidden), (missing_status, &missing));
     assert_eq!(hidden_status, 404);
     for uri in [
         format!("/api/v1/traces/{TRACE_2}/summary"),
         format!("/api/v1/traces/{TRACE_2}/links"),
     ] {
-        assert_eq!(as_scope(&store, &a, &uri).await.0, 404, "{uri}");
+        assert_eq!(as_scope(store, &a, &uri).await.0, 404, "{uri}");
     }
-    let (status, body) = as_scope(&store, &a, &format!("/api/traces?traceID={TRACE_2}")).await;
+    let (status, body) = as_scope(store, &a, &format!("/api/traces?traceID={TRACE_2}")).await;
     assert_eq!((status, &body["data"]), (200, &serde_json::json!([])));
 
     // The summary counts a's spans only.
     let uri = format!("/api/v1/traces/{TRACE_1}/summary");
-    let (status, body) = as_scope(&store, &a, &uri).await;
+    let (status, body) = as_scope(store, &a, &uri).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["spanCount"], 2);
     assert_eq!(body["clusters"], serde_json::json!(["a"]));
     assert_nothing_of_b(&uri, &body);
 
     // Graph and dependencies: only the edge with both ends in a.
-    let (status, body) = as_scope(&store, &a, "/api/v1/graph").await;
+    let (status, body) = as_scope(store, &a, "/api/v1/graph").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["edges"].as_array().map(Vec::len), Some(1), "{body}");
     assert_nothing_of_b("/api/v1/graph", &body);
-    let (status, body) = as_scope(&store, &a, "/api/dependencies").await;
+    let (status, body) = as_scope(store, &a, "/api/dependencies").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body["data"],
@@ -234,7 +266,7 @@ async fn a_caller_scoped_to_a_sees_a_and_nothing_of_b() {
     );
 
     // Storage: a's row only.
-    let (status, body) = as_scope(&store, &a, "/api/v1/storage").await;
+    let (status, body) = as_scope(store, &a, "/api/v1/storage").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["spans"], 2, "{body}");
     assert_nothing_of_b("/api/v1/storage", &body);
@@ -242,32 +274,42 @@ async fn a_caller_scoped_to_a_sees_a_and_nothing_of_b() {
 
 #[tokio::test]
 async fn a_caller_that_sees_every_cluster_sees_everything() {
-    let store = cross_cluster_store().await;
+    for store in cross_cluster_stores().await {
+        sees_everything(&store).await;
+    }
+}
+
+async fn sees_everything(store: &Arc<dyn SpanStore>) {
     let all = Scope::All;
-    let (_, body) = as_scope(&store, &all, "/api/services").await;
+    let (_, body) = as_scope(store, &all, "/api/services").await;
     assert_eq!(body["data"], serde_json::json!(["api-b", "db-b", "web-a"]));
-    let (_, body) = as_scope(&store, &all, "/api/traces?limit=1").await;
+    let (_, body) = as_scope(store, &all, "/api/traces?limit=1").await;
     assert_eq!(
         body["data"][0]["traceID"], TRACE_2,
         "the newest trace first"
     );
-    let (status, body) = as_scope(&store, &all, &format!("/api/traces/{TRACE_1}")).await;
+    let (status, body) = as_scope(store, &all, &format!("/api/traces/{TRACE_1}")).await;
     assert_eq!(status, 200);
     assert_eq!(body["data"][0]["spans"].as_array().map(Vec::len), Some(5));
     assert_eq!(body["data"][0]["warnings"], Value::Null);
-    let (_, body) = as_scope(&store, &all, "/api/v1/graph").await;
+    let (_, body) = as_scope(store, &all, "/api/v1/graph").await;
     assert_eq!(body["edges"].as_array().map(Vec::len), Some(3));
-    let (_, body) = as_scope(&store, &all, "/api/dependencies").await;
+    let (_, body) = as_scope(store, &all, "/api/dependencies").await;
     assert_eq!(body["data"].as_array().map(Vec::len), Some(2));
-    let (_, body) = as_scope(&store, &all, "/api/v1/storage").await;
+    let (_, body) = as_scope(store, &all, "/api/v1/storage").await;
     assert_eq!(body["spans"], 6);
 }
 
 #[tokio::test]
 async fn a_caller_scoped_to_b_sees_the_warning_from_the_other_side() {
-    let store = cross_cluster_store().await;
+    for store in cross_cluster_stores().await {
+        scoped_to_b(&store).await;
+    }
+}
+
+async fn scoped_to_b(store: &Arc<dyn SpanStore>) {
     let b = Scope::only(["b"]);
-    let (_, body) = as_scope(&store, &b, &format!("/api/traces/{TRACE_1}")).await;
+    let (_, body) = as_scope(store, &b, &format!("/api/traces/{TRACE_1}")).await;
     let trace = &body["data"][0];
     assert_eq!(trace["spans"].as_array().map(Vec::len), Some(3));
     assert_eq!(
@@ -279,7 +321,7 @@ async fn a_caller_scoped_to_b_sees_the_warning_from_the_other_side() {
 
 #[tokio::test]
 async fn a_route_without_the_access_layer_fails_closed() {
-    let store = cross_cluster_store().await;
+    let store = &cross_cluster_stores().await[0];
     let uris = [
         "/api/services".to_owned(),
         "/api/services/web-a/operations".to_owned(),
@@ -294,7 +336,7 @@ async fn a_route_without_the_access_layer_fails_closed() {
         "/api/v1/storage".to_owned(),
     ];
     for uri in &uris {
-        let (status, body) = get(routes(&store), uri).await;
+        let (status, body) = get(routes(store), uri).await;
         assert_eq!(status, 500, "{uri}: {body}");
         assert!(!body.to_string().contains("web-a\""), "{uri}: {body}");
     }
@@ -304,11 +346,16 @@ async fn a_route_without_the_access_layer_fails_closed() {
 /// scope (the query layer then hides the rest).
 #[tokio::test]
 async fn the_store_search_applies_the_scope() {
-    let store = cross_cluster_store().await;
+    for store in cross_cluster_stores().await {
+        store_search(&store).await;
+    }
+}
+
+async fn store_search(store: &Arc<dyn SpanStore>) {
     let q = model::TraceQuery {
         scope: Scope::only(["a"]),
-        start_min_unix_nano: 0,
-        start_max_unix_nano: u64::MAX / 2,
+        start_min_unix_nano: now_ns() - 3_600_000 * MS,
+        start_max_unix_nano: now_ns() + 3_600_000 * MS,
         ..store::testsuite::any_query()
     };
     let found: Vec<Trace> = store.find_traces(&q).await.expect("search");
