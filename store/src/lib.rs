@@ -56,7 +56,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::future::BoxFuture;
-use model::{RetentionPolicy, Span, SpanKind, Trace, TraceId, TraceQuery};
+use model::{RetentionPolicy, Span, SpanKind, Trace, TraceId, TraceQuery, access::Scope};
 use serde::Serialize;
 
 pub use error::StoreError;
@@ -178,7 +178,10 @@ pub trait SpanStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// Traces with at least one span matching every filter of `query`, most
     /// recent first (by the matching span's start), at most `query.limit`.
-    /// Each returned trace carries all its stored spans.
+    /// The matching span must be of a cluster in `query.scope`, checked in
+    /// the store's query before the limit applies: a trace with no span in
+    /// scope is never returned nor counted. Each returned trace carries all
+    /// its stored spans (the query layer hides the out-of-scope ones).
     async fn find_traces(&self, query: &TraceQuery) -> Result<Vec<Trace>, StoreError>;
 
     /// [`find_traces`](Self::find_traces), but a store made of parts
@@ -190,14 +193,16 @@ pub trait SpanStore: Send + Sync + std::fmt::Debug + 'static {
         })
     }
 
-    /// Service names, sorted.
-    async fn services(&self) -> Result<Vec<String>, StoreError>;
+    /// Names of the services seen in a cluster of `scope`, sorted.
+    async fn services(&self, scope: &Scope) -> Result<Vec<String>, StoreError>;
 
-    /// Operations of a service, sorted, optionally only of one span kind.
+    /// Operations a service had in a cluster of `scope`, sorted,
+    /// optionally only of one span kind.
     async fn operations(
         &self,
         service: &str,
         span_kind: Option<SpanKind>,
+        scope: &Scope,
     ) -> Result<Vec<Operation>, StoreError>;
 
     /// Storage used, per shard and cluster.

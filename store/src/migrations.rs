@@ -29,6 +29,11 @@ const SQLITE: &[Embedded] = &[
         "records",
         include_str!("../../migrations/sqlite/0002_records.sql"),
     ),
+    (
+        3,
+        "cluster operations",
+        include_str!("../../migrations/sqlite/0003_cluster_operations.sql"),
+    ),
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -46,6 +51,11 @@ const POSTGRES: &[Embedded] = &[
         3,
         "chunk span ids",
         include_str!("../../migrations/postgres/0003_chunk_span_ids.sql"),
+    ),
+    (
+        4,
+        "cluster operations",
+        include_str!("../../migrations/postgres/0004_cluster_operations.sql"),
     ),
 ];
 

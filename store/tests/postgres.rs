@@ -176,6 +176,7 @@ async fn a_shard_down_refuses_its_traces_and_loses_nothing() {
         duration_min_nanos: None,
         duration_max_nanos: None,
         limit: 1_000,
+        scope: model::access::Scope::All,
     };
     let partial = store.search(&q).await.unwrap();
     assert_eq!(partial.warnings.len(), 1, "{:?}", partial.warnings);
@@ -231,7 +232,10 @@ async fn a_gateway_starts_while_a_shard_is_down() {
         Err(StoreError::Unavailable(_))
     ));
     assert!(store.ping().await.is_ok(), "ready on the healthy shard");
-    assert_eq!(store.services().await.unwrap(), ["api"]);
+    assert_eq!(
+        store.services(&model::access::Scope::All).await.unwrap(),
+        ["api"]
+    );
 
     // The shard comes back: it is migrated on first use and takes its part.
     proxy.restore();

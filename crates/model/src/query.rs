@@ -1,7 +1,7 @@
 //! Trace search: tag filters, the query, a trace as returned, and the tag
 //! matching rule.
 
-use crate::{Span, SpanKind, TraceId};
+use crate::{Span, SpanKind, TraceId, access::Scope};
 
 /// One `key=value` filter. It matches a span whose attributes, resource
 /// attributes or event attributes hold `key` with that string form, or the
@@ -14,6 +14,10 @@ pub struct TagFilter {
 
 /// A trace search. All filters must hold for one span; `limit` counts traces.
 /// Times are nanoseconds since the Unix epoch.
+///
+/// `scope` is the caller's: the matching span must belong to a cluster in
+/// it. Backends apply it in the query itself, before the limit, so a trace
+/// with no span in scope is never counted, ranked or returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceQuery {
     pub service: Option<String>,
@@ -25,6 +29,7 @@ pub struct TraceQuery {
     pub duration_min_nanos: Option<u64>,
     pub duration_max_nanos: Option<u64>,
     pub limit: usize,
+    pub scope: Scope,
 }
 
 /// All stored spans of one trace.
@@ -36,9 +41,13 @@ pub struct Trace {
 
 impl TraceQuery {
     /// Whether one span satisfies every filter of the query: the time
-    /// window (inclusive), service, operation, kind, durations and tags.
+    /// window (inclusive), service, operation, kind, durations, tags, and
+    /// whether its cluster is in the query's scope.
     /// Backends whose indexes only narrow candidates confirm with this.
     pub fn matches_span(&self, span: &Span) -> bool {
+        if !self.scope.allows_id(&span.cluster) {
+            return false;
+        }
         let start = span.start_unix_nano;
         if start < self.start_min_unix_nano || start > self.start_max_unix_nano {
             return false;

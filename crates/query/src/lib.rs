@@ -9,6 +9,10 @@
 //!   `/api/v1/clusters`, `/api/v1/traces/{id}/summary` and `/links`.
 //! - [`storage`]: `/api/v1/storage`, storage used per shard and cluster.
 //!
+//! Every handler takes the caller's `Extension<Scope>` ([`scoped`]): a
+//! route assembled without the access layer answers 500, never unscoped
+//! data.
+//!
 //! Every time parameter is checked ([`window`]) against [`QueryLimits`];
 //! store failures reach clients only as a code and a fixed message
 //! ([`public_error`]).
@@ -23,6 +27,7 @@
 pub mod duration;
 pub mod jaeger;
 pub mod public_error;
+pub mod scoped;
 pub mod skew;
 pub mod stitched;
 pub mod storage;

@@ -40,7 +40,9 @@ fn shift(t: u64, by: i64) -> u64 {
 /// Moves every span of a cluster with a known, non-zero offset onto the
 /// reference clock — only when the trace shows a child before or outside
 /// its parent across clusters. Returns one warning per corrected cluster
-/// (empty: nothing changed).
+/// (empty: nothing changed). `reference` is how the warnings name the
+/// reference cluster (`cluster a`, or a neutral label when the caller's
+/// scope hides it).
 pub fn correct(
     trace: &mut Trace,
     reference: &str,
@@ -72,7 +74,7 @@ pub fn correct(
     used.into_iter()
         .map(|(cluster, o)| {
             format!(
-                "clock skew: cluster {cluster}'s times moved by {:+.1} ms onto cluster {reference}'s clock \
+                "clock skew: cluster {cluster}'s times moved by {:+.1} ms onto {reference}'s clock \
                  (estimated offset {:+.1} ms from {} client/server pairs); ?raw=true shows the stored times",
                 -(o.offset_ns as f64) / 1e6,
                 o.offset_ns as f64 / 1e6,
@@ -123,7 +125,7 @@ mod tests {
             ),
         ]);
         assert!(has_cross_cluster_violation(&trace));
-        let warnings = correct(&mut trace, "a", &offsets);
+        let warnings = correct(&mut trace, "cluster a", &offsets);
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(
             warnings[0].starts_with("clock skew: cluster b"),

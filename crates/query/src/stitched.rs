@@ -16,6 +16,12 @@
 //! window (7 days unless configured), a negative `endTs` or a lookback
 //! that is not positive is refused with 400. Loaded traces hold at most
 //! the limit's spans (`truncated` in the summary says so).
+//!
+//! Every handler takes the caller's [`Scope`] ([`crate::scoped`]): graph
+//! and dependency edges need both ends in scope, clusters outside it are
+//! not listed, a summary or links answer describes the in-scope spans only
+//! (404 when there are none), and a reference cluster outside the scope is
+//! not named.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -23,13 +29,13 @@ use std::{
 };
 
 use axum::{
-    Json, Router,
+    Extension, Json, Router,
     extract::{Path, RawQuery, State},
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::get,
 };
-use model::{Trace, TraceId};
+use model::{Trace, TraceId, access::Scope};
 use serde_json::{Value, json};
 use store::{RecordKind, RecordScan, SpanStore, StoreError};
 use telemetry::clock::unix_ms;
@@ -40,7 +46,7 @@ use stitch::{
 };
 
 use crate::{
-    public_error,
+    public_error, scoped,
     skew::{self, Applied},
     window::{MsWindow, Param, QueryLimits},
 };
@@ -102,10 +108,11 @@ pub fn window(query: Option<&str>, now: i64, max_ms: i64) -> Result<(i64, i64), 
 }
 
 /// Edge aggregates in a window, summed over minutes and shards, by
-/// (parent node, child node).
+/// (parent node, child node); only edges whose two ends are in `scope`.
 async fn edges_in(
     store: &dyn SpanStore,
     (from, to): (i64, i64),
+    scope: &Scope,
 ) -> Result<BTreeMap<(String, String), EdgeAgg>, StoreError> {
     // A minute's record carries the minute's start.
     let records = store
@@ -125,17 +132,24 @@ async fn edges_in(
         ) else {
             continue;
         };
+        if !scoped::edge_visible(scope, split_node(&parent).1, split_node(&child).1) {
+            continue;
+        }
         out.entry((parent, child)).or_default().merge(&agg);
     }
     Ok(out)
 }
 
-async fn dependencies(State(Api { store, limits }): State<Api>, RawQuery(q): RawQuery) -> Response {
+async fn dependencies(
+    State(Api { store, limits }): State<Api>,
+    Extension(scope): Extension<Scope>,
+    RawQuery(q): RawQuery,
+) -> Response {
     let w = match window(q.as_deref(), unix_ms(), limits.max_window_ms()) {
         Ok(w) => w,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    let edges = match edges_in(store.as_ref(), w).await {
+    let edges = match edges_in(store.as_ref(), w, &scope).await {
         Ok(e) => e,
         Err(e) => return store_error("dependencies", e),
     };
@@ -157,12 +171,16 @@ async fn dependencies(State(Api { store, limits }): State<Api>, RawQuery(q): Raw
         .into_response()
 }
 
-async fn graph(State(Api { store, limits }): State<Api>, RawQuery(q): RawQuery) -> Response {
+async fn graph(
+    State(Api { store, limits }): State<Api>,
+    Extension(scope): Extension<Scope>,
+    RawQuery(q): RawQuery,
+) -> Response {
     let w = match window(q.as_deref(), unix_ms(), limits.max_window_ms()) {
         Ok(w) => w,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    let edges = match edges_in(store.as_ref(), w).await {
+    let edges = match edges_in(store.as_ref(), w, &scope).await {
         Ok(e) => e,
         Err(e) => return store_error("graph", e),
     };
@@ -221,22 +239,36 @@ async fn applied_offsets(
     Ok((reference, applied))
 }
 
+/// How a warning names the reference cluster: by name when in scope.
+fn reference_label(reference: &str, scope: &Scope) -> String {
+    if scope.allows(reference) {
+        format!("cluster {reference}")
+    } else {
+        "the reference cluster".to_owned()
+    }
+}
+
 /// The trace as the query shows it: corrected for clock skew unless
-/// `raw`, with the correction's warnings.
+/// `raw`, with the correction's warnings. `trace` is already cut to
+/// `scope`, which only decides how the reference cluster is named.
 pub async fn shown_trace(
     store: &dyn SpanStore,
     mut trace: Trace,
     raw: bool,
+    scope: &Scope,
 ) -> Result<(Trace, Vec<String>), StoreError> {
     if raw {
         return Ok((trace, Vec::new()));
     }
     let (reference, offsets) = applied_offsets(store).await?;
-    let warnings = skew::correct(&mut trace, &reference, &offsets);
+    let warnings = skew::correct(&mut trace, &reference_label(&reference, scope), &offsets);
     Ok((trace, warnings))
 }
 
-async fn clusters(State(Api { store, .. }): State<Api>) -> Response {
+async fn clusters(
+    State(Api { store, .. }): State<Api>,
+    Extension(scope): Extension<Scope>,
+) -> Response {
     let stored = match stitch::offsets(store.as_ref()).await {
         Ok(s) => s,
         Err(e) => return store_error("clusters", e),
@@ -247,6 +279,7 @@ async fn clusters(State(Api { store, .. }): State<Api>) -> Response {
         .map(|o| o.reference.clone());
     let data: Vec<Value> = stored
         .values()
+        .filter(|o| scope.allows(&o.cluster))
         .map(|o| {
             let is_ref = reference.as_deref() == Some(o.cluster.as_str());
             json!({
@@ -254,7 +287,7 @@ async fn clusters(State(Api { store, .. }): State<Api>) -> Response {
                 "offsetMs": if o.samples > 0 || is_ref { Some(o.offset_ns as f64 / 1e6) } else { None },
                 "pairs": o.samples,
                 "reference": is_ref,
-                "referenceCluster": o.reference,
+                "referenceCluster": scope.allows(&o.reference).then_some(&o.reference),
                 "lastSeenMs": o.updated_ms,
             })
         })
@@ -271,7 +304,11 @@ fn trace_id(id: &str) -> Result<TraceId, Box<Response>> {
     })
 }
 
-async fn summary(State(Api { store, limits }): State<Api>, Path(id): Path<String>) -> Response {
+async fn summary(
+    State(Api { store, limits }): State<Api>,
+    Extension(scope): Extension<Scope>,
+    Path(id): Path<String>,
+) -> Response {
     let id = match trace_id(&id) {
         Ok(id) => id,
         Err(r) => return *r,
@@ -283,15 +320,29 @@ async fn summary(State(Api { store, limits }): State<Api>, Path(id): Path<String
         (Ok(t), Ok(s)) => (t, s),
         (Err(e), _) | (_, Err(e)) => return store_error("trace summary", e),
     };
-    let Some(trace) = trace else {
+    let Some((trace, hidden)) = trace.and_then(|t| scoped::visible_capped(t, &scope)) else {
         return error(StatusCode::NOT_FOUND, "trace not found");
     };
-    let offsets = match applied_offsets(store.as_ref()).await {
+    let (reference, mut offsets) = match applied_offsets(store.as_ref()).await {
         Ok(o) => o,
         Err(e) => return store_error("trace summary", e),
     };
-    let mut body = summary_json(&trace.trace, stored.as_ref(), &offsets);
+    offsets.retain(|c, _| scope.allows(c));
+    let reference = if scope.allows(&reference) {
+        reference
+    } else {
+        String::new()
+    };
+    // What the stitching worker recorded of hidden clusters stays hidden.
+    let stored = stored.map(|mut s| {
+        s.dropped.retain(|d| scope.allows(&d.cluster));
+        s
+    });
+    let mut body = summary_json(&trace.trace, stored.as_ref(), &(reference, offsets));
     body["truncated"] = json!(trace.truncated);
+    if hidden > 0 {
+        body["warnings"] = json!([scoped::hidden_warning(hidden)]);
+    }
     Json(body).into_response()
 }
 
@@ -365,7 +416,11 @@ pub fn summary_json(
     })
 }
 
-async fn links(State(Api { store, limits }): State<Api>, Path(id): Path<String>) -> Response {
+async fn links(
+    State(Api { store, limits }): State<Api>,
+    Extension(scope): Extension<Scope>,
+    Path(id): Path<String>,
+) -> Response {
     let id = match trace_id(&id) {
         Ok(id) => id,
         Err(r) => return *r,
@@ -380,7 +435,11 @@ async fn links(State(Api { store, limits }): State<Api>, Path(id): Path<String>)
     let incoming = store.scan_records(&scan);
     let (trace, incoming) =
         match tokio::join!(store.get_trace_capped(id, limits.max_trace_spans), incoming) {
-            (Ok(t), Ok(i)) => (t.map(|c| c.trace), i),
+            (Ok(t), Ok(i)) => (
+                t.and_then(|c| scoped::visible_capped(c, &scope))
+                    .map(|(c, _)| c.trace),
+                i,
+            ),
             (Err(e), _) | (_, Err(e)) => return store_error("trace links", e),
         };
     let outgoing: Vec<Value> = trace
@@ -405,11 +464,62 @@ async fn links(State(Api { store, limits }): State<Api>, Path(id): Path<String>)
         })
         .map(|b| json!({"traceID": b.trace_id, "spanID": b.span_id, "toSpanID": b.to_span_id}))
         .collect();
+    let incoming = if scope.is_all() {
+        incoming
+    } else {
+        match linking_in_scope(store.as_ref(), incoming, &scope, limits.max_trace_spans).await {
+            Ok(i) => i,
+            Err(e) => return store_error("trace links", e),
+        }
+    };
     if trace.is_none() && incoming.is_empty() {
         return error(StatusCode::NOT_FOUND, "trace not found");
     }
     Json(json!({"traceID": id.to_hex(), "outgoing": outgoing, "incoming": incoming}))
         .into_response()
+}
+
+/// Linking traces a scoped caller checks, at most: a backlink names no
+/// cluster, so each linking span is looked up in its trace.
+const MAX_SCOPED_BACKLINKS: usize = 100;
+
+/// The backlinks whose linking span is of a cluster in `scope` (the first
+/// [`MAX_SCOPED_BACKLINKS`] linking traces are checked).
+async fn linking_in_scope(
+    store: &dyn SpanStore,
+    incoming: Vec<Value>,
+    scope: &Scope,
+    cap: usize,
+) -> Result<Vec<Value>, StoreError> {
+    let mut clusters_of: HashMap<String, Option<Trace>> = HashMap::new();
+    let mut out = Vec::new();
+    for link in incoming {
+        let (Some(tid), Some(sid)) = (link["traceID"].as_str(), link["spanID"].as_str()) else {
+            continue;
+        };
+        if !clusters_of.contains_key(tid) {
+            if clusters_of.len() >= MAX_SCOPED_BACKLINKS {
+                break;
+            }
+            let trace = match TraceId::from_hex(tid) {
+                Ok(id) => store.get_trace_capped(id, cap).await?.map(|c| c.trace),
+                Err(_) => None,
+            };
+            clusters_of.insert(tid.to_owned(), trace);
+        }
+        let visible = clusters_of
+            .get(tid)
+            .and_then(Option::as_ref)
+            .is_some_and(|t| {
+                t.spans
+                    .iter()
+                    .any(|s| s.span_id.to_hex() == sid && scope.allows_id(&s.cluster))
+            });
+        if visible {
+            out.push(link);
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

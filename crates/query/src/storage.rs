@@ -11,10 +11,15 @@
 //!
 //! A shard that cannot answer is listed with its `error` (and counts zero
 //! in the totals); the answer is 503 only when the store as a whole fails.
+//!
+//! A caller whose scope is a set of clusters sees only those clusters'
+//! rows, and each shard's `totalBytes` and `spans` become the sums of the
+//! rows shown (what the shard holds for others is not told).
 
 use std::sync::Arc;
 
-use axum::{Json, Router, extract::State, response::IntoResponse, routing::get};
+use axum::{Extension, Json, Router, extract::State, response::IntoResponse, routing::get};
+use model::access::Scope;
 use serde::Serialize;
 use serde_json::json;
 use store::{ClusterUsage, ShardUsage, SpanStore};
@@ -87,9 +92,29 @@ pub fn router(store: Arc<dyn SpanStore>) -> Router {
         .with_state(store)
 }
 
-async fn storage(State(store): State<Arc<dyn SpanStore>>) -> axum::response::Response {
+/// The usage rows of the clusters in `scope`, shard figures summed over
+/// the rows kept.
+pub fn scoped_usage(usage: Vec<ShardUsage>, scope: &Scope) -> Vec<ShardUsage> {
+    if scope.is_all() {
+        return usage;
+    }
+    usage
+        .into_iter()
+        .map(|mut s| {
+            s.clusters.retain(|c| scope.allows(&c.cluster));
+            s.spans = s.clusters.iter().map(|c| c.spans).sum();
+            s.total_bytes = s.clusters.iter().map(|c| c.estimated_bytes).sum();
+            s
+        })
+        .collect()
+}
+
+async fn storage(
+    State(store): State<Arc<dyn SpanStore>>,
+    Extension(scope): Extension<Scope>,
+) -> axum::response::Response {
     match store.storage_usage().await {
-        Ok(usage) => Json(StorageReport::new(usage)).into_response(),
+        Ok(usage) => Json(StorageReport::new(scoped_usage(usage, &scope))).into_response(),
         Err(e) => {
             let p = crate::public_error::store_failure("storage usage", &e);
             (p.status, Json(json!({"error": p.msg, "code": p.code}))).into_response()
@@ -112,6 +137,7 @@ mod tests {
 
     async fn get(store: Arc<FakeStore>) -> (StatusCode, Value) {
         let resp = router(store)
+            .layer(Extension(Scope::All))
             .oneshot(
                 http::Request::get("/api/v1/storage")
                     .body(Body::empty())

@@ -27,6 +27,7 @@ async fn sqlite() -> Arc<dyn SpanStore> {
 
 async fn get_with(store: Arc<dyn SpanStore>, limits: QueryLimits, uri: &str) -> (u16, Value) {
     let resp = query::router_with_limits(store, limits)
+        .layer(axum::Extension(model::access::Scope::All))
         .oneshot(
             http::Request::get(uri)
                 .body(Body::empty())

@@ -80,7 +80,7 @@ mod write;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use model::{RetentionPolicy, Span, SpanKind, Trace, TraceId, TraceQuery};
+use model::{RetentionPolicy, Span, SpanKind, Trace, TraceId, TraceQuery, access::Scope};
 use scylla::{
     client::{session::Session, session_builder::SessionBuilder},
     errors::ExecutionError,
@@ -187,16 +187,17 @@ impl SpanStore for CassandraStore {
         self.search_with_warnings(query).await
     }
 
-    async fn services(&self) -> Result<Vec<String>, StoreError> {
-        self.list_services().await
+    async fn services(&self, scope: &Scope) -> Result<Vec<String>, StoreError> {
+        self.list_services(scope).await
     }
 
     async fn operations(
         &self,
         service: &str,
         span_kind: Option<SpanKind>,
+        scope: &Scope,
     ) -> Result<Vec<Operation>, StoreError> {
-        self.list_operations(service, span_kind).await
+        self.list_operations(service, span_kind, scope).await
     }
 
     async fn storage_usage(&self) -> Result<Vec<ShardUsage>, StoreError> {

@@ -64,6 +64,7 @@ const BROAD_TAGS: &[&str] = &[
 pub(crate) fn plan(query: &TraceQuery, indexed: &IndexedTags) -> Option<Plan> {
     if query.limit == 0
         || query.start_min_unix_nano > query.start_max_unix_nano
+        || query.scope.clusters().is_some_and(|c| c.is_empty())
         || query
             .duration_min_nanos
             .zip(query.duration_max_nanos)

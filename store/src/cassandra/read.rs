@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use futures::{StreamExt as _, TryStreamExt as _, stream};
-use model::{SpanKind, Trace, TraceId};
+use model::{SpanKind, Trace, TraceId, access::Scope};
 use scylla::value::Counter;
 use telemetry::clock::unix_secs;
 
@@ -77,8 +77,23 @@ impl CassandraStore {
         )))
     }
 
-    pub(super) async fn list_services(&self) -> Result<Vec<String>, StoreError> {
-        let rows: Vec<(String,)> = self.rows(&self.stmts.select_services, ()).await?;
+    pub(super) async fn list_services(&self, scope: &Scope) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = match scope.clusters() {
+            None => self.rows(&self.stmts.select_services, ()).await?,
+            Some(clusters) => {
+                let mut all = Vec::new();
+                for cluster in clusters {
+                    all.extend(
+                        self.rows::<(String,)>(
+                            &self.stmts.select_cluster_services,
+                            (cluster.clone(),),
+                        )
+                        .await?,
+                    );
+                }
+                all
+            }
+        };
         let mut out: Vec<String> = rows.into_iter().map(|(s,)| s).collect();
         out.sort();
         out.dedup();
@@ -89,17 +104,33 @@ impl CassandraStore {
         &self,
         service: &str,
         span_kind: Option<SpanKind>,
+        scope: &Scope,
     ) -> Result<Vec<Operation>, StoreError> {
         let service = rows::index_key(service).to_owned();
-        let rows: Vec<(i32, String)> = match span_kind {
-            Some(kind) => {
+        let rows: Vec<(i32, String)> = match (scope.clusters(), span_kind) {
+            (Some(clusters), _) => {
+                let mut all = Vec::new();
+                for cluster in clusters {
+                    all.extend(
+                        self.rows::<(i32, String)>(
+                            &self.stmts.select_cluster_operations,
+                            (cluster.clone(), service.clone()),
+                        )
+                        .await?
+                        .into_iter()
+                        .filter(|(kind, _)| span_kind.is_none_or(|k| k.as_i32() == *kind)),
+                    );
+                }
+                all
+            }
+            (None, Some(kind)) => {
                 self.rows(
                     &self.stmts.select_operations_of_kind,
                     (service, kind.as_i32()),
                 )
                 .await?
             }
-            None => self.rows(&self.stmts.select_operations, (service,)).await?,
+            (None, None) => self.rows(&self.stmts.select_operations, (service,)).await?,
         };
         let mut out: Vec<Operation> = rows
             .into_iter()
@@ -111,6 +142,7 @@ impl CassandraStore {
         out.sort_by(|a, b| {
             (a.name.as_str(), a.span_kind.as_i32()).cmp(&(b.name.as_str(), b.span_kind.as_i32()))
         });
+        out.dedup();
         Ok(out)
     }
 

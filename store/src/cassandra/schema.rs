@@ -36,6 +36,7 @@ pub(crate) struct Statements {
     pub(crate) trace_bodies: String,
     pub(crate) insert_service_name: String,
     pub(crate) insert_operation_name: String,
+    pub(crate) insert_cluster_operation_name: String,
     pub(crate) insert_service_name_index: String,
     pub(crate) insert_service_operation_index: String,
     pub(crate) insert_duration_index: String,
@@ -44,6 +45,8 @@ pub(crate) struct Statements {
     pub(crate) select_services: String,
     pub(crate) select_operations: String,
     pub(crate) select_operations_of_kind: String,
+    pub(crate) select_cluster_services: String,
+    pub(crate) select_cluster_operations: String,
     pub(crate) query_service_name_index: String,
     pub(crate) query_service_operation_index: String,
     pub(crate) query_duration_index: String,
@@ -69,6 +72,9 @@ impl Statements {
             insert_operation_name: format!(
                 "INSERT INTO {k}.operation_names (service_name, span_kind, operation_name) VALUES (?, ?, ?) USING TTL ?"
             ),
+            insert_cluster_operation_name: format!(
+                "INSERT INTO {k}.cluster_operation_names (cluster, service_name, span_kind, operation_name) VALUES (?, ?, ?, ?) USING TTL ?"
+            ),
             insert_service_name_index: format!(
                 "INSERT INTO {k}.service_name_index (service_name, bucket, start_time, trace_id) VALUES (?, ?, ?, ?) USING TTL ?"
             ),
@@ -90,6 +96,12 @@ impl Statements {
             ),
             select_operations_of_kind: format!(
                 "SELECT span_kind, operation_name FROM {k}.operation_names WHERE service_name = ? AND span_kind = ?"
+            ),
+            select_cluster_services: format!(
+                "SELECT service_name FROM {k}.cluster_operation_names WHERE cluster = ?"
+            ),
+            select_cluster_operations: format!(
+                "SELECT span_kind, operation_name FROM {k}.cluster_operation_names WHERE cluster = ? AND service_name = ?"
             ),
             query_service_name_index: format!(
                 "SELECT start_time, trace_id FROM {k}.service_name_index WHERE service_name = ? AND bucket = ? \
@@ -127,7 +139,7 @@ mod tests {
     #[test]
     fn schema_statements_are_all_idempotent() {
         let stmts = schema_statements(SCHEMA);
-        assert_eq!(stmts.len(), 8);
+        assert_eq!(stmts.len(), 9);
         for s in &stmts {
             assert!(s.starts_with("CREATE TABLE IF NOT EXISTS "), "{s}");
             assert!(!s.contains("--") && !s.contains(';'), "{s}");
@@ -136,6 +148,7 @@ mod tests {
             "spans",
             "service_names",
             "operation_names",
+            "cluster_operation_names",
             "service_name_index",
             "service_operation_index",
             "duration_index",

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use futures::{StreamExt as _, TryStreamExt as _, stream};
-use model::{Trace, TraceId, TraceQuery};
+use model::{Trace, TraceId, TraceQuery, access::Scope};
 use scylla::value::CqlValue;
 
 use super::{
@@ -12,7 +12,7 @@ use super::{
     plan::{self, Lookup, Plan},
     rows::{self, IndexTable},
 };
-use crate::{SearchResult, SpanStore as _, StoreError};
+use crate::{SearchResult, StoreError};
 
 fn trace_id_of(bytes: &[u8]) -> Result<TraceId, StoreError> {
     TraceId::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("trace id: {e}")))
@@ -115,9 +115,14 @@ impl CassandraStore {
         let Some(plan) = plan::plan(query, &self.indexed) else {
             return Ok((Vec::new(), false));
         };
+        // Candidates come from every service's index rows (rows written
+        // before `cluster_operation_names` existed name no cluster); the
+        // scope is checked on each candidate's spans (`latest_match`)
+        // before the limit, so a trace with no span in scope is never
+        // counted.
         let services = match &query.service {
             Some(s) => vec![s.clone()],
-            None => self.services().await?,
+            None => self.list_services(&Scope::All).await?,
         };
         let mut truncated = false;
         let mut candidates: Vec<(i64, TraceId)> = Vec::new();

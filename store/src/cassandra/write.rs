@@ -11,6 +11,15 @@ use telemetry::clock::unix_secs;
 use super::{CONCURRENCY, CassandraStore, IN_LIST, rows, rows::IndexRow, ttl};
 use crate::{StoreError, WriteOutcome, codec};
 
+/// Which list a name row goes to.
+#[derive(Debug, Clone, Copy)]
+enum NameRow {
+    Service,
+    Operation,
+    /// The (cluster, service, kind, operation) row of the scoped lists.
+    ClusterOperation,
+}
+
 impl CassandraStore {
     pub(super) async fn write_spans(&self, spans: &[Span]) -> Result<WriteOutcome, StoreError> {
         if spans.is_empty() {
@@ -74,8 +83,7 @@ impl CassandraStore {
 
     async fn write_names(&self, spans: &[&Span]) -> Result<Vec<String>, StoreError> {
         let ttl = ttl::ttl_seconds(ttl::names_ttl_hours(&self.retention), unix_secs());
-        // `true` for a service row, `false` for an operation row.
-        let mut todo: BTreeMap<String, (bool, Vec<CqlValue>)> = BTreeMap::new();
+        let mut todo: BTreeMap<String, (NameRow, Vec<CqlValue>)> = BTreeMap::new();
         for span in spans {
             let service = rows::index_key(span.service_name());
             let operation = rows::index_key(&span.name);
@@ -83,7 +91,7 @@ impl CassandraStore {
             if !self.names.contains_key(&key) {
                 todo.entry(key).or_insert_with(|| {
                     (
-                        true,
+                        NameRow::Service,
                         vec![CqlValue::Text(service.to_owned()), CqlValue::Int(ttl)],
                     )
                 });
@@ -93,8 +101,24 @@ impl CassandraStore {
             if !self.names.contains_key(&key) {
                 todo.entry(key).or_insert_with(|| {
                     (
-                        false,
+                        NameRow::Operation,
                         vec![
+                            CqlValue::Text(service.to_owned()),
+                            CqlValue::Int(kind),
+                            CqlValue::Text(operation.to_owned()),
+                            CqlValue::Int(ttl),
+                        ],
+                    )
+                });
+            }
+            let cluster = span.cluster.as_str();
+            let key = format!("c\u{0}{cluster}\u{0}{service}\u{0}{kind}\u{0}{operation}");
+            if !self.names.contains_key(&key) {
+                todo.entry(key).or_insert_with(|| {
+                    (
+                        NameRow::ClusterOperation,
+                        vec![
+                            CqlValue::Text(cluster.to_owned()),
                             CqlValue::Text(service.to_owned()),
                             CqlValue::Int(kind),
                             CqlValue::Text(operation.to_owned()),
@@ -106,11 +130,11 @@ impl CassandraStore {
         }
         let keys: Vec<String> = todo.keys().cloned().collect();
         stream::iter(todo.into_values())
-            .map(|(service, values)| {
-                let st = if service {
-                    &self.stmts.insert_service_name
-                } else {
-                    &self.stmts.insert_operation_name
+            .map(|(row, values)| {
+                let st = match row {
+                    NameRow::Service => &self.stmts.insert_service_name,
+                    NameRow::Operation => &self.stmts.insert_operation_name,
+                    NameRow::ClusterOperation => &self.stmts.insert_cluster_operation_name,
                 };
                 self.exec(st, values)
             })

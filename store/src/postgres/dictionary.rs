@@ -20,6 +20,8 @@ pub(super) const CLUSTER: i16 = 2;
 pub(crate) struct Dictionary {
     names: Cache<(i16, String), i32>,
     ops: Cache<(i32, String, i16), i32>,
+    /// (cluster id, operation id) pairs known to be in `cluster_operations`.
+    cluster_ops: Cache<(i32, i32), ()>,
 }
 
 impl Dictionary {
@@ -27,6 +29,7 @@ impl Dictionary {
         Self {
             names: Cache::new(100_000),
             ops: Cache::new(200_000),
+            cluster_ops: Cache::new(200_000),
         }
     }
 
@@ -91,6 +94,42 @@ impl Dictionary {
                 .collect())
         })
         .await
+    }
+}
+
+impl Dictionary {
+    /// Records that each operation of `pairs` (cluster id, operation id)
+    /// was seen in that cluster, for the scoped services and operations
+    /// lists. Idempotent; pairs already known cost no round trip.
+    pub(super) async fn cluster_ops(
+        &self,
+        pool: &PgPool,
+        pairs: BTreeSet<(i32, i32)>,
+    ) -> Result<(), StoreError> {
+        let mut missing = Vec::new();
+        for pair in pairs {
+            if self.cluster_ops.get(&pair).await.is_none() {
+                missing.push(pair);
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let clusters: Vec<i32> = missing.iter().map(|p| p.0).collect();
+        let ops: Vec<i32> = missing.iter().map(|p| p.1).collect();
+        sqlx::query(
+            "INSERT INTO cluster_operations (cluster_id, op_id) \
+             SELECT * FROM unnest($1::integer[], $2::integer[]) ON CONFLICT DO NOTHING",
+        )
+        .bind(&clusters)
+        .bind(&ops)
+        .execute(pool)
+        .await
+        .map_err(backend_error)?;
+        for pair in missing {
+            self.cluster_ops.insert(pair, ()).await;
+        }
+        Ok(())
     }
 }
 

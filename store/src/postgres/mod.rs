@@ -44,7 +44,7 @@ pub(crate) use partitions::{DAY_NANOS, day_of, day_range, today};
 use std::{collections::BTreeSet, str::FromStr, time::Duration};
 
 use async_trait::async_trait;
-use model::{RetentionPolicy, Span, SpanKind, Trace, TraceId, TraceQuery};
+use model::{RetentionPolicy, Span, SpanKind, Trace, TraceId, TraceQuery, access::Scope};
 use sqlx::{
     PgPool,
     postgres::{PgConnectOptions, PgPoolOptions},
@@ -201,37 +201,19 @@ impl SpanStore for PgStore {
         read::search(self, query).await
     }
 
-    async fn services(&self) -> Result<Vec<String>, StoreError> {
+    async fn services(&self, scope: &Scope) -> Result<Vec<String>, StoreError> {
         self.ready().await?;
-        sqlx::query_scalar::<_, String>("SELECT name FROM names WHERE kind = 1 ORDER BY name")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(backend_error)
+        read::services(&self.pool, scope).await
     }
 
     async fn operations(
         &self,
         service: &str,
         span_kind: Option<SpanKind>,
+        scope: &Scope,
     ) -> Result<Vec<Operation>, StoreError> {
         self.ready().await?;
-        let rows: Vec<(String, i16)> = sqlx::query_as(
-            "SELECT o.name, o.span_kind FROM operations o JOIN names n ON n.id = o.service_id \
-             WHERE n.kind = 1 AND n.name = $1 AND ($2::smallint IS NULL OR o.span_kind = $2) \
-             ORDER BY o.name, o.span_kind",
-        )
-        .bind(service)
-        .bind(span_kind.map(|k| i16::try_from(k.as_i32()).unwrap_or(0)))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(backend_error)?;
-        Ok(rows
-            .into_iter()
-            .map(|(name, kind)| Operation {
-                name,
-                span_kind: SpanKind::from_otlp(i32::from(kind)),
-            })
-            .collect())
+        read::operations(&self.pool, service, span_kind, scope).await
     }
 
     async fn storage_usage(&self) -> Result<Vec<ShardUsage>, StoreError> {

@@ -3,13 +3,13 @@
 use std::collections::{HashMap, HashSet};
 
 use futures::TryStreamExt as _;
-use model::{Trace, TraceId, TraceQuery};
+use model::{SpanKind, Trace, TraceId, TraceQuery, access::Scope};
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
 use telemetry::clock::unix_nanos;
 
 use super::{PgStore, backend_error, clamp_i64, day_range, terms, today};
-use crate::{SearchResult, StoreError, chunk};
+use crate::{Operation, SearchResult, StoreError, chunk};
 
 /// Candidate traces fetched per round of a search.
 const PAGE: i64 = 200;
@@ -34,6 +34,7 @@ async fn candidates(
     w: &Window,
     terms: &terms::QueryTerms,
     min_duration: Option<i64>,
+    scope: Option<&[String]>,
     cursor: Option<&(i64, Vec<u8>)>,
 ) -> Result<Vec<(Vec<u8>, i64)>, StoreError> {
     let mut q: QueryBuilder<Postgres> =
@@ -55,6 +56,13 @@ async fn candidates(
     }
     if let Some(d) = min_duration {
         q.push(" AND max_duration_ns >= ").push_bind(d);
+    }
+    if let Some(scope) = scope {
+        // Candidates hold a span of a cluster in scope; the confirmation
+        // (`matches_span`) then requires it of the matching span.
+        q.push(" AND clusters && ARRAY(SELECT id FROM names WHERE kind = 2 AND name = ANY(")
+            .push_bind(scope.to_vec())
+            .push("))");
     }
     if let Some((last, id)) = cursor {
         q.push(" AND (last_ns, trace_id) < (")
@@ -156,7 +164,11 @@ pub(crate) async fn search(
     query: &TraceQuery,
 ) -> Result<SearchResult, StoreError> {
     let mut result = SearchResult::default();
-    if query.limit == 0 || query.start_min_unix_nano > query.start_max_unix_nano {
+    let scope = scope_names(&query.scope);
+    if query.limit == 0
+        || query.start_min_unix_nano > query.start_max_unix_nano
+        || scope.as_ref().is_some_and(Vec::is_empty)
+    {
         return Ok(result);
     }
     let (day_lo, day_hi) = day_range(
@@ -193,6 +205,7 @@ pub(crate) async fn search(
             },
             &required,
             min_duration,
+            scope.as_deref(),
             cursor.as_ref(),
         )
         .await?;
@@ -242,4 +255,62 @@ pub(crate) async fn search(
     }
     result.traces = found.into_iter().map(|(_, t)| t).collect();
     Ok(result)
+}
+
+/// The scope's cluster names, `None` for every cluster.
+fn scope_names(scope: &Scope) -> Option<Vec<String>> {
+    scope.clusters().map(|c| c.iter().cloned().collect())
+}
+
+/// Service names seen in the scope's clusters, sorted.
+pub(crate) async fn services(pool: &PgPool, scope: &Scope) -> Result<Vec<String>, StoreError> {
+    match scope_names(scope) {
+        None => {
+            sqlx::query_scalar::<_, String>("SELECT name FROM names WHERE kind = 1 ORDER BY name")
+                .fetch_all(pool)
+                .await
+                .map_err(backend_error)
+        }
+        Some(clusters) => sqlx::query_scalar::<_, String>(
+            "SELECT DISTINCT n.name FROM cluster_operations co \
+             JOIN names c ON c.id = co.cluster_id \
+             JOIN operations o ON o.id = co.op_id \
+             JOIN names n ON n.id = o.service_id \
+             WHERE c.kind = 2 AND c.name = ANY($1) ORDER BY n.name",
+        )
+        .bind(&clusters)
+        .fetch_all(pool)
+        .await
+        .map_err(backend_error),
+    }
+}
+
+/// Operations of `service` seen in the scope's clusters, sorted.
+pub(crate) async fn operations(
+    pool: &PgPool,
+    service: &str,
+    span_kind: Option<SpanKind>,
+    scope: &Scope,
+) -> Result<Vec<Operation>, StoreError> {
+    let rows: Vec<(String, i16)> = sqlx::query_as(
+        "SELECT o.name, o.span_kind FROM operations o JOIN names n ON n.id = o.service_id \
+         WHERE n.kind = 1 AND n.name = $1 AND ($2::smallint IS NULL OR o.span_kind = $2) \
+         AND ($3::text[] IS NULL OR EXISTS (SELECT 1 FROM cluster_operations co \
+              JOIN names c ON c.id = co.cluster_id \
+              WHERE co.op_id = o.id AND c.kind = 2 AND c.name = ANY($3))) \
+         ORDER BY o.name, o.span_kind",
+    )
+    .bind(service)
+    .bind(span_kind.map(|k| i16::try_from(k.as_i32()).unwrap_or(0)))
+    .bind(scope_names(scope))
+    .fetch_all(pool)
+    .await
+    .map_err(backend_error)?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, kind)| Operation {
+            name,
+            span_kind: SpanKind::from_otlp(i32::from(kind)),
+        })
+        .collect())
 }

@@ -126,6 +126,11 @@ pub(super) async fn prepare<'a>(
         })
         .collect();
     batch.ops = store.dict.ops(store.pool(), wanted).await?;
+    let seen_in = spans
+        .iter()
+        .filter_map(|s| Some((batch.name_id(CLUSTER, s.cluster.as_str()), batch.op_id(s)?)))
+        .collect();
+    store.dict.cluster_ops(store.pool(), seen_in).await?;
     store.ensure_partitions(&batch.days).await?;
     Ok(batch)
 }

@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, sync::Arc};
 
 use async_trait::async_trait;
 use futures::future::join_all;
-use model::{RetentionPolicy, Span, SpanKind, Trace, TraceId, TraceQuery};
+use model::{RetentionPolicy, Span, SpanKind, Trace, TraceId, TraceQuery, access::Scope};
 use telemetry::clock::unix_nanos;
 
 use model::shard::{ShardId, ShardMap};
@@ -291,18 +291,26 @@ impl SpanStore for ShardedStore {
         })
     }
 
-    async fn services(&self) -> Result<Vec<String>, StoreError> {
+    async fn services(&self, scope: &Scope) -> Result<Vec<String>, StoreError> {
         let l = self.layout();
-        union(join_all(l.shards.values().map(|s| s.services())).await)
+        union(join_all(l.shards.values().map(|s| s.services(scope))).await)
     }
 
     async fn operations(
         &self,
         service: &str,
         span_kind: Option<SpanKind>,
+        scope: &Scope,
     ) -> Result<Vec<Operation>, StoreError> {
         let l = self.layout();
-        union(join_all(l.shards.values().map(|s| s.operations(service, span_kind))).await)
+        union(
+            join_all(
+                l.shards
+                    .values()
+                    .map(|s| s.operations(service, span_kind, scope)),
+            )
+            .await,
+        )
     }
 
     async fn storage_usage(&self) -> Result<Vec<ShardUsage>, StoreError> {

@@ -20,7 +20,7 @@ pub use pools::SqliteLimits;
 use std::{str::FromStr, time::Duration};
 
 use async_trait::async_trait;
-use model::{Span, SpanKind, Trace, TraceId, TraceQuery};
+use model::{Span, SpanKind, Trace, TraceId, TraceQuery, access::Scope};
 use sqlx::{
     SqlitePool,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
@@ -180,14 +180,9 @@ impl SpanStore for SqliteStore {
         r.check(traces)
     }
 
-    async fn services(&self) -> Result<Vec<String>, StoreError> {
+    async fn services(&self, scope: &Scope) -> Result<Vec<String>, StoreError> {
         let mut r = self.reader().await?;
-        let names = sqlx::query_scalar::<_, String>(
-            "SELECT DISTINCT service FROM operations ORDER BY service",
-        )
-        .fetch_all(r.conn())
-        .await
-        .map_err(backend_error);
+        let names = read::services(r.conn(), scope).await;
         r.check(names)
     }
 
@@ -195,31 +190,11 @@ impl SpanStore for SqliteStore {
         &self,
         service: &str,
         span_kind: Option<SpanKind>,
+        scope: &Scope,
     ) -> Result<Vec<Operation>, StoreError> {
         let mut r = self.reader().await?;
-        let rows: Result<Vec<(String, i64)>, _> = match span_kind {
-            Some(kind) => sqlx::query_as(
-                "SELECT name, span_kind FROM operations WHERE service = ? AND span_kind = ? ORDER BY name, span_kind",
-            )
-            .bind(service)
-            .bind(i64::from(kind.as_i32()))
-            .fetch_all(r.conn())
-            .await,
-            None => sqlx::query_as(
-                "SELECT name, span_kind FROM operations WHERE service = ? ORDER BY name, span_kind",
-            )
-            .bind(service)
-            .fetch_all(r.conn())
-            .await,
-        };
-        let rows = r.check(rows.map_err(backend_error))?;
-        Ok(rows
-            .into_iter()
-            .map(|(name, kind)| Operation {
-                name,
-                span_kind: SpanKind::from_otlp(kind as i32),
-            })
-            .collect())
+        let ops = read::operations(r.conn(), service, span_kind, scope).await;
+        r.check(ops)
     }
 
     async fn storage_usage(&self) -> Result<Vec<ShardUsage>, StoreError> {

@@ -2,12 +2,89 @@
 
 use std::collections::HashMap;
 
-use model::{Trace, TraceId, TraceQuery};
+use model::{SpanKind, Trace, TraceId, TraceQuery, access::Scope};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::backend_error;
-use crate::StoreError;
 use crate::codec;
+use crate::{Operation, StoreError};
+
+/// Appends ` AND {column} IN (…)` for a scope of named clusters (nothing
+/// for every cluster). An empty set is answered before any query runs.
+fn push_scope(q: &mut QueryBuilder<Sqlite>, column: &str, scope: &Scope) {
+    if let Some(clusters) = scope.clusters() {
+        q.push(format_args!(" AND {column} IN ("));
+        let mut sep = q.separated(", ");
+        for c in clusters {
+            sep.push_bind(c.clone());
+        }
+        q.push(")");
+    }
+}
+
+/// Whether a scope sees nothing (an empty set of clusters).
+fn sees_nothing(scope: &Scope) -> bool {
+    scope.clusters().is_some_and(|c| c.is_empty())
+}
+
+/// Service names seen in the scope's clusters, sorted.
+pub(crate) async fn services(
+    conn: &mut SqliteConnection,
+    scope: &Scope,
+) -> Result<Vec<String>, StoreError> {
+    if sees_nothing(scope) {
+        return Ok(Vec::new());
+    }
+    let mut q: QueryBuilder<Sqlite> = if scope.is_all() {
+        QueryBuilder::new("SELECT DISTINCT service FROM operations WHERE 1 = 1")
+    } else {
+        QueryBuilder::new("SELECT DISTINCT service FROM cluster_operations WHERE 1 = 1")
+    };
+    push_scope(&mut q, "cluster", scope);
+    q.push(" ORDER BY service");
+    q.build_query_scalar::<String>()
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(backend_error)
+}
+
+/// Operations of `service` seen in the scope's clusters, sorted.
+pub(crate) async fn operations(
+    conn: &mut SqliteConnection,
+    service: &str,
+    span_kind: Option<SpanKind>,
+    scope: &Scope,
+) -> Result<Vec<Operation>, StoreError> {
+    if sees_nothing(scope) {
+        return Ok(Vec::new());
+    }
+    let mut q: QueryBuilder<Sqlite> = if scope.is_all() {
+        QueryBuilder::new("SELECT DISTINCT name, span_kind FROM operations WHERE service = ")
+    } else {
+        QueryBuilder::new(
+            "SELECT DISTINCT name, span_kind FROM cluster_operations WHERE service = ",
+        )
+    };
+    q.push_bind(service.to_owned());
+    if let Some(kind) = span_kind {
+        q.push(" AND span_kind = ")
+            .push_bind(i64::from(kind.as_i32()));
+    }
+    push_scope(&mut q, "cluster", scope);
+    q.push(" ORDER BY name, span_kind");
+    let rows: Vec<(String, i64)> = q
+        .build_query_as()
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(backend_error)?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, kind)| Operation {
+            name,
+            span_kind: SpanKind::from_otlp(i32::try_from(kind).unwrap_or(0)),
+        })
+        .collect())
+}
 
 fn ns(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
@@ -19,12 +96,18 @@ pub(crate) async fn find_trace_ids(
     conn: &mut SqliteConnection,
     query: &TraceQuery,
 ) -> Result<Vec<TraceId>, StoreError> {
+    if sees_nothing(&query.scope) {
+        return Ok(Vec::new());
+    }
     let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
         "SELECT s.trace_id, MAX(s.start_ns) AS latest FROM spans s WHERE s.start_ns >= ",
     );
     q.push_bind(ns(query.start_min_unix_nano));
     q.push(" AND s.start_ns <= ");
     q.push_bind(ns(query.start_max_unix_nano));
+    // The scope is a condition on the matching span, inside the grouped
+    // and limited query: a trace with no span in scope is never counted.
+    push_scope(&mut q, "s.cluster", &query.scope);
     if let Some(service) = &query.service {
         q.push(" AND s.service = ").push_bind(service.clone());
     }

@@ -98,7 +98,13 @@ async fn a_read_past_its_deadline_is_interrupted() {
         other => panic!("expected a deadline error, got {other:?}"),
     }
     // The connection is usable again, under a fresh deadline.
-    assert!(store.services().await.expect("services").is_empty());
+    assert!(
+        store
+            .services(&model::access::Scope::All)
+            .await
+            .expect("services")
+            .is_empty()
+    );
 }
 
 #[tokio::test]

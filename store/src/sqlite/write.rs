@@ -40,6 +40,17 @@ pub(crate) async fn write(pool: &SqlitePool, spans: &[Span]) -> Result<WriteOutc
         .iter()
         .map(|s| (s.service_name(), s.name.as_str(), s.kind.as_i32()))
         .collect();
+    let cluster_ops: BTreeSet<(&str, &str, &str, i32)> = spans
+        .iter()
+        .map(|s| {
+            (
+                s.cluster.as_str(),
+                s.service_name(),
+                s.name.as_str(),
+                s.kind.as_i32(),
+            )
+        })
+        .collect();
 
     let mut tx = pool.begin().await.map_err(backend_error)?;
     let mut inserted = 0u64;
@@ -91,6 +102,19 @@ pub(crate) async fn write(pool: &SqlitePool, spans: &[Span]) -> Result<WriteOutc
             QueryBuilder::new("INSERT OR IGNORE INTO operations (service, name, span_kind) ");
         q.push_values(chunk, |mut b, (svc, name, kind)| {
             b.push_bind(svc.to_string())
+                .push_bind(name.to_string())
+                .push_bind(i64::from(*kind));
+        });
+        q.build().execute(&mut *tx).await.map_err(backend_error)?;
+    }
+    let cluster_ops: Vec<_> = cluster_ops.into_iter().collect();
+    for chunk in cluster_ops.chunks(TAG_ROWS) {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT OR IGNORE INTO cluster_operations (cluster, service, name, span_kind) ",
+        );
+        q.push_values(chunk, |mut b, (cluster, svc, name, kind)| {
+            b.push_bind(cluster.to_string())
+                .push_bind(svc.to_string())
                 .push_bind(name.to_string())
                 .push_bind(i64::from(*kind));
         });

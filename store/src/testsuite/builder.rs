@@ -131,5 +131,6 @@ pub fn any_query() -> model::TraceQuery {
         duration_min_nanos: None,
         duration_max_nanos: None,
         limit: 100,
+        scope: model::access::Scope::All,
     }
 }

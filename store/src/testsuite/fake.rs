@@ -9,7 +9,7 @@ use crate::{
     Operation, RetentionReport, SearchResult, ShardUsage, SpanStore, StoreError, WriteOutcome,
 };
 use async_trait::async_trait;
-use model::{RetentionPolicy, Span, SpanKind, Trace, TraceId, TraceQuery};
+use model::{RetentionPolicy, Span, SpanKind, Trace, TraceId, TraceQuery, access::Scope};
 
 /// What `enforce_retention` does.
 #[derive(Debug, Clone, Default)]
@@ -89,7 +89,7 @@ impl SpanStore for FakeStore {
         }
     }
 
-    async fn services(&self) -> Result<Vec<String>, StoreError> {
+    async fn services(&self, _scope: &Scope) -> Result<Vec<String>, StoreError> {
         Ok(Vec::new())
     }
 
@@ -97,6 +97,7 @@ impl SpanStore for FakeStore {
         &self,
         _service: &str,
         _span_kind: Option<SpanKind>,
+        _scope: &Scope,
     ) -> Result<Vec<Operation>, StoreError> {
         Ok(Vec::new())
     }

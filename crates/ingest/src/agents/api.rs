@@ -12,6 +12,10 @@
 //! (a connected one first), with the span totals and rates of all nodes
 //! added up ([`merge`]).
 //!
+//! The caller's access scope (`Extension<model::access::Scope>`, required:
+//! a route without the access layer answers 500) keeps only the agents of
+//! its clusters, in both the local and the cluster-wide answer.
+//!
 //! ```json
 //! {"data":[{"cluster":"eu","agentId":"…","gateway":1,"connected":true,
 //!   "lastSeenMs":…,"spansPerSec":12.5,"spansTotal":900,
@@ -22,7 +26,7 @@
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use axum::{
-    Json, Router,
+    Extension, Json, Router,
     extract::{Query, State},
     http::StatusCode,
     response::{IntoResponse, Response},
@@ -32,6 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use control_plane::ControlReader;
 use control_state::NodeId;
+use model::access::Scope;
 use telemetry::clock::unix_ms_u64;
 
 use crate::agents::{AgentRegistry, AgentView};
@@ -93,9 +98,14 @@ enum PeerFetchError {
     Decode(#[from] serde_json::Error),
 }
 
-async fn list(State(api): State<AgentsApi>, Query(p): Query<Params>) -> Response {
+async fn list(
+    State(api): State<AgentsApi>,
+    Extension(access): Extension<Scope>,
+    Query(p): Query<Params>,
+) -> Response {
     let me = api.plane.id();
-    let local = api.registry.with(|a| a.list(me, unix_ms_u64()));
+    let mut local = api.registry.with(|a| a.list(me, unix_ms_u64()));
+    local.retain(|a| access.allows(&a.cluster));
     match p.scope.as_deref() {
         Some("local") => {
             return Json(AgentsResponse {
@@ -125,7 +135,10 @@ async fn list(State(api): State<AgentsApi>, Query(p): Query<Params>) -> Response
     let mut errors = Vec::new();
     for (id, res) in futures::future::join_all(fetches).await {
         match res {
-            Ok(mut r) => rows.append(&mut r.data),
+            Ok(mut r) => {
+                r.data.retain(|a| access.allows(&a.cluster));
+                rows.append(&mut r.data);
+            }
             Err(e) => {
                 tracing::warn!(gateway = id, error = %e, "member did not list its agents");
                 errors.push(PeerError {
@@ -211,6 +224,61 @@ mod tests {
                 oldest_age_ms: None,
             }),
             version: None,
+        }
+    }
+
+    /// A one-member control plane: `list` asks no peer.
+    #[derive(Debug)]
+    struct Alone(tokio::sync::watch::Sender<Arc<control_state::ControlState>>);
+
+    impl ControlReader for Alone {
+        fn id(&self) -> NodeId {
+            1
+        }
+        fn is_leader(&self) -> bool {
+            true
+        }
+        fn state(&self) -> Arc<control_state::ControlState> {
+            self.0.borrow().clone()
+        }
+        fn subscribe(&self) -> tokio::sync::watch::Receiver<Arc<control_state::ControlState>> {
+            self.0.subscribe()
+        }
+    }
+
+    async fn listed(api: &AgentsApi, scope: Scope, local: bool) -> Vec<String> {
+        let params = Params {
+            scope: local.then(|| "local".to_owned()),
+        };
+        let resp = list(State(api.clone()), Extension(scope), Query(params)).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        let parsed: AgentsResponse = serde_json::from_slice(&body).expect("json");
+        parsed.data.into_iter().map(|a| a.cluster).collect()
+    }
+
+    #[tokio::test]
+    async fn only_the_agents_of_the_scope_are_listed() {
+        let registry = AgentRegistry::new(100);
+        let now = unix_ms_u64();
+        for cluster in ["a", "b"] {
+            let key = crate::agents::AgentKey::new(
+                model::ClusterId::new(cluster).expect("cluster"),
+                "agent-1",
+            );
+            registry.with(|a| a.forwarded(&key, 10, 100, None, now));
+        }
+        let api = AgentsApi {
+            registry,
+            plane: Arc::new(Alone(tokio::sync::watch::channel(Arc::default()).0)),
+            http: reqwest::Client::new(),
+        };
+        for local in [true, false] {
+            assert_eq!(listed(&api, Scope::only(["a"]), local).await, ["a"]);
+            assert_eq!(listed(&api, Scope::All, local).await, ["a", "b"]);
+            assert!(listed(&api, Scope::only(["c"]), local).await.is_empty());
         }
     }
 

@@ -1,9 +1,17 @@
 //! `GET /api/v1/alerts`: every rule (its text, the parsed condition or the
 //! parse error, its replicated status) and the recent notifications.
+//!
+//! Scoped by the caller's `Extension<Scope>` (required: a route without
+//! the access layer answers 500). A rule belongs to the cluster its
+//! condition selects (`cluster="…"`): a scoped caller sees the rules of
+//! its clusters and their notifications. A rule without a cluster selector
+//! watches every cluster's series, and a rule that does not parse selects
+//! nothing known; both are shown only to a caller that sees every cluster.
 
 use std::sync::Arc;
 
-use axum::{Json, Router, extract::State, routing::get};
+use axum::{Extension, Json, Router, extract::State, routing::get};
+use model::access::Scope;
 use serde_json::{Value, json};
 
 use control_plane::ControlReader;
@@ -15,11 +23,30 @@ pub fn router(plane: Arc<dyn ControlReader>, ui_url: String) -> Router {
         .with_state((plane, ui_url))
 }
 
-async fn alerts(State((plane, ui)): State<(Arc<dyn ControlReader>, String)>) -> Json<Value> {
+/// Whether a rule's text may be shown to `scope` (see the module header).
+pub fn rule_visible(expr: &str, scope: &Scope) -> bool {
+    scope.is_all()
+        || rule::parse(expr)
+            .ok()
+            .and_then(|c| c.cluster)
+            .is_some_and(|c| scope.allows(&c))
+}
+
+async fn alerts(
+    State((plane, ui)): State<(Arc<dyn ControlReader>, String)>,
+    Extension(scope): Extension<Scope>,
+) -> Json<Value> {
     let state = plane.state();
+    let visible: std::collections::BTreeSet<&String> = state
+        .alert_rules
+        .iter()
+        .filter(|(_, r)| rule_visible(&r.expr, &scope))
+        .map(|(name, _)| name)
+        .collect();
     let rules: Vec<Value> = state
         .alert_rules
         .iter()
+        .filter(|(name, _)| visible.contains(name))
         .map(|(name, r)| {
             let parsed = rule::parse(&r.expr);
             json!({
@@ -35,6 +62,32 @@ async fn alerts(State((plane, ui)): State<(Arc<dyn ControlReader>, String)>) -> 
         .collect();
     Json(json!({
         "rules": rules,
-        "notifications": state.notifications.iter().rev().collect::<Vec<_>>(),
+        "notifications": state
+            .notifications
+            .iter()
+            .rev()
+            .filter(|n| visible.contains(&n.rule))
+            .collect::<Vec<_>>(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rule_belongs_to_the_cluster_it_selects() {
+        let a = Scope::only(["a"]);
+        let on_a = r#"error_ratio{cluster="a", service="web"}[5m] > 0.1"#;
+        let on_b = r#"error_ratio{cluster="b"}[5m] > 0.1"#;
+        let everywhere = r#"error_ratio{service="web"}[5m] > 0.1"#;
+        assert!(rule::parse(on_a).is_ok(), "{:?}", rule::parse(on_a));
+        assert!(rule_visible(on_a, &a));
+        assert!(!rule_visible(on_b, &a));
+        assert!(!rule_visible(everywhere, &a));
+        assert!(!rule_visible("not a rule", &a));
+        for expr in [on_a, on_b, everywhere, "not a rule"] {
+            assert!(rule_visible(expr, &Scope::All), "{expr}");
+        }
+    }
 }

@@ -14,17 +14,24 @@
 //! and has at most [`MAX_POINTS`] points, counted before the point loop,
 //! which runs over the count. Store failures answer a code and a fixed
 //! message; the store's text is only logged.
+//!
+//! Both take the caller's `Extension<Scope>` (required: a route without
+//! the access layer answers 500): only series of clusters in scope are
+//! read ([`query::load_scoped`]).
 
 use std::{collections::BTreeMap, sync::Arc};
 
 use axum::{
-    Json, Router,
+    Extension, Json, Router,
     extract::{Path, RawQuery, State},
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::get,
 };
-use model::red::{Aggregate, Selector, SeriesKey};
+use model::{
+    access::Scope,
+    red::{Aggregate, Selector, SeriesKey},
+};
 use serde_json::{Value, json};
 use store::SpanStore;
 
@@ -281,14 +288,19 @@ async fn load_range(
     from: i64,
     to: i64,
     step: i64,
+    scope: &Scope,
 ) -> Result<(Resolution, Vec<(SeriesKey, i64, Aggregate)>), QueryError> {
     let res = query::choose(&api.cfg, api.cfg.clock.unix_ms(), from, to, step);
     let from = model::red::window_start(from, res.width_ms());
-    Ok((res, query::load(&api.store, res, sel, from, to).await?))
+    Ok((
+        res,
+        query::load_scoped(&api.store, res, sel, from, to, scope).await?,
+    ))
 }
 
 async fn spm(
     State(api): State<Api>,
+    Extension(scope): Extension<Scope>,
     Path(metric): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Response {
@@ -306,7 +318,7 @@ async fn spm(
             span_kind: Some(kind.clone()),
             ..Default::default()
         };
-        match load_range(&api, &sel, from, req.end, step).await {
+        match load_range(&api, &sel, from, req.end, step, &scope).await {
             Ok((res, r)) => rows.extend(r.into_iter().map(|(s, t, a)| (s, t, a, res.width_ms()))),
             Err(e) => return failed("spm metrics", e),
         }
@@ -364,7 +376,11 @@ pub fn red_series(range: Range, rows: Vec<(SeriesKey, i64, Aggregate)>) -> Vec<V
         .collect()
 }
 
-async fn red(State(api): State<Api>, RawQuery(q): RawQuery) -> Response {
+async fn red(
+    State(api): State<Api>,
+    Extension(scope): Extension<Scope>,
+    RawQuery(q): RawQuery,
+) -> Response {
     let p = pairs(q.as_deref());
     let now = api.cfg.clock.unix_ms();
     let parsed = (|| {
@@ -388,7 +404,7 @@ async fn red(State(api): State<Api>, RawQuery(q): RawQuery) -> Response {
         operation: first(&p, "operation").map(str::to_owned),
         span_kind,
     };
-    match load_range(&api, &sel, range.from, range.to, range.step).await {
+    match load_range(&api, &sel, range.from, range.to, range.step, &scope).await {
         Ok((res, rows)) => Json(json!({
             "from": range.from,
             "to": range.to,

@@ -2,7 +2,10 @@
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use model::red::{Aggregate, Selector, SeriesKey};
+use model::{
+    access::Scope,
+    red::{Aggregate, Selector, SeriesKey},
+};
 use store::{RecordScan, SpanStore, StoreError};
 
 use super::{
@@ -80,6 +83,37 @@ pub async fn load(
             continue;
         };
         out.push((series, start, agg));
+    }
+    Ok(out)
+}
+
+/// [`load`] for a caller's scope: only series of clusters in `scope`,
+/// read by key prefix per cluster (the cluster leads every RED key), so
+/// other clusters' records are never read.
+pub async fn load_scoped(
+    store: &Arc<dyn SpanStore>,
+    res: Resolution,
+    sel: &Selector,
+    from_ms: i64,
+    to_ms: i64,
+    scope: &Scope,
+) -> Result<Vec<(SeriesKey, i64, Aggregate)>, QueryError> {
+    let Some(clusters) = scope.clusters() else {
+        return load(store, res, sel, from_ms, to_ms).await;
+    };
+    if let Some(c) = &sel.cluster {
+        if !clusters.contains(c) {
+            return Ok(Vec::new());
+        }
+        return load(store, res, sel, from_ms, to_ms).await;
+    }
+    let mut out = Vec::new();
+    for c in clusters {
+        let one = Selector {
+            cluster: Some(c.clone()),
+            ..sel.clone()
+        };
+        out.extend(load(store, res, &one, from_ms, to_ms).await?);
     }
     Ok(out)
 }

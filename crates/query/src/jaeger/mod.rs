@@ -5,15 +5,20 @@
 //! status and a fixed message ([`crate::public_error`]). A trace holding
 //! more than [`QueryLimits::max_trace_spans`] spans is answered with the
 //! first ones and [`TRUNCATED`] in its `warnings`.
+//!
+//! Every handler takes the caller's [`Scope`] (a required extension,
+//! [`crate::scoped`]): lists and searches answer for its clusters only, a
+//! trace shows its in-scope spans with one warning counting the rest, and
+//! a trace with no span in scope is "not found".
 
 pub mod model;
 pub mod params;
 
 use std::sync::Arc;
 
-use ::model::TraceId;
+use ::model::{TraceId, access::Scope};
 use axum::{
-    Json, Router,
+    Extension, Json, Router,
     extract::{Path, RawQuery, State},
     http::StatusCode,
     response::{IntoResponse, Response},
@@ -24,7 +29,7 @@ use serde_json::{Value, json};
 use store::{CappedTrace, SpanStore, StoreError};
 use telemetry::clock::unix_nanos;
 
-use crate::{public_error, window::QueryLimits};
+use crate::{public_error, scoped, window::QueryLimits};
 use params::TracesRequest;
 
 type Store = Arc<dyn SpanStore>;
@@ -91,9 +96,10 @@ fn store_error(what: &'static str, e: StoreError) -> Response {
     error(p.status, p.msg)
 }
 
-/// The Jaeger form of a loaded trace, "truncated" when spans were left out.
-fn capped(c: &CappedTrace) -> model::JTrace {
-    let mut j = model::trace(&c.trace);
+/// The Jaeger form of a loaded trace, with the count of spans the scope
+/// hid and "truncated" when spans were left out.
+fn capped(c: &CappedTrace, hidden: usize) -> model::JTrace {
+    let mut j = shown(&c.trace, hidden);
     if c.truncated {
         j.warnings
             .get_or_insert_with(Vec::new)
@@ -102,8 +108,33 @@ fn capped(c: &CappedTrace) -> model::JTrace {
     j
 }
 
-async fn services(State(Api { store, .. }): State<Api>) -> Response {
-    match store.services().await {
+/// The Jaeger form of a trace already cut to the scope, carrying
+/// [`scoped::hidden_warning`] when spans were hidden.
+fn shown(t: &::model::Trace, hidden: usize) -> model::JTrace {
+    let mut j = model::trace(t);
+    if hidden > 0 {
+        j.warnings
+            .get_or_insert_with(Vec::new)
+            .push(scoped::hidden_warning(hidden));
+    }
+    j
+}
+
+/// Search results cut to the scope. The store returned only traces with a
+/// span in scope; one whose spans all left is dropped all the same.
+fn shown_traces(traces: Vec<::model::Trace>, scope: &Scope) -> Vec<model::JTrace> {
+    traces
+        .into_iter()
+        .filter_map(|t| scoped::visible(t, scope))
+        .map(|(t, hidden)| shown(&t, hidden))
+        .collect()
+}
+
+async fn services(
+    State(Api { store, .. }): State<Api>,
+    Extension(scope): Extension<Scope>,
+) -> Response {
+    match store.services(&scope).await {
         Ok(s) => ok(s),
         Err(e) => store_error("services", e),
     }
@@ -111,9 +142,10 @@ async fn services(State(Api { store, .. }): State<Api>) -> Response {
 
 async fn service_operations(
     State(Api { store, .. }): State<Api>,
+    Extension(scope): Extension<Scope>,
     Path(service): Path<String>,
 ) -> Response {
-    match store.operations(&service, None).await {
+    match store.operations(&service, None, &scope).await {
         Ok(ops) => {
             let mut names: Vec<String> = ops.into_iter().map(|o| o.name).collect();
             names.dedup();
@@ -123,7 +155,11 @@ async fn service_operations(
     }
 }
 
-async fn operations(State(Api { store, .. }): State<Api>, RawQuery(q): RawQuery) -> Response {
+async fn operations(
+    State(Api { store, .. }): State<Api>,
+    Extension(scope): Extension<Scope>,
+    RawQuery(q): RawQuery,
+) -> Response {
     let pairs = params::pairs(q.as_deref());
     let Some(service) = pairs
         .iter()
@@ -136,7 +172,7 @@ async fn operations(State(Api { store, .. }): State<Api>, RawQuery(q): RawQuery)
         Ok(k) => k,
         Err(e) => return bad_request(e),
     };
-    match store.operations(&service, kind).await {
+    match store.operations(&service, kind, &scope).await {
         Ok(ops) => ok(ops
             .into_iter()
             .map(|o| json!({"name": o.name, "spanKind": o.span_kind.jaeger_name().unwrap_or("")}))
@@ -145,28 +181,35 @@ async fn operations(State(Api { store, .. }): State<Api>, RawQuery(q): RawQuery)
     }
 }
 
-async fn traces(State(Api { store, limits }): State<Api>, RawQuery(q): RawQuery) -> Response {
+async fn traces(
+    State(Api { store, limits }): State<Api>,
+    Extension(scope): Extension<Scope>,
+    RawQuery(q): RawQuery,
+) -> Response {
     let pairs = params::pairs(q.as_deref());
     match params::traces_request(&pairs, unix_nanos(), &limits) {
         Err(e) => bad_request(e),
-        Ok(TracesRequest::Search(query)) => match store.search(&query).await {
-            Ok(found) if found.warnings.is_empty() => {
-                ok(found.traces.iter().map(model::trace).collect())
+        Ok(TracesRequest::Search(mut query)) => {
+            // The store applies the scope before its limit.
+            query.scope = scope.clone();
+            match store.search(&query).await {
+                Ok(found) if found.warnings.is_empty() => ok(shown_traces(found.traces, &scope)),
+                Ok(found) => {
+                    tracing::warn!(warnings = ?found.warnings, "search answered with partial results");
+                    partial(shown_traces(found.traces, &scope), &found.warnings)
+                }
+                Err(e) => store_error("search", e),
             }
-            Ok(found) => {
-                tracing::warn!(warnings = ?found.warnings, "search answered with partial results");
-                partial(
-                    found.traces.iter().map(model::trace).collect(),
-                    &found.warnings,
-                )
-            }
-            Err(e) => store_error("search", e),
-        },
+        }
         Ok(TracesRequest::ById(ids)) => {
             let mut out = Vec::with_capacity(ids.len());
             for id in ids {
                 match store.get_trace_capped(id, limits.max_trace_spans).await {
-                    Ok(Some(t)) => out.push(capped(&t)),
+                    Ok(Some(t)) => {
+                        if let Some((t, hidden)) = scoped::visible_capped(t, &scope) {
+                            out.push(capped(&t, hidden));
+                        }
+                    }
                     Ok(None) => {}
                     Err(e) => return store_error("traces by id", e),
                 }
@@ -178,6 +221,7 @@ async fn traces(State(Api { store, limits }): State<Api>, RawQuery(q): RawQuery)
 
 async fn trace_by_id(
     State(Api { store, limits }): State<Api>,
+    Extension(scope): Extension<Scope>,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Response {
@@ -188,10 +232,18 @@ async fn trace_by_id(
     let raw = params::pairs(q.as_deref())
         .iter()
         .any(|(k, v)| k == "raw" && (v == "true" || v == "1"));
-    match store.get_trace_capped(id, limits.max_trace_spans).await {
-        Ok(Some(c)) => {
-            match crate::stitched::shown_trace(store.as_ref(), c.trace.clone(), raw).await {
+    let found = match store.get_trace_capped(id, limits.max_trace_spans).await {
+        // A trace with no span in scope is as missing as one never stored.
+        Ok(found) => found.and_then(|c| scoped::visible_capped(c, &scope)),
+        Err(e) => return store_error("trace by id", e),
+    };
+    match found {
+        Some((c, hidden)) => {
+            match crate::stitched::shown_trace(store.as_ref(), c.trace.clone(), raw, &scope).await {
                 Ok((shown, mut warnings)) => {
+                    if hidden > 0 {
+                        warnings.push(scoped::hidden_warning(hidden));
+                    }
                     if c.truncated {
                         warnings.push(TRUNCATED.into());
                     }
@@ -205,12 +257,11 @@ async fn trace_by_id(
                 // stored times are shown.
                 Err(e) => {
                     tracing::debug!(error = %e, "no clock offsets; showing stored times");
-                    ok(vec![capped(&c)])
+                    ok(vec![capped(&c, hidden)])
                 }
             }
         }
-        Ok(None) => error(StatusCode::NOT_FOUND, "trace not found"),
-        Err(e) => store_error("trace by id", e),
+        None => error(StatusCode::NOT_FOUND, "trace not found"),
     }
 }
 
@@ -231,6 +282,7 @@ mod tests {
 
     async fn get(store: Arc<FakeStore>, uri: &str) -> (StatusCode, Value) {
         let resp = router(store, QueryLimits::default())
+            .layer(Extension(Scope::All))
             .oneshot(
                 http::Request::get(uri)
                     .body(Body::empty())

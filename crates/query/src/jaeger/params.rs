@@ -171,6 +171,7 @@ pub fn traces_request(
         duration_min_nanos,
         duration_max_nanos,
         limit,
+        scope: model::access::Scope::All,
     }))
 }
 

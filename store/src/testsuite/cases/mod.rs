@@ -5,6 +5,7 @@
 mod read;
 mod records;
 mod retention;
+mod scope;
 mod search;
 mod write;
 
@@ -16,6 +17,7 @@ use self::{
     read::{capped_trace_keeps_the_earliest_spans, missing_trace_is_none, services_and_operations},
     records::{records_put_scan_and_expire, red_records_keep_their_own_retention},
     retention::{retention_by_cluster, storage_usage_per_cluster},
+    scope::{lists_answer_for_the_scope, search_never_counts_a_hidden_trace},
     search::{
         find_by_service_and_operation, find_by_tags, limit_and_most_recent_first,
         tags_must_match_within_one_span, time_window_and_durations,
@@ -47,6 +49,8 @@ cases!(
     tags_must_match_within_one_span,
     time_window_and_durations,
     limit_and_most_recent_first,
+    lists_answer_for_the_scope,
+    search_never_counts_a_hidden_trace,
     many_traces_in_one_batch,
     large_batch,
     retention_by_cluster,

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use model::SpanKind;
+use model::{SpanKind, access::Scope};
 
 use super::B;
 use crate::{Operation, SpanStore, testsuite::trace_id};
@@ -18,7 +18,13 @@ pub(super) async fn missing_trace_is_none(store: Arc<dyn SpanStore>) {
 }
 
 pub(super) async fn services_and_operations(store: Arc<dyn SpanStore>) {
-    assert!(store.services().await.expect("services").is_empty());
+    assert!(
+        store
+            .services(&Scope::All)
+            .await
+            .expect("services")
+            .is_empty()
+    );
     store
         .write(&[
             B::new(1, 1, "b-svc")
@@ -41,10 +47,13 @@ pub(super) async fn services_and_operations(store: Arc<dyn SpanStore>) {
         .await
         .expect("write");
     assert_eq!(
-        store.services().await.expect("services"),
+        store.services(&Scope::All).await.expect("services"),
         ["a-svc", "b-svc"]
     );
-    let ops = store.operations("b-svc", None).await.expect("ops");
+    let ops = store
+        .operations("b-svc", None, &Scope::All)
+        .await
+        .expect("ops");
     assert_eq!(
         ops,
         [
@@ -59,14 +68,14 @@ pub(super) async fn services_and_operations(store: Arc<dyn SpanStore>) {
         ]
     );
     let client = store
-        .operations("b-svc", Some(SpanKind::Client))
+        .operations("b-svc", Some(SpanKind::Client), &Scope::All)
         .await
         .expect("ops");
     assert_eq!(client.len(), 1);
     assert_eq!(client[0].name, "query");
     assert!(
         store
-            .operations("nope", None)
+            .operations("nope", None, &Scope::All)
             .await
             .expect("ops")
             .is_empty()

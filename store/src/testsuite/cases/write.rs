@@ -117,7 +117,14 @@ pub(super) async fn large_batch(store: Arc<dyn SpanStore>) {
         .collect();
     let out = store.write(&spans).await.expect("write");
     assert_eq!(out.inserted, 5_000);
-    assert_eq!(store.services().await.expect("services").len(), 7);
+    assert_eq!(
+        store
+            .services(&model::access::Scope::All)
+            .await
+            .expect("services")
+            .len(),
+        7
+    );
     let trace = store
         .get_trace(trace_id(500))
         .await
