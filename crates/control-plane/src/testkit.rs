@@ -2,13 +2,13 @@
 //! tests (feature `testkit`, enabled only by tests): nodes on their own
 //! on-disk storage, over the in-memory network with injected faults.
 
-use tracing_subscriber::prelude::*;
 use std::{
     collections::BTreeMap,
     path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
 };
+use tracing_subscriber::prelude::*;
 
 use crate::raft::{
     ControlState, Member, NodeId,

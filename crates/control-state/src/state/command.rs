@@ -7,6 +7,7 @@ use model::shard::ShardId;
 use model::{RetentionPolicy, sampling::SamplingConfig};
 use serde::{Deserialize, Serialize};
 
+use super::tokens::ApiToken;
 use super::types::{AlertRule, Lease, Member, NodeId, Notification, RegisteredCluster, Shard};
 use crate::alert::AlertStatus;
 
@@ -71,6 +72,16 @@ pub enum Command {
     },
     SetRetention {
         policy: RetentionPolicy,
+    },
+    /// Adds an API token under the SHA-256 hex `digest` of its secret
+    /// (refused when its name is taken).
+    CreateToken {
+        digest: String,
+        token: ApiToken,
+    },
+    /// Removes the API token named `name`.
+    RevokeToken {
+        name: String,
     },
 }
 

@@ -1,5 +1,5 @@
 //! What the control plane replicates: members, shards, leases, clusters,
-//! policies, alert rules and their status, retention.
+//! policies, alert rules and their status, retention, API tokens.
 
 use std::collections::BTreeMap;
 
@@ -7,6 +7,7 @@ use model::shard::{ShardId, ShardMap};
 use model::{RetentionPolicy, sampling::SamplingConfig};
 use serde::{Deserialize, Serialize};
 
+use super::tokens::ApiToken;
 use crate::alert::AlertStatus;
 
 /// A gateway node's Raft id.
@@ -79,6 +80,10 @@ pub struct ControlState {
     /// [`MAX_NOTIFICATIONS`].
     #[serde(default)]
     pub notifications: std::collections::VecDeque<Notification>,
+    /// API tokens by the SHA-256 hex digest of their secret (see
+    /// [`super::tokens`]).
+    #[serde(default)]
+    pub tokens: BTreeMap<String, ApiToken>,
 }
 
 /// Notifications kept in the replicated state.
