@@ -95,6 +95,7 @@ impl Sandbox {
             tail: Default::default(),
             red: Default::default(),
             alerts: Default::default(),
+            auth: Default::default(),
         })
     }
 
