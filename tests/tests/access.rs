@@ -7,7 +7,7 @@
 
 use std::{
     process::{Command, Output, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use anyhow::Context;
@@ -321,24 +321,20 @@ async fn tokens_scope_and_guard_every_api_surface() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the gateway with `args` and waits (bounded) for it to exit.
-fn run_to_exit(args: &[String]) -> anyhow::Result<Output> {
-    let mut child = Command::new(GATEWAY)
+/// Runs the gateway with `args` and waits (bounded) for it to exit; a
+/// gateway that started instead is killed (on drop) and fails the test.
+async fn run_to_exit(args: &[String]) -> anyhow::Result<Output> {
+    let child = tokio::process::Command::new(GATEWAY)
         .args(args)
         .env_remove("MERIDIAN_AUTH")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .kill_on_drop(true)
         .spawn()?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait()?.is_none() {
-        if Instant::now() > deadline {
-            child.kill()?;
-            let _ = child.wait();
-            anyhow::bail!("the gateway did not exit: it started");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(child.wait_with_output()?)
+    tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .context("the gateway did not exit: it started")?
+        .context("waiting for the gateway")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -351,11 +347,7 @@ async fn beyond_loopback_the_gateway_needs_an_auth_mode() -> anyhow::Result<()> 
         a
     };
     for auth in [&[][..], &["--auth", "proxy"][..]] {
-        let out = tokio::task::spawn_blocking({
-            let args = wide(auth);
-            move || run_to_exit(&args)
-        })
-        .await??;
+        let out = run_to_exit(&wide(auth)).await?;
         assert_eq!(out.status.code(), Some(2), "{auth:?}");
         let err = text(&out.stderr);
         assert!(err.contains("auth"), "{auth:?}: {err}");
