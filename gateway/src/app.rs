@@ -295,7 +295,8 @@ impl Gateway {
                 store: Arc::clone(&store),
                 registry,
                 plane: Arc::clone(&plane),
-                admin_token: cfg.cluster.admin_token.as_deref().map(Arc::from),
+                access: cfg.auth.policy(cfg.cluster.admin_token.as_deref()),
+                clock: Arc::clone(plane.clock()),
                 limits: query::QueryLimits::from_retention(&cfg.store_options.retention),
                 agents: agents.clone(),
                 red: cfg.red.clone(),
@@ -329,6 +330,12 @@ impl Gateway {
             store = %store::describe(&cfg.stores),
             "gateway started"
         );
+        if cfg.auth.is_open_by_choice() {
+            tracing::warn!(
+                http = %http_addr,
+                "--auth none: the query API, /metrics and the UI answer anyone who reaches the --http port; use --auth tokens unless a proxy in front authenticates every request"
+            );
+        }
         if let Some(dir) = &tls_paths.dev_ca_dir {
             tracing::info!(
                 ca_dir = %dir.display(),

@@ -1,42 +1,40 @@
 //! The `--http` port: query APIs, the admin API, web UI, `/metrics`,
 //! `/healthz`, `/readyz`, assembled in one place so that one access layer
-//! covers every route.
+//! (`control_plane::access`) covers every API route. `/healthz`, `/readyz`
+//! and the UI's static assets stay open: probes and the sign-in page need
+//! no credential, and they show no data.
 
 use std::sync::Arc;
 
-use axum::{Extension, Router, extract::State, http::StatusCode, routing::get};
-use control_plane::ControlReader;
-use model::access::Scope;
+use axum::{Router, extract::State, http::StatusCode, routing::get};
+use control_plane::{
+    ControlReader,
+    access::{Access, AccessPolicy},
+};
 use prometheus_client::registry::Registry;
 use store::SpanStore;
 
 /// What the `--http` port serves from.
+#[derive(Debug)]
 pub struct HttpParts {
     pub store: Arc<dyn SpanStore>,
     pub registry: Arc<Registry>,
     pub plane: Arc<control_plane::ControlPlane>,
-    pub admin_token: Option<Arc<str>>,
+    /// Who may call the API routes.
+    pub access: AccessPolicy,
+    /// Judges token expiry.
+    pub clock: telemetry::clock::SharedClock,
     pub limits: query::QueryLimits,
     pub agents: ingest::agents::AgentRegistry,
     pub red: metrics_alerts::RedConfig,
     pub alerts_ui_url: String,
 }
 
-impl std::fmt::Debug for HttpParts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpParts")
-            .field("limits", &self.limits)
-            .field("alerts_ui_url", &self.alerts_ui_url)
-            .finish_non_exhaustive()
-    }
-}
-
 pub fn router(parts: HttpParts) -> Router {
     let reader = Arc::clone(&parts.plane) as Arc<dyn ControlReader>;
-    Router::new()
-        .merge(control_plane::admin::router(parts.plane, parts.admin_token))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz).with_state(Arc::clone(&parts.store)))
+    let access = Access::new(parts.access, Arc::clone(&reader), parts.clock);
+    let api = Router::new()
+        .merge(control_plane::admin::router(parts.plane))
         .merge(telemetry::metrics::router(parts.registry))
         .merge(query::router_with_limits(
             Arc::clone(&parts.store),
@@ -46,16 +44,22 @@ pub fn router(parts: HttpParts) -> Router {
             parts.agents,
             Arc::clone(&reader),
         ))
-        .merge(metrics_alerts::red::api::router(parts.store, parts.red))
+        .merge(metrics_alerts::red::api::router(
+            Arc::clone(&parts.store),
+            parts.red,
+        ))
         .merge(metrics_alerts::alerts::api::router(
             reader,
             parts.alerts_ui_url,
-        ))
+        ));
+    // Every API route resolves its caller and carries the caller's
+    // `Principal` and `Scope` (handlers take the scope as a required
+    // extractor, so a route outside this layer fails closed).
+    Router::new()
+        .merge(control_plane::access::layer(api, access))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz).with_state(parts.store))
         .merge(web::router())
-        // The seam for the identity issue: its access layer resolves the
-        // caller and inserts the caller's scope here, in place of every
-        // cluster.
-        .layer(Extension(Scope::All))
 }
 
 /// Ready when the store answers. The store's error is logged, not sent.

@@ -10,6 +10,7 @@ use std::{
 };
 
 use control_plane::{
+    access::{self, Access, AccessPolicy, AuthMode},
     admin,
     raft::{NodeId, node::PlaneConfig},
 };
@@ -71,7 +72,21 @@ impl Cluster {
     /// Serves node `id`'s admin router on a real port, merged into another
     /// router as the gateway's `--http` port does.
     async fn serve(&self, id: NodeId, token: Option<&str>) -> Api {
-        let admin = admin::router(Arc::clone(&self.nodes[&id]), token.map(Arc::from));
+        let plane = Arc::clone(&self.nodes[&id]);
+        // As the gateway assembles it: the access layer in front, an
+        // anonymous caller an admin only without an admin token.
+        let policy = match token {
+            Some(t) => AccessPolicy::new(
+                AuthMode::Open {
+                    anonymous_admin: false,
+                },
+                Some(t),
+            ),
+            None => AccessPolicy::open(),
+        };
+        let reader = Arc::clone(&plane) as Arc<dyn control_plane::ControlReader>;
+        let access = Access::new(policy, reader, Arc::clone(plane.clock()));
+        let admin = access::layer(admin::router(plane), access);
         let router = web::router().merge(admin);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

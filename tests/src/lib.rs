@@ -99,6 +99,7 @@ impl Sandbox {
             tail: Default::default(),
             red: Default::default(),
             alerts: Default::default(),
+            auth: Default::default(),
         })
     }
 

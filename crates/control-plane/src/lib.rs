@@ -8,6 +8,9 @@
 //!   gateways (stitching notes, tail digests and verdicts);
 //! - [`bootstrap`]: opening the node, serving the Raft port, finding the
 //!   cluster;
+//! - [`access`]: who calls the `--http` port (the `--admin-token`, API
+//!   tokens looked up by digest in the applied state) and the layer that
+//!   puts the caller's principal and scope on every API request;
 //! - [`admin`]: the admin HTTP API (`/api/v1/admin/…`);
 //! - [`ports`]: the traits the other gateway crates take instead of the
 //!   concrete `ControlPlane` (state feed, leadership, placement,
@@ -18,6 +21,7 @@
 //! (they depend on this crate through [`ports`], never the reverse). Spans
 //! never go through Raft.
 
+pub mod access;
 pub mod admin;
 pub mod bootstrap;
 pub mod peer;

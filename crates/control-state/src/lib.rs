@@ -2,7 +2,7 @@
 //!
 //! - [`state`]: what is replicated (members, the shard map with epochs,
 //!   shard leases, registered clusters, sampling policies, alert rules and
-//!   their status, retention), the [`Command`]s that change it, and
+//!   their status, retention, API tokens by digest), the [`Command`]s that change it, and
 //!   [`ControlState::apply`], the one transition function;
 //! - [`alert`]: the alert rule grammar and the per-rule status machine.
 //!
@@ -20,4 +20,5 @@ pub mod state;
 pub use state::{
     AlertRule, Applied, Command, ControlState, Lease, MAX_NOTIFICATIONS, MAX_REVOKED_SERIALS,
     Member, NodeId, Notification, RegisteredCluster, Shard, normalize_serial,
+    tokens::{ApiToken, Role},
 };

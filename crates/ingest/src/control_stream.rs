@@ -340,7 +340,7 @@ mod tests {
             Duration::ZERO,
             "not at the next keepalive"
         );
-        let status = end.err().expect("an error status");
+        let status = end.expect_err("an error status");
         assert_eq!(status.code(), tonic::Code::FailedPrecondition);
         assert!(
             status.message().contains("not registered"),
@@ -371,8 +371,7 @@ mod tests {
             .next()
             .await
             .expect("a final status")
-            .err()
-            .expect("an error");
+            .expect_err("an error");
         assert_eq!(status.code(), tonic::Code::FailedPrecondition);
         assert!(status.message().contains("revoked"), "{}", status.message());
         assert!(s.next().await.is_none());

@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::CliError;
-use control_state::NodeId;
+use control_state::{NodeId, Role};
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum AdminCommand {
@@ -35,6 +35,9 @@ pub enum AdminCommand {
     /// The certificate deny list (agents and gateway nodes).
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// API tokens for the --http port (`Authorization: Bearer TOKEN`).
+    #[command(subcommand)]
+    Tokens(TokensCommand),
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -150,6 +153,53 @@ pub enum AlertRulesCommand {
     Delete { name: String },
 }
 
+#[derive(Debug, Clone, Subcommand)]
+pub enum TokensCommand {
+    /// Every token: name, role, clusters, expiry (never a secret).
+    List,
+    /// Make a token. Its secret is shown once: alone on the last line of
+    /// stdout, after the token's record.
+    Create {
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// `read` (the clusters' data) or `admin` (also the admin API, when
+        /// --clusters is *).
+        #[arg(long, value_name = "read|admin")]
+        role: Role,
+        /// The clusters whose data it may read, comma separated, or * for
+        /// every cluster.
+        #[arg(long, value_name = "A,B|*", value_delimiter = ',', required = true)]
+        clusters: Vec<String>,
+        /// Valid for this long: 90s, 30m, 24h, 7d [default: until revoked].
+        #[arg(long, value_name = "DURATION")]
+        ttl: Option<String>,
+    },
+    /// Revoke a token (refused as soon as each gateway applies it; absent:
+    /// `unchanged`).
+    Revoke { name: String },
+}
+
+/// Parses `--ttl`: a whole number of seconds (`s`), minutes (`m`), hours
+/// (`h`) or days (`d`), e.g. `24h`.
+pub fn parse_ttl(spec: &str) -> Result<u64, String> {
+    let spec = spec.trim();
+    let bad = || format!("--ttl {spec:?}: expected a number and s, m, h or d, e.g. 24h");
+    let split = spec.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (n, unit) = spec.split_at(split);
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let per = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    match n.checked_mul(per) {
+        Some(secs) if secs > 0 => Ok(secs),
+        _ => Err(bad()),
+    }
+}
+
 /// One request to the admin API.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiCall {
@@ -257,6 +307,28 @@ pub fn plan(command: &AdminCommand) -> Result<ApiCall, CliError> {
             ApiCall::new(Method::POST, &["certs", "revoked"], Some(body))
         }
         C::Certs(CertsCommand::Revoked) => ApiCall::get(&["certs", "revoked"]),
+        C::Tokens(TokensCommand::List) => ApiCall::get(&["tokens"]),
+        C::Tokens(TokensCommand::Create {
+            name,
+            role,
+            clusters,
+            ttl,
+        }) => {
+            let ttl_secs = ttl
+                .as_deref()
+                .map(parse_ttl)
+                .transpose()
+                .map_err(CliError::Usage)?;
+            let clusters: Vec<&str> = clusters.iter().map(|c| c.trim()).collect();
+            let body = json!({
+                "name": name,
+                "role": role,
+                "clusters": clusters,
+                "ttl_secs": ttl_secs,
+            });
+            ApiCall::new(Method::POST, &["tokens"], Some(body))
+        }
+        C::Tokens(TokensCommand::Revoke { name }) => ApiCall::delete(&["tokens", name]),
     })
 }
 
@@ -307,6 +379,48 @@ mod tests {
             spec: "forever".into(),
         }));
         assert!(matches!(bad, Err(CliError::Usage(m)) if m.contains("forever")));
+    }
+
+    #[test]
+    fn token_commands_carry_scope_and_ttl() {
+        let create = |ttl: Option<&str>| {
+            plan(&AdminCommand::Tokens(TokensCommand::Create {
+                name: "grafana".into(),
+                role: Role::Read,
+                clusters: vec!["a".into(), " b".into()],
+                ttl: ttl.map(Into::into),
+            }))
+        };
+        let c = create(Some("24h")).expect("plan");
+        assert_eq!((c.method, c.path), (Method::POST, vec!["tokens".into()]));
+        assert_eq!(
+            c.body,
+            Some(
+                json!({"name": "grafana", "role": "read", "clusters": ["a", "b"], "ttl_secs": 86_400})
+            )
+        );
+        assert_eq!(
+            create(None)
+                .expect("plan")
+                .body
+                .map(|b| b["ttl_secs"].clone()),
+            Some(Value::Null)
+        );
+        assert!(matches!(create(Some("soon")), Err(CliError::Usage(_))));
+        for (spec, secs) in [
+            ("90s", Some(90)),
+            ("30m", Some(1_800)),
+            ("7d", Some(604_800)),
+        ] {
+            assert_eq!(parse_ttl(spec).ok(), secs, "{spec}");
+        }
+        for bad in ["", "h", "0h", "24", "1w", "-1s", "99999999999999999999d"] {
+            assert!(parse_ttl(bad).is_err(), "{bad}");
+        }
+        let r = plan(&AdminCommand::Tokens(TokensCommand::Revoke {
+            name: "a b".into(),
+        }));
+        assert_eq!(r.expect("plan").path, ["tokens", "a b"]);
     }
 
     #[test]

@@ -19,7 +19,7 @@ mod commands;
 
 pub use commands::{
     AdminCommand, AlertRulesCommand, ApiCall, CertsCommand, ClustersCommand, MembersCommand,
-    PoliciesCommand, RetentionCommand, ShardsCommand, plan, read_policy,
+    PoliciesCommand, RetentionCommand, ShardsCommand, TokensCommand, parse_ttl, plan, read_policy,
 };
 
 /// Talks to a gateway's admin API.
@@ -119,6 +119,7 @@ pub fn url_of(base: &str, call: &ApiCall, local: bool) -> Result<Url, CliError> 
 fn hint(status: reqwest::StatusCode) -> &'static str {
     match status.as_u16() {
         401 => " (give the admin token with --token or MERIDIAN_ADMIN_TOKEN)",
+        403 => " (this token may not use the admin API: use an admin token over every cluster)",
         503 => " (no leader or quorum right now; retry shortly)",
         _ => "",
     }
@@ -193,8 +194,23 @@ fn error_chain(e: &reqwest::Error) -> String {
 /// Runs one admin command as the binary does.
 pub async fn run(args: AdminArgs) -> ExitCode {
     match execute(&args).await {
-        Ok(answer) => {
+        Ok(mut answer) => {
+            let created = matches!(
+                args.command,
+                AdminCommand::Tokens(TokensCommand::Create { .. })
+            );
+            let secret = if created {
+                answer.as_object_mut().and_then(|o| o.remove("token"))
+            } else {
+                None
+            };
             print_json(&answer);
+            if let Some(Value::String(secret)) = secret {
+                eprintln!(
+                    "meridian-gateway admin: the token is shown once, on the next line; store it now"
+                );
+                print_secret(&secret);
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -202,6 +218,13 @@ pub async fn run(args: AdminArgs) -> ExitCode {
             e.exit_code()
         }
     }
+}
+
+/// A new token's secret, alone on the last line of stdout (scripts take
+/// `| tail -n 1`).
+#[allow(clippy::print_stdout)]
+fn print_secret(secret: &str) {
+    println!("{secret}");
 }
 
 // The answer is the command's output: stdout is the point.

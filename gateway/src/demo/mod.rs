@@ -87,6 +87,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         tail: Default::default(),
         red: Default::default(),
         alerts: Default::default(),
+        // Beyond loopback the demo refuses, as `run` does without --auth.
+        auth: crate::config::AuthConfig::new(None, http)?,
     })
     .await?;
 

@@ -4,12 +4,13 @@
 //! | failure | status |
 //! |---|---|
 //! | malformed request, invalid data ([`Applied::Refused`] of a bad value) | 400 |
-//! | missing or wrong admin token | 401 + `WWW-Authenticate: Bearer` |
+//! | no token, or an unknown, revoked or expired one | 401 + `WWW-Authenticate: Bearer` ([`crate::access::AccessError`]) |
+//! | a token that is not an admin token over every cluster | 403 ([`crate::access::AccessError`]) |
 //! | nothing to show (`GET policies/{cluster}` without one) | 404 |
 //! | conflicts with the current state (shard id taken, membership change refused) | 409 |
 //! | body over [`super::MAX_BODY_BYTES`] | 413 |
 //! | no leader, leader unreachable, write not committed in time | 503 + `Retry-After: 1` |
-//! | Raft itself failed (storage, shutdown) | 500 |
+//! | Raft itself failed (storage, shutdown), the random source failed | 500 |
 
 use axum::{
     Json,
@@ -28,12 +29,6 @@ pub enum ApiError {
     /// The request is malformed or its data invalid.
     #[error("{0}")]
     BadRequest(String),
-    /// No `Authorization: Bearer` header.
-    #[error("this endpoint needs `Authorization: Bearer <admin token>`")]
-    MissingToken,
-    /// A token that is not the admin token.
-    #[error("the admin token is not valid")]
-    WrongToken,
     #[error("{0}")]
     NotFound(String),
     /// The request conflicts with the current state.
@@ -47,17 +42,20 @@ pub enum ApiError {
     /// The control plane could not carry the request out.
     #[error(transparent)]
     Plane(#[from] WriteError),
+    /// This node failed (not the request's fault).
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::MissingToken | Self::WrongToken => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Plane(e) => match e {
                 // A timed-out write may still commit later: retrying a put
                 // or delete is safe (they are idempotent).
@@ -92,25 +90,8 @@ impl IntoResponse for ApiError {
         )
             .into_response();
         let headers = response.headers_mut();
-        match self {
-            Self::MissingToken => {
-                headers.insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer realm=\"meridian-admin\""),
-                );
-            }
-            Self::WrongToken => {
-                headers.insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(
-                        "Bearer realm=\"meridian-admin\", error=\"invalid_token\"",
-                    ),
-                );
-            }
-            _ if status == StatusCode::SERVICE_UNAVAILABLE => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            }
-            _ => {}
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }
@@ -184,8 +165,7 @@ mod tests {
     fn every_failure_class_has_its_status() {
         let table: Vec<(ApiError, u16)> = vec![
             (ApiError::BadRequest("x".into()), 400),
-            (ApiError::MissingToken, 401),
-            (ApiError::WrongToken, 401),
+            (ApiError::Internal("x".into()), 500),
             (ApiError::NotFound("x".into()), 404),
             (ApiError::Conflict("x".into()), 409),
             (ApiError::TooLarge { limit: 1 }, 413),
@@ -209,16 +189,11 @@ mod tests {
     }
 
     #[test]
-    fn transient_errors_say_when_to_retry_and_401_names_the_scheme() {
+    fn transient_errors_say_when_to_retry() {
         let r = ApiError::from(WriteError::NoLeader).into_response();
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(r.headers()[header::RETRY_AFTER], "1");
-        let r = ApiError::WrongToken.into_response();
-        assert!(
-            r.headers()[header::WWW_AUTHENTICATE]
-                .to_str()
-                .is_ok_and(|v| v.starts_with("Bearer "))
-        );
+        let r = ApiError::Conflict("x".into()).into_response();
         assert!(!r.headers().contains_key(header::RETRY_AFTER));
     }
 

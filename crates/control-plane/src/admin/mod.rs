@@ -18,13 +18,19 @@
 //! | PUT / DELETE | `alert-rules/{name}` | `{"expr","for_secs"}` |
 //! | GET | `certs/revoked` | revoked certificate serials (lowercase hex) |
 //! | POST | `certs/revoked` | `{"serial"}`: deny a certificate (agents and nodes) |
+//! | GET | `tokens` | API tokens: name, role, clusters, expiry (never a secret or digest) |
+//! | POST | `tokens` | `{"name","role":"read"\|"admin","clusters":[…]\|["*"][,"ttl_secs"]}`: the new token's secret, shown once |
+//! | DELETE | `tokens/{name}` | revoke (refused from the moment a node applies it) |
 //!
 //! Reads are linearizable unless `?consistency=local`. Writes go through
 //! the leader and answer `{"result":"done"}` or `{"result":"unchanged"}`;
 //! deleting what is absent is `unchanged`, not 404 (idempotent, like
 //! `kubectl delete --ignore-not-found`). Errors are `{"error":"…"}` with
-//! the statuses listed in [`error`]. With an admin token every endpoint
-//! needs `Authorization: Bearer <token>`; without one the API is open.
+//! the statuses listed in [`error`]. Every endpoint needs an admin
+//! principal ([`crate::access`]): the `--admin-token` or an admin API token
+//! over every cluster, sent as `Authorization: Bearer <token>` (401
+//! without one, 403 for a read token). Only a loopback gateway without
+//! `--auth` and without `--admin-token` leaves the API open.
 
 use std::sync::Arc;
 
@@ -39,13 +45,13 @@ use axum::{
 
 use crate::raft::{ControlState, node::ControlPlane};
 
-mod auth;
 pub mod certs;
 pub mod error;
 mod extract;
 pub mod members;
 pub mod settings;
 pub mod shards;
+pub mod tokens;
 
 pub use error::{ApiError, ErrorBody, Outcome, WriteAnswer};
 pub use extract::Consistency;
@@ -53,9 +59,10 @@ pub use extract::Consistency;
 /// Largest admin request body (a sampling policy is a few KiB).
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 
-/// The admin routes, to merge into the `--http` router. With `admin_token`
-/// every route needs it as a bearer token.
-pub fn router(plane: Arc<ControlPlane>, admin_token: Option<Arc<str>>) -> Router {
+/// The admin routes, to merge into the `--http` router behind
+/// [`crate::access::layer`]: every route needs an admin principal (a route
+/// reached without the layer refuses, fail closed).
+pub fn router(plane: Arc<ControlPlane>) -> Router {
     const P: &str = "/api/v1/admin";
     let api = Router::new()
         .route(&format!("{P}/raft"), get(members::raft))
@@ -93,16 +100,21 @@ pub fn router(plane: Arc<ControlPlane>, admin_token: Option<Arc<str>>) -> Router
             &format!("{P}/certs/revoked"),
             get(certs::revoked).post(certs::revoke),
         )
+        .route(
+            &format!("{P}/tokens"),
+            get(tokens::list).post(tokens::create),
+        )
+        .route(
+            &format!("{P}/tokens/{{name}}"),
+            axum::routing::delete(tokens::revoke),
+        )
         // A route, not a fallback: the router is merged into another.
         .route(&format!("{P}/{{*rest}}"), any(unknown_path))
         .with_state(plane)
         .route_layer(middleware::map_response(json_method_not_allowed))
         .route_layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
-    match admin_token {
-        // The token is checked before the body is read.
-        Some(token) => api.route_layer(middleware::from_fn_with_state(token, auth::require_token)),
-        None => api,
-    }
+    // The principal is checked before the body is read.
+    api.route_layer(middleware::from_fn(crate::access::require_admin))
 }
 
 async fn unknown_path() -> ApiError {

@@ -94,6 +94,10 @@ impl ControlState {
                 self.retention = policy;
                 Applied::Done
             }
+            Command::CreateToken { digest, token } => {
+                super::tokens::create(&mut self.tokens, digest, token)
+            }
+            Command::RevokeToken { name } => super::tokens::revoke(&mut self.tokens, &name),
         }
     }
 

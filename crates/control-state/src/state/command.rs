@@ -7,6 +7,7 @@ use model::shard::ShardId;
 use model::{RetentionPolicy, sampling::SamplingConfig};
 use serde::{Deserialize, Serialize};
 
+use super::tokens::ApiToken;
 use super::types::{AlertRule, Lease, Member, NodeId, Notification, RegisteredCluster, Shard};
 use crate::alert::AlertStatus;
 
@@ -76,6 +77,16 @@ pub enum Command {
     /// [`normalize_serial`](super::types::normalize_serial) takes).
     RevokeCertificate {
         serial: String,
+    },
+    /// Adds an API token under the SHA-256 hex `digest` of its secret
+    /// (refused when its name is taken).
+    CreateToken {
+        digest: String,
+        token: ApiToken,
+    },
+    /// Removes the API token named `name`.
+    RevokeToken {
+        name: String,
     },
 }
 

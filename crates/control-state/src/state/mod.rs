@@ -8,12 +8,13 @@
 
 //!
 //! [`types`] holds what is replicated, [`command`] what can be proposed,
-//! [`apply`] the one transition function.
+//! [`apply`] the one transition function, [`tokens`] the API tokens.
 
 mod apply;
 mod command;
 #[cfg(test)]
 mod tests;
+pub mod tokens;
 mod types;
 
 pub use command::{Applied, Command};

@@ -265,3 +265,95 @@ fn serials_are_normalized_and_revoked_once() {
     assert_eq!(s.revoked_serials.len(), 1);
     assert!(s.revoked_serials.contains("a1bff"));
 }
+
+fn token(name: &str, clusters: &[&str]) -> tokens::ApiToken {
+    tokens::ApiToken {
+        name: name.into(),
+        role: tokens::Role::Read,
+        clusters: clusters.iter().map(|c| (*c).to_owned()).collect(),
+        expires_at_ms: Some(2_000),
+        created_at_ms: 1_000,
+    }
+}
+
+fn digest(n: u8) -> String {
+    format!("{n:02x}").repeat(32)
+}
+
+#[test]
+fn tokens_are_keyed_by_digest_and_unique_by_name() {
+    let mut s = ControlState::default();
+    let create = |d: String, t: tokens::ApiToken| Command::CreateToken {
+        digest: d,
+        token: t,
+    };
+    assert_eq!(
+        s.apply(create(digest(1), token("ci", &["a"]))),
+        Applied::Done
+    );
+    // A retried write is unchanged; the same name under another secret is not.
+    assert_eq!(
+        s.apply(create(digest(1), token("ci", &["a"]))),
+        Applied::Unchanged
+    );
+    assert!(matches!(
+        s.apply(create(digest(2), token("ci", &["b"]))),
+        Applied::Refused(m) if m.contains("\"ci\"")
+    ));
+    assert!(matches!(
+        s.apply(create(digest(1), token("other", &["a"]))),
+        Applied::Refused(_)
+    ));
+    for (d, t) in [
+        ("ABC".to_owned(), token("x", &["a"])),
+        (digest(0xab).to_uppercase(), token("x", &["a"])),
+        (digest(3), token("", &["a"])),
+        (digest(3), token("a b", &["a"])),
+        (digest(3), token("x", &[])),
+        (digest(3), token("x", &["*", "a"])),
+        (digest(3), token("x", &["Not-A-Cluster"])),
+    ] {
+        assert!(
+            matches!(s.apply(create(d.clone(), t.clone())), Applied::Refused(_)),
+            "{d} {t:?}"
+        );
+    }
+    assert_eq!(
+        s.apply(create(digest(3), token("all", &["*"]))),
+        Applied::Done
+    );
+    assert!(s.tokens[&digest(3)].all_clusters());
+    assert_eq!(s.tokens.len(), 2);
+    assert_eq!(
+        s.apply(Command::RevokeToken { name: "ci".into() }),
+        Applied::Done
+    );
+    assert!(!s.tokens.contains_key(&digest(1)));
+    assert_eq!(
+        s.apply(Command::RevokeToken { name: "ci".into() }),
+        Applied::Unchanged
+    );
+    // A revoked name can be used again.
+    assert_eq!(
+        s.apply(create(digest(4), token("ci", &["a"]))),
+        Applied::Done
+    );
+}
+
+#[test]
+fn a_token_expires_at_its_instant_and_state_without_tokens_still_loads() {
+    let t = token("ci", &["a"]);
+    assert!(t.valid_at(1_999) && !t.valid_at(2_000) && !t.valid_at(u64::MAX));
+    let forever = tokens::ApiToken {
+        expires_at_ms: None,
+        ..t
+    };
+    assert!(forever.valid_at(u64::MAX));
+    // Snapshots written before tokens existed have no `tokens` key.
+    let mut json = serde_json::to_value(ControlState::default()).expect("json");
+    if let Some(o) = json.as_object_mut() {
+        o.remove("tokens");
+    }
+    let back: ControlState = serde_json::from_value(json).expect("old snapshot");
+    assert!(back.tokens.is_empty());
+}

@@ -1,5 +1,5 @@
 //! What the control plane replicates: members, shards, leases, clusters,
-//! policies, alert rules and their status, retention.
+//! policies, alert rules and their status, retention, API tokens.
 
 use std::collections::BTreeMap;
 
@@ -7,6 +7,7 @@ use model::shard::{ShardId, ShardMap};
 use model::{RetentionPolicy, sampling::SamplingConfig};
 use serde::{Deserialize, Serialize};
 
+use super::tokens::ApiToken;
 use crate::alert::AlertStatus;
 
 /// A gateway node's Raft id.
@@ -84,6 +85,10 @@ pub struct ControlState {
     /// refused on every call.
     #[serde(default)]
     pub revoked_serials: std::collections::BTreeSet<String>,
+    /// API tokens by the SHA-256 hex digest of their secret (see
+    /// [`super::tokens`]).
+    #[serde(default)]
+    pub tokens: BTreeMap<String, ApiToken>,
 }
 
 /// Revoked serials kept in the replicated state (a CA that needs more

@@ -14,7 +14,10 @@
 //!
 //! The caller's access scope (`Extension<model::access::Scope>`, required:
 //! a route without the access layer answers 500) keeps only the agents of
-//! its clusters, in both the local and the cluster-wide answer.
+//! its clusters, in both the local and the cluster-wide answer. The
+//! caller's `Authorization` header goes along to the members (tokens are
+//! replicated, so the same credential is valid on each of them); each
+//! member applies the scope again.
 //!
 //! ```json
 //! {"data":[{"cluster":"eu","agentId":"…","gateway":1,"connected":true,
@@ -101,8 +104,10 @@ enum PeerFetchError {
 async fn list(
     State(api): State<AgentsApi>,
     Extension(access): Extension<Scope>,
+    headers: axum::http::HeaderMap,
     Query(p): Query<Params>,
 ) -> Response {
+    let credential = headers.get(axum::http::header::AUTHORIZATION).cloned();
     let me = api.plane.id();
     let mut local = api.registry.with(|a| a.list(me, unix_ms_u64()));
     local.retain(|a| access.allows(&a.cluster));
@@ -129,7 +134,8 @@ async fn list(
     let peers = state.members.iter().filter(|(id, _)| **id != me);
     let fetches = peers.map(|(id, m)| {
         let (id, addr, http) = (*id, m.http_addr.clone(), api.http.clone());
-        async move { (id, fetch(&http, &addr).await) }
+        let credential = credential.clone();
+        async move { (id, fetch(&http, &addr, credential).await) }
     });
     let mut rows = local;
     let mut errors = Vec::new();
@@ -155,15 +161,21 @@ async fn list(
     .into_response()
 }
 
-async fn fetch(http: &reqwest::Client, addr: &str) -> Result<AgentsResponse, PeerFetchError> {
+async fn fetch(
+    http: &reqwest::Client,
+    addr: &str,
+    credential: Option<axum::http::HeaderValue>,
+) -> Result<AgentsResponse, PeerFetchError> {
     if addr.is_empty() {
         return Err(PeerFetchError::NoAddress);
     }
-    let mut resp = http
+    let mut req = http
         .get(format!("http://{addr}/api/v1/agents?scope=local"))
-        .timeout(PEER_TIMEOUT)
-        .send()
-        .await?;
+        .timeout(PEER_TIMEOUT);
+    if let Some(value) = credential {
+        req = req.header(reqwest::header::AUTHORIZATION, value);
+    }
+    let mut resp = req.send().await?;
     if !resp.status().is_success() {
         return Err(PeerFetchError::Status(resp.status().as_u16()));
     }
@@ -250,7 +262,13 @@ mod tests {
         let params = Params {
             scope: local.then(|| "local".to_owned()),
         };
-        let resp = list(State(api.clone()), Extension(scope), Query(params)).await;
+        let resp = list(
+            State(api.clone()),
+            Extension(scope),
+            Default::default(),
+            Query(params),
+        )
+        .await;
         assert_eq!(resp.status(), StatusCode::OK);
         let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
             .await

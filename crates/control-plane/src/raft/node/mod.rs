@@ -201,6 +201,11 @@ impl ControlPlane {
     }
 
     /// The state as this node has applied it (may lag the leader).
+    /// The wall and monotonic clock this node judges time by.
+    pub fn clock(&self) -> &SharedClock {
+        &self.config.clock
+    }
+
     pub fn state(&self) -> Arc<ControlState> {
         Arc::clone(&self.state.borrow())
     }

@@ -4,6 +4,10 @@
 
 use std::{net::SocketAddr, path::PathBuf};
 
+mod auth;
+
+pub use auth::{AuthConfig, AuthFlag};
+
 use clap::Args;
 pub use control_plane::{Bootstrap, ClusterConfig};
 use model::{ClusterId, RetentionPolicy};
@@ -147,6 +151,12 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub admin_token: Option<String>,
+    /// How the --http port identifies callers: `tokens` (API tokens and
+    /// --admin-token on every API route) or `none` (reads open, a warning
+    /// at start). Needed when --http listens beyond loopback [default on
+    /// loopback: open].
+    #[arg(long, env = "MERIDIAN_AUTH", value_name = "MODE")]
+    pub auth: Option<AuthFlag>,
     /// Refuses the file's unknown keys; stays last.
     #[arg(skip)]
     #[serde(flatten)]
@@ -191,6 +201,8 @@ pub struct GatewayConfig {
     pub red: metrics_alerts::RedConfig,
     /// Alert evaluation and notifications.
     pub alerts: metrics_alerts::AlertsConfig,
+    /// `--auth`, checked against `--http`.
+    pub auth: AuthConfig,
 }
 
 /// Parses `--retention-hours`: `72`, `72,eu-west=24` or `eu-west=24`.
@@ -310,7 +322,7 @@ impl Settings {
             default_cluster, otlp_trust_cluster_attribute, require_registered_clusters,
             max_inflight_bytes, index_tags, retention_hours, retention_interval,
             skew_reference, alert_webhooks, ui_url, node_id, raft, peers, join, raft_advertise,
-            advertise_host, admin_token, tail_decision_window_ms);
+            advertise_host, admin_token, tail_decision_window_ms, auth);
         self
     }
 
@@ -435,7 +447,9 @@ impl Settings {
         if let Some(u) = &self.ui_url {
             alerts.ui_url = u.trim().to_owned();
         }
+        let http = listen_addr("http", self.http.as_deref().unwrap_or(":16686"))?;
         Ok(GatewayConfig {
+            auth: AuthConfig::new(self.auth, http)?,
             tail: stitch::tail::TailSettings {
                 window,
                 ..Default::default()
@@ -454,7 +468,7 @@ impl Settings {
             retention_interval,
             data_dir,
             stores,
-            http: listen_addr("http", self.http.as_deref().unwrap_or(":16686"))?,
+            http,
             federation: listen_addr("federation", self.federation.as_deref().unwrap_or(":4320"))?,
             otlp_grpc: receivers.otlp_grpc,
             otlp_http: receivers.otlp_http,
@@ -474,127 +488,4 @@ impl Settings {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retention_spec() {
-        let p = parse_retention("168, eu-west=24").unwrap();
-        assert_eq!(p.default_hours, Some(168));
-        assert_eq!(p.clusters["eu-west"], 24);
-        let only = parse_retention("eu-west=24").unwrap();
-        assert_eq!(only.default_hours, None);
-        for bad in ["x", "1,2", "eu=0", "0", "eu=soon"] {
-            assert!(parse_retention(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn store_urls_are_checked() {
-        let with = |urls: &[&str]| Settings {
-            store: Some(urls.iter().map(|u| u.to_string()).collect()),
-            ..Settings::default()
-        };
-        assert!(
-            with(&["postgres://h/a", "postgres://h/b"])
-                .validate()
-                .is_ok()
-        );
-        assert!(with(&["cassandra://h:9042/ks"]).validate().is_ok());
-        for bad in [
-            &["sqlite://a.db", "sqlite://b.db"][..],
-            &["postgres://h/a", "sqlite://b.db"],
-            &["cassandra://h/a", "cassandra://h/b"],
-        ] {
-            assert_eq!(with(bad).validate().unwrap_err().key, "store", "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn no_flags_means_embedded_store_and_dev_ca() {
-        let cfg = Settings::default().validate().unwrap();
-        assert_eq!(cfg.stores, ["sqlite://meridian-data/meridian.db"]);
-        assert_eq!(cfg.tls, TlsSource::DevCa("meridian-data/tls".into()));
-        assert_eq!(cfg.http.port(), 16686);
-        assert_eq!(cfg.federation.port(), 4320);
-        assert_eq!(cfg.otlp_grpc.port(), 4317);
-        assert_eq!(cfg.otlp_http.port(), 4318);
-    }
-
-    #[test]
-    fn errors_name_the_key() {
-        let s = Settings {
-            tls: TlsFlags {
-                tls_ca: Some("ca.pem".into()),
-                ..TlsFlags::default()
-            },
-            ..Settings::default()
-        };
-        assert_eq!(s.validate().unwrap_err().key, "tls-ca");
-        let s = Settings {
-            store: Some(vec!["mysql://x".into()]),
-            ..Settings::default()
-        };
-        assert_eq!(s.validate().unwrap_err().key, "store");
-        let s = Settings {
-            http: Some("not an address".into()),
-            ..Settings::default()
-        };
-        assert_eq!(s.validate().unwrap_err().key, "http");
-        let file: Settings = toml::from_str("http = \"127.0.0.1:9\"").unwrap();
-        let s = Settings {
-            http: Some("127.0.0.1:8".into()),
-            ..Settings::default()
-        };
-        assert_eq!(s.merge(file).validate().unwrap().http.port(), 8);
-    }
-
-    #[test]
-    fn cluster_flags_are_checked() {
-        let with = |f: fn(&mut Settings)| {
-            let mut s = Settings::default();
-            f(&mut s);
-            s.validate()
-        };
-        let single = with(|_| {}).unwrap().cluster;
-        assert_eq!((single.node_id, single.bootstrap), (1, Bootstrap::Single));
-        assert_eq!(single.raft.port(), 4321);
-        let peers = with(|s| {
-            s.node_id = Some(2);
-            s.raft = Some("10.0.0.2:4321".into());
-            s.peers = Some("1=a:4321,2=b:4321,3=c:4321".into());
-        })
-        .unwrap()
-        .cluster;
-        assert!(matches!(peers.bootstrap, Bootstrap::Peers(p) if p.len() == 3));
-        // This node must be listed; --peers and --join exclude each other;
-        // peers cannot dial 0.0.0.0; ids start at 1.
-        for (bad, key) in [
-            (with(|s| s.peers = Some("2=b:4321".into())), "peers"),
-            (
-                with(|s| {
-                    s.peers = Some("1=a:1".into());
-                    s.join = Some("b:1".into());
-                }),
-                "join",
-            ),
-            (with(|s| s.join = Some("b:4321".into())), "advertise-host"),
-            (with(|s| s.node_id = Some(0)), "node-id"),
-            (
-                with(|s| s.raft_advertise = Some("nope".into())),
-                "raft-advertise",
-            ),
-        ] {
-            assert_eq!(bad.unwrap_err().key, key);
-        }
-        let joined = with(|s| {
-            s.join = Some("gw-0:4321".into());
-            s.advertise_host = Some("gw-1".into());
-            s.admin_token = Some(String::new());
-        })
-        .unwrap()
-        .cluster;
-        assert_eq!(joined.bootstrap, Bootstrap::Join("gw-0:4321".into()));
-        assert_eq!(joined.admin_token, None, "an empty token is no token");
-    }
-}
+mod tests;

@@ -1,0 +1,233 @@
+//! Who is calling the `--http` port, and what they may see.
+//!
+//! [`resolve`] (pure) turns a request's `Authorization: Bearer` header into
+//! a [`Principal`] under the gateway's [`AccessPolicy`]:
+//!
+//! - the `--admin-token` is the bootstrap admin (role admin, every
+//!   cluster);
+//! - an API token is found by the SHA-256 digest of what was sent, in the
+//!   state this node applied ([`control_state::state::tokens`]): one map
+//!   lookup, no byte-by-byte comparison of secrets. A revoke takes effect
+//!   on a node as soon as it applies it; an expired token is refused from
+//!   its expiry on;
+//! - without a header, [`AuthMode::Tokens`] refuses (401) and
+//!   [`AuthMode::Open`] lets the caller in as anonymous, every cluster in
+//!   scope (loopback without `--auth`, or `--auth none`).
+//!
+//! A header that is sent is always checked: an unknown, revoked or expired
+//! token is a 401 in every mode. [`layer`] runs this before every API
+//! route and inserts the [`Principal`] and its [`Scope`] as request
+//! extensions; [`require_admin`] guards the admin API. Secrets are never
+//! logged.
+
+mod layer;
+pub mod secret;
+
+use std::sync::Arc;
+
+use axum::{
+    Json,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use control_state::{ControlState, Role};
+use model::access::Scope;
+
+pub use layer::{Access, layer, require_admin};
+
+use crate::admin::ErrorBody;
+
+/// How the caller was identified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrincipalKind {
+    /// No credential ([`AuthMode::Open`] only).
+    Anonymous,
+    /// The `--admin-token`.
+    Bootstrap,
+    /// An API token.
+    Token,
+}
+
+/// The caller of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The token's name, `admin-token`, or `anonymous`.
+    pub name: Arc<str>,
+    pub role: Role,
+    pub scope: Scope,
+    pub kind: PrincipalKind,
+}
+
+impl Principal {
+    /// May use the admin API: role admin over every cluster (an admin
+    /// token of a narrower scope could otherwise mint itself a wider one).
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin && self.scope.is_all()
+    }
+
+    fn anonymous(admin: bool) -> Self {
+        Self {
+            name: Arc::from("anonymous"),
+            role: if admin { Role::Admin } else { Role::Read },
+            scope: Scope::All,
+            kind: PrincipalKind::Anonymous,
+        }
+    }
+}
+
+/// Whether API requests need a credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// A caller without a credential is anonymous with every cluster in
+    /// scope, and an admin when `anonymous_admin` (no `--admin-token`, and
+    /// a loopback `--http`).
+    Open { anonymous_admin: bool },
+    /// Every API request needs a token (`--auth tokens`).
+    Tokens,
+}
+
+/// How this gateway identifies callers.
+#[derive(Debug, Clone)]
+pub struct AccessPolicy {
+    pub mode: AuthMode,
+    /// The digest of `--admin-token` (the secret itself is not kept).
+    admin_digest: Option<[u8; 32]>,
+}
+
+impl AccessPolicy {
+    /// An empty `admin_token` is none.
+    pub fn new(mode: AuthMode, admin_token: Option<&str>) -> Self {
+        Self {
+            mode,
+            admin_digest: admin_token.filter(|t| !t.is_empty()).map(secret::digest_of),
+        }
+    }
+
+    /// Everything open, anonymous callers are admins (tests, loopback).
+    pub fn open() -> Self {
+        Self::new(
+            AuthMode::Open {
+                anonymous_admin: true,
+            },
+            None,
+        )
+    }
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AccessError {
+    /// No bearer token where one is needed.
+    #[error("this endpoint needs `Authorization: Bearer <token>`")]
+    Missing,
+    /// A token that is unknown, revoked or expired.
+    #[error("the token is not valid (unknown, revoked or expired)")]
+    Invalid,
+    /// A valid token without the rights the endpoint needs.
+    #[error("this endpoint needs an admin token whose scope is every cluster")]
+    Forbidden,
+}
+
+impl AccessError {
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::Missing | Self::Invalid => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+        }
+    }
+
+    /// A short label for logs and metrics.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Invalid => "invalid",
+            Self::Forbidden => "forbidden",
+        }
+    }
+}
+
+impl IntoResponse for AccessError {
+    fn into_response(self) -> Response {
+        let challenge = match self {
+            Self::Missing => "Bearer realm=\"meridian\"",
+            Self::Invalid => "Bearer realm=\"meridian\", error=\"invalid_token\"",
+            Self::Forbidden => "Bearer realm=\"meridian\", error=\"insufficient_scope\"",
+        };
+        let body = ErrorBody {
+            error: self.to_string(),
+        };
+        let mut response = (self.status(), Json(body)).into_response();
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(challenge),
+        );
+        response
+    }
+}
+
+/// The bearer token of `headers`: `None` without an `Authorization` header
+/// or with another scheme.
+fn bearer(headers: &HeaderMap) -> Result<Option<&str>, AccessError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| AccessError::Invalid)?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Ok(Some(token.trim())),
+        _ => Ok(None),
+    }
+}
+
+/// Compares two digests without stopping at the first difference.
+fn same_digest(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+/// The caller of a request with `headers`, judged against `state` (as this
+/// node applied it) at wall time `now_ms` (pure).
+pub fn resolve(
+    headers: &HeaderMap,
+    policy: &AccessPolicy,
+    state: &ControlState,
+    now_ms: u64,
+) -> Result<Principal, AccessError> {
+    let Some(token) = bearer(headers)? else {
+        return match policy.mode {
+            AuthMode::Open { anonymous_admin } => Ok(Principal::anonymous(anonymous_admin)),
+            AuthMode::Tokens => Err(AccessError::Missing),
+        };
+    };
+    if token.is_empty() {
+        return Err(AccessError::Invalid);
+    }
+    let digest = secret::digest_of(token);
+    if policy
+        .admin_digest
+        .as_ref()
+        .is_some_and(|admin| same_digest(admin, &digest))
+    {
+        return Ok(Principal {
+            name: Arc::from("admin-token"),
+            role: Role::Admin,
+            scope: Scope::All,
+            kind: PrincipalKind::Bootstrap,
+        });
+    }
+    match state.tokens.get(&hex::encode(digest)) {
+        Some(t) if t.valid_at(now_ms) => Ok(Principal {
+            name: Arc::from(t.name.as_str()),
+            role: t.role,
+            scope: if t.all_clusters() {
+                Scope::All
+            } else {
+                Scope::Only(t.clusters.clone())
+            },
+            kind: PrincipalKind::Token,
+        }),
+        _ => Err(AccessError::Invalid),
+    }
+}
+
+#[cfg(test)]
+mod tests;
