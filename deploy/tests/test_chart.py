@@ -6,6 +6,7 @@ identities the workloads use are the ones their certificates carry."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import fnmatch
 import json
@@ -244,6 +245,31 @@ class Workloads(unittest.TestCase):
                         self.assertNotEqual(pod["securityContext"]["runAsUser"], 0)
                         self.assertEqual(c["readinessProbe"]["httpGet"]["path"], "/readyz")
                         self.assertEqual(c["livenessProbe"]["httpGet"]["path"], "/healthz")
+
+    def test_a_bootstrap_admin_token_is_created_unless_one_is_named(self):
+        dev = RENDERS["preset dev"]
+        secret = one(dev, "Secret", "meridian-admin")
+        token = base64.b64decode(secret["data"]["token"]).decode()
+        self.assertRegex(token, r"^[A-Za-z0-9]{48}$")
+        self.assertEqual(secret["metadata"]["annotations"]["helm.sh/resource-policy"], "keep")
+        c = one(dev, "StatefulSet", "meridian-gateway")["spec"]["template"]["spec"]["containers"][0]
+        env = [e for e in c["env"] if e["name"] == "MERIDIAN_ADMIN_TOKEN"]
+        self.assertEqual(env[0]["valueFrom"]["secretKeyRef"], {"name": "meridian-admin", "key": "token"})
+        # Generated per install, never a value fixed in the chart.
+        again = one(preset_docs("dev"), "Secret", "meridian-admin")
+        self.assertNotEqual(again["data"]["token"], secret["data"]["token"])
+        # A named Secret is used as it is; the chart creates none.
+        prod = RENDERS["preset prod"]
+        self.assertEqual(find(prod, "Secret"), [])
+        c = one(prod, "StatefulSet", "meridian-gateway")["spec"]["template"]["spec"]["containers"][0]
+        env = [e for e in c["env"] if e["name"] == "MERIDIAN_ADMIN_TOKEN"]
+        self.assertEqual(env[0]["valueFrom"]["secretKeyRef"]["name"], "meridian-admin")
+        # Opting out leaves no credential; the plain manifests carry none.
+        off = preset_docs("dev", sets=("gateway.adminToken.create=false",))
+        self.assertEqual(find(off, "Secret"), [])
+        for name, documents in k8s_files().items():
+            with self.subTest(manifest=name):
+                self.assertEqual([d for d in find(documents, "Secret") if d["metadata"]["name"].endswith("-admin")], [])
 
     def test_gateway_cluster_shape(self):
         documents = RENDERS["preset prod"]

@@ -162,11 +162,18 @@ def render(values: dict, release: str = RELEASE, namespace: str = NAMESPACE) -> 
     return rel["manifest"].strip() + "\n"
 
 
+# The plain manifests carry no generated admin token: a random value would
+# change on every render (and one committed here would be known to all).
+# With them, create the Secret the preset names, or none (deploy/README.md).
+PLAIN_SETS = ["gateway.adminToken.create=false"]
+
+
 def manifest(name: str) -> str:
     """A deploy/k8s/ file as it must read."""
     presets = MANIFESTS[name]
     cmd = " ".join(f"--preset {k}" for k, v in PRESETS.items() if v in presets)
     flags = " ".join(f"-f deploy/helm/meridian/{p}" for p in presets)
+    flags += "".join(f" --set {s}" for s in PLAIN_SETS)
     header = (
         f"# Generated from deploy/helm/meridian with {', '.join(presets)} by\n"
         f"#   deploy/tools/render.py --write   (or: render.py {cmd})\n"
@@ -175,7 +182,7 @@ def manifest(name: str) -> str:
         f"# Do not edit: change the chart or the preset and regenerate; CI checks\n"
         f"# that this file equals a fresh render.\n"
     )
-    return header + render(load_values([CHART / p for p in presets]))
+    return header + render(load_values([CHART / p for p in presets], PLAIN_SETS))
 
 
 def check_or_write(write: bool) -> int:

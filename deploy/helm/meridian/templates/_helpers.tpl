@@ -16,6 +16,15 @@
 {{- define "meridian.raftService" -}}{{ include "meridian.fullname" . }}-gateway-raft{{- end -}}
 {{- define "meridian.federationService" -}}{{ include "meridian.fullname" . }}-gateway-federation{{- end -}}
 {{- define "meridian.agent" -}}{{ include "meridian.fullname" . }}-agent{{- end -}}
+{{- define "meridian.adminSecret" -}}{{ include "meridian.fullname" . }}-admin{{- end -}}
+{{/* The Secret holding the admin token: the one named, else the chart's own when it creates one, else none. */}}
+{{- define "meridian.adminTokenSecret" -}}
+{{- if .Values.gateway.adminToken.existingSecret -}}
+{{- .Values.gateway.adminToken.existingSecret -}}
+{{- else if .Values.gateway.adminToken.create -}}
+{{- include "meridian.adminSecret" . -}}
+{{- end -}}
+{{- end -}}
 
 {{- define "meridian.labels" -}}
 app.kubernetes.io/name: {{ default .Chart.Name .Values.nameOverride }}
