@@ -23,11 +23,12 @@ use std::{
 use anyhow::Context;
 use integration_tests::{
     cluster::{ProcessCluster, ensure_ok, timed},
+    otlp::trace_id,
     process::{AgentProcess, metric},
     wait_for,
 };
 use model::TraceId;
-use proto::otlp::{self, ExportTraceServiceRequest, Span};
+use proto::otlp::{self, ExportTraceServiceRequest};
 use serde_json::{Value, json};
 use store::{
     shard::{ShardId, ShardMap},
@@ -45,27 +46,10 @@ const FAILOVER: Duration = Duration::from_secs(5);
 /// One scenario at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Trace `n` of a scenario (`tag` keeps scenarios apart).
-fn trace_id(tag: u8, n: u64) -> TraceId {
-    let mut b = [0u8; 16];
-    b[0] = tag;
-    b[8..].copy_from_slice(&n.to_be_bytes());
-    TraceId::from_array(b)
-}
-
 fn trace_request(id: TraceId, service: &str, start: u64) -> ExportTraceServiceRequest {
     integration_tests::otlp::request(
         service,
-        (1..=SPANS_PER_TRACE as u8)
-            .map(|i| Span {
-                trace_id: id.as_bytes().to_vec(),
-                span_id: vec![i; 8],
-                name: format!("op-{i}"),
-                start_time_unix_nano: start + u64::from(i),
-                end_time_unix_nano: start + u64::from(i) + 1_000_000,
-                ..Default::default()
-            })
-            .collect(),
+        integration_tests::otlp::numbered_spans(id, SPANS_PER_TRACE as u8, start),
     )
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use integration_tests::{
     cluster::{ProcessCluster, ensure_ok},
-    otlp::request_with,
+    otlp::{numbered_spans, request_with, trace_id},
     process::{AgentProcess, metric},
     tag, wait_for,
 };
@@ -25,25 +25,8 @@ const DEADLINE: Duration = Duration::from_secs(30);
 const CUT_OFF: Duration = Duration::from_secs(5);
 const SPANS_PER_TRACE: usize = 2;
 
-fn trace_id(tag: u8, n: u64) -> TraceId {
-    let mut b = [0u8; 16];
-    b[0] = tag;
-    b[8..].copy_from_slice(&n.to_be_bytes());
-    TraceId::from_array(b)
-}
-
 fn spans(id: TraceId) -> Vec<Span> {
-    let start = telemetry::clock::unix_nanos();
-    (1..=SPANS_PER_TRACE as u8)
-        .map(|i| Span {
-            trace_id: id.as_bytes().to_vec(),
-            span_id: vec![i; 8],
-            name: format!("op-{i}"),
-            start_time_unix_nano: start + u64::from(i),
-            end_time_unix_nano: start + u64::from(i) + 1_000_000,
-            ..Default::default()
-        })
-        .collect()
+    numbered_spans(id, SPANS_PER_TRACE as u8, telemetry::clock::unix_nanos())
 }
 
 /// A one-node gateway cluster on the embedded store, with `extra` flags.

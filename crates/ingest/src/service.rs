@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use mtls::{Identity, identity_of, serial_of};
+use mtls::{Identity, identity_and_serial_of};
 use stitch::tail::{DecideStream, TailDecisions};
 use telemetry::{budget::ByteBudget, clock::unix_ms_u64};
 
@@ -201,13 +201,13 @@ impl FederationService {
                 Status::unauthenticated("a client certificate is required"),
             )
         })?;
-        let serial = serial_of(leaf).map_err(|e| {
-            self.refuse(rpc, "no_identity", Status::permission_denied(e.to_string()))
-        })?;
-        self.check_serial(rpc, &serial)?;
-        match identity_of(leaf) {
-            Ok(Identity::Cluster(c)) => Ok((c, serial)),
-            Ok(Identity::Node(node)) => {
+        let parsed = identity_and_serial_of(leaf);
+        if let Ok((_, serial)) = &parsed {
+            self.check_serial(rpc, serial)?;
+        }
+        match parsed {
+            Ok((Identity::Cluster(c), serial)) => Ok((c, serial)),
+            Ok((Identity::Node(node), _)) => {
                 tracing::warn!(node, rpc = rpc.name(), "refused a node certificate");
                 Err(self.refuse(
                     rpc,

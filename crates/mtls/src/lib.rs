@@ -19,5 +19,5 @@ pub mod config;
 pub mod grpc;
 
 pub use accept::{OnRefused, Refused, incoming};
-pub use certs::{CertError, Identity, identity_of, serial_of};
+pub use certs::{CertError, Identity, identity_and_serial_of, identity_of, serial_of};
 pub use config::{TlsError, server_config};

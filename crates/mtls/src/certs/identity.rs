@@ -29,8 +29,25 @@ pub enum IdentityError {
 /// Reads the identity from a certificate that rustls already verified
 /// against the CA. Exactly one Meridian URI SAN is expected; the first wins.
 pub fn identity_of(cert: &CertificateDer<'_>) -> Result<Identity, IdentityError> {
-    let (_, parsed) =
-        X509Certificate::from_der(cert).map_err(|e| IdentityError::Parse(e.to_string()))?;
+    identity_in(&parse(cert)?)
+}
+
+/// The identity and the serial ([`serial_of`]) of a verified peer
+/// certificate, parsed once (every federation and Raft call checks both).
+pub fn identity_and_serial_of(
+    cert: &CertificateDer<'_>,
+) -> Result<(Identity, String), IdentityError> {
+    let parsed = parse(cert)?;
+    Ok((identity_in(&parsed)?, serial_in(&parsed)))
+}
+
+fn parse<'a>(cert: &'a CertificateDer<'_>) -> Result<X509Certificate<'a>, IdentityError> {
+    X509Certificate::from_der(cert)
+        .map(|(_, parsed)| parsed)
+        .map_err(|e| IdentityError::Parse(e.to_string()))
+}
+
+fn identity_in(parsed: &X509Certificate<'_>) -> Result<Identity, IdentityError> {
     let san = parsed
         .subject_alternative_name()
         .map_err(|e| IdentityError::Parse(e.to_string()))?
@@ -57,17 +74,19 @@ pub fn identity_of(cert: &CertificateDer<'_>) -> Result<Identity, IdentityError>
 /// The certificate's serial number as lowercase hex without leading zeros
 /// (the form of the replicated deny list, `admin certs revoke --serial`).
 pub fn serial_of(cert: &CertificateDer<'_>) -> Result<String, IdentityError> {
-    let (_, parsed) =
-        X509Certificate::from_der(cert).map_err(|e| IdentityError::Parse(e.to_string()))?;
+    Ok(serial_in(&parse(cert)?))
+}
+
+fn serial_in(parsed: &X509Certificate<'_>) -> String {
     let hex: String = parsed
         .raw_serial()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
     let trimmed = hex.trim_start_matches('0');
-    Ok(if trimmed.is_empty() {
+    if trimmed.is_empty() {
         "0".into()
     } else {
         trimmed.into()
-    })
+    }
 }

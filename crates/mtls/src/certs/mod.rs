@@ -23,7 +23,7 @@ use rcgen::{
 };
 use time::{Duration, OffsetDateTime};
 
-pub use identity::{Identity, identity_of, serial_of};
+pub use identity::{Identity, identity_and_serial_of, identity_of, serial_of};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CertError {

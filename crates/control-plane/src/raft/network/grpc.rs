@@ -17,7 +17,7 @@ use tonic::{
 };
 
 use super::{Rpc, Transport, TransportError};
-use mtls::{Identity, identity_of, serial_of};
+use mtls::{Identity, identity_and_serial_of};
 
 use crate::raft::{NodeId, node::ControlPlane};
 
@@ -170,7 +170,8 @@ impl RaftService {
             .ok_or_else(|| Status::unauthenticated("a node certificate is required"))?;
         // A revoked node certificate is refused on every call, open
         // connections included, once this node applied the revocation.
-        let serial = serial_of(&leaf).map_err(|e| Status::unauthenticated(e.to_string()))?;
+        let (identity, serial) =
+            identity_and_serial_of(&leaf).map_err(|e| Status::unauthenticated(e.to_string()))?;
         if self.plane.state().revoked_serials.contains(&serial) {
             tracing::warn!(
                 serial,
@@ -180,14 +181,13 @@ impl RaftService {
                 "certificate serial {serial} is revoked"
             )));
         }
-        match identity_of(&leaf) {
-            Ok(Identity::Node(_)) => {}
-            Ok(Identity::Cluster(c)) => {
+        match identity {
+            Identity::Node(_) => {}
+            Identity::Cluster(c) => {
                 return Err(Status::permission_denied(format!(
                     "cluster {c}'s certificate cannot talk to the control plane; use a node certificate"
                 )));
             }
-            Err(e) => return Err(Status::unauthenticated(e.to_string())),
         }
         self.plane
             .handle(rpc, &req.into_inner().json)
