@@ -21,6 +21,7 @@
 //! | GET | `tokens` | API tokens: name, role, clusters, expiry (never a secret or digest) |
 //! | POST | `tokens` | `{"name","role":"read"\|"admin","clusters":[…]\|["*"][,"ttl_secs"]}`: the new token's secret, shown once |
 //! | DELETE | `tokens/{name}` | revoke (refused from the moment a node applies it) |
+//! | GET | `audit[?limit=N]` | this node's last admin writes, newest first ([`crate::audit`]) |
 //!
 //! Reads are linearizable unless `?consistency=local`. Writes go through
 //! the leader and answer `{"result":"done"}` or `{"result":"unchanged"}`;
@@ -64,6 +65,10 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 /// reached without the layer refuses, fail closed).
 pub fn router(plane: Arc<ControlPlane>) -> Router {
     const P: &str = "/api/v1/admin";
+    let audit = plane.audit().clone();
+    let trail = Router::new()
+        .route(&format!("{P}/audit"), get(crate::audit::list))
+        .with_state(audit.clone());
     let api = Router::new()
         .route(&format!("{P}/raft"), get(members::raft))
         .route(
@@ -111,10 +116,13 @@ pub fn router(plane: Arc<ControlPlane>) -> Router {
         // A route, not a fallback: the router is merged into another.
         .route(&format!("{P}/{{*rest}}"), any(unknown_path))
         .with_state(plane)
+        .merge(trail)
         .route_layer(middleware::map_response(json_method_not_allowed))
         .route_layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
-    // The principal is checked before the body is read.
+    // The principal is checked before the body is read; every write is
+    // recorded once answered, the guard's refusals included.
     api.route_layer(middleware::from_fn(crate::access::require_admin))
+        .route_layer(middleware::from_fn_with_state(audit, crate::audit::record))
 }
 
 async fn unknown_path() -> ApiError {
