@@ -108,12 +108,22 @@ pub fn member(
 ) -> Member {
     let host = cfg.advertise_host.as_deref();
     Member {
+        node_name: String::new(),
         raft_addr: cfg
             .raft_advertise
             .clone()
             .unwrap_or_else(|| advertised(raft, host)),
         federation_addr: advertised(federation, host),
         http_addr: advertised(http, host),
+    }
+}
+
+/// The node name of the certificate in `cert` (`spiffe://meridian/node/<name>`).
+fn node_name_of(cert: &std::path::Path) -> Option<String> {
+    let der = mtls::config::certs(cert).ok()?.into_iter().next()?;
+    match mtls::identity_of(&der) {
+        Ok(mtls::Identity::Node(name)) => Some(name),
+        _ => None,
     }
 }
 
@@ -157,6 +167,12 @@ async fn start_inner(
         .filter(|ip| !ip.is_unspecified());
     let transport = GrpcTransport::new(tls.ca, tls.cert, tls.key, local_ip)
         .map_err(|e| BootstrapError::Transport(e.to_string()))?;
+    // This node announces its certificate's node name: the Raft port binds
+    // calls for this node id to it.
+    let mut me = me;
+    if me.node_name.is_empty() {
+        me.node_name = node_name_of(tls.cert).unwrap_or_default();
+    }
     let plane = ControlPlane::open(
         cfg.node_id,
         me.clone(),

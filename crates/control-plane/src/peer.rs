@@ -106,6 +106,11 @@ impl PeerHandlers {
     }
 }
 
+/// The sending node of a framed message, if it has the frame's header.
+pub fn sender_of(body: &[u8]) -> Option<NodeId> {
+    split(body).ok().map(|(_, from, _)| from)
+}
+
 /// Frames a message.
 pub fn frame(topic: Topic, from: NodeId, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(9 + payload.len());

@@ -27,6 +27,7 @@ pub struct Cluster {
 
 pub fn member(id: NodeId) -> Member {
     Member {
+        node_name: String::new(),
         raft_addr: format!("node-{id}:4321"),
         federation_addr: format!("node-{id}:4320"),
         http_addr: format!("node-{id}:16686"),

@@ -235,9 +235,39 @@ async fn nodes_are_added_as_learners_then_voters_and_removed() {
     c.node(3).remove_node(2).await.expect("remove");
     c.converge(&[1, 3, 4], "two is gone", |s| !s.members.contains_key(&2))
         .await;
+    // The removed node is refused at once: a vote it asks for, and a write
+    // it forwards (before, the leader carried its writes out).
+    let vote = openraft::raft::VoteRequest::new(openraft::Vote::new(u64::MAX >> 1, 2), None);
+    let refused = c
+        .node(1)
+        .handle(
+            control_plane::raft::network::Rpc::Vote,
+            &control_plane::raft::network::encode(&vote),
+            control_plane::raft::node::Caller { cert_name: None },
+        )
+        .await
+        .expect_err("a removed node's vote request");
+    assert!(refused.to_string().contains("not a member"), "{refused}");
+    let leader = c.wait_leader(&[1, 3, 4]).await;
+    let forward = serde_json::json!({
+        "relayed": true,
+        "from": 2,
+        "msg": control_plane::raft::network::Forwarded::Propose(put("late", 0.3)),
+    });
+    let refused = c
+        .node(leader)
+        .handle(
+            control_plane::raft::network::Rpc::Forward,
+            forward.to_string().as_bytes(),
+            control_plane::raft::node::Caller { cert_name: None },
+        )
+        .await
+        .expect_err("a removed node's forwarded write");
+    assert!(refused.to_string().contains("not a member"), "{refused}");
     c.crash(2).await;
     let leader = c.wait_leader(&[1, 3, 4]).await;
     assert_ne!(leader, 2);
+    assert_eq!(head(&c.node(leader).state(), "late"), None);
     assert_eq!(c.node(4).status().voters, vec![1, 3, 4]);
     c.node(4)
         .write(put("us", 0.1))
@@ -379,4 +409,66 @@ async fn a_held_lease_lapses_by_the_injected_clock_alone() {
     // The replicated lease is still there: only this node's own judgement
     // of how long it may act has run out.
     assert_eq!(c.node(1).state().leases[&0].holder, 1);
+}
+
+/// A member's announced certificate name binds its node id: a call for
+/// node 1 made with node 2's certificate is refused; with node 1's it is
+/// served. A node may announce only itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_for_a_member_with_another_nodes_certificate_is_refused() {
+    let c = Cluster::start(3, fast()).await;
+    let leader = c.wait_leader(&[1, 2, 3]).await;
+    let mut one = member(1);
+    one.node_name = "g1".into();
+    c.node(1)
+        .write(Command::AnnounceMember { id: 1, member: one })
+        .await
+        .expect("announce");
+    c.converge(&[1, 2, 3], "g1 announced", |s| {
+        s.members.get(&1).is_some_and(|m| m.node_name == "g1")
+    })
+    .await;
+    let vote = openraft::raft::VoteRequest::new(openraft::Vote::new(0, 1), None);
+    let call = |cert: &'static str| {
+        let plane = c.node(3);
+        let body = control_plane::raft::network::encode(&vote);
+        async move {
+            plane
+                .handle(
+                    control_plane::raft::network::Rpc::Vote,
+                    &body,
+                    control_plane::raft::node::Caller {
+                        cert_name: Some(cert),
+                    },
+                )
+                .await
+        }
+    };
+    let refused = call("g2")
+        .await
+        .expect_err("node 2's certificate for node 1");
+    assert!(
+        refused.to_string().contains("announced \"g1\""),
+        "{refused}"
+    );
+    call("g1").await.expect("node 1's own certificate");
+    // Node 2 cannot announce node 1 (as a forwarded write to the leader).
+    let forward = serde_json::json!({
+        "relayed": true,
+        "from": 2,
+        "msg": control_plane::raft::network::Forwarded::Propose(Command::AnnounceMember {
+            id: 1,
+            member: member(1),
+        }),
+    });
+    let refused = c
+        .node(leader)
+        .handle(
+            control_plane::raft::network::Rpc::Forward,
+            forward.to_string().as_bytes(),
+            control_plane::raft::node::Caller { cert_name: None },
+        )
+        .await
+        .expect_err("a foreign announcement");
+    assert!(refused.to_string().contains("cannot announce"), "{refused}");
 }

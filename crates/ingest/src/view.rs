@@ -148,6 +148,7 @@ mod tests {
             (
                 1,
                 Member {
+                    node_name: String::new(),
                     raft_addr: "a:1".into(),
                     federation_addr: "a:4320".into(),
                     http_addr: String::new(),

@@ -113,6 +113,7 @@ impl AddMember {
         Ok((
             self.id,
             Member {
+                node_name: String::new(),
                 raft_addr: self.raft_addr,
                 federation_addr: self.federation_addr.unwrap_or_default(),
                 http_addr: self.http_addr.unwrap_or_default(),
@@ -219,6 +220,7 @@ mod tests {
     #[test]
     fn the_view_joins_roles_and_announced_addresses() {
         let m = |n: u64, http: &str| Member {
+            node_name: String::new(),
             raft_addr: format!("n{n}:4321"),
             federation_addr: String::new(),
             http_addr: http.into(),

@@ -9,6 +9,7 @@ fn members(ids: &[NodeId]) -> BTreeMap<NodeId, Member> {
     ids.iter()
         .map(|n| {
             let m = Member {
+                node_name: String::new(),
                 raft_addr: format!("10.0.0.{n}:4321"),
                 federation_addr: format!("10.0.0.{n}:4320"),
                 http_addr: format!("10.0.0.{n}:16686"),

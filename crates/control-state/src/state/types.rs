@@ -24,6 +24,11 @@ pub struct Member {
     /// `host:port` of the HTTP (query, admin) port.
     #[serde(default)]
     pub http_addr: String,
+    /// The node name of its certificate (`spiffe://meridian/node/<name>`),
+    /// announced by the node itself: the Raft port refuses a call for this
+    /// member made with another node certificate. Empty until announced.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub node_name: String,
 }
 
 /// Who runs per-shard background work (retention now; stitching and tail

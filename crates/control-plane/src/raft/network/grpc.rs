@@ -19,7 +19,10 @@ use tonic::{
 use super::{Rpc, Transport, TransportError};
 use mtls::{Identity, identity_and_serial_of};
 
-use crate::raft::{NodeId, node::ControlPlane};
+use crate::raft::{
+    NodeId,
+    node::{Caller, ControlPlane, HandleError},
+};
 
 /// Largest control-plane message (a snapshot chunk, a batch of entries).
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
@@ -183,19 +186,30 @@ impl RaftService {
                 "certificate serial {serial} is revoked"
             )));
         }
-        match identity {
-            Identity::Node(_) => {}
+        let node = match identity {
+            Identity::Node(node) => node,
             Identity::Cluster(c) => {
                 return Err(Status::permission_denied(format!(
                     "cluster {c}'s certificate cannot talk to the control plane; use a node certificate"
                 )));
             }
+        };
+        let caller = Caller {
+            cert_name: Some(&node),
+        };
+        match self.plane.handle(rpc, &req.into_inner().json, caller).await {
+            Ok(json) => Ok(Response::new(RaftMessage { json })),
+            Err(HandleError::Undecodable(e)) => Err(Status::invalid_argument(e)),
+            Err(HandleError::Refused(refusal)) => {
+                tracing::warn!(
+                    node,
+                    rpc = ?rpc,
+                    %refusal,
+                    "refused a call on the Raft port"
+                );
+                Err(Status::permission_denied(refusal.to_string()))
+            }
         }
-        self.plane
-            .handle(rpc, &req.into_inner().json)
-            .await
-            .map(|json| Response::new(RaftMessage { json }))
-            .map_err(Status::invalid_argument)
     }
 }
 

@@ -165,9 +165,14 @@ impl Transport for MemoryTransport {
                 let Some(plane) = plane else {
                     return Err("connection refused".to_owned());
                 };
-                let reply = tokio::spawn(async move { plane.handle(rpc, &body).await })
-                    .await
-                    .map_err(|e| e.to_string())??;
+                let reply = tokio::spawn(async move {
+                    plane
+                        .handle(rpc, &body, crate::raft::node::Caller { cert_name: None })
+                        .await
+                        .map_err(|e| e.to_string())
+                })
+                .await
+                .map_err(|e| e.to_string())??;
                 if lost_reply {
                     return std::future::pending().await;
                 }

@@ -9,11 +9,25 @@ use openraft::{
     error::{ClientWriteError, RaftError},
 };
 
-use super::{ControlPlane, Envelope};
+use super::{
+    ControlPlane, Envelope,
+    admit::{self, Caller, Refusal},
+};
 use crate::raft::{
-    Command, Member, NodeId,
+    Command, Member, NodeId, TypeConfig,
     network::{ForwardReply, Forwarded, Rpc, WriteError, decode, encode},
 };
+
+/// Why an incoming RPC was not served.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HandleError {
+    /// The request does not decode (or a peer message has no handler).
+    #[error("{0}")]
+    Undecodable(String),
+    /// The caller may not make it ([`admit`]).
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+}
 
 impl ControlPlane {
     /// Joins a cluster through any of its members' Raft address.
@@ -24,6 +38,7 @@ impl ControlPlane {
                 id: self.id,
                 member: self.member.clone(),
             },
+            from: self.id,
         };
         let bytes = self
             .transport
@@ -60,6 +75,7 @@ impl ControlPlane {
                     let env = Envelope {
                         relayed: true,
                         msg: msg.clone(),
+                        from: self.id,
                     };
                     self.send_forward(leader, &member, &env, timeout).await
                 }
@@ -190,18 +206,40 @@ impl ControlPlane {
     /// Serves one incoming RPC from a peer. `Err` is a transport-level
     /// refusal (undecodable request); Raft's own errors travel inside the
     /// reply.
-    pub async fn handle(&self, rpc: Rpc, body: &[u8]) -> Result<Vec<u8>, String> {
-        let bad = |e: serde_json::Error| format!("undecodable {rpc:?} request: {e}");
+    pub async fn handle(
+        &self,
+        rpc: Rpc,
+        body: &[u8],
+        caller: Caller<'_>,
+    ) -> Result<Vec<u8>, HandleError> {
+        let bad = |e: serde_json::Error| {
+            HandleError::Undecodable(format!("undecodable {rpc:?} request: {e}"))
+        };
+        let admit = |vote: &openraft::Vote<NodeId>| match admit::sender_of(vote) {
+            Some(from) => self.admit(caller, from, false),
+            None => Ok(()),
+        };
         Ok(match rpc {
             Rpc::AppendEntries => {
-                encode(&self.raft.append_entries(decode(body).map_err(bad)?).await)
+                let req: openraft::raft::AppendEntriesRequest<TypeConfig> =
+                    decode(body).map_err(bad)?;
+                admit(&req.vote)?;
+                encode(&self.raft.append_entries(req).await)
             }
             Rpc::InstallSnapshot => {
-                encode(&self.raft.install_snapshot(decode(body).map_err(bad)?).await)
+                let req: openraft::raft::InstallSnapshotRequest<TypeConfig> =
+                    decode(body).map_err(bad)?;
+                admit(&req.vote)?;
+                encode(&self.raft.install_snapshot(req).await)
             }
-            Rpc::Vote => encode(&self.raft.vote(decode(body).map_err(bad)?).await),
+            Rpc::Vote => {
+                let req: openraft::raft::VoteRequest<NodeId> = decode(body).map_err(bad)?;
+                admit(&req.vote)?;
+                encode(&self.raft.vote(req).await)
+            }
             Rpc::Forward => {
                 let env: Envelope = decode(body).map_err(bad)?;
+                self.admit_forward(caller, env.from, &env.msg)?;
                 let res = if self.is_leader() {
                     let timeout = match env.msg {
                         Forwarded::AddNode { .. } => Duration::from_secs(120),
@@ -216,6 +254,7 @@ impl ControlPlane {
                             let env = Envelope {
                                 relayed: true,
                                 msg: env.msg,
+                                from: self.id,
                             };
                             self.send_forward(leader, &member, &env, Duration::from_secs(120))
                                 .await
@@ -225,7 +264,16 @@ impl ControlPlane {
                 };
                 encode(&res)
             }
-            Rpc::Peer => return self.peers.deliver(body).await.map_err(|e| e.to_string()),
+            Rpc::Peer => {
+                if let Some(from) = crate::peer::sender_of(body) {
+                    self.admit(caller, from, false)?;
+                }
+                return self
+                    .peers
+                    .deliver(body)
+                    .await
+                    .map_err(|e| HandleError::Undecodable(e.to_string()));
+            }
         })
     }
 }

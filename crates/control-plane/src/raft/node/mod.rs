@@ -4,7 +4,11 @@
 //! with them), [`leases`] (shard leases and who works on which shard),
 //! [`peers`] (the peer bus between gateways).
 
+mod admit;
 mod forward;
+
+pub use admit::{Caller, Refusal};
+pub use forward::HandleError;
 mod leases;
 mod peers;
 
@@ -112,6 +116,10 @@ pub struct RaftStatus {
 struct Envelope {
     relayed: bool,
     msg: Forwarded,
+    /// The node sending it (the relaying node for a relayed one); 0 from
+    /// nodes that predate the field.
+    #[serde(default)]
+    from: NodeId,
 }
 
 /// How long [`ControlPlane::shutdown`] waits for the Raft core.
