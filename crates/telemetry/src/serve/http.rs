@@ -14,19 +14,31 @@
 //!   handlers answer as their extractor does on a body error (400), and
 //!   hyper closes a connection whose body was not read to its end.
 //!
+//! - TLS ([`https`]): the handshake must end within [`HANDSHAKE_TIMEOUT`]
+//!   of the connect (then the header deadline starts); a failed or slow
+//!   handshake closes the connection. ALPN offers `http/1.1` only.
+//!
+//! Every request carries its TCP peer as an
+//! `axum::extract::ConnectInfo<SocketAddr>` extension (the access layer's
+//! trusted-proxy check reads it).
+//!
 //! HTTP/2 is not served on these ports (no client of ours uses it, and its
 //! preface has no deadline in hyper); an HTTP/2 preface gets an HTTP/1
 //! error.
 
-use std::time::Duration;
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use axum::{Router, body::Body};
+use axum::{Router, body::Body, extract::ConnectInfo};
 use hyper::{body::Incoming, server::conn::http1};
 use hyper_util::{
     rt::{TokioIo, TokioTimer},
     service::TowerToHyperService,
 };
-use tokio::net::{TcpListener, TcpStream};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::{TcpListener, TcpStream},
+};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use super::DeadlineBody;
@@ -38,6 +50,8 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time a client has to send a request's whole body, from its headers. At
 /// the default 8 MiB body limit this asks for ≈ 280 KiB/s.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time a client has to finish its TLS handshake, from connect ([`https`]).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The deadlines of one HTTP server ([`Deadlines::default`]: the constants
 /// above; tests shorten them).
@@ -74,14 +88,53 @@ pub fn http_with(
     router: Router,
     deadlines: Deadlines,
 ) {
+    serve(owner, what, listener, router, deadlines, None);
+}
+
+/// [`http_with`] over TLS with `config` (no client certificate asked for):
+/// each connection's handshake must end within `handshake`
+/// ([`HANDSHAKE_TIMEOUT`] in production) before the header deadline
+/// starts. `config`'s ALPN is replaced by `http/1.1` (HTTP/1 only).
+pub fn https(
+    owner: &Shutdown,
+    what: &'static str,
+    listener: TcpListener,
+    router: Router,
+    config: Arc<rustls::ServerConfig>,
+    deadlines: Deadlines,
+    handshake: Duration,
+) {
+    let mut config = Arc::unwrap_or_clone(config);
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tls = Tls {
+        acceptor: TlsAcceptor::from(Arc::new(config)),
+        handshake,
+    };
+    serve(owner, what, listener, router, deadlines, Some(tls));
+}
+
+#[derive(Clone)]
+struct Tls {
+    acceptor: TlsAcceptor,
+    handshake: Duration,
+}
+
+fn serve(
+    owner: &Shutdown,
+    what: &'static str,
+    listener: TcpListener,
+    router: Router,
+    deadlines: Deadlines,
+    tls: Option<Tls>,
+) {
     let sd = owner.clone();
     owner.spawn(async move {
         let token = sd.token().clone();
         loop {
-            let tcp = tokio::select! {
+            let (tcp, peer) = tokio::select! {
                 _ = token.cancelled() => return,
                 r = listener.accept() => match r {
-                    Ok((tcp, _peer)) => tcp,
+                    Ok(accepted) => accepted,
                     Err(error) => {
                         // Out of file descriptors, mostly: wait, do not spin.
                         tracing::warn!(%error, server = what, "http accept failed");
@@ -91,44 +144,86 @@ pub fn http_with(
                 },
             };
             let _ = tcp.set_nodelay(true);
-            sd.spawn(connection(
-                tcp,
-                router.clone(),
+            let conn = Conn {
+                peer,
+                router: router.clone(),
                 deadlines,
-                token.clone(),
+                token: token.clone(),
                 what,
-            ));
+            };
+            match tls.clone() {
+                None => drop(sd.spawn(conn.serve(tcp))),
+                Some(tls) => drop(sd.spawn(conn.handshake_then_serve(tls, tcp))),
+            }
         }
     });
 }
 
-async fn connection(
-    tcp: TcpStream,
+/// One accepted connection.
+struct Conn {
+    peer: SocketAddr,
     router: Router,
     deadlines: Deadlines,
     token: CancellationToken,
     what: &'static str,
-) {
-    let body_deadline = deadlines.body;
-    let svc = tower::util::MapRequest::new(router, move |req: http::Request<Incoming>| {
-        req.map(|b| Body::new(DeadlineBody::new(b, body_deadline)))
-    });
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(deadlines.header);
-    let conn = builder.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(svc));
-    let mut conn = std::pin::pin!(conn);
-    let res = tokio::select! {
-        res = conn.as_mut() => res,
-        _ = token.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+}
+
+impl Conn {
+    async fn handshake_then_serve(self, tls: Tls, tcp: TcpStream) {
+        let handshake = tokio::time::timeout(tls.handshake, tls.acceptor.accept(tcp));
+        let stream = tokio::select! {
+            _ = self.token.cancelled() => return,
+            r = handshake => match r {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => {
+                    // A client that does not trust our certificate, or
+                    // plain HTTP to a TLS port: the client's fault.
+                    tracing::debug!(%error, peer = %self.peer, server = self.what, "tls handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(peer = %self.peer, server = self.what, "tls handshake timed out");
+                    return;
+                }
+            },
+        };
+        self.serve(stream).await;
+    }
+
+    async fn serve<I>(self, io: I)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Self {
+            peer,
+            router,
+            deadlines,
+            token,
+            what,
+        } = self;
+        let body_deadline = deadlines.body;
+        let svc = tower::util::MapRequest::new(router, move |req: http::Request<Incoming>| {
+            let mut req = req.map(|b| Body::new(DeadlineBody::new(b, body_deadline)));
+            req.extensions_mut().insert(ConnectInfo(peer));
+            req
+        });
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(deadlines.header);
+        let conn = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(svc));
+        let mut conn = std::pin::pin!(conn);
+        let res = tokio::select! {
+            res = conn.as_mut() => res,
+            _ = token.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
+        if let Err(error) = res {
+            // Header timeouts, resets, malformed requests: the client's fault.
+            tracing::debug!(%error, server = what, "http connection ended with an error");
         }
-    };
-    if let Err(error) = res {
-        // Header timeouts, resets, malformed requests: the client's fault.
-        tracing::debug!(%error, server = what, "http connection ended with an error");
     }
 }
 
