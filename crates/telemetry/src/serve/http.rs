@@ -311,6 +311,88 @@ mod tests {
         assert!(owner.shutdown(Duration::from_secs(10)).await);
     }
 
+    /// A self-signed certificate for localhost: the server config and the
+    /// client config that trusts it.
+    fn tls_pair() -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
+        use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+        crate::install_crypto_provider();
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
+            .expect("a certificate");
+        let der = cert.cert.der().clone();
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der()));
+        let server = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(vec![der.clone()], key)
+            .expect("a server config");
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(der).expect("a root");
+        let client = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        (Arc::new(server), Arc::new(client))
+    }
+
+    /// HTTPS: a request over TLS is served and carries its TCP peer; a
+    /// client that never starts its handshake is closed at the handshake
+    /// deadline; plain HTTP gets no HTTP answer.
+    #[tokio::test]
+    async fn https_serves_with_a_handshake_deadline_and_the_peer_address() {
+        let (server_tls, client_tls) = tls_pair();
+        let (listener, addr) = bind("test", "127.0.0.1:0".parse().expect("an address"))
+            .await
+            .expect("binds");
+        let owner = Shutdown::new();
+        let router = Router::new().route(
+            "/peer",
+            axum::routing::get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move {
+                peer.ip().to_string()
+            }),
+        );
+        https(
+            &owner,
+            "test",
+            listener,
+            router,
+            server_tls,
+            SHORT,
+            Duration::from_millis(300),
+        );
+
+        let tcp = TcpStream::connect(addr).await.expect("serving");
+        let name = rustls_pki_types::ServerName::try_from("localhost").expect("a name");
+        let mut tls = tokio_rustls::TlsConnector::from(client_tls)
+            .connect(name, tcp)
+            .await
+            .expect("the handshake");
+        assert_eq!(
+            tls.get_ref().1.alpn_protocol(),
+            None,
+            "the client offered no ALPN"
+        );
+        tls.write_all(b"GET /peer HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .expect("writes");
+        let mut reply = Vec::new();
+        let _ = tokio::time::timeout(PATIENCE, tls.read_to_end(&mut reply)).await;
+        let reply = String::from_utf8_lossy(&reply);
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        assert!(reply.ends_with("127.0.0.1"), "{reply}");
+
+        let mut silent = TcpStream::connect(addr).await.expect("serving");
+        let mut buf = [0u8; 256];
+        let closed = tokio::time::timeout(PATIENCE, silent.read(&mut buf)).await;
+        assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
+
+        let mut plain = TcpStream::connect(addr).await.expect("serving");
+        plain
+            .write_all(b"GET /peer HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .expect("writes");
+        let reply = read_all(&mut plain).await;
+        assert!(!reply.contains("HTTP/1.1 200"), "{reply}");
+        assert!(owner.shutdown(Duration::from_secs(10)).await);
+    }
+
     /// Failed before: a body that stopped half-way kept its handler waiting.
     #[tokio::test]
     async fn a_body_that_never_ends_fails_with_body_timeout() {
