@@ -199,6 +199,11 @@ async fn the_http_port_over_https_with_a_private_ca() -> anyhow::Result<()> {
     )
     .await?;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("use https://"),
+        "{}",
+        text(&out.stderr)
+    );
     // A --ca file that is not PEM is a usage error.
     let out = cli(
         &base,

@@ -138,6 +138,8 @@ pub(crate) fn unreachable_hint(reason: &str) -> &'static str {
         " (the gateway's TLS certificate is not trusted: give --ca FILE, the CA that signed its --http-tls-cert)"
     } else if reason.contains("InvalidContentType") || reason.contains("corrupt message") {
         " (is the gateway serving plain HTTP? use http://)"
+    } else if reason.contains("invalid HTTP version parsed") {
+        " (is the gateway serving HTTPS? use https://)"
     } else {
         ""
     }
@@ -318,5 +320,11 @@ mod tests {
         assert_eq!(error_message(s, b""), "Unauthorized");
         assert!(error_message(reqwest::StatusCode::NOT_FOUND, b"").contains("--url"));
         assert!(hint(s).contains("--token"));
+        assert!(unreachable_hint("invalid peer certificate: UnknownIssuer").contains("--ca"));
+        assert!(
+            unreachable_hint("client error (SendRequest): invalid HTTP version parsed")
+                .contains("https://")
+        );
+        assert_eq!(unreachable_hint("Connection refused"), "");
     }
 }
