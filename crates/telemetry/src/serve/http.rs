@@ -16,7 +16,8 @@
 //!
 //! - TLS ([`https`]): the handshake must end within [`HANDSHAKE_TIMEOUT`]
 //!   of the connect (then the header deadline starts); a failed or slow
-//!   handshake closes the connection. ALPN offers `http/1.1` only.
+//!   handshake closes the connection; at most [`MAX_HANDSHAKES`] are in
+//!   progress at once (beyond, accept waits). ALPN offers `http/1.1` only.
 //!
 //! Every request carries its TCP peer as an
 //! `axum::extract::ConnectInfo<SocketAddr>` extension (the access layer's
@@ -37,6 +38,7 @@ use hyper_util::{
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::{TcpListener, TcpStream},
+    sync::{OwnedSemaphorePermit, Semaphore},
 };
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -52,6 +54,10 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time a client has to finish its TLS handshake, from connect ([`https`]).
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// TLS handshakes in progress at once on one [`https`] server; beyond, the
+/// accept loop waits (full policy: block accept, further clients wait in
+/// the kernel backlog), so silent connects cost at most this many tasks.
+pub const MAX_HANDSHAKES: usize = 256;
 
 /// The deadlines of one HTTP server ([`Deadlines::default`]: the constants
 /// above; tests shorten them).
@@ -109,6 +115,7 @@ pub fn https(
     let tls = Tls {
         acceptor: TlsAcceptor::from(Arc::new(config)),
         handshake,
+        slots: Arc::new(Semaphore::new(MAX_HANDSHAKES)),
     };
     serve(owner, what, listener, router, deadlines, Some(tls));
 }
@@ -117,6 +124,8 @@ pub fn https(
 struct Tls {
     acceptor: TlsAcceptor,
     handshake: Duration,
+    /// Handshakes in progress ([`MAX_HANDSHAKES`]).
+    slots: Arc<Semaphore>,
 }
 
 fn serve(
@@ -151,9 +160,18 @@ fn serve(
                 token: token.clone(),
                 what,
             };
-            match tls.clone() {
+            match &tls {
                 None => drop(sd.spawn(conn.serve(tcp))),
-                Some(tls) => drop(sd.spawn(conn.handshake_then_serve(tls, tcp))),
+                Some(tls) => {
+                    let slot = tokio::select! {
+                        _ = token.cancelled() => return,
+                        slot = Arc::clone(&tls.slots).acquire_owned() => match slot {
+                            Ok(slot) => slot,
+                            Err(_) => return,
+                        },
+                    };
+                    drop(sd.spawn(conn.handshake_then_serve(tls.clone(), slot, tcp)));
+                }
             }
         }
     });
@@ -169,7 +187,7 @@ struct Conn {
 }
 
 impl Conn {
-    async fn handshake_then_serve(self, tls: Tls, tcp: TcpStream) {
+    async fn handshake_then_serve(self, tls: Tls, slot: OwnedSemaphorePermit, tcp: TcpStream) {
         let handshake = tokio::time::timeout(tls.handshake, tls.acceptor.accept(tcp));
         let stream = tokio::select! {
             _ = self.token.cancelled() => return,
@@ -187,6 +205,7 @@ impl Conn {
                 }
             },
         };
+        drop(slot);
         self.serve(stream).await;
     }
 

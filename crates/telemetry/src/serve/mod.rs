@@ -22,7 +22,8 @@ mod message_budget;
 
 pub use deadline::{BodyTimeout, DeadlineBody, is_body_timeout};
 pub use http::{
-    BODY_TIMEOUT, Deadlines, HANDSHAKE_TIMEOUT, HEADER_READ_TIMEOUT, http, http_with, https,
+    BODY_TIMEOUT, Deadlines, HANDSHAKE_TIMEOUT, HEADER_READ_TIMEOUT, MAX_HANDSHAKES, http,
+    http_with, https,
 };
 pub use message_budget::{
     BudgetBody, MessageBudget, MessageBudgetLayer, MessageBudgetService, PeerOf, Refusal, Refuse,
