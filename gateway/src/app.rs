@@ -32,6 +32,8 @@ pub enum GatewayError {
     Certs(#[from] certs::CertError),
     #[error("control plane: {0}")]
     Raft(#[from] bootstrap::BootstrapError),
+    #[error("--tls-crl: {0}")]
+    Crl(#[from] mtls::CrlError),
 }
 
 /// The TLS files the federation port uses.
@@ -143,6 +145,10 @@ impl Gateway {
         let registry = Arc::new(registry);
 
         let root = Shutdown::new();
+        let revocations = match &cfg.tls_crl {
+            Some(path) => mtls::Revocations::watch(&root, path, &tls_paths.ca)?,
+            None => mtls::Revocations::none(),
+        };
         let ingest_sd = root.child();
         // Background jobs: cancelled with everything else at shutdown (a
         // retention pass is idempotent and may stop half-way).
@@ -157,6 +163,7 @@ impl Gateway {
                 ca: &tls_paths.ca,
                 cert: &tls_paths.cert,
                 key: &tls_paths.key,
+                revocations: &revocations,
             },
             Arc::clone(&server_tls),
             raft_l,
@@ -221,6 +228,7 @@ impl Gateway {
             .max_decoding_message_size(max_message);
         jobs.spawn(ingest::view::publish_views(
             plane.subscribe(),
+            revocations.subscribe(),
             control.clone(),
             jobs.token().clone(),
         ));

@@ -6,11 +6,18 @@
 
 use std::sync::Arc;
 
-use axum::{Router, extract::State, http::StatusCode, routing::get};
+use axum::{
+    Extension, Router,
+    extract::State,
+    http::{StatusCode, header},
+    response::IntoResponse,
+    routing::get,
+};
 use control_plane::{
     ControlReader,
     access::{Access, AccessPolicy},
 };
+use model::access::Scope;
 use prometheus_client::registry::Registry;
 use store::SpanStore;
 
@@ -32,10 +39,11 @@ pub struct HttpParts {
 
 pub fn router(parts: HttpParts) -> Router {
     let reader = Arc::clone(&parts.plane) as Arc<dyn ControlReader>;
-    let access = Access::new(parts.access, Arc::clone(&reader), parts.clock);
+    let access = Access::new(parts.access, Arc::clone(&reader), parts.clock)
+        .with_audit(parts.plane.audit().clone());
     let api = Router::new()
         .merge(control_plane::admin::router(parts.plane))
-        .merge(telemetry::metrics::router(parts.registry))
+        .route("/metrics", get(metrics).with_state(parts.registry))
         .merge(query::router_with_limits(
             Arc::clone(&parts.store),
             parts.limits,
@@ -60,6 +68,29 @@ pub fn router(parts: HttpParts) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz).with_state(parts.store))
         .merge(web::router())
+}
+
+/// `GET /metrics`: every series for a caller whose scope is every
+/// cluster; for a narrower scope, only the series labelled with a
+/// `cluster` in it (RED metrics, per-cluster counters), nothing
+/// process-wide.
+async fn metrics(
+    State(registry): State<Arc<Registry>>,
+    Extension(scope): Extension<Scope>,
+) -> impl IntoResponse {
+    let text = telemetry::metrics::render(&registry);
+    let body = if scope.is_all() {
+        text
+    } else {
+        telemetry::exposition::retain_by_label(&text, "cluster", |c| scope.allows(c))
+    };
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
 }
 
 /// Ready when the store answers. The store's error is logged, not sent.

@@ -202,6 +202,11 @@ impl ProcessCluster {
         Ok(())
     }
 
+    /// The directory of the cluster's CA (`ca.pem`, `ca-key.pem`).
+    pub fn ca_dir(&self) -> &std::path::Path {
+        &self.ca_dir
+    }
+
     pub fn gateway(&self, id: u64) -> anyhow::Result<&GatewayProcess> {
         self.gateways
             .get(&id)

@@ -89,6 +89,7 @@ impl Sandbox {
             otlp_trust_cluster_attribute: true,
             registration: ingest::Registration::default(),
             tls: TlsSource::DevCa(dir.join("tls")),
+            tls_crl: None,
             max_inflight_bytes: 256 << 20,
             limits: Limits::default(),
             log_format: LogFormat::Text,

@@ -252,6 +252,105 @@ async fn tokens_scope_and_guard_every_api_surface() -> anyhow::Result<()> {
         text(&forbidden.stderr)
     );
 
+    // /metrics: an admin sees the process-wide series; the reader of
+    // cluster a sees only series labelled cluster="a" (none yet).
+    let (status, _, all) = c.call("GET", "/metrics", Some(ops.as_str()), None).await?;
+    assert_eq!(status, StatusCode::OK);
+    let all = all.as_str().context("text")?.to_owned();
+    assert!(all.contains("meridian_gateway_"), "{all}");
+    let (status, _, mine) = c
+        .call("GET", "/metrics", Some(reader.as_str()), None)
+        .await?;
+    assert_eq!(status, StatusCode::OK);
+    let mine = mine.as_str().context("text")?.to_owned();
+    assert!(!mine.contains("meridian_gateway_"), "{mine}");
+    assert!(
+        mine.lines()
+            .all(|l| l.starts_with('#') || l.contains("cluster=\"a\"")),
+        "{mine}"
+    );
+
+    // A text/plain write is refused before its body is read.
+    let plain = c
+        .http
+        .post(format!("{}/api/v1/admin/tokens", c.base))
+        .bearer_auth(&ops)
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(r#"{"name":"sneaky","role":"admin","clusters":["*"]}"#)
+        .send()
+        .await?;
+    assert_eq!(plain.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    // The audit trail: every admin write with its principal and outcome,
+    // refusals included; never a secret; admin only.
+    let (status, _, _) = c
+        .call("GET", "/api/v1/admin/audit", Some(reader.as_str()), None)
+        .await?;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, audit) = c
+        .call(
+            "GET",
+            "/api/v1/admin/audit?limit=1000",
+            Some(ops.as_str()),
+            None,
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{audit}");
+    let records = audit["records"].as_array().context("records")?;
+    let has = |principal: &str, action: &str, status: u16, outcome: &str| {
+        records.iter().any(|r| {
+            r["principal"] == principal
+                && r["action"] == action
+                && r["status"] == status
+                && r["outcome"] == outcome
+        })
+    };
+    assert!(
+        has("admin-token", "POST /api/v1/admin/tokens", 200, "done"),
+        "{audit}"
+    );
+    assert!(
+        has("ops", "POST /api/v1/admin/tokens", 409, "failed"),
+        "{audit}"
+    );
+    assert!(
+        has("ops", "POST /api/v1/admin/tokens", 415, "refused"),
+        "{audit}"
+    );
+    assert!(
+        has(
+            "reader",
+            "PUT /api/v1/admin/policies/{cluster}",
+            403,
+            "refused"
+        ),
+        "{audit}"
+    );
+    assert!(
+        has("unknown", "POST /api/v1/admin/tokens", 401, "refused"),
+        "a refused credential: {audit}"
+    );
+    // Reads are not recorded; every record names the node that answered.
+    assert!(
+        records
+            .iter()
+            .all(|r| r["action"].as_str().is_some_and(|a| !a.starts_with("GET ")))
+    );
+    assert!(records.iter().all(|r| r["node"] == audit["node"]));
+    let audit_text = audit.to_string();
+    for secret in [ADMIN, reader.as_str(), ops.as_str()] {
+        assert!(!audit_text.contains(secret), "a secret in the audit");
+    }
+    let (status, _, _) = c
+        .call(
+            "GET",
+            "/api/v1/admin/audit?limit=0",
+            Some(ops.as_str()),
+            None,
+        )
+        .await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
     // The list shows names and scopes, never a secret or digest.
     let list = cli(&gw, Some(ops.as_str()), &["tokens", "list"]).await?;
     assert!(list.status.success(), "{}", text(&list.stderr));
@@ -315,6 +414,12 @@ async fn tokens_scope_and_guard_every_api_surface() -> anyhow::Result<()> {
     // No secret ever reached the log.
     let log = gw.log_tail(LOG_LINES).join("\n");
     assert!(log.contains("gateway started"));
+    // The audit records go to their own log target too.
+    assert!(
+        log.lines()
+            .any(|l| l.contains("meridian::audit") && l.contains("admin write")),
+        "no audit record in the log"
+    );
     for secret in [ADMIN, reader.as_str(), ops.as_str(), brief.as_str()] {
         assert!(!log.contains(secret), "a secret in the gateway's log");
     }

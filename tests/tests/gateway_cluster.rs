@@ -581,6 +581,20 @@ async fn an_admin_policy_reaches_agents_on_every_gateway() -> anyhow::Result<()>
         "rules": [{"service": "checkout", "probability": 0.25}]}});
     let (status, body) = c.put_policy(follower, "*", &every, DEADLINE).await?;
     ensure_ok("PUT policy *", status, &body)?;
+    // The follower that answered the write records it in its audit trail.
+    let (status, audit) = c.get_json(follower, "/api/v1/admin/audit").await?;
+    ensure_ok("GET audit", status, &audit)?;
+    assert_eq!(audit["node"], follower, "{audit}");
+    let records = audit["records"].as_array().cloned().unwrap_or_default();
+    assert!(
+        records
+            .iter()
+            .any(|r| r["action"] == "PUT /api/v1/admin/policies/{cluster}"
+                && r["path"] == "/api/v1/admin/policies/*"
+                && r["outcome"] == "done"
+                && r["node"] == follower),
+        "{audit}"
+    );
     for a in &agents {
         wait_strategy(&c, a, "checkout", &probabilistic(0.25)).await?;
         wait_strategy(&c, a, "other", &probabilistic(1.0)).await?;

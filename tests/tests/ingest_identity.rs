@@ -227,11 +227,53 @@ fn serial_of_file(path: &std::path::Path) -> anyhow::Result<String> {
 
 const REVOKED: &str = "meridian_gateway_identity_refused_total{reason=\"revoked\"}";
 
+/// How a certificate is revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Revoke {
+    /// `POST /api/v1/admin/certs/revoked` (the replicated deny list).
+    DenyList,
+    /// A new version of the `--tls-crl` file, signed by the CA.
+    CrlFile,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_agent_is_cut_off_and_its_spans_wait_for_a_new_certificate() -> anyhow::Result<()>
 {
+    revoked_agent(Revoke::DenyList).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_revoked_by_the_crl_file_is_cut_off_and_loses_nothing() -> anyhow::Result<()> {
+    revoked_agent(Revoke::CrlFile).await
+}
+
+async fn revoked_agent(how: Revoke) -> anyhow::Result<()> {
     let db = tempfile::tempdir()?;
-    let c = one_gateway(&db, &[]).await?;
+    let crl = db.path().join("crl.pem");
+    let c = match how {
+        Revoke::DenyList => one_gateway(&db, &[]).await?,
+        Revoke::CrlFile => {
+            // The CA is created with the cluster; the first CRL revokes
+            // nothing of ours.
+            let mut c = ProcessCluster::new(
+                GATEWAY,
+                vec![format!(
+                    "sqlite://{}",
+                    db.path().join("meridian.db").display()
+                )],
+            )?;
+            mtls::certs::revocation_list(
+                c.ca_dir(),
+                &["7e57".into()],
+                std::time::Duration::from_secs(86_400),
+                &crl,
+            )?;
+            let flag = crl.display().to_string();
+            c.start_node_with(1, None, &["--tls-crl", &flag]).await?;
+            c.wait_leader(&[1], DEADLINE).await?;
+            c
+        }
+    };
     let east = c.start_agent(AGENT, "east", &[1]).await?;
     let mut sent = send(&east, 100, 10).await?;
     let first = sent.len() * SPANS_PER_TRACE;
@@ -249,26 +291,47 @@ async fn a_revoked_agent_is_cut_off_and_its_spans_wait_for_a_new_certificate() -
     // 5 s and the next batches are refused; the agent keeps them.
     let cert = c.dir.path().join("agent-certs").join("cluster-east.pem");
     let serial = serial_of_file(&cert)?;
-    let shown = serial.to_ascii_uppercase();
-    let body = serde_json::json!({ "serial": shown });
-    let (status, answer) = c
-        .request(
-            1,
-            reqwest::Method::POST,
-            "/api/v1/admin/certs/revoked",
-            Some(&body),
-            DEADLINE,
-        )
-        .await?;
-    ensure_ok("POST certs/revoked", status, &answer)?;
-    let revoked_at = Instant::now();
+    let revoked_at = match how {
+        Revoke::DenyList => {
+            let shown = serial.to_ascii_uppercase();
+            let body = serde_json::json!({ "serial": shown });
+            let (status, answer) = c
+                .request(
+                    1,
+                    reqwest::Method::POST,
+                    "/api/v1/admin/certs/revoked",
+                    Some(&body),
+                    DEADLINE,
+                )
+                .await?;
+            ensure_ok("POST certs/revoked", status, &answer)?;
+            Instant::now()
+        }
+        Revoke::CrlFile => {
+            // Written beside it and renamed, as an operator's tool would.
+            let next = db.path().join("crl.pem.new");
+            mtls::certs::revocation_list(
+                c.ca_dir(),
+                &["7e57".into(), serial.clone()],
+                std::time::Duration::from_secs(86_400),
+                &next,
+            )?;
+            std::fs::rename(&next, &crl)?;
+            Instant::now()
+        }
+    };
     wait_for("the revoked agent's stream to end", CUT_OFF, || async {
         (gateway_metric(&c, "meridian_gateway_control_streams").await? == 0.0).then_some(())
     })
     .await?;
     assert!(revoked_at.elapsed() <= CUT_OFF);
+    // The deny list shows what was revoked through it, not the CRL's.
     let (_, listed) = c.get_json(1, "/api/v1/admin/certs/revoked").await?;
-    assert_eq!(listed, serde_json::json!([serial]));
+    let expected = match how {
+        Revoke::DenyList => serde_json::json!([serial]),
+        Revoke::CrlFile => serde_json::json!([]),
+    };
+    assert_eq!(listed, expected);
     let held = send(&east, 200, 10).await?;
     wait_for(
         "the gateway to refuse the revoked certificate",

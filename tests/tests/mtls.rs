@@ -187,6 +187,9 @@ async fn refuses_strangers_and_liars_and_stores_nothing_from_them() -> anyhow::R
     Ok(())
 }
 
+/// Defect 5. Failed on the old code emulated (the agent's screen stamping nothing, the gateway
+/// refusing a batch with any foreign claim whole, no dead letter):
+/// the refused batch was dropped, with nothing kept aside.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_with_the_wrong_cluster_gets_nothing_stored() -> anyhow::Result<()> {
     let mut sb = Sandbox::start(&[]).await?;
@@ -244,6 +247,9 @@ fn mixed(trace: u8, own: &str) -> ExportTraceServiceRequest {
     req
 }
 
+/// Defect 5. Failed on the old code emulated (the agent's screen stamping nothing, the gateway
+/// refusing a batch with any foreign claim whole, no dead letter):
+/// no partial success; the whole request was refused downstream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_cluster_claim_at_the_agent_costs_only_its_own_span() -> anyhow::Result<()> {
     let sb = Sandbox::start(&["east"]).await?;
@@ -287,6 +293,9 @@ async fn a_foreign_cluster_claim_at_the_agent_costs_only_its_own_span() -> anyho
     Ok(())
 }
 
+/// Defect 5. Failed on the old code emulated (the agent's screen stamping nothing, the gateway
+/// refusing a batch with any foreign claim whole, no dead letter):
+/// the whole batch was refused, its five good spans with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_refuses_foreign_claims_per_resource() -> anyhow::Result<()> {
     // An agent from before the receipt stamp forwards a mixed batch.

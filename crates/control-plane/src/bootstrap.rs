@@ -73,6 +73,9 @@ pub struct TlsFiles<'a> {
     pub ca: &'a Path,
     pub cert: &'a Path,
     pub key: &'a Path,
+    /// Serials a `--tls-crl` file revokes ([`mtls::Revocations::none`]
+    /// without one).
+    pub revocations: &'a mtls::Revocations,
 }
 
 /// Why the control plane did not start.
@@ -164,7 +167,7 @@ async fn start_inner(
     .await?;
 
     let incoming = mtls::incoming(listener, server_tls, owner, on_refused);
-    let service = RaftService::new(Arc::clone(&plane));
+    let service = RaftService::new(Arc::clone(&plane), tls.revocations.clone());
     let budget = MessageBudget::new(
         RAFT_BYTES_PER_CONNECTION,
         ByteBudget::new(RAFT_BYTES_TOTAL),

@@ -23,6 +23,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod audit;
 pub mod bootstrap;
 pub mod peer;
 pub mod ports;

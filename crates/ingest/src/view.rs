@@ -105,16 +105,20 @@ pub fn view_of(state: &ControlState) -> ControlView {
 }
 
 /// Publishes every change of the replicated state's view to the agents'
-/// Control streams (latest wins). Only a changed view is sent: applying a
+/// Control streams (latest wins), with the serials of the `--tls-crl` file
+/// (`crl`) among the revoked ones. Only a changed view is sent: applying a
 /// refused command or a lease renewal does not disturb the streams.
 pub async fn publish_views(
     mut states: watch::Receiver<Arc<ControlState>>,
+    mut crl: watch::Receiver<Arc<BTreeSet<String>>>,
     control: watch::Sender<Arc<ControlView>>,
     cancel: tokio_util::sync::CancellationToken,
 ) {
     let mut last: Option<ControlView> = None;
+    let mut crl_open = true;
     loop {
-        let view = view_of(&states.borrow_and_update());
+        let mut view = view_of(&states.borrow_and_update());
+        view.revoked.extend(crl.borrow_and_update().iter().cloned());
         if last.as_ref() != Some(&view) {
             control.send_replace(Arc::new(view.clone()));
             last = Some(view);
@@ -122,6 +126,9 @@ pub async fn publish_views(
         tokio::select! {
             _ = cancel.cancelled() => return,
             changed = states.changed() => if changed.is_err() { return },
+            // Without a CRL file (or once its watcher stopped) only the
+            // state changes the view.
+            changed = crl.changed(), if crl_open => crl_open = changed.is_ok(),
         }
     }
 }

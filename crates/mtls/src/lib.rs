@@ -8,6 +8,7 @@
 //!   IP, in time) handing established streams to tonic;
 //! - [`grpc`]: the tonic server of an mTLS port, with the shared gRPC
 //!   settings and its byte budget;
+//! - [`crl`]: the optional CRL file (`--tls-crl`), reloaded on change;
 //! - [`certs`]: the development CA, agent and node certificates, and the
 //!   identity a certificate proves ([`Identity`]: a cluster or a node).
 //!
@@ -17,8 +18,10 @@
 pub mod accept;
 pub mod certs;
 pub mod config;
+pub mod crl;
 pub mod grpc;
 
 pub use accept::{OnRefused, Refused, incoming};
 pub use certs::{CertError, Identity, identity_and_serial_of, identity_of, serial_of};
 pub use config::{TlsError, https_server_config, server_config};
+pub use crl::{CrlError, Revocations};

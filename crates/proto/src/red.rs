@@ -118,7 +118,8 @@ mod tests {
     }
 
     /// Defect: bins per series had no cap (a series could carry millions
-    /// of bins and every merge walked them all).
+    /// of bins and every merge walked them all). Failed on the old code
+    /// emulated (no `MAX_BINS` check).
     #[test]
     fn bins_are_bounded() {
         let mut a = Aggregate::default();

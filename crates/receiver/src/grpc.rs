@@ -63,6 +63,7 @@ pub fn service<S: Sink>(
         limits.decode,
         limits.max_decompressed_bytes,
         metrics,
+        crate::limits::decoded_budget(&limits),
     )
 }
 

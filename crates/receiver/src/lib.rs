@@ -31,7 +31,7 @@ mod trace_server;
 #[cfg(test)]
 mod tests;
 
-pub use limits::{InflightLimit, Limits, MAX_INFLIGHT_REQUESTS, reading_budget};
+pub use limits::{InflightLimit, Limits, MAX_INFLIGHT_REQUESTS, decoded_budget, reading_budget};
 pub use metrics::ReceiverMetrics;
 pub use outcome::{ReceiveError, Received};
 pub use sink::{Screened, Sink, SinkError};

@@ -20,8 +20,9 @@ use crate::ReceiveError;
 /// memory is bounded by `MAX_INFLIGHT_REQUESTS × (max_decompressed_bytes +
 /// decode.max_decoded_bytes)` per protocol for the requests delivering
 /// (plus string contents, which the body bounds); gRPC messages decoded and
-/// waiting for a slot (at most 2 s) are bounded in number by the server's
-/// 1,024 calls in flight.
+/// waiting for a slot (at most 2 s) hold their estimated decoded size from
+/// [`decoded_budget`] until answered, and are bounded in number by the
+/// server's 1,024 calls in flight.
 pub const MAX_INFLIGHT_REQUESTS: usize = 16;
 
 /// How long a request waits for one of the [`MAX_INFLIGHT_REQUESTS`]
@@ -61,6 +62,17 @@ impl InflightLimit {
 /// 429 + Retry-After (never waited for: the budget holders may be slow).
 pub fn reading_budget(limits: &Limits) -> ByteBudget {
     ByteBudget::new((MAX_INFLIGHT_REQUESTS as u64).saturating_mul(limits.max_request_bytes as u64))
+}
+
+/// The estimated decoded bytes ([`proto::bounds::Scanned::decoded_bytes`])
+/// that gRPC messages decoded and not yet answered hold at once:
+/// `MAX_INFLIGHT_REQUESTS × decode.max_decoded_bytes` (1 GiB by default),
+/// what the delivering requests alone may hold. Beyond it a message is
+/// refused as busy before it is decoded.
+pub fn decoded_budget(limits: &Limits) -> ByteBudget {
+    ByteBudget::new(
+        (MAX_INFLIGHT_REQUESTS as u64).saturating_mul(limits.decode.max_decoded_bytes as u64),
+    )
 }
 
 /// Request size limits. Defaults follow the OTel Collector's order of

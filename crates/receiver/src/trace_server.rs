@@ -10,7 +10,7 @@ use std::{
     convert::Infallible,
     future::Future,
     pin::Pin,
-    sync::Arc,
+    sync::{Arc, Mutex},
     task::{Context, Poll},
 };
 
@@ -20,6 +20,7 @@ use proto::{
     bounds::{self, DecodeLimits, Schema},
     otlp::{ExportTraceServiceRequest, ExportTraceServiceResponse, TraceService},
 };
+use telemetry::budget::{ByteBudget, Reservation};
 use tonic::{
     Request, Response, Status,
     body::Body,
@@ -36,12 +37,20 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = Result<T, Infallible>> + Send + 
 
 /// `TraceService/Export` over `T`, gzip accepted and sent, messages at
 /// most `max_message_bytes` (decompressed) and within `limits`.
+///
+/// Each decoded message holds its estimated decoded size
+/// ([`bounds::Scanned::decoded_bytes`]) from `decoded` until its call is
+/// answered, so messages decoded and waiting for a delivery slot are
+/// bounded in bytes as well as in number; one that does not fit is
+/// refused as busy (RESOURCE_EXHAUSTED with RetryInfo) before prost
+/// builds it.
 #[derive(Debug)]
 pub struct TraceServer<T> {
     inner: Arc<T>,
     limits: DecodeLimits,
     max_message_bytes: usize,
     metrics: ReceiverMetrics,
+    decoded: ByteBudget,
 }
 
 impl<T> Clone for TraceServer<T> {
@@ -51,6 +60,7 @@ impl<T> Clone for TraceServer<T> {
             limits: self.limits,
             max_message_bytes: self.max_message_bytes,
             metrics: self.metrics.clone(),
+            decoded: self.decoded.clone(),
         }
     }
 }
@@ -61,14 +71,28 @@ impl<T> TraceServer<T> {
         limits: DecodeLimits,
         max_message_bytes: usize,
         metrics: ReceiverMetrics,
+        decoded: ByteBudget,
     ) -> Self {
         Self {
             inner: Arc::new(inner),
             limits,
             max_message_bytes,
             metrics,
+            decoded,
         }
     }
+}
+
+/// The decoded-bytes reservation of one call: the decoder puts it here,
+/// the method takes it and holds it until the call is answered.
+type Held = Arc<Mutex<Option<Reservation>>>;
+
+fn hold(held: &Held, reservation: Reservation) {
+    *held.lock().unwrap_or_else(|p| p.into_inner()) = Some(reservation);
+}
+
+fn take(held: &Held) -> Option<Reservation> {
+    held.lock().unwrap_or_else(|p| p.into_inner()).take()
 }
 
 impl<T> NamedService for TraceServer<T> {
@@ -93,10 +117,13 @@ where
         if req.uri().path() != EXPORT {
             return Box::pin(async { Ok(Status::unimplemented("").into_http()) });
         }
-        let method = Export(Arc::clone(&self.inner));
+        let held = Held::default();
+        let method = Export(Arc::clone(&self.inner), Arc::clone(&held));
         let codec = BoundedCodec {
             limits: self.limits,
             metrics: self.metrics.clone(),
+            decoded: self.decoded.clone(),
+            held,
         };
         let max = self.max_message_bytes;
         Box::pin(async move {
@@ -109,7 +136,7 @@ where
     }
 }
 
-struct Export<T>(Arc<T>);
+struct Export<T>(Arc<T>, Held);
 
 impl<T: TraceService> UnaryService<ExportTraceServiceRequest> for Export<T> {
     type Response = ExportTraceServiceResponse;
@@ -118,7 +145,12 @@ impl<T: TraceService> UnaryService<ExportTraceServiceRequest> for Export<T> {
 
     fn call(&mut self, request: Request<ExportTraceServiceRequest>) -> Self::Future {
         let inner = Arc::clone(&self.0);
-        Box::pin(async move { inner.export(request).await })
+        let reservation = take(&self.1);
+        Box::pin(async move {
+            let answer = inner.export(request).await;
+            drop(reservation);
+            answer
+        })
     }
 }
 
@@ -127,6 +159,8 @@ impl<T: TraceService> UnaryService<ExportTraceServiceRequest> for Export<T> {
 struct BoundedCodec {
     limits: DecodeLimits,
     metrics: ReceiverMetrics,
+    decoded: ByteBudget,
+    held: Held,
 }
 
 impl Codec for BoundedCodec {
@@ -143,28 +177,42 @@ impl Codec for BoundedCodec {
         BoundedDecoder {
             limits: self.limits,
             metrics: self.metrics.clone(),
+            decoded: self.decoded.clone(),
+            held: Arc::clone(&self.held),
         }
     }
 }
 
-/// Scans the message ([`bounds::check_protobuf`]), then decodes it.
-/// Refusals: RESOURCE_EXHAUSTED (a cap; no `RetryInfo`, so clients do not
-/// retry it) or INVALID_ARGUMENT (malformed), counted as rejected.
+/// Scans the message ([`bounds::check_protobuf`]), reserves its decoded
+/// size, then decodes it. Refusals: RESOURCE_EXHAUSTED (a cap; no
+/// `RetryInfo`, so clients do not retry it), RESOURCE_EXHAUSTED with
+/// `RetryInfo` (the decoded budget is full now) or INVALID_ARGUMENT
+/// (malformed), counted as rejected.
 #[derive(Debug)]
 pub struct BoundedDecoder {
     limits: DecodeLimits,
     metrics: ReceiverMetrics,
+    decoded: ByteBudget,
+    held: Held,
 }
 
 impl BoundedDecoder {
     fn decode_slice(&self, bytes: &[u8]) -> Result<ExportTraceServiceRequest, ReceiveError> {
-        bounds::check_protobuf(bytes, &Schema::EXPORT_TRACE, &self.limits).map_err(|e| {
-            if e.is_malformed() {
-                ReceiveError::BadRequest(e.to_string())
-            } else {
-                ReceiveError::TooLarge(e.to_string())
-            }
-        })?;
+        let scanned =
+            bounds::check_protobuf(bytes, &Schema::EXPORT_TRACE, &self.limits).map_err(|e| {
+                if e.is_malformed() {
+                    ReceiveError::BadRequest(e.to_string())
+                } else {
+                    ReceiveError::TooLarge(e.to_string())
+                }
+            })?;
+        let Some(reservation) = self.decoded.try_reserve(scanned.decoded_bytes as u64) else {
+            return Err(ReceiveError::Busy(format!(
+                "requests decoded and not yet answered hold the receiver's {} MiB decoded budget; retry later",
+                self.decoded.capacity() >> 20
+            )));
+        };
+        hold(&self.held, reservation);
         ExportTraceServiceRequest::decode(bytes)
             .map_err(|e| ReceiveError::BadRequest(format!("invalid OTLP protobuf: {e}")))
     }

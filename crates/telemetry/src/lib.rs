@@ -7,6 +7,7 @@ mod blocking;
 pub mod budget;
 pub mod clock;
 pub mod config;
+pub mod exposition;
 pub mod metrics;
 pub mod serve;
 mod shutdown;

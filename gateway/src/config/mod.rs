@@ -74,6 +74,12 @@ pub struct Settings {
     #[command(flatten)]
     #[serde(flatten)]
     pub tls: TlsFlags,
+    /// A certificate revocation list from the CA (PEM or DER): agents and
+    /// nodes whose certificates it revokes are refused on every call, open
+    /// connections included; re-read within 2 s of a change
+    /// [default: none].
+    #[arg(long, env = "MERIDIAN_TLS_CRL", value_name = "FILE")]
+    pub tls_crl: Option<PathBuf>,
     /// Uncompressed bytes of federation batches processed at once; beyond,
     /// agents get RESOURCE_EXHAUSTED with a retry hint [default: 268435456].
     #[arg(long, env = "MERIDIAN_MAX_INFLIGHT_BYTES", value_name = "BYTES")]
@@ -200,6 +206,8 @@ pub struct GatewayConfig {
     pub otlp_trust_cluster_attribute: bool,
     pub registration: ingest::Registration,
     pub tls: TlsSource,
+    /// `--tls-crl`.
+    pub tls_crl: Option<PathBuf>,
     pub max_inflight_bytes: u64,
     pub limits: Limits,
     pub log_format: LogFormat,
@@ -338,7 +346,7 @@ impl Settings {
             default_cluster, otlp_trust_cluster_attribute, require_registered_clusters,
             max_inflight_bytes, index_tags, retention_hours, retention_interval,
             skew_reference, alert_webhooks, ui_url, node_id, raft, peers, join, raft_advertise,
-            advertise_host, admin_token, tail_decision_window_ms, auth);
+            advertise_host, admin_token, tail_decision_window_ms, auth, tls_crl);
         self
     }
 
@@ -497,6 +505,7 @@ impl Settings {
                 ingest::Registration::OnceAnyIsRegistered
             },
             tls,
+            tls_crl: self.tls_crl,
             max_inflight_bytes,
             limits,
             log_format: self.log.validate()?,

@@ -77,6 +77,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         otlp_trust_cluster_attribute: false,
         registration: ingest::Registration::default(),
         tls: TlsSource::DevCa(tls_dir.clone()),
+        tls_crl: None,
         max_inflight_bytes: 256 << 20,
         limits: Limits::default(),
         log_format: LogFormat::Text,

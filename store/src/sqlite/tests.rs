@@ -27,6 +27,9 @@ async fn until(mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Defect 1 (SQLite). Failed on the old code emulated (one pool of 4 for
+/// reads and writes, no read deadline): the write timed out waiting for a
+/// connection ("pool timed out while waiting for an open connection").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_complete_while_every_read_connection_is_busy() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -69,6 +72,8 @@ async fn writes_complete_while_every_read_connection_is_busy() {
     );
 }
 
+/// Defect 1 (SQLite). Failed on the old code emulated (no read deadline):
+/// the endless read ran until the 120 s watchdog.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_past_its_deadline_is_interrupted() {
     let dir = tempfile::tempdir().expect("tempdir");

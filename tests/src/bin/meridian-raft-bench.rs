@@ -64,7 +64,7 @@ async fn start_node(
     let sd = Shutdown::new();
     let server_tls = mtls::server_config(&ca, &cert, &key)?;
     let incoming = mtls::incoming(listener, server_tls, &sd, std::sync::Arc::new(|_| {}));
-    let service = RaftService::new(Arc::clone(&plane));
+    let service = RaftService::new(Arc::clone(&plane), mtls::Revocations::none());
     let token = sd.token().clone();
     sd.spawn(async move {
         let _ = tonic::transport::Server::builder()

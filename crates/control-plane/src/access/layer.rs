@@ -15,7 +15,7 @@ use axum::{
 use telemetry::clock::SharedClock;
 
 use super::{AccessError, AccessPolicy, Principal, PrincipalKind, resolve};
-use crate::ports::ControlReader;
+use crate::{audit::AuditLog, ports::ControlReader};
 
 /// What the access layer needs: the policy, this node's applied state and
 /// the wall clock expiry is judged by. Cheap to clone.
@@ -24,6 +24,7 @@ pub struct Access {
     policy: Arc<AccessPolicy>,
     reader: Arc<dyn ControlReader>,
     clock: SharedClock,
+    audit: Option<AuditLog>,
 }
 
 impl Access {
@@ -32,7 +33,14 @@ impl Access {
             policy: Arc::new(policy),
             reader,
             clock,
+            audit: None,
         }
+    }
+
+    /// Records refused credentials in `audit` ([`crate::audit`]).
+    pub fn with_audit(mut self, audit: AuditLog) -> Self {
+        self.audit = Some(audit);
+        self
     }
 
     /// The caller of a request with these headers from `peer`, now.
@@ -71,6 +79,14 @@ async fn identify(State(access): State<Access>, mut req: Request, next: Next) ->
         }
         Err(refusal) => {
             // The path and the reason only: never the header.
+            if let Some(audit) = &access.audit {
+                audit.refused_credential(
+                    req.method(),
+                    req.uri().path(),
+                    refusal.reason(),
+                    refusal.status().as_u16(),
+                );
+            }
             tracing::debug!(
                 target: "meridian::access",
                 reason = refusal.reason(),

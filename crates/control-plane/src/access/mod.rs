@@ -62,12 +62,12 @@ pub enum PrincipalKind {
 }
 
 impl PrincipalKind {
-    /// A stable lowercase label (`anonymous`, `bootstrap`, `token`,
-    /// `proxy`) for APIs and logs.
+    /// A stable lowercase label (`anonymous`, `admin-token`, `token`,
+    /// `proxy`) for APIs, logs and the audit trail.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Anonymous => "anonymous",
-            Self::Bootstrap => "bootstrap",
+            Self::Bootstrap => "admin-token",
             Self::Token => "token",
             Self::Proxy => "proxy",
         }

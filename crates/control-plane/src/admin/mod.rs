@@ -23,6 +23,7 @@
 //! | DELETE | `tokens/{name}` | revoke (refused from the moment a node applies it) |
 //! | GET | `groups` | `--auth proxy` group mappings: `{"GROUP":{"role","clusters"}}` |
 //! | PUT / DELETE | `groups/{group}` | `{"role":"read"\|"admin","clusters":[…]\|["*"]}` |
+//! | GET | `audit[?limit=N]` | this node's last admin writes, newest first ([`crate::audit`]) |
 //!
 //! Reads are linearizable unless `?consistency=local`. Writes go through
 //! the leader and answer `{"result":"done"}` or `{"result":"unchanged"}`;
@@ -67,6 +68,10 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 /// reached without the layer refuses, fail closed).
 pub fn router(plane: Arc<ControlPlane>) -> Router {
     const P: &str = "/api/v1/admin";
+    let audit = plane.audit().clone();
+    let trail = Router::new()
+        .route(&format!("{P}/audit"), get(crate::audit::list))
+        .with_state(audit.clone());
     let api = Router::new()
         .route(&format!("{P}/raft"), get(members::raft))
         .route(
@@ -119,10 +124,13 @@ pub fn router(plane: Arc<ControlPlane>) -> Router {
         // A route, not a fallback: the router is merged into another.
         .route(&format!("{P}/{{*rest}}"), any(unknown_path))
         .with_state(plane)
+        .merge(trail)
         .route_layer(middleware::map_response(json_method_not_allowed))
         .route_layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
-    // The principal is checked before the body is read.
+    // The principal is checked before the body is read; every write is
+    // recorded once answered, the guard's refusals included.
     api.route_layer(middleware::from_fn(crate::access::require_admin))
+        .route_layer(middleware::from_fn_with_state(audit, crate::audit::record))
 }
 
 async fn unknown_path() -> ApiError {

@@ -253,7 +253,8 @@ mod tests {
     }
 
     /// Defect: the dedup map was keyed by agent id alone, so cluster A,
-    /// sending under B's agent id, silenced B's counters.
+    /// sending under B's agent id, silenced B's counters. Failed on the old
+    /// code emulated (one map for every cluster): "another cluster's agent".
     #[tokio::test]
     async fn agents_are_keyed_by_cluster() {
         let m = service().await;

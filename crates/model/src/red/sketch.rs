@@ -120,7 +120,8 @@ mod tests {
     use super::*;
 
     /// Defect: counts from an agent are summed here; `+=` overflowed (a
-    /// panic in a debug build, a wrapped rank in release).
+    /// panic in a debug build, a wrapped rank in release). Failed on the old
+    /// code emulated (`+=` again): "attempt to add with overflow".
     #[test]
     fn huge_counts_saturate() {
         let mut s = Sketch::default();

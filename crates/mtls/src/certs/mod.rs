@@ -37,6 +37,8 @@ pub enum CertError {
     },
     #[error("invalid name {0:?}: use a cluster/node name (a-z, 0-9, '-', '.', '_')")]
     Name(String),
+    #[error("not a certificate serial (hex): {0}")]
+    Serial(String),
     #[error("{path} exists; refusing to overwrite a CA (remove it first)")]
     Exists { path: String },
 }
@@ -189,6 +191,55 @@ pub fn issue(ca_dir: &Path, subject: &Subject, out: &Path) -> Result<CertPaths, 
     write(&paths.key, &key.serialize_pem(), true)?;
     write(&paths.cert, &cert.pem(), false)?;
     Ok(paths)
+}
+
+/// Writes to `out` a CRL (PEM) signed by the CA in `ca_dir` that revokes
+/// `serials` (hex, the form `serial_of` gives; `:` separators allowed),
+/// valid for `valid_for` (at most ten years): what `--tls-crl` reads, for
+/// the development CA.
+pub fn revocation_list(
+    ca_dir: &Path,
+    serials: &[String],
+    valid_for: std::time::Duration,
+    out: &Path,
+) -> Result<(), CertError> {
+    let valid_for = Duration::seconds(
+        i64::try_from(valid_for.as_secs().min(10 * 366 * 86_400)).unwrap_or(86_400),
+    );
+    let ca = ca_paths(ca_dir);
+    let ca_key = KeyPair::from_pem(&read(&ca.key)?)?;
+    let issuer = Issuer::from_ca_cert_pem(&read(&ca.cert)?, ca_key)?;
+    let now = OffsetDateTime::now_utc();
+    let mut revoked_certs = Vec::with_capacity(serials.len());
+    for serial in serials {
+        let hex: String = serial.chars().filter(|c| *c != ':').collect();
+        let padded = if hex.len() % 2 == 1 {
+            format!("0{hex}")
+        } else {
+            hex
+        };
+        let bytes = (0..padded.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(padded.get(i..i + 2).unwrap_or("zz"), 16))
+            .collect::<Result<Vec<u8>, _>>()
+            .map_err(|_| CertError::Serial(serial.clone()))?;
+        revoked_certs.push(rcgen::RevokedCertParams {
+            serial_number: rcgen::SerialNumber::from_slice(&bytes),
+            revocation_time: now,
+            reason_code: None,
+            invalidity_date: None,
+        });
+    }
+    let params = rcgen::CertificateRevocationListParams {
+        this_update: now - Duration::minutes(1),
+        next_update: now + valid_for,
+        crl_number: rcgen::SerialNumber::from(now.unix_timestamp().unsigned_abs()),
+        issuing_distribution_point: None,
+        revoked_certs,
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    };
+    let crl = params.signed_by(&issuer)?;
+    write(out, &crl.pem()?, false)
 }
 
 #[cfg(test)]

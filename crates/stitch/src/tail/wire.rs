@@ -277,7 +277,8 @@ mod tests {
 
     /// Defect: one batch with a 32 MiB policy name and 4,096 digests used
     /// to copy the name into every digest (about 128 GiB). Names are now
-    /// capped before anything is built, and digests share them.
+    /// capped before anything is built, and digests share them. Failed on
+    /// the old code emulated (neither cap checked).
     #[test]
     fn policy_tables_are_bounded_and_shared() {
         let keep = |n| d(vec![1; 16], WireVerdict::Keep, n);

@@ -150,11 +150,13 @@ impl Transport for GrpcTransport {
 #[derive(Debug, Clone)]
 pub struct RaftService {
     plane: Arc<ControlPlane>,
+    /// Serials a `--tls-crl` file revokes, beside the replicated deny list.
+    crl: mtls::Revocations,
 }
 
 impl RaftService {
-    pub fn new(plane: Arc<ControlPlane>) -> raft_server::RaftServer<Self> {
-        raft_server::RaftServer::new(Self { plane })
+    pub fn new(plane: Arc<ControlPlane>, crl: mtls::Revocations) -> raft_server::RaftServer<Self> {
+        raft_server::RaftServer::new(Self { plane, crl })
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
@@ -172,7 +174,7 @@ impl RaftService {
         // connections included, once this node applied the revocation.
         let (identity, serial) =
             identity_and_serial_of(&leaf).map_err(|e| Status::unauthenticated(e.to_string()))?;
-        if self.plane.state().revoked_serials.contains(&serial) {
+        if self.plane.state().revoked_serials.contains(&serial) || self.crl.revokes(&serial) {
             tracing::warn!(
                 serial,
                 "refused a revoked node certificate on the Raft port"

@@ -128,6 +128,8 @@ pub struct ControlPlane {
     config: PlaneConfig,
     /// Handlers of non-Raft messages from peers ([`crate::peer`]).
     peers: PeerHandlers,
+    /// The admin writes and refused credentials this node answered.
+    audit: crate::audit::AuditLog,
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -189,11 +191,17 @@ impl ControlPlane {
             held: Mutex::new(BTreeMap::new()),
             config,
             peers: PeerHandlers::default(),
+            audit: crate::audit::AuditLog::new(id),
         }))
     }
 
     pub fn id(&self) -> NodeId {
         self.id
+    }
+
+    /// This node's audit trail ([`crate::audit`]).
+    pub fn audit(&self) -> &crate::audit::AuditLog {
+        &self.audit
     }
 
     pub fn raft(&self) -> &Raft {

@@ -105,7 +105,8 @@ fn digests(cluster: &Arc<str>, from: u8, n: u8) -> Vec<Held> {
 /// Defect: one cluster could fill the whole pending table, and every other
 /// cluster's new traces were then not relayed. Each cluster with a stream
 /// now holds at most its share; the excess is refused with
-/// RESOURCE_EXHAUSTED and a RetryInfo.
+/// RESOURCE_EXHAUSTED and a RetryInfo. Failed on the old code emulated
+/// (only the table's total checked).
 #[tokio::test]
 async fn one_cluster_cannot_take_the_others_share() {
     let bus = Bus::new();
