@@ -199,6 +199,7 @@ class Values(unittest.TestCase):
         self.assertIn("agent.kind", fails_with("agent.kind=Deployment", preset="dev"))
         self.assertIn("createCA", fails_with("tls.certManager.createCA=false", preset="dev"))
         self.assertIn("ingress.host is required", fails_with("gateway.federation.ingress.enabled=true", preset="prod"))
+        self.assertIn("gateway.authProxy.trusted is required", fails_with("gateway.auth=proxy", preset="prod"))
 
     def test_cli_reports_failures(self):
         r = subprocess.run(
@@ -270,6 +271,35 @@ class Workloads(unittest.TestCase):
         for name, documents in k8s_files().items():
             with self.subTest(manifest=name):
                 self.assertEqual([d for d in find(documents, "Secret") if d["metadata"]["name"].endswith("-admin")], [])
+
+    def test_https_and_proxy_auth_are_opt_in(self):
+        def gateway(documents):
+            sts = one(documents, "StatefulSet", "meridian-gateway")
+            return sts["spec"]["template"]["spec"], sts["spec"]["template"]["spec"]["containers"][0]
+        spec, c = gateway(RENDERS["preset prod"])
+        self.assertIsNone(arg(c, "--http-tls-cert"))
+        self.assertIsNone(arg(c, "--auth-proxy-trusted"))
+        self.assertNotIn("scheme", c["readinessProbe"]["httpGet"])
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+            yaml.safe_dump({"gateway": {
+                "auth": "proxy",
+                "authProxy": {"trusted": ["10.0.0.0/8", "192.168.7.1"]},
+                "httpTls": {"existingSecret": "meridian-http-tls"},
+            }}, f)
+            f.flush()
+            files = [render.CHART / render.PRESETS["prod"], Path(f.name)]
+            spec, c = gateway(docs(render.render(render.load_values(files))))
+        self.assertEqual(arg(c, "--auth"), "proxy")
+        self.assertEqual(arg(c, "--auth-proxy-trusted"), "10.0.0.0/8,192.168.7.1")
+        self.assertEqual(arg(c, "--auth-proxy-header"), "X-Forwarded-User")
+        self.assertEqual(arg(c, "--http-tls-cert"), "/etc/meridian/http-tls/tls.crt")
+        self.assertEqual(arg(c, "--http-tls-key"), "/etc/meridian/http-tls/tls.key")
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            self.assertEqual(c[probe]["httpGet"]["scheme"], "HTTPS", probe)
+        mount = [m for m in c["volumeMounts"] if m["name"] == "http-tls"]
+        self.assertEqual(mount[0]["mountPath"], "/etc/meridian/http-tls")
+        volume = [v for v in spec["volumes"] if v["name"] == "http-tls"]
+        self.assertEqual(volume[0]["secret"]["secretName"], "meridian-http-tls")
 
     def test_gateway_cluster_shape(self):
         documents = RENDERS["preset prod"]

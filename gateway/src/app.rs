@@ -113,6 +113,11 @@ impl Gateway {
     pub async fn start(cfg: GatewayConfig) -> Result<Self, GatewayError> {
         let tls_paths = resolve_tls(&cfg.tls)?;
         let server_tls = mtls::server_config(&tls_paths.ca, &tls_paths.cert, &tls_paths.key)?;
+        // HTTPS on --http: the files are read before any port is bound.
+        let http_tls = match &cfg.http_tls {
+            Some(files) => Some(mtls::https_server_config(&files.cert, &files.key)?),
+            None => None,
+        };
         // Postgres shards follow the cluster's replicated shard map.
         let sharded = if cfg.stores.iter().all(|u| u.starts_with("postgres")) {
             Some(store::open_sharded(&cfg.stores, &cfg.store_options).await?)
@@ -295,22 +300,29 @@ impl Gateway {
             otlp_http_l,
             receiver::http::otlp_router(sink, cfg.limits, receiver_metrics),
         );
-        telemetry::serve::http(
-            &root,
-            "http",
-            http_l,
-            crate::http::router(crate::http::HttpParts {
-                store: Arc::clone(&store),
-                registry,
-                plane: Arc::clone(&plane),
-                access: cfg.auth.policy(cfg.cluster.admin_token.as_deref()),
-                clock: Arc::clone(plane.clock()),
-                limits: query::QueryLimits::from_retention(&cfg.store_options.retention),
-                agents: agents.clone(),
-                red: cfg.red.clone(),
-                alerts_ui_url: cfg.alerts.ui_url.clone(),
-            }),
-        );
+        let http_router = crate::http::router(crate::http::HttpParts {
+            store: Arc::clone(&store),
+            registry,
+            plane: Arc::clone(&plane),
+            access: cfg.auth.policy(cfg.cluster.admin_token.as_deref()),
+            clock: Arc::clone(plane.clock()),
+            limits: query::QueryLimits::from_retention(&cfg.store_options.retention),
+            agents: agents.clone(),
+            red: cfg.red.clone(),
+            alerts_ui_url: cfg.alerts.ui_url.clone(),
+        });
+        match &http_tls {
+            Some(config) => telemetry::serve::https(
+                &root,
+                "http",
+                http_l,
+                http_router,
+                Arc::clone(config),
+                telemetry::serve::Deadlines::default(),
+                telemetry::serve::HANDSHAKE_TIMEOUT,
+            ),
+            None => telemetry::serve::http(&root, "http", http_l, http_router),
+        }
 
         let scope = {
             let plane = Arc::clone(&plane);
@@ -330,6 +342,7 @@ impl Gateway {
 
         tracing::info!(
             http = %http_addr,
+            http_scheme = if http_tls.is_some() { "https" } else { "http" },
             federation = %federation_addr,
             otlp_grpc = %otlp_grpc_addr,
             otlp_http = %otlp_http_addr,

@@ -720,7 +720,7 @@ async fn the_cli_puts_and_gets_a_policy_and_explains_refusals() {
     // Usage errors: exit 2.
     for args in [
         with(&["retention", "set", "forever"]),
-        vec!["--url".into(), "https://127.0.0.1:1".into(), "raft".into()],
+        vec!["--url".into(), "ftp://127.0.0.1:1".into(), "raft".into()],
         with(&["policies", "frobnicate"]),
     ] {
         let out = cli(args.clone()).await;
@@ -731,18 +731,15 @@ async fn the_cli_puts_and_gets_a_policy_and_explains_refusals() {
             text(&out.stderr)
         );
     }
-    // Nobody listening: exit 1, naming the address.
-    let nobody = cli(vec![
-        "--url".into(),
-        "http://127.0.0.1:9".into(),
-        "raft".into(),
-    ])
-    .await;
-    assert_eq!(nobody.status.code(), Some(1));
-    assert!(
-        text(&nobody.stderr).contains("cannot reach"),
-        "{}",
-        text(&nobody.stderr)
-    );
+    // Nobody listening: exit 1, naming the address (https too).
+    for url in ["http://127.0.0.1:9", "https://127.0.0.1:9"] {
+        let nobody = cli(vec!["--url".into(), url.into(), "raft".into()]).await;
+        assert_eq!(nobody.status.code(), Some(1), "{url}");
+        assert!(
+            text(&nobody.stderr).contains("cannot reach"),
+            "{url}: {}",
+            text(&nobody.stderr)
+        );
+    }
     c.stop().await;
 }

@@ -101,6 +101,7 @@ impl Sandbox {
             red: Default::default(),
             alerts: Default::default(),
             auth: Default::default(),
+            http_tls: None,
         })
     }
 

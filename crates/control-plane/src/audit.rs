@@ -175,11 +175,7 @@ impl AuditLog {
 }
 
 fn kind_label(kind: PrincipalKind) -> &'static str {
-    match kind {
-        PrincipalKind::Anonymous => "anonymous",
-        PrincipalKind::Bootstrap => "admin-token",
-        PrincipalKind::Token => "token",
-    }
+    kind.as_str()
 }
 
 fn is_write(method: &Method) -> bool {

@@ -2,7 +2,7 @@
 //!
 //! - [`state`]: what is replicated (members, the shard map with epochs,
 //!   shard leases, registered clusters, sampling policies, alert rules and
-//!   their status, retention, API tokens by digest), the [`Command`]s that change it, and
+//!   their status, retention, API tokens by digest, `--auth proxy` group mappings), the [`Command`]s that change it, and
 //!   [`ControlState::apply`], the one transition function;
 //! - [`alert`]: the alert rule grammar and the per-rule status machine.
 //!
@@ -19,6 +19,8 @@ pub mod state;
 
 pub use state::{
     AlertRule, Applied, Command, ControlState, Lease, MAX_NOTIFICATIONS, MAX_REVOKED_SERIALS,
-    Member, NodeId, Notification, RegisteredCluster, Shard, normalize_serial,
+    Member, NodeId, Notification, RegisteredCluster, Shard,
+    groups::GroupMapping,
+    normalize_serial,
     tokens::{ApiToken, Role},
 };

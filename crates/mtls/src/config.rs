@@ -1,6 +1,7 @@
 //! rustls configs for Meridian's mTLS ports: a server config that requires
-//! a client certificate signed by the Meridian CA (HTTP/2 only), read from
-//! PEM files.
+//! a client certificate signed by the Meridian CA (HTTP/2 only), and the
+//! HTTPS config of the `--http` port (no client certificate, HTTP/1.1),
+//! read from PEM files.
 
 use std::{io, path::Path, sync::Arc};
 
@@ -61,5 +62,21 @@ pub fn server_config(ca: &Path, cert: &Path, key: &Path) -> Result<Arc<ServerCon
         .with_client_cert_verifier(verifier)
         .with_single_cert(certs(cert)?, key)?;
     cfg.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// A server config for the `--http` port over HTTPS: `cert` (the chain,
+/// leaf first) and `key` from PEM files, no client certificate asked for
+/// (callers prove who they are with a token or through a trusted proxy).
+pub fn https_server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+    let key_pem = read(key)?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsError::Pem {
+        path: key.display().to_string(),
+        what: "private key",
+    })?;
+    let mut cfg = ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs(cert)?, key)?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
 }

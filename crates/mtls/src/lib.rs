@@ -2,7 +2,8 @@
 //! gateways).
 //!
 //! - [`config`]: rustls server configs from PEM files, requiring a client
-//!   certificate signed by the Meridian CA;
+//!   certificate signed by the Meridian CA, and the `--http` port's
+//!   HTTPS config (server certificate only);
 //! - [`accept`]: the bounded accept loop (handshakes in total, per source
 //!   IP, in time) handing established streams to tonic;
 //! - [`grpc`]: the tonic server of an mTLS port, with the shared gRPC
@@ -22,5 +23,5 @@ pub mod grpc;
 
 pub use accept::{OnRefused, Refused, incoming};
 pub use certs::{CertError, Identity, identity_and_serial_of, identity_of, serial_of};
-pub use config::{TlsError, server_config};
+pub use config::{TlsError, https_server_config, server_config};
 pub use crl::{CrlError, Revocations};

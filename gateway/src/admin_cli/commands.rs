@@ -38,6 +38,34 @@ pub enum AdminCommand {
     /// API tokens for the --http port (`Authorization: Bearer TOKEN`).
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// SSO group → role and clusters, for `--auth proxy`.
+    #[command(subcommand)]
+    Groups(GroupsCommand),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum GroupsCommand {
+    /// Every group mapping: role and clusters.
+    List,
+    /// Map a group (as the proxy sends it) to a role and clusters,
+    /// replacing its mapping if it has one.
+    Set {
+        #[arg(value_name = "GROUP")]
+        group: String,
+        /// `read` (the clusters' data) or `admin` (also the admin API, when
+        /// --clusters is *).
+        #[arg(long, value_name = "read|admin")]
+        role: Role,
+        /// The clusters its members may read, comma separated, or * for
+        /// every cluster.
+        #[arg(long, value_name = "A,B|*", value_delimiter = ',', required = true)]
+        clusters: Vec<String>,
+    },
+    /// Remove a group's mapping (absent: `unchanged`).
+    Delete {
+        #[arg(value_name = "GROUP")]
+        group: String,
+    },
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -329,6 +357,17 @@ pub fn plan(command: &AdminCommand) -> Result<ApiCall, CliError> {
             ApiCall::new(Method::POST, &["tokens"], Some(body))
         }
         C::Tokens(TokensCommand::Revoke { name }) => ApiCall::delete(&["tokens", name]),
+        C::Groups(GroupsCommand::List) => ApiCall::get(&["groups"]),
+        C::Groups(GroupsCommand::Set {
+            group,
+            role,
+            clusters,
+        }) => {
+            let clusters: Vec<&str> = clusters.iter().map(|c| c.trim()).collect();
+            let body = json!({ "role": role, "clusters": clusters });
+            ApiCall::new(Method::PUT, &["groups", group], Some(body))
+        }
+        C::Groups(GroupsCommand::Delete { group }) => ApiCall::delete(&["groups", group]),
     })
 }
 

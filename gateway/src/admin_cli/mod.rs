@@ -4,10 +4,12 @@
 //! [`plan`]); the JSON answer is printed pretty on stdout, an error on
 //! stderr. Exit codes: 0 done, 1 the request failed (refused, unreachable,
 //! unauthorized), 2 usage (bad flags, URL, retention spec). The client
-//! speaks plain `http://` only: this build's HTTP client has no TLS, so
-//! reach the admin port over a trusted network or a port-forward.
+//! speaks `http://` (reqwest) and `https://` ([`https`], rustls): an
+//! `https://` gateway's certificate is checked against the system's CA
+//! bundle and, with `--ca FILE`, that private CA's certificates. There is
+//! no switch to skip the check.
 
-use std::{process::ExitCode, time::Duration};
+use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::Args;
 use reqwest::{Method, Url};
@@ -16,16 +18,19 @@ use serde_json::Value;
 use control_plane::admin::ErrorBody;
 
 mod commands;
+pub mod https;
 
 pub use commands::{
-    AdminCommand, AlertRulesCommand, ApiCall, CertsCommand, ClustersCommand, MembersCommand,
-    PoliciesCommand, RetentionCommand, ShardsCommand, TokensCommand, parse_ttl, plan, read_policy,
+    AdminCommand, AlertRulesCommand, ApiCall, CertsCommand, ClustersCommand, GroupsCommand,
+    MembersCommand, PoliciesCommand, RetentionCommand, ShardsCommand, TokensCommand, parse_ttl,
+    plan, read_policy,
 };
 
 /// Talks to a gateway's admin API.
 #[derive(Debug, Args)]
 pub struct AdminArgs {
-    /// The gateway's HTTP port (http:// only: this client has no TLS).
+    /// The gateway's HTTP port: http://HOST:PORT, or https://HOST:PORT
+    /// for a gateway with --http-tls-cert.
     #[arg(
         long,
         env = "MERIDIAN_ADMIN_URL",
@@ -43,6 +48,10 @@ pub struct AdminArgs {
         global = true
     )]
     pub token: Option<String>,
+    /// Trust this CA (PEM, one or more certificates) for an https:// --url,
+    /// besides the system's roots: the CA that signed --http-tls-cert.
+    #[arg(long, env = "MERIDIAN_ADMIN_CA", value_name = "FILE", global = true)]
+    pub ca: Option<PathBuf>,
     /// Read the node's applied state without asking the leader (may lag;
     /// works without a quorum). Reads only.
     #[arg(long, global = true)]
@@ -60,8 +69,12 @@ pub enum CliError {
     /// A file to send could not be read or parsed (exit 1).
     #[error("{0}")]
     Input(String),
-    #[error("cannot reach {url}: {reason}")]
-    Unreachable { url: String, reason: String },
+    #[error("cannot reach {url}: {reason}{hint}")]
+    Unreachable {
+        url: String,
+        reason: String,
+        hint: &'static str,
+    },
     /// The gateway answered with an error.
     #[error("{status}: {message}{hint}")]
     Api {
@@ -86,16 +99,10 @@ pub fn url_of(base: &str, call: &ApiCall, local: bool) -> Result<Url, CliError> 
         CliError::Usage(format!("--url {base:?}: {e}; e.g. http://127.0.0.1:16686"))
     })?;
     match url.scheme() {
-        "http" => {}
-        "https" => {
-            return Err(CliError::Usage(format!(
-                "--url {base:?}: https is not supported by this client (no TLS in this build); \
-                 use http:// over a trusted network or a port-forward"
-            )));
-        }
+        "http" | "https" => {}
         other => {
             return Err(CliError::Usage(format!(
-                "--url {base:?}: unsupported scheme {other:?}; use http://HOST:PORT"
+                "--url {base:?}: unsupported scheme {other:?}; use http://HOST:PORT or https://HOST:PORT"
             )));
         }
     }
@@ -125,6 +132,19 @@ fn hint(status: reqwest::StatusCode) -> &'static str {
     }
 }
 
+/// A hint for a connection that failed with `reason`.
+pub(crate) fn unreachable_hint(reason: &str) -> &'static str {
+    if reason.contains("certificate") || reason.contains("UnknownIssuer") {
+        " (the gateway's TLS certificate is not trusted: give --ca FILE, the CA that signed its --http-tls-cert)"
+    } else if reason.contains("InvalidContentType") || reason.contains("corrupt message") {
+        " (is the gateway serving plain HTTP? use http://)"
+    } else if reason.contains("invalid HTTP version parsed") {
+        " (is the gateway serving HTTPS? use https://)"
+    } else {
+        ""
+    }
+}
+
 /// The message of an error answer: its `{"error"}`, else its text.
 pub fn error_message(status: reqwest::StatusCode, body: &[u8]) -> String {
     if let Ok(e) = serde_json::from_slice::<ErrorBody>(body) {
@@ -145,6 +165,36 @@ pub fn error_message(status: reqwest::StatusCode, body: &[u8]) -> String {
 pub async fn execute(args: &AdminArgs) -> Result<Value, CliError> {
     let call = plan(&args.command)?;
     let url = url_of(&args.url, &call, args.local)?;
+    let (status, body) = if url.scheme() == "https" {
+        https::HttpsClient::new(args.ca.as_deref())?
+            .send(
+                call.method.clone(),
+                &url,
+                args.token.as_deref(),
+                call.body.as_ref(),
+                call.timeout,
+            )
+            .await?
+    } else {
+        plain(args, &call, &url).await?
+    };
+    if !status.is_success() {
+        return Err(CliError::Api {
+            status,
+            message: error_message(status, &body),
+            hint: hint(status),
+        });
+    }
+    Ok(serde_json::from_slice(&body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned())))
+}
+
+/// One request over plain HTTP (reqwest).
+async fn plain(
+    args: &AdminArgs,
+    call: &ApiCall,
+    url: &Url,
+) -> Result<(reqwest::StatusCode, bytes::Bytes), CliError> {
     let client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .timeout(call.timeout)
@@ -157,22 +207,18 @@ pub async fn execute(args: &AdminArgs) -> Result<Value, CliError> {
     if let Some(body) = &call.body {
         req = req.json(body);
     }
-    let unreachable = |e: reqwest::Error| CliError::Unreachable {
-        url: url.to_string(),
-        reason: error_chain(&e),
+    let unreachable = |e: reqwest::Error| {
+        let reason = error_chain(&e);
+        CliError::Unreachable {
+            url: url.to_string(),
+            hint: unreachable_hint(&reason),
+            reason,
+        }
     };
     let resp = req.send().await.map_err(unreachable)?;
     let status = resp.status();
     let body = resp.bytes().await.map_err(unreachable)?;
-    if !status.is_success() {
-        return Err(CliError::Api {
-            status,
-            message: error_message(status, &body),
-            hint: hint(status),
-        });
-    }
-    Ok(serde_json::from_slice(&body)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned())))
+    Ok((status, body))
 }
 
 /// The causes of a reqwest error on one line (its own message only
@@ -241,7 +287,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_encode_names_and_refuse_https() {
+    fn urls_encode_names_and_take_http_or_https() {
         let call = ApiCall::get(&["alert-rules", "a b/c"]);
         let url = url_of("http://gw:16686", &call, false).expect("url");
         assert_eq!(
@@ -257,7 +303,9 @@ mod tests {
         // --local changes reads only.
         let url = url_of("http://gw", &ApiCall::delete(&["policies", "eu"]), true).expect("url");
         assert_eq!(url.query(), None);
-        for bad in ["https://gw:16686", "gw:16686", "ftp://gw", "not a url"] {
+        let tls = url_of("https://gw:16686", &call, false).expect("https");
+        assert_eq!(tls.scheme(), "https");
+        for bad in ["gw:16686", "ftp://gw", "not a url"] {
             assert!(
                 matches!(url_of(bad, &call, false), Err(CliError::Usage(_))),
                 "{bad}"
@@ -272,5 +320,11 @@ mod tests {
         assert_eq!(error_message(s, b""), "Unauthorized");
         assert!(error_message(reqwest::StatusCode::NOT_FOUND, b"").contains("--url"));
         assert!(hint(s).contains("--token"));
+        assert!(unreachable_hint("invalid peer certificate: UnknownIssuer").contains("--ca"));
+        assert!(
+            unreachable_hint("client error (SendRequest): invalid HTTP version parsed")
+                .contains("https://")
+        );
+        assert_eq!(unreachable_hint("Connection refused"), "");
     }
 }

@@ -5,8 +5,10 @@
 use std::{net::SocketAddr, path::PathBuf};
 
 mod auth;
+mod https;
 
-pub use auth::{AuthConfig, AuthFlag};
+pub use auth::{AuthConfig, AuthFlag, ProxyFlags};
+pub use https::{HttpTls, HttpTlsFlags};
 
 use clap::Args;
 pub use control_plane::{Bootstrap, ClusterConfig};
@@ -41,6 +43,10 @@ pub struct Settings {
     /// Query API, web UI, /metrics, /healthz, /readyz [default: :16686].
     #[arg(long, env = "MERIDIAN_HTTP", value_name = "ADDR")]
     pub http: Option<String>,
+    /// `--http-tls-cert`, `--http-tls-key`: HTTPS on --http.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub http_tls: HttpTlsFlags,
     /// Federation (mTLS gRPC) listen address for agents [default: :4320].
     #[arg(long, env = "MERIDIAN_FEDERATION", value_name = "ADDR")]
     pub federation: Option<String>,
@@ -158,11 +164,17 @@ pub struct Settings {
     )]
     pub admin_token: Option<String>,
     /// How the --http port identifies callers: `tokens` (API tokens and
-    /// --admin-token on every API route) or `none` (reads open, a warning
-    /// at start). Needed when --http listens beyond loopback [default on
-    /// loopback: open].
+    /// --admin-token on every API route), `proxy` (a trusted SSO proxy's
+    /// headers, and tokens) or `none` (reads open, a warning at start).
+    /// Needed when --http listens beyond loopback [default on loopback:
+    /// open].
     #[arg(long, env = "MERIDIAN_AUTH", value_name = "MODE")]
     pub auth: Option<AuthFlag>,
+    /// `--auth-proxy-header`, `--auth-proxy-groups-header`,
+    /// `--auth-proxy-trusted` (with `--auth proxy`).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub auth_proxy: ProxyFlags,
     /// Refuses the file's unknown keys; stays last.
     #[arg(skip)]
     #[serde(flatten)]
@@ -211,6 +223,8 @@ pub struct GatewayConfig {
     pub alerts: metrics_alerts::AlertsConfig,
     /// `--auth`, checked against `--http`.
     pub auth: AuthConfig,
+    /// HTTPS on `--http` (`None`: plain HTTP).
+    pub http_tls: Option<HttpTls>,
 }
 
 /// Parses `--retention-hours`: `72`, `72,eu-west=24` or `eu-west=24`.
@@ -326,6 +340,8 @@ impl Settings {
         self.receiver.merge(file.receiver);
         self.tls.merge(file.tls);
         self.log.merge(file.log);
+        self.http_tls.merge(file.http_tls);
+        self.auth_proxy.merge(file.auth_proxy);
         merge_options!(self, file; data_dir, store, http, federation,
             default_cluster, otlp_trust_cluster_attribute, require_registered_clusters,
             max_inflight_bytes, index_tags, retention_hours, retention_interval,
@@ -457,7 +473,8 @@ impl Settings {
         }
         let http = listen_addr("http", self.http.as_deref().unwrap_or(":16686"))?;
         Ok(GatewayConfig {
-            auth: AuthConfig::new(self.auth, http)?,
+            auth: AuthConfig::new(self.auth, self.auth_proxy, http)?,
+            http_tls: self.http_tls.validate()?,
             tail: stitch::tail::TailSettings {
                 window,
                 ..Default::default()

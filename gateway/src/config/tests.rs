@@ -144,3 +144,35 @@ fn cluster_flags_are_checked() {
     assert_eq!(joined.bootstrap, Bootstrap::Join("gw-0:4321".into()));
     assert_eq!(joined.admin_token, None, "an empty token is no token");
 }
+
+#[test]
+fn https_does_not_replace_an_auth_mode() {
+    // TLS protects the wire, not who calls: beyond loopback --auth is
+    // still required.
+    let tls = HttpTlsFlags {
+        http_tls_cert: Some("cert.pem".into()),
+        http_tls_key: Some("key.pem".into()),
+    };
+    let wide = Settings {
+        http_tls: tls.clone(),
+        ..Settings::default()
+    };
+    assert_eq!(wide.validate().map(drop).unwrap_err().key, "auth");
+    let cfg = Settings {
+        http_tls: tls,
+        ..defaults()
+    }
+    .validate()
+    .unwrap();
+    assert_eq!(cfg.http_tls.map(|t| t.cert), Some("cert.pem".into()));
+    let file: Settings = toml::from_str(
+        "http-tls-cert = \"c.pem\"\nauth = \"proxy\"\nauth-proxy-trusted = [\"10.0.0.0/8\"]",
+    )
+    .unwrap();
+    let e = Settings::default()
+        .merge(file)
+        .validate()
+        .map(drop)
+        .unwrap_err();
+    assert_eq!(e.key, "http-tls-key", "{e}");
+}

@@ -89,7 +89,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         red: Default::default(),
         alerts: Default::default(),
         // Beyond loopback the demo refuses, as `run` does without --auth.
-        auth: crate::config::AuthConfig::new(None, http)?,
+        auth: crate::config::AuthConfig::new(None, crate::config::ProxyFlags::default(), http)?,
+        http_tls: None,
     })
     .await?;
 

@@ -98,13 +98,16 @@ fn main() -> anyhow::Result<()> {
     ];
     println!("access::resolve over {tokens} API tokens, {iterations} calls per case");
     for (name, headers, policy, ok) in &cases {
-        anyhow::ensure!(resolve(headers, policy, &state, 1).is_ok() == *ok, "{name}");
+        anyhow::ensure!(
+            resolve(headers, None, policy, &state, 1).is_ok() == *ok,
+            "{name}"
+        );
         for _ in 0..iterations / 10 {
-            black_box(resolve(black_box(headers), policy, &state, 1).is_ok());
+            black_box(resolve(black_box(headers), None, policy, &state, 1).is_ok());
         }
         let start = Instant::now();
         for _ in 0..iterations {
-            black_box(resolve(black_box(headers), policy, &state, 1).is_ok());
+            black_box(resolve(black_box(headers), None, policy, &state, 1).is_ok());
         }
         let ns = start.elapsed().as_nanos() as f64 / iterations as f64;
         println!("{name:<28} {ns:>8.0} ns/request");

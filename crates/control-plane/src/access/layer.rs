@@ -1,11 +1,14 @@
 //! The axum side of [`super::resolve`]: the layer in front of every API
 //! route, and the admin guard.
 
-use std::sync::Arc;
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+};
 
 use axum::{
     Router,
-    extract::{Request, State},
+    extract::{ConnectInfo, Request, State},
     middleware::{self, Next},
     response::{IntoResponse, Response},
 };
@@ -40,16 +43,22 @@ impl Access {
         self
     }
 
-    /// The caller of a request with these headers, now.
-    pub fn principal(&self, headers: &axum::http::HeaderMap) -> Result<Principal, AccessError> {
+    /// The caller of a request with these headers from `peer`, now.
+    pub fn principal(
+        &self,
+        headers: &axum::http::HeaderMap,
+        peer: Option<IpAddr>,
+    ) -> Result<Principal, AccessError> {
         let state = self.reader.state();
         let now_ms = u64::try_from(self.clock.unix_ms()).unwrap_or(0);
-        resolve(headers, &self.policy, &state, now_ms)
+        resolve(headers, peer, &self.policy, &state, now_ms)
     }
 }
 
 /// `router` with every route behind the access layer: a request without a
-/// valid principal is refused before its handler (and its body) runs; a
+/// valid principal is refused before its handler (and its body) runs (the
+/// peer address for `--auth proxy` is the request's
+/// `ConnectInfo<SocketAddr>`, absent: untrusted); a
 /// passing one carries [`Principal`] and [`model::access::Scope`]
 /// extensions.
 pub fn layer<S: Clone + Send + Sync + 'static>(router: Router<S>, access: Access) -> Router<S> {
@@ -57,7 +66,12 @@ pub fn layer<S: Clone + Send + Sync + 'static>(router: Router<S>, access: Access
 }
 
 async fn identify(State(access): State<Access>, mut req: Request, next: Next) -> Response {
-    match access.principal(req.headers()) {
+    // The TCP peer, as `telemetry::serve` records it on every request.
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    match access.principal(req.headers(), peer) {
         Ok(principal) => {
             req.extensions_mut().insert(principal.scope.clone());
             req.extensions_mut().insert(principal);
@@ -76,6 +90,7 @@ async fn identify(State(access): State<Access>, mut req: Request, next: Next) ->
             tracing::debug!(
                 target: "meridian::access",
                 reason = refusal.reason(),
+                peer = ?peer,
                 method = %req.method(),
                 path = req.uri().path(),
                 "request refused"

@@ -10,9 +10,15 @@
 //!   lookup, no byte-by-byte comparison of secrets. A revoke takes effect
 //!   on a node as soon as it applies it; an expired token is refused from
 //!   its expiry on;
-//! - without a header, [`AuthMode::Tokens`] refuses (401) and
-//!   [`AuthMode::Open`] lets the caller in as anonymous, every cluster in
-//!   scope (loopback without `--auth`, or `--auth none`).
+//! - with [`AuthMode::Proxy`], a trusted SSO proxy's user and groups
+//!   headers ([`proxy`]): honoured only from a peer inside a trusted
+//!   network (else 401, even with a token), the role and scope from the
+//!   replicated group mappings (no mapped group: 403). From a trusted
+//!   proxy the user header wins over an `Authorization` header (oauth2-proxy
+//!   may pass its own bearer token along);
+//! - without a credential, [`AuthMode::Tokens`] and [`AuthMode::Proxy`]
+//!   refuse (401) and [`AuthMode::Open`] lets the caller in as anonymous,
+//!   every cluster in scope (loopback without `--auth`, or `--auth none`).
 //!
 //! A header that is sent is always checked: an unknown, revoked or expired
 //! token is a 401 in every mode. [`layer`] runs this before every API
@@ -21,9 +27,10 @@
 //! logged.
 
 mod layer;
+pub mod proxy;
 pub mod secret;
 
-use std::sync::Arc;
+use std::{net::IpAddr, sync::Arc};
 
 use axum::{
     Json,
@@ -34,11 +41,14 @@ use control_state::{ControlState, Role};
 use model::access::Scope;
 
 pub use layer::{Access, layer, require_admin};
+pub use proxy::ProxyAuth;
 
 use crate::admin::ErrorBody;
 
-/// How the caller was identified.
+/// How the caller was identified. More kinds may come (sessions, mTLS
+/// clients): match with a wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PrincipalKind {
     /// No credential ([`AuthMode::Open`] only).
     Anonymous,
@@ -46,12 +56,28 @@ pub enum PrincipalKind {
     Bootstrap,
     /// An API token.
     Token,
+    /// A user a trusted SSO proxy vouched for ([`AuthMode::Proxy`]); the
+    /// principal's name is the proxy's user header.
+    Proxy,
+}
+
+impl PrincipalKind {
+    /// A stable lowercase label (`anonymous`, `admin-token`, `token`,
+    /// `proxy`) for APIs, logs and the audit trail.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Anonymous => "anonymous",
+            Self::Bootstrap => "admin-token",
+            Self::Token => "token",
+            Self::Proxy => "proxy",
+        }
+    }
 }
 
 /// The caller of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    /// The token's name, `admin-token`, or `anonymous`.
+    /// The token's name, `admin-token`, `anonymous`, or the proxy's user.
     pub name: Arc<str>,
     pub role: Role,
     pub scope: Scope,
@@ -75,8 +101,8 @@ impl Principal {
     }
 }
 
-/// Whether API requests need a credential.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Whether API requests need a credential, and which.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthMode {
     /// A caller without a credential is anonymous with every cluster in
     /// scope, and an admin when `anonymous_admin` (no `--admin-token`, and
@@ -84,6 +110,9 @@ pub enum AuthMode {
     Open { anonymous_admin: bool },
     /// Every API request needs a token (`--auth tokens`).
     Tokens,
+    /// Every API request needs a trusted proxy's identity headers or a
+    /// token (`--auth proxy`).
+    Proxy(ProxyAuth),
 }
 
 /// How this gateway identifies callers.
@@ -126,13 +155,24 @@ pub enum AccessError {
     /// A valid token without the rights the endpoint needs.
     #[error("this endpoint needs an admin token whose scope is every cluster")]
     Forbidden,
+    /// Proxy identity headers from a peer outside `--auth-proxy-trusted`.
+    #[error("identity headers are only accepted from a trusted proxy")]
+    UntrustedProxy,
+    /// A trusted proxy's user header that is empty, too long or not text.
+    #[error("the proxy's user header is not a valid user name")]
+    ProxyUser,
+    /// A proxy user none of whose groups is mapped (`admin groups set`).
+    #[error("none of this user's groups is mapped to a role (admin groups set)")]
+    NoMappedGroup,
 }
 
 impl AccessError {
     pub fn status(self) -> StatusCode {
         match self {
-            Self::Missing | Self::Invalid => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Missing | Self::Invalid | Self::UntrustedProxy | Self::ProxyUser => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::Forbidden | Self::NoMappedGroup => StatusCode::FORBIDDEN,
         }
     }
 
@@ -142,6 +182,9 @@ impl AccessError {
             Self::Missing => "missing",
             Self::Invalid => "invalid",
             Self::Forbidden => "forbidden",
+            Self::UntrustedProxy => "untrusted_proxy",
+            Self::ProxyUser => "proxy_user",
+            Self::NoMappedGroup => "no_mapped_group",
         }
     }
 }
@@ -150,8 +193,12 @@ impl IntoResponse for AccessError {
     fn into_response(self) -> Response {
         let challenge = match self {
             Self::Missing => "Bearer realm=\"meridian\"",
-            Self::Invalid => "Bearer realm=\"meridian\", error=\"invalid_token\"",
-            Self::Forbidden => "Bearer realm=\"meridian\", error=\"insufficient_scope\"",
+            Self::Invalid | Self::UntrustedProxy | Self::ProxyUser => {
+                "Bearer realm=\"meridian\", error=\"invalid_token\""
+            }
+            Self::Forbidden | Self::NoMappedGroup => {
+                "Bearer realm=\"meridian\", error=\"insufficient_scope\""
+            }
         };
         let body = ErrorBody {
             error: self.to_string(),
@@ -184,18 +231,25 @@ fn same_digest(a: &[u8; 32], b: &[u8; 32]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
-/// The caller of a request with `headers`, judged against `state` (as this
-/// node applied it) at wall time `now_ms` (pure).
+/// The caller of a request with `headers` from the TCP peer `peer` (`None`:
+/// unknown, never trusted), judged against `state` (as this node applied
+/// it) at wall time `now_ms` (pure).
 pub fn resolve(
     headers: &HeaderMap,
+    peer: Option<IpAddr>,
     policy: &AccessPolicy,
     state: &ControlState,
     now_ms: u64,
 ) -> Result<Principal, AccessError> {
+    if let AuthMode::Proxy(proxy) = &policy.mode
+        && let Some(answer) = proxy::resolve(proxy, headers, peer, state)
+    {
+        return answer;
+    }
     let Some(token) = bearer(headers)? else {
         return match policy.mode {
             AuthMode::Open { anonymous_admin } => Ok(Principal::anonymous(anonymous_admin)),
-            AuthMode::Tokens => Err(AccessError::Missing),
+            AuthMode::Tokens | AuthMode::Proxy(_) => Err(AccessError::Missing),
         };
     };
     if token.is_empty() {

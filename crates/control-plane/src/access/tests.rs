@@ -1,4 +1,6 @@
-use axum::http::{HeaderMap, HeaderValue, header};
+use std::net::IpAddr;
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use control_state::{ApiToken, Command, ControlState, Role};
 use model::access::Scope;
 
@@ -47,7 +49,7 @@ fn state() -> ControlState {
 fn tokens_mode_needs_a_known_unexpired_token() {
     let policy = AccessPolicy::new(AuthMode::Tokens, Some(ADMIN));
     let s = state();
-    let who = |auth: Option<&str>, now: u64| resolve(&with(auth), &policy, &s, now);
+    let who = |auth: Option<&str>, now: u64| resolve(&with(auth), None, &policy, &s, now);
 
     let admin = who(Some(&format!("Bearer {ADMIN}")), 0).expect("bootstrap");
     assert_eq!(admin.kind, PrincipalKind::Bootstrap);
@@ -94,16 +96,16 @@ fn tokens_mode_needs_a_known_unexpired_token() {
 fn open_mode_lets_anonymous_in_but_checks_what_is_sent() {
     let s = state();
     let open = AccessPolicy::open();
-    let anon = resolve(&with(None), &open, &s, 0).expect("anonymous");
+    let anon = resolve(&with(None), None, &open, &s, 0).expect("anonymous");
     assert_eq!(
         (anon.kind, anon.scope.clone()),
         (PrincipalKind::Anonymous, Scope::All)
     );
     assert!(anon.is_admin());
-    let reader = resolve(&with(Some(&format!("Bearer {READ}"))), &open, &s, 0).expect("read");
+    let reader = resolve(&with(Some(&format!("Bearer {READ}"))), None, &open, &s, 0).expect("read");
     assert_eq!(reader.scope, Scope::only(["a"]));
     assert_eq!(
-        resolve(&with(Some("Bearer nope")), &open, &s, 0),
+        resolve(&with(Some("Bearer nope")), None, &open, &s, 0),
         Err(AccessError::Invalid)
     );
     // With an admin token (or beyond loopback), anonymous callers only read.
@@ -113,13 +115,13 @@ fn open_mode_lets_anonymous_in_but_checks_what_is_sent() {
         },
         Some(ADMIN),
     );
-    let anon = resolve(&with(None), &guarded, &s, 0).expect("anonymous");
+    let anon = resolve(&with(None), None, &guarded, &s, 0).expect("anonymous");
     assert!(!anon.is_admin());
     assert_eq!(anon.scope, Scope::All);
     // An empty --admin-token is no admin token.
     let empty = AccessPolicy::new(AuthMode::Tokens, Some(""));
     assert_eq!(
-        resolve(&with(Some("Bearer ")), &empty, &s, 0),
+        resolve(&with(Some("Bearer ")), None, &empty, &s, 0),
         Err(AccessError::Invalid)
     );
 }
@@ -144,4 +146,169 @@ fn refusals_are_json_with_a_bearer_challenge() {
             "application/json"
         );
     }
+}
+
+fn proxy_policy() -> AccessPolicy {
+    let proxy = ProxyAuth {
+        user_header: HeaderName::from_static(proxy::DEFAULT_USER_HEADER),
+        groups_header: HeaderName::from_static(proxy::DEFAULT_GROUPS_HEADER),
+        trusted: vec![
+            "10.0.0.0/8".parse().expect("cidr"),
+            "::1/128".parse().expect("cidr"),
+        ],
+    };
+    AccessPolicy::new(AuthMode::Proxy(proxy), Some(ADMIN))
+}
+
+fn proxied(user: Option<&str>, groups: &[&str], auth: Option<&str>) -> HeaderMap {
+    let mut h = with(auth);
+    if let Some(u) = user {
+        h.insert(
+            "x-forwarded-user",
+            HeaderValue::from_str(u).expect("header"),
+        );
+    }
+    for g in groups {
+        h.append(
+            "x-forwarded-groups",
+            HeaderValue::from_str(g).expect("header"),
+        );
+    }
+    h
+}
+
+fn with_groups() -> ControlState {
+    let mut s = state();
+    for (name, role, clusters) in [
+        ("readers-a", Role::Read, vec!["a"]),
+        ("readers-b", Role::Read, vec!["b"]),
+        ("ops", Role::Admin, vec!["*"]),
+    ] {
+        let mapping = control_state::GroupMapping {
+            role,
+            clusters: clusters.into_iter().map(str::to_owned).collect(),
+        };
+        assert_eq!(
+            s.apply(Command::SetGroup {
+                name: name.into(),
+                mapping
+            }),
+            control_state::Applied::Done
+        );
+    }
+    s
+}
+
+#[test]
+fn proxy_mode_maps_groups_to_the_highest_role_and_the_union_of_clusters() {
+    let policy = proxy_policy();
+    let s = with_groups();
+    let proxy_ip: IpAddr = [10, 1, 2, 3].into();
+    let who = |h: &HeaderMap, peer: Option<IpAddr>| resolve(h, peer, &policy, &s, 0);
+
+    let alice = who(
+        &proxied(Some("alice"), &["readers-a, unknown", "readers-b"], None),
+        Some(proxy_ip),
+    )
+    .expect("mapped");
+    assert_eq!(alice.kind, PrincipalKind::Proxy);
+    assert_eq!(&*alice.name, "alice");
+    assert_eq!(alice.role, Role::Read);
+    assert_eq!(alice.scope, Scope::only(["a", "b"]));
+    assert!(!alice.is_admin());
+
+    let ops = who(
+        &proxied(Some("bob"), &["readers-a,ops"], None),
+        Some(proxy_ip),
+    )
+    .expect("ops");
+    assert_eq!((ops.role, ops.scope.clone()), (Role::Admin, Scope::All));
+    assert!(ops.is_admin());
+    // An IPv4-mapped IPv6 peer is judged as IPv4; ::1 is trusted too.
+    let mapped: IpAddr = "::ffff:10.9.9.9".parse().expect("ip");
+    assert!(who(&proxied(Some("bob"), &["ops"], None), Some(mapped)).is_ok());
+    assert!(
+        who(
+            &proxied(Some("bob"), &["ops"], None),
+            Some("::1".parse().expect("ip"))
+        )
+        .is_ok()
+    );
+
+    // The proxy's user header wins over the bearer it passes along.
+    let passed = who(
+        &proxied(Some("bob"), &["ops"], Some("Bearer some-id-token")),
+        Some(proxy_ip),
+    );
+    assert_eq!(passed.map(|p| p.kind), Ok(PrincipalKind::Proxy));
+
+    for (headers, peer, refusal) in [
+        // From an untrusted peer the headers are refused, even with a token.
+        (
+            proxied(Some("bob"), &["ops"], None),
+            Some([127, 0, 0, 1].into()),
+            AccessError::UntrustedProxy,
+        ),
+        (
+            proxied(Some("bob"), &["ops"], None),
+            None,
+            AccessError::UntrustedProxy,
+        ),
+        (
+            proxied(None, &["ops"], Some(&format!("Bearer {ADMIN}"))),
+            Some([192, 168, 0, 1].into()),
+            AccessError::UntrustedProxy,
+        ),
+        // Authenticated, but no group maps to a role: 403.
+        (
+            proxied(Some("carol"), &["unknown"], None),
+            Some(proxy_ip),
+            AccessError::NoMappedGroup,
+        ),
+        (
+            proxied(Some("carol"), &[], None),
+            Some(proxy_ip),
+            AccessError::NoMappedGroup,
+        ),
+        (
+            proxied(Some(" "), &["ops"], None),
+            Some(proxy_ip),
+            AccessError::ProxyUser,
+        ),
+        (
+            proxied(Some(&"u".repeat(proxy::MAX_USER_LEN + 1)), &["ops"], None),
+            Some(proxy_ip),
+            AccessError::ProxyUser,
+        ),
+        // No credential at all.
+        (
+            proxied(None, &[], None),
+            Some(proxy_ip),
+            AccessError::Missing,
+        ),
+        (
+            proxied(None, &["ops"], None),
+            Some(proxy_ip),
+            AccessError::Missing,
+        ),
+    ] {
+        assert_eq!(who(&headers, peer), Err(refusal), "{headers:?} {peer:?}");
+    }
+    assert_eq!(AccessError::NoMappedGroup.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        AccessError::UntrustedProxy.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Tokens and the --admin-token still work, from any peer.
+    let local = Some([127, 0, 0, 1].into());
+    assert!(
+        who(&with(Some(&format!("Bearer {ADMIN}"))), local)
+            .expect("admin")
+            .is_admin()
+    );
+    assert_eq!(
+        who(&with(Some(&format!("Bearer {READ}"))), local).map(|p| p.scope),
+        Ok(Scope::only(["a"]))
+    );
 }

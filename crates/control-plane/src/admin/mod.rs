@@ -21,6 +21,8 @@
 //! | GET | `tokens` | API tokens: name, role, clusters, expiry (never a secret or digest) |
 //! | POST | `tokens` | `{"name","role":"read"\|"admin","clusters":[…]\|["*"][,"ttl_secs"]}`: the new token's secret, shown once |
 //! | DELETE | `tokens/{name}` | revoke (refused from the moment a node applies it) |
+//! | GET | `groups` | `--auth proxy` group mappings: `{"GROUP":{"role","clusters"}}` |
+//! | PUT / DELETE | `groups/{group}` | `{"role":"read"\|"admin","clusters":[…]\|["*"]}` |
 //! | GET | `audit[?limit=N]` | this node's last admin writes, newest first ([`crate::audit`]) |
 //!
 //! Reads are linearizable unless `?consistency=local`. Writes go through
@@ -49,6 +51,7 @@ use crate::raft::{ControlState, node::ControlPlane};
 pub mod certs;
 pub mod error;
 mod extract;
+pub mod groups;
 pub mod members;
 pub mod settings;
 pub mod shards;
@@ -112,6 +115,11 @@ pub fn router(plane: Arc<ControlPlane>) -> Router {
         .route(
             &format!("{P}/tokens/{{name}}"),
             axum::routing::delete(tokens::revoke),
+        )
+        .route(&format!("{P}/groups"), get(groups::list))
+        .route(
+            &format!("{P}/groups/{{group}}"),
+            put(groups::put).delete(groups::delete),
         )
         // A route, not a fallback: the router is merged into another.
         .route(&format!("{P}/{{*rest}}"), any(unknown_path))

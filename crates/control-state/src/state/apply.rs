@@ -98,6 +98,10 @@ impl ControlState {
                 super::tokens::create(&mut self.tokens, digest, token)
             }
             Command::RevokeToken { name } => super::tokens::revoke(&mut self.tokens, &name),
+            Command::SetGroup { name, mapping } => {
+                super::groups::set(&mut self.groups, name, mapping)
+            }
+            Command::DeleteGroup { name } => super::groups::delete(&mut self.groups, &name),
         }
     }
 

@@ -7,8 +7,8 @@ use model::shard::ShardId;
 use model::{RetentionPolicy, sampling::SamplingConfig};
 use serde::{Deserialize, Serialize};
 
-use super::tokens::ApiToken;
 use super::types::{AlertRule, Lease, Member, NodeId, Notification, RegisteredCluster, Shard};
+use super::{groups::GroupMapping, tokens::ApiToken};
 use crate::alert::AlertStatus;
 
 /// A change proposed to the cluster.
@@ -86,6 +86,16 @@ pub enum Command {
     },
     /// Removes the API token named `name`.
     RevokeToken {
+        name: String,
+    },
+    /// Maps the SSO group `name` to a role and clusters (`--auth proxy`),
+    /// replacing its mapping if it has one.
+    SetGroup {
+        name: String,
+        mapping: GroupMapping,
+    },
+    /// Removes the mapping of the group `name`.
+    DeleteGroup {
         name: String,
     },
 }

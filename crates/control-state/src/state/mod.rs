@@ -8,10 +8,12 @@
 
 //!
 //! [`types`] holds what is replicated, [`command`] what can be proposed,
-//! [`apply`] the one transition function, [`tokens`] the API tokens.
+//! [`apply`] the one transition function, [`tokens`] the API tokens,
+//! [`groups`] the `--auth proxy` group mappings.
 
 mod apply;
 mod command;
+pub mod groups;
 #[cfg(test)]
 mod tests;
 pub mod tokens;

@@ -7,7 +7,7 @@ use model::shard::{ShardId, ShardMap};
 use model::{RetentionPolicy, sampling::SamplingConfig};
 use serde::{Deserialize, Serialize};
 
-use super::tokens::ApiToken;
+use super::{groups::GroupMapping, tokens::ApiToken};
 use crate::alert::AlertStatus;
 
 /// A gateway node's Raft id.
@@ -94,6 +94,10 @@ pub struct ControlState {
     /// [`super::tokens`]).
     #[serde(default)]
     pub tokens: BTreeMap<String, ApiToken>,
+    /// `--auth proxy` group mappings by group name (see
+    /// [`super::groups`]).
+    #[serde(default)]
+    pub groups: BTreeMap<String, GroupMapping>,
 }
 
 /// Revoked serials kept in the replicated state (a CA that needs more

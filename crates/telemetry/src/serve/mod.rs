@@ -4,6 +4,8 @@
 //!
 //! - [`http`]: HTTP/1.1 with a header-read deadline and a body deadline
 //!   ([`HEADER_READ_TIMEOUT`], [`BODY_TIMEOUT`]), for every axum router;
+//!   [`https`] the same over TLS, with a handshake deadline
+//!   ([`HANDSHAKE_TIMEOUT`]);
 //! - [`grpc`]: the settings every tonic server shares (HTTP/2 keepalive,
 //!   streams per connection, windows, request timeout) and
 //!   [`MessageBudgetLayer`], which bounds the bytes of gRPC messages held
@@ -19,7 +21,10 @@ mod http;
 mod message_budget;
 
 pub use deadline::{BodyTimeout, DeadlineBody, is_body_timeout};
-pub use http::{BODY_TIMEOUT, Deadlines, HEADER_READ_TIMEOUT, http, http_with};
+pub use http::{
+    BODY_TIMEOUT, Deadlines, HANDSHAKE_TIMEOUT, HEADER_READ_TIMEOUT, MAX_HANDSHAKES, http,
+    http_with, https,
+};
 pub use message_budget::{
     BudgetBody, MessageBudget, MessageBudgetLayer, MessageBudgetService, PeerOf, Refusal, Refuse,
 };
