@@ -34,6 +34,7 @@ pub fn router(parts: HttpParts) -> Router {
     let reader = Arc::clone(&parts.plane) as Arc<dyn ControlReader>;
     let access = Access::new(parts.access, Arc::clone(&reader), parts.clock);
     let api = Router::new()
+        .merge(control_plane::access::whoami::router())
         .merge(control_plane::admin::router(parts.plane))
         .merge(telemetry::metrics::router(parts.registry))
         .merge(query::router_with_limits(

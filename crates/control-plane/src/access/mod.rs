@@ -16,12 +16,15 @@
 //!
 //! A header that is sent is always checked: an unknown, revoked or expired
 //! token is a 401 in every mode. [`layer`] runs this before every API
-//! route and inserts the [`Principal`] and its [`Scope`] as request
-//! extensions; [`require_admin`] guards the admin API. Secrets are never
-//! logged.
+//! route and inserts the [`Principal`], its [`Scope`] and the gateway's
+//! [`AuthMode`] as request extensions; [`require_admin`] guards the admin
+//! API; [`whoami`] answers the caller who it is (the UI's header and
+//! sign-in). A refusal's JSON body names the mode (`"auth"`), so a client
+//! knows how to sign in. Secrets are never logged nor answered.
 
 mod layer;
 pub mod secret;
+pub mod whoami;
 
 use std::sync::Arc;
 
@@ -35,8 +38,6 @@ use model::access::Scope;
 
 pub use layer::{Access, layer, require_admin};
 
-use crate::admin::ErrorBody;
-
 /// How the caller was identified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PrincipalKind {
@@ -48,6 +49,17 @@ pub enum PrincipalKind {
     Token,
 }
 
+impl PrincipalKind {
+    /// The name [`whoami`] answers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Anonymous => "anonymous",
+            Self::Bootstrap => "admin-token",
+            Self::Token => "token",
+        }
+    }
+}
+
 /// The caller of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -56,6 +68,9 @@ pub struct Principal {
     pub role: Role,
     pub scope: Scope,
     pub kind: PrincipalKind,
+    /// Wall time (unix ms) from which the credential is refused; `None`:
+    /// it does not expire.
+    pub expires_at_ms: Option<u64>,
 }
 
 impl Principal {
@@ -71,6 +86,7 @@ impl Principal {
             role: if admin { Role::Admin } else { Role::Read },
             scope: Scope::All,
             kind: PrincipalKind::Anonymous,
+            expires_at_ms: None,
         }
     }
 }
@@ -84,6 +100,20 @@ pub enum AuthMode {
     Open { anonymous_admin: bool },
     /// Every API request needs a token (`--auth tokens`).
     Tokens,
+}
+
+impl AuthMode {
+    /// The mode as refusals and [`whoami`] name it, so a client can tell
+    /// how to sign in: `tokens` (paste an API token) or `none` (no
+    /// credential needed to read; a token adds rights). A mode added later
+    /// (a trusted proxy: `proxy`, "sign in through your proxy") names
+    /// itself here.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open { .. } => "none",
+            Self::Tokens => "tokens",
+        }
+    }
 }
 
 /// How this gateway identifies callers.
@@ -146,15 +176,26 @@ impl AccessError {
     }
 }
 
-impl IntoResponse for AccessError {
-    fn into_response(self) -> Response {
+/// The JSON body of a refusal: the admin API's `{"error"}` and, when the
+/// refusal came through [`layer`], the gateway's mode (`"auth"`).
+#[derive(Debug, Clone, serde::Serialize)]
+struct RefusalBody {
+    error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth: Option<&'static str>,
+}
+
+impl AccessError {
+    /// The refusal as an answer, naming the gateway's `mode` when known.
+    pub fn response(self, mode: Option<AuthMode>) -> Response {
         let challenge = match self {
             Self::Missing => "Bearer realm=\"meridian\"",
             Self::Invalid => "Bearer realm=\"meridian\", error=\"invalid_token\"",
             Self::Forbidden => "Bearer realm=\"meridian\", error=\"insufficient_scope\"",
         };
-        let body = ErrorBody {
+        let body = RefusalBody {
             error: self.to_string(),
+            auth: mode.map(AuthMode::as_str),
         };
         let mut response = (self.status(), Json(body)).into_response();
         response.headers_mut().insert(
@@ -162,6 +203,12 @@ impl IntoResponse for AccessError {
             HeaderValue::from_static(challenge),
         );
         response
+    }
+}
+
+impl IntoResponse for AccessError {
+    fn into_response(self) -> Response {
+        self.response(None)
     }
 }
 
@@ -212,6 +259,7 @@ pub fn resolve(
             role: Role::Admin,
             scope: Scope::All,
             kind: PrincipalKind::Bootstrap,
+            expires_at_ms: None,
         });
     }
     match state.tokens.get(&hex::encode(digest)) {
@@ -224,6 +272,7 @@ pub fn resolve(
                 Scope::Only(t.clusters.clone())
             },
             kind: PrincipalKind::Token,
+            expires_at_ms: t.expires_at_ms,
         }),
         _ => Err(AccessError::Invalid),
     }
