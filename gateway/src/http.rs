@@ -42,6 +42,7 @@ pub fn router(parts: HttpParts) -> Router {
     let access = Access::new(parts.access, Arc::clone(&reader), parts.clock)
         .with_audit(parts.plane.audit().clone());
     let api = Router::new()
+        .merge(control_plane::access::whoami::router())
         .merge(control_plane::admin::router(parts.plane))
         .route("/metrics", get(metrics).with_state(parts.registry))
         .merge(query::router_with_limits(

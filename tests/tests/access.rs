@@ -3,7 +3,9 @@
 //! made with the real `admin tokens` CLI and the admin API, every API
 //! surface refused without a token, a read token refused by the admin
 //! API, revoked and expired tokens refused, the start refused beyond
-//! loopback without `--auth`, and no secret in the gateway's log.
+//! loopback without `--auth`, no secret in the gateway's log, and
+//! `/api/v1/whoami` answering each caller (never its secret) while a
+//! refusal names the auth mode.
 
 use std::{
     process::{Command, Output, Stdio},
@@ -37,6 +39,7 @@ const SURFACES: &[(&str, &str)] = &[
     ("GET", "/api/v1/metrics/red"),
     ("GET", "/api/metrics/latencies?service=checkout"),
     ("GET", "/api/v1/alerts"),
+    ("GET", "/api/v1/whoami"),
     ("GET", "/metrics"),
     ("GET", "/api/v1/admin/raft"),
     ("GET", "/api/v1/admin/tokens"),
@@ -223,7 +226,38 @@ async fn tokens_scope_and_guard_every_api_surface() -> anyhow::Result<()> {
                 "{method} {path}: {challenge}"
             );
             assert!(body["error"].is_string(), "{method} {path}: {body}");
+            assert_eq!(body["auth"], "tokens", "{method} {path}: {body}");
         }
+    }
+
+    // whoami: each caller as the gateway sees it, never its secret.
+    for (token, expected) in [
+        (
+            reader.as_str(),
+            json!({"name": "reader", "kind": "token", "role": "read", "clusters": ["a"],
+                   "expires_at_ms": null, "admin": false, "auth": "tokens"}),
+        ),
+        (
+            ops.as_str(),
+            json!({"name": "ops", "kind": "token", "role": "admin", "clusters": "*",
+                   "expires_at_ms": null, "admin": true, "auth": "tokens"}),
+        ),
+        (
+            ADMIN,
+            json!({"name": "admin-token", "kind": "admin-token", "role": "admin",
+                   "clusters": "*", "expires_at_ms": null, "admin": true, "auth": "tokens"}),
+        ),
+    ] {
+        let (status, headers, body) = c.call("GET", "/api/v1/whoami", Some(token), None).await?;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body, expected);
+        assert!(!body.to_string().contains(token), "a secret in {body}");
+        assert_eq!(
+            headers
+                .get(header::CACHE_CONTROL)
+                .and_then(|v| v.to_str().ok()),
+            Some("no-store")
+        );
     }
     // The read token reads, and is refused (403) by the admin API.
     for (method, path) in SURFACES {
@@ -463,5 +497,26 @@ async fn beyond_loopback_the_gateway_needs_an_auth_mode() -> anyhow::Result<()> 
     let http = reqwest::Client::new();
     let services = http.get(gw.url("/api/services")).send().await?;
     assert_eq!(services.status(), StatusCode::OK);
+    // Anonymous, every cluster (an admin: loopback, no --admin-token),
+    // and told the mode; a wrong token is still refused, naming the mode.
+    let who: Value = http
+        .get(gw.url("/api/v1/whoami"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(
+        who,
+        json!({"name": "anonymous", "kind": "anonymous", "role": "admin", "clusters": "*",
+               "expires_at_ms": null, "admin": true, "auth": "none"})
+    );
+    let wrong = http
+        .get(gw.url("/api/v1/whoami"))
+        .bearer_auth("mrd_wrong")
+        .send()
+        .await?;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = wrong.json().await?;
+    assert_eq!(body["auth"], "none");
     Ok(())
 }

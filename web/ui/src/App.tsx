@@ -1,4 +1,8 @@
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
+import { ApiError, needsSignIn, onSignInNeeded, request, session } from './api';
+import { Loading } from './components/common';
+import { Identity } from './components/Identity';
+import { parsePrincipal, type Principal, type SignInNeeded } from './lib/session';
 import { navigate, useLocation } from './router';
 import { currentTheme, setTheme, type Theme } from './theme';
 import { AlertsView } from './views/Alerts';
@@ -6,7 +10,67 @@ import { ClustersView } from './views/Clusters';
 import { DashboardsView } from './views/Dashboards';
 import { SearchView } from './views/Search';
 import { ServiceMapView } from './views/ServiceMap';
+import { SignInView } from './views/SignIn';
 import { TraceView } from './views/Trace';
+
+/** Who the app runs as. `who` is null on a gateway without whoami. */
+type Auth =
+  | { state: 'checking' }
+  | { state: 'ready'; who: Principal | null }
+  /** A request was refused for want of a credential; `who` is the caller
+   * still served without one (anonymous), if any. */
+  | { state: 'sign-in'; need: SignInNeeded; who: Principal | null };
+
+/** Asks the gateway who this tab's token (or no token) is. */
+async function whoami(): Promise<Auth> {
+  try {
+    return { state: 'ready', who: parsePrincipal(await request<unknown>('/api/v1/whoami', { signIn: false })) };
+  } catch (e) {
+    if (needsSignIn(e)) return { state: 'sign-in', need: e.signIn ?? { auth: null, message: e.message }, who: null };
+    if ((e as Error)?.name === 'AbortError') throw e;
+    // An older gateway (404) or one that failed: the views say what fails.
+    if (!(e instanceof ApiError)) throw e;
+    return { state: 'ready', who: null };
+  }
+}
+
+/** The auth state and the session's generation (a new one on every
+ * sign-in and sign-out: the views are mounted afresh, so nothing loaded
+ * for one caller is shown to the next). */
+function useAuth() {
+  const [auth, setAuth] = useState<Auth>({ state: 'checking' });
+  const [generation, setGeneration] = useState(session.generation);
+  useEffect(() => {
+    let live = true;
+    const check = () =>
+      whoami().then(
+        (a) => live && setAuth(a),
+        () => undefined,
+      );
+    check();
+    // "Continue without a token" only where the tab is served without one.
+    const offNeed = onSignInNeeded((need) =>
+      setAuth((a) => {
+        const who = a.state !== 'checking' && a.who?.kind === 'anonymous' && !session.token() ? a.who : null;
+        return { state: 'sign-in', need, who };
+      }),
+    );
+    const offSession = session.subscribe(() => {
+      setGeneration(session.generation);
+      // Signed out: who is this tab now (anonymous, or nobody)?
+      if (!session.token()) {
+        setAuth({ state: 'checking' });
+        check();
+      }
+    });
+    return () => {
+      live = false;
+      offNeed();
+      offSession();
+    };
+  }, []);
+  return { auth, setAuth, generation };
+}
 
 const NAV = [
   { path: '/search', label: 'Search' },
@@ -18,6 +82,7 @@ const NAV = [
 
 export function App() {
   const loc = useLocation();
+  const { auth, setAuth, generation } = useAuth();
   const [theme, setThemeState] = useState<Theme>(currentTheme());
   const toggleTheme = () => {
     const t = theme === 'dark' ? 'light' : 'dark';
@@ -40,26 +105,54 @@ export function App() {
           <img src="/favicon.svg" alt="" width={20} height={20} /> Meridian
         </a>
         <nav>
-          {NAV.map((n) => (
-            <a href={n.path} class={loc.path.startsWith(n.path) ? 'active' : ''} key={n.path}>
-              {n.label}
-            </a>
-          ))}
+          {auth.state === 'ready' &&
+            NAV.map((n) => (
+              <a href={n.path} class={loc.path.startsWith(n.path) ? 'active' : ''} key={n.path}>
+                {n.label}
+              </a>
+            ))}
         </nav>
-        <form class="goto" onSubmit={openTrace}>
-          <input
-            placeholder="Trace ID…"
-            aria-label="Open a trace by id"
-            value={traceInput}
-            onInput={(e) => setTraceInput(e.currentTarget.value)}
+        {auth.state === 'ready' && (
+          <form class="goto" onSubmit={openTrace}>
+            <input
+              placeholder="Trace ID…"
+              aria-label="Open a trace by id"
+              value={traceInput}
+              onInput={(e) => setTraceInput(e.currentTarget.value)}
+            />
+          </form>
+        )}
+        {auth.state === 'ready' && auth.who && (
+          <Identity
+            who={auth.who}
+            onSignIn={() => setAuth({ state: 'sign-in', need: { auth: auth.who?.auth ?? null, message: 'Paste an API token to act with its rights.' }, who: auth.who })}
+            onSignOut={() => session.signOut()}
           />
-        </form>
+        )}
         <button type="button" class="theme-toggle" onClick={toggleTheme} title="Switch theme" aria-label="Switch theme">
           {theme === 'dark' ? '☀' : '☾'}
         </button>
       </header>
       <main>
-        <Route path={loc.path} query={loc.query} />
+        {auth.state === 'checking' && <Loading what="who you are" />}
+        {auth.state === 'sign-in' && (
+          <SignInView
+            need={auth.need}
+            onSignedIn={(token, who) => {
+              session.signIn(token);
+              setAuth({ state: 'ready', who });
+            }}
+            onCancel={
+              auth.who
+                ? () => {
+                    setAuth({ state: 'ready', who: auth.who });
+                    navigate('/search');
+                  }
+                : undefined
+            }
+          />
+        )}
+        {auth.state === 'ready' && <Route key={generation} path={loc.path} query={loc.query} />}
       </main>
     </div>
   );

@@ -1,77 +1,47 @@
-// The gateway's HTTP APIs, as the views use them. Every failure becomes an
-// ApiError whose message can be shown as is; a 404 on an API that newer
-// gateways add is `notAvailable`, so a view can say so instead of failing.
+// The gateway's HTTP APIs, as the views use them: one session (the token
+// in this tab's sessionStorage) for every request (lib/client.ts), and the
+// app told when a request needs a sign-in.
 
-export class ApiError extends Error {
-  constructor(
-    message: string,
-    readonly status: number,
-    readonly path: string,
-  ) {
-    super(message);
-  }
-  /** The endpoint does not exist on this gateway. */
-  get notAvailable(): boolean {
-    return this.status === 404;
-  }
-}
+import { ApiError, makeRequest, type RequestOptions } from './lib/client';
+import { type KeyValue, memoryStorage, Session, type SignInNeeded } from './lib/session';
 
-/** The readable message in an error body: admin `{"error"}`, Jaeger
- * `{"errors":[{"msg"}]}`, or the text itself. */
-export function errorMessage(status: number, body: string): string {
+export { ApiError, errorMessage, type RequestOptions } from './lib/client';
+
+function storage(pick: () => Storage): KeyValue {
   try {
-    const j = JSON.parse(body);
-    if (typeof j?.error === 'string') return j.error;
-    if (Array.isArray(j?.errors) && j.errors.length) return j.errors.map((e: { msg?: string }) => e.msg ?? JSON.stringify(e)).join('; ');
+    const s = pick();
+    s.getItem('meridian.probe');
+    return s;
   } catch {
-    // not JSON
-  }
-  const text = body.trim();
-  return text ? `${status}: ${text.slice(0, 300)}` : `HTTP ${status}`;
-}
-
-const TOKEN_KEY = 'meridian.adminToken';
-
-export const adminToken = {
-  get: (): string => localStorage.getItem(TOKEN_KEY) ?? '',
-  set: (t: string) => (t ? localStorage.setItem(TOKEN_KEY, t) : localStorage.removeItem(TOKEN_KEY)),
-};
-
-export interface RequestOptions {
-  method?: string;
-  body?: unknown;
-  admin?: boolean;
-  signal?: AbortSignal;
-}
-
-export async function request<T>(path: string, opts: RequestOptions = {}): Promise<T> {
-  const headers: Record<string, string> = { Accept: 'application/json' };
-  if (opts.body !== undefined) headers['Content-Type'] = 'application/json';
-  const token = opts.admin ? adminToken.get() : '';
-  if (token) headers.Authorization = `Bearer ${token}`;
-  let res: Response;
-  try {
-    res = await fetch(path, {
-      method: opts.method ?? 'GET',
-      headers,
-      body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
-      signal: opts.signal,
-    });
-  } catch (e) {
-    if ((e as Error).name === 'AbortError') throw e;
-    throw new ApiError(`the gateway did not answer (${(e as Error).message})`, 0, path);
-  }
-  const text = await res.text();
-  if (!res.ok) {
-    let msg = errorMessage(res.status, text);
-    if (res.status === 401) msg = `${msg} — set the admin token (top right of the Alerts page)`;
-    throw new ApiError(msg, res.status, path);
-  }
-  try {
-    return (text ? JSON.parse(text) : null) as T;
-  } catch {
-    throw new ApiError(`${path}: the answer is not JSON`, res.status, path);
+    return memoryStorage();
   }
 }
+
+export const session = new Session(
+  storage(() => window.sessionStorage),
+  storage(() => window.localStorage),
+);
+
+const needListeners = new Set<(need: SignInNeeded) => void>();
+
+/** `l` hears every request refused for want of a credential. */
+export function onSignInNeeded(l: (need: SignInNeeded) => void): () => void {
+  needListeners.add(l);
+  return () => void needListeners.delete(l);
+}
+
+/** Opens the sign-in view (a page's own "Sign in" button). */
+export function askSignIn(need: SignInNeeded) {
+  needListeners.forEach((l) => l(need));
+}
+
+export const request: <T>(path: string, opts?: RequestOptions) => Promise<T> = makeRequest({
+  fetch: (path, init) => fetch(path, init),
+  session,
+  onSignInNeeded: askSignIn,
+});
 
 export const get = <T>(path: string, signal?: AbortSignal) => request<T>(path, { signal });
+
+/** Whether `e` is a 401 that a sign-in could fix. */
+export const needsSignIn = (e: unknown): e is ApiError => e instanceof ApiError && e.status === 401;

@@ -10,11 +10,11 @@ use axum::{
     Router,
     extract::{ConnectInfo, Request, State},
     middleware::{self, Next},
-    response::{IntoResponse, Response},
+    response::Response,
 };
 use telemetry::clock::SharedClock;
 
-use super::{AccessError, AccessPolicy, Principal, PrincipalKind, resolve};
+use super::{AccessError, AccessPolicy, ModeName, Principal, PrincipalKind, resolve};
 use crate::{audit::AuditLog, ports::ControlReader};
 
 /// What the access layer needs: the policy, this node's applied state and
@@ -53,14 +53,19 @@ impl Access {
         let now_ms = u64::try_from(self.clock.unix_ms()).unwrap_or(0);
         resolve(headers, peer, &self.policy, &state, now_ms)
     }
+
+    /// How this gateway identifies callers.
+    pub fn mode(&self) -> ModeName {
+        ModeName(self.policy.mode.as_str())
+    }
 }
 
 /// `router` with every route behind the access layer: a request without a
 /// valid principal is refused before its handler (and its body) runs (the
 /// peer address for `--auth proxy` is the request's
-/// `ConnectInfo<SocketAddr>`, absent: untrusted); a
-/// passing one carries [`Principal`] and [`model::access::Scope`]
-/// extensions.
+/// `ConnectInfo<SocketAddr>`, absent: untrusted); a passing one carries
+/// [`Principal`], [`model::access::Scope`] and [`ModeName`] extensions. A
+/// refusal's body names the mode.
 pub fn layer<S: Clone + Send + Sync + 'static>(router: Router<S>, access: Access) -> Router<S> {
     router.layer(middleware::from_fn_with_state(access, identify))
 }
@@ -75,6 +80,7 @@ async fn identify(State(access): State<Access>, mut req: Request, next: Next) ->
         Ok(principal) => {
             req.extensions_mut().insert(principal.scope.clone());
             req.extensions_mut().insert(principal);
+            req.extensions_mut().insert(access.mode());
             next.run(req).await
         }
         Err(refusal) => {
@@ -95,7 +101,7 @@ async fn identify(State(access): State<Access>, mut req: Request, next: Next) ->
                 path = req.uri().path(),
                 "request refused"
             );
-            refusal.into_response()
+            refusal.response(Some(access.mode()))
         }
     }
 }
@@ -103,11 +109,12 @@ async fn identify(State(access): State<Access>, mut req: Request, next: Next) ->
 /// Refuses a request whose principal may not use the admin API: 401 for
 /// an anonymous caller (it should present a token) or a route assembled
 /// without [`layer`] (fail closed), 403 for a token without the rights.
-pub async fn require_admin(req: Request, next: Next) -> Result<Response, AccessError> {
-    match req.extensions().get::<Principal>() {
-        Some(p) if p.is_admin() => Ok(next.run(req).await),
-        Some(p) if p.kind == PrincipalKind::Anonymous => Err(AccessError::Missing),
-        Some(_) => Err(AccessError::Forbidden),
-        None => Err(AccessError::Missing),
-    }
+pub async fn require_admin(req: Request, next: Next) -> Response {
+    let refusal = match req.extensions().get::<Principal>() {
+        Some(p) if p.is_admin() => return next.run(req).await,
+        Some(p) if p.kind == PrincipalKind::Anonymous => AccessError::Missing,
+        Some(_) => AccessError::Forbidden,
+        None => AccessError::Missing,
+    };
+    refusal.response(req.extensions().get::<ModeName>().copied())
 }

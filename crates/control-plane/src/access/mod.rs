@@ -22,13 +22,16 @@
 //!
 //! A header that is sent is always checked: an unknown, revoked or expired
 //! token is a 401 in every mode. [`layer`] runs this before every API
-//! route and inserts the [`Principal`] and its [`Scope`] as request
-//! extensions; [`require_admin`] guards the admin API. Secrets are never
-//! logged.
+//! route and inserts the [`Principal`], its [`Scope`] and the gateway's
+//! [`AuthMode`] as request extensions; [`require_admin`] guards the admin
+//! API; [`whoami`] answers the caller who it is (the UI's header and
+//! sign-in). A refusal's JSON body names the mode (`"auth"`), so a client
+//! knows how to sign in. Secrets are never logged nor answered.
 
 mod layer;
 pub mod proxy;
 pub mod secret;
+pub mod whoami;
 
 use std::{net::IpAddr, sync::Arc};
 
@@ -42,8 +45,6 @@ use model::access::Scope;
 
 pub use layer::{Access, layer, require_admin};
 pub use proxy::ProxyAuth;
-
-use crate::admin::ErrorBody;
 
 /// How the caller was identified. More kinds may come (sessions, mTLS
 /// clients): match with a wildcard arm.
@@ -82,6 +83,9 @@ pub struct Principal {
     pub role: Role,
     pub scope: Scope,
     pub kind: PrincipalKind,
+    /// Wall time (unix ms) from which the credential is refused; `None`:
+    /// it does not expire.
+    pub expires_at_ms: Option<u64>,
 }
 
 impl Principal {
@@ -97,6 +101,7 @@ impl Principal {
             role: if admin { Role::Admin } else { Role::Read },
             scope: Scope::All,
             kind: PrincipalKind::Anonymous,
+            expires_at_ms: None,
         }
     }
 }
@@ -114,6 +119,26 @@ pub enum AuthMode {
     /// token (`--auth proxy`).
     Proxy(ProxyAuth),
 }
+
+impl AuthMode {
+    /// The mode as refusals and [`whoami`] name it, so a client can tell
+    /// how to sign in: `tokens` (paste an API token) or `none` (no
+    /// credential needed to read; a token adds rights). A mode added later
+    /// (a trusted proxy: `proxy`, "sign in through your proxy") names
+    /// itself here.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Open { .. } => "none",
+            Self::Tokens => "tokens",
+            Self::Proxy(_) => "proxy",
+        }
+    }
+}
+
+/// The gateway's mode as [`AuthMode::as_str`] names it: the request
+/// extension the access layer adds, for refusals and [`whoami`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModeName(pub &'static str);
 
 /// How this gateway identifies callers.
 #[derive(Debug, Clone)]
@@ -189,8 +214,18 @@ impl AccessError {
     }
 }
 
-impl IntoResponse for AccessError {
-    fn into_response(self) -> Response {
+/// The JSON body of a refusal: the admin API's `{"error"}` and, when the
+/// refusal came through [`layer`], the gateway's mode (`"auth"`).
+#[derive(Debug, Clone, serde::Serialize)]
+struct RefusalBody {
+    error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth: Option<&'static str>,
+}
+
+impl AccessError {
+    /// The refusal as an answer, naming the gateway's `mode` when known.
+    pub fn response(self, mode: Option<ModeName>) -> Response {
         let challenge = match self {
             Self::Missing => "Bearer realm=\"meridian\"",
             Self::Invalid | Self::UntrustedProxy | Self::ProxyUser => {
@@ -200,8 +235,9 @@ impl IntoResponse for AccessError {
                 "Bearer realm=\"meridian\", error=\"insufficient_scope\""
             }
         };
-        let body = ErrorBody {
+        let body = RefusalBody {
             error: self.to_string(),
+            auth: mode.map(|m| m.0),
         };
         let mut response = (self.status(), Json(body)).into_response();
         response.headers_mut().insert(
@@ -209,6 +245,12 @@ impl IntoResponse for AccessError {
             HeaderValue::from_static(challenge),
         );
         response
+    }
+}
+
+impl IntoResponse for AccessError {
+    fn into_response(self) -> Response {
+        self.response(None)
     }
 }
 
@@ -266,6 +308,7 @@ pub fn resolve(
             role: Role::Admin,
             scope: Scope::All,
             kind: PrincipalKind::Bootstrap,
+            expires_at_ms: None,
         });
     }
     match state.tokens.get(&hex::encode(digest)) {
@@ -278,6 +321,7 @@ pub fn resolve(
                 Scope::Only(t.clusters.clone())
             },
             kind: PrincipalKind::Token,
+            expires_at_ms: t.expires_at_ms,
         }),
         _ => Err(AccessError::Invalid),
     }

@@ -126,5 +126,7 @@ fn principal(
             Scope::Only(clusters)
         },
         kind: PrincipalKind::Proxy,
+        // The proxy's session decides how long the user is signed in.
+        expires_at_ms: None,
     })
 }

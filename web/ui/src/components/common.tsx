@@ -1,5 +1,5 @@
 import type { ComponentChildren } from 'preact';
-import type { ApiError } from '../api';
+import { type ApiError, askSignIn } from '../api';
 import { clusterColor } from '../lib/colors';
 import type { Loadable } from '../hooks';
 
@@ -20,7 +20,12 @@ export function ErrorBox({ error, retry }: { error: ApiError; retry?: () => void
     <div class="state error" role="alert">
       <strong>{error.status ? `Error ${error.status}` : 'Error'}</strong>
       {error.path && <code>{error.path.split('?')[0]}</code>}: {error.message}
-      {retry && (
+      {error.signIn && (
+        <button type="button" onClick={() => error.signIn && askSignIn(error.signIn)}>
+          Sign in
+        </button>
+      )}
+      {retry && !error.signIn && (
         <button type="button" onClick={retry}>
           Retry
         </button>

@@ -1,11 +1,11 @@
-// Alert rules (admin API, bearer token kept in localStorage): list,
+// Alert rules (admin API, with the session's token): list,
 // create, edit, delete, with the API's validation messages (a rule whose
 // expression does not parse answers 400 with the reason). Each rule's
 // state (inactive, pending, firing, resolved), its last value and example
 // traces, and the recent notifications come from `/api/v1/alerts`.
 
 import { useState } from 'preact/hooks';
-import { adminToken, ApiError, get, request } from '../api';
+import { ApiError, get, request } from '../api';
 import { ErrorBox, Load } from '../components/common';
 import { type Loadable, useFetch } from '../hooks';
 import { type AlertRuleState, type Alerts, ago, normalizeAlerts } from '../lib/alerts';
@@ -15,8 +15,7 @@ type Rules = Record<string, { expr: string; for_secs: number }>;
 const rulePath = (name: string) => `/api/v1/admin/alert-rules/${encodeURIComponent(name)}`;
 
 export function AlertsView() {
-  const [token, setToken] = useState(adminToken.get());
-  const [rules, reload] = useFetch(() => request<Rules>('/api/v1/admin/alert-rules?consistency=local', { admin: true }), [token]);
+  const [rules, reload] = useFetch((s) => request<Rules>('/api/v1/admin/alert-rules?consistency=local', { signal: s }), []);
   const [alerts, reloadAlerts] = useFetch((s) => get<unknown>('/api/v1/alerts', s).then(normalizeAlerts), []);
   const [editing, setEditing] = useState<{ name: string; expr: string; for_secs: number; isNew: boolean } | null>(null);
   const reloadAll = () => {
@@ -27,13 +26,6 @@ export function AlertsView() {
     <div class="page">
       <div class="page-head">
         <h1>Alerts</h1>
-        <TokenBox
-          token={token}
-          onSave={(t) => {
-            adminToken.set(t);
-            setToken(t);
-          }}
-        />
       </div>
       <h2>
         Rules{' '}
@@ -63,26 +55,6 @@ export function AlertsView() {
       </h2>
       <History alerts={alerts} retry={reloadAlerts} />
     </div>
-  );
-}
-
-function TokenBox({ token, onSave }: { token: string; onSave: (t: string) => void }) {
-  const [value, setValue] = useState(token);
-  return (
-    <form
-      class="token"
-      onSubmit={(e) => {
-        e.preventDefault();
-        onSave(value.trim());
-      }}
-    >
-      <label>
-        Admin token
-        <input type="password" name="token" autocomplete="off" placeholder="bearer token (if the gateway has one)" value={value} onInput={(e) => setValue(e.currentTarget.value)} />
-      </label>
-      <button type="submit">{token ? 'Update' : 'Save'}</button>
-      {token && <span class="muted">saved in this browser</span>}
-    </form>
   );
 }
 
@@ -164,7 +136,7 @@ function RuleList({ rules, alerts, onEdit, onDeleted }: { rules: Rules; alerts: 
   const del = async (name: string) => {
     setError(null);
     try {
-      await request(rulePath(name), { method: 'DELETE', admin: true });
+      await request(rulePath(name), { method: 'DELETE' });
       setConfirm(null);
       onDeleted();
     } catch (e) {
@@ -242,7 +214,7 @@ function RuleForm({ initial, onDone, onCancel }: { initial: { name: string; expr
     setBusy(true);
     setError(null);
     try {
-      await request(rulePath(name), { method: 'PUT', admin: true, body: { expr, for_secs: n } });
+      await request(rulePath(name), { method: 'PUT', body: { expr, for_secs: n } });
       onDone();
     } catch (err) {
       setError(err instanceof ApiError ? err.message : String(err));

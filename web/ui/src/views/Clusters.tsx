@@ -39,15 +39,17 @@ async function loadClusters(signal: AbortSignal): Promise<Clusters> {
   } catch (e) {
     if (!(e as { notAvailable?: boolean }).notAvailable) throw e;
   }
-  const reg = await request<Record<string, { identity: string }>>('/api/v1/admin/clusters?consistency=local', { admin: true, signal });
+  const reg = await request<Record<string, { identity: string }>>('/api/v1/admin/clusters?consistency=local', { signal });
   return { source: 'registry', list: Object.entries(reg).map(([cluster, c]) => ({ cluster, identity: c.identity })) };
 }
 
 export function ClustersView() {
   const [clusters, retryC] = useFetch(loadClusters, []);
   const [storage] = useFetch((s) => get<{ shards: Array<{ clusters: Array<{ cluster: string; spans: number; estimatedBytes: number }> }> }>('/api/v1/storage', s), []);
-  const [members, retryM] = useFetch((s) => request<Members>('/api/v1/admin/members?consistency=local', { admin: true, signal: s }), []);
-  const [raft] = useFetch((s) => request<Raft>('/api/v1/admin/raft', { admin: true, signal: s }), []);
+  // The admin API's parts: without an admin token they say so in place
+  // (with a sign-in button) instead of taking the page away.
+  const [members, retryM] = useFetch((s) => request<Members>('/api/v1/admin/members?consistency=local', { signal: s, signIn: false }), []);
+  const [raft] = useFetch((s) => request<Raft>('/api/v1/admin/raft', { signal: s, signIn: false }), []);
   const stored = new Map<string, { spans: number; bytes: number }>();
   if (storage.state === 'ok')
     for (const sh of storage.data.shards)
