@@ -35,8 +35,16 @@ export MERIDIAN_REQUIRE_POSTGRES=1
 echo "$MERIDIAN_TEST_POSTGRES"
 
 step "tests"
+# Every gateway and agent process the tests start copies its log here, and
+# the secrets it was given to secrets.txt (tests/src/process.rs).
+export MERIDIAN_TEST_LOG_DIR="$target/test-logs"
+rm -rf "$MERIDIAN_TEST_LOG_DIR"
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$target/test-output.txt"
 status=${PIPESTATUS[0]}
+
+step "no secret in any process log of the run"
+secrets_status=0
+scripts/check-log-secrets.sh "$MERIDIAN_TEST_LOG_DIR" || secrets_status=$?
 
 step "fuzz (short run)"
 # Every decoder of outside bytes, 5 s each (12 targets, about 60 s): the
@@ -67,4 +75,5 @@ awk '/^test result:/ { p += $4; f += $6; i += $8 }
   "$target/test-output.txt" "$target/deploy-test-output.txt" "$target/web-test-output.txt"
 [ "$status" -ne 0 ] && exit "$status"
 [ "$fuzz_status" -ne 0 ] && exit "$fuzz_status"
+[ "$secrets_status" -ne 0 ] && exit "$secrets_status"
 exit "$web_status"

@@ -7,10 +7,16 @@
 //! oldest dropped) that tests can wait on or print when something fails;
 //! with `MERIDIAN_TEST_LOGS=1` every line is also echoed to the test's
 //! stderr, prefixed with the process's name.
+//!
+//! With `MERIDIAN_TEST_LOG_DIR=DIR` (`scripts/test.sh` sets it) every line
+//! is also appended to `DIR/<name>-<pid>.log`, and the secrets given on
+//! the command line (`--admin-token`, a password in a `--store` URL) to
+//! `DIR/secrets.txt`, so that `scripts/check-log-secrets.sh` can show no
+//! secret reached any log of the whole run.
 
 use std::{
     collections::VecDeque,
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Write},
     net::SocketAddr,
     path::PathBuf,
     process::{Child, Command, Stdio},
@@ -121,6 +127,56 @@ fn fields(line: &str) -> Option<Value> {
     Some(v.get_mut("fields")?.take())
 }
 
+/// With `MERIDIAN_TEST_LOG_DIR`: the file this process's log is copied to,
+/// after recording the secrets in `args` in `secrets.txt`.
+fn log_file(name: &str, pid: u32, args: &[String]) -> anyhow::Result<Option<std::fs::File>> {
+    let Some(dir) = std::env::var_os("MERIDIAN_TEST_LOG_DIR").filter(|d| !d.is_empty()) else {
+        return Ok(None);
+    };
+    let dir = PathBuf::from(dir);
+    std::fs::create_dir_all(&dir)?;
+    let secrets = secrets_in(args);
+    if !secrets.is_empty() {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("secrets.txt"))?;
+        for s in secrets {
+            writeln!(f, "{s}")?;
+        }
+    }
+    let file = std::fs::File::create(dir.join(format!("{name}-{pid}.log")))?;
+    Ok(Some(file))
+}
+
+/// The secrets a command line carries: the `--admin-token` value and the
+/// password of every URL in a `--store` value.
+fn secrets_in(args: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for pair in args.windows(2) {
+        match pair[0].as_str() {
+            "--admin-token" if !pair[1].is_empty() => out.push(pair[1].clone()),
+            "--store" => {
+                for url in pair[1].split(',') {
+                    let Some((_, rest)) = url.split_once("://") else {
+                        continue;
+                    };
+                    let Some((userinfo, _)) = rest.split_once('@') else {
+                        continue;
+                    };
+                    if let Some((_, password)) = userinfo.split_once(':')
+                        && !password.is_empty()
+                    {
+                        out.push(password.to_owned());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 /// A child process, its command line and its stderr.
 #[derive(Debug)]
 struct Proc {
@@ -157,6 +213,7 @@ impl Proc {
         let stderr = child.stderr.take().context("stderr")?;
         let log = Arc::new(Log::default());
         let echo = std::env::var("MERIDIAN_TEST_LOGS").is_ok_and(|v| v == "1");
+        let mut file = log_file(&self.name, child.id(), &self.args)?;
         let name = self.name.clone();
         let sink = Arc::clone(&log);
         // Ends when the process's stderr closes (it exited or was killed).
@@ -164,6 +221,9 @@ impl Proc {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if echo {
                     eprintln!("[{name}] {line}");
+                }
+                if let Some(f) = file.as_mut() {
+                    let _ = writeln!(f, "{line}");
                 }
                 sink.push(line);
             }
