@@ -216,7 +216,11 @@ impl Gateway {
         )
         .with_tail(tail.clone())
         .with_agents(agents.clone())
-        .with_registration(cfg.registration);
+        .with_registration(cfg.registration)
+        .with_removed_probe({
+            let plane = Arc::clone(&plane);
+            ingest::service::RemovedProbe(Arc::new(move || plane.is_removed()))
+        });
         // One byte budget for the port: messages being received, Forward
         // and ForwardWindows being decoded and written.
         let admission = federation_service.admission();

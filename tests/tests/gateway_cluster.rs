@@ -724,3 +724,80 @@ impl<T> ContextDescribe<T> for anyhow::Result<T> {
         self.map_err(|e| anyhow::anyhow!("{e:#}\n{}", c.describe()))
     }
 }
+
+/// Issue 18: a gateway removed from the cluster refuses its agents at once
+/// (FAILED_PRECONDITION with RetryInfo, `reason="removed_node"`); the
+/// agent keeps what it acknowledged, and once the gateway is added back
+/// every acknowledged span is stored exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_gateway_refuses_its_agents_and_nothing_is_lost() -> anyhow::Result<()> {
+    let Some(server) = postgres("a removed gateway") else {
+        return Ok(());
+    };
+    let _serial = SERIAL.lock().await;
+    let dbs = pg::fresh_databases(&server, 2).await;
+    let c = ProcessCluster::start(GATEWAY, dbs, 3).await?;
+    let leader = c.wait_leader(&[1, 2, 3], DEADLINE).await?;
+    let gone = if leader == 3 { 2 } else { 3 };
+    let agent = c.start_agent(AGENT, "east", &[gone]).await?;
+    let stream = Stream::start(agent.otlp_grpc, 0xd1, "removed");
+    stream.wait_count(20).await?;
+
+    // Its Raft address, to add it back with.
+    let (status, members) = c.get_json(leader, "/api/v1/admin/members").await?;
+    ensure_ok("GET members", status, &members)?;
+    let record = members["members"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["id"] == gone))
+        .with_context(|| format!("g{gone} in {members}"))?;
+    let raft_addr = record["raft_addr"]
+        .as_str()
+        .or_else(|| record["member"]["raft_addr"].as_str())
+        .with_context(|| format!("raft_addr in {record}"))?
+        .to_owned();
+    let (status, body) = c
+        .request(
+            leader,
+            reqwest::Method::DELETE,
+            &format!("/api/v1/admin/members/{gone}"),
+            None,
+            DEADLINE,
+        )
+        .await?;
+    ensure_ok("DELETE member", status, &body)?;
+    let refused = format!("meridian_gateway_identity_refused_total{{reason=\"removed_node\"}}");
+    wait_for(
+        "the removed gateway to refuse its agent",
+        DEADLINE,
+        || async { (gateway_metric(&c, gone, &refused).await? >= 1.0).then_some(()) },
+    )
+    .await?;
+    // The agent keeps accepting spans meanwhile (its WAL holds them).
+    let before = stream.count();
+    stream.wait_count(before + 20).await?;
+
+    // Added back: it serves again, and nothing was lost or doubled.
+    let body = json!({ "id": gone, "raft_addr": raft_addr });
+    let (status, answer) = c
+        .request(
+            leader,
+            reqwest::Method::POST,
+            "/api/v1/admin/members",
+            Some(&body),
+            Duration::from_secs(120),
+        )
+        .await?;
+    ensure_ok("POST member", status, &answer)?;
+    let sent = stream.finish().await?;
+    let spans = sent.len() * SPANS_PER_TRACE;
+    wait_agent_acked(&c, &agent, spans).await?;
+    let stored = wait_for("every acknowledged span stored", DEADLINE, || async {
+        let n = count_by_id(&c, leader, &sent).await.ok()?;
+        (n == spans).then_some(n)
+    })
+    .await?;
+    assert_eq!(stored, spans, "spans acknowledged == spans stored");
+    let dropped = agent_metric(&c, &agent, "meridian_agent_spans_dropped_permanent_total").await;
+    assert_eq!(dropped.unwrap_or(0.0), 0.0);
+    Ok(())
+}

@@ -7,7 +7,7 @@
 //! [`crate::control_stream`]. `Decide`: the same identity check (and the claim on
 //! every batch), then the cross-cluster tail stream of `stitch::tail`.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use model::ClusterId;
 use proto::federation::{
@@ -71,8 +71,33 @@ pub fn unregistered(cluster: &ClusterId) -> Status {
     )
 }
 
+/// The refusal of every agent call while this gateway is removed from the
+/// cluster: FAILED_PRECONDITION with RetryInfo, so agents keep their spans
+/// (and follow the other members they know).
+pub fn removed_node() -> Status {
+    retryable(
+        Code::FailedPrecondition,
+        "this gateway was removed from the gateway cluster; the agent keeps its spans \
+         and retries (another member, or this one once it is added again)",
+        UNREGISTERED_RETRY_AFTER,
+    )
+}
+
+/// Whether this gateway is now removed from its cluster (a membership that
+/// no longer lists it), asked on every agent call.
+#[derive(Clone)]
+pub struct RemovedProbe(pub Arc<dyn Fn() -> bool + Send + Sync>);
+
+impl std::fmt::Debug for RemovedProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RemovedProbe")
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct FederationService {
+    /// Refuses every agent call while this node is removed (none: never).
+    removed: Option<RemovedProbe>,
     ingest: Ingest,
     metrics: GatewayMetrics,
     /// Bounded in-flight uncompressed bytes. Full policy: reject with
@@ -131,6 +156,7 @@ impl FederationService {
             tail: None,
             agents: AgentRegistry::default(),
             registration: Registration::default(),
+            removed: None,
         }
     }
 
@@ -138,6 +164,12 @@ impl FederationService {
     /// registered).
     pub fn with_registration(mut self, registration: Registration) -> Self {
         self.registration = registration;
+        self
+    }
+
+    /// Refuses every agent call while `probe` says this node is removed.
+    pub fn with_removed_probe(mut self, probe: RemovedProbe) -> Self {
+        self.removed = Some(probe);
         self
     }
 
@@ -228,6 +260,10 @@ impl FederationService {
     /// call, so a deleted cluster is refused as soon as the deletion is
     /// applied on this node).
     fn check_registered(&self, rpc: Rpc, cluster: &ClusterId) -> Result<(), Status> {
+        if self.removed.as_ref().is_some_and(|p| (p.0)()) {
+            tracing::warn!(cluster = %cluster, rpc = rpc.name(), "refused: this gateway is removed from the cluster");
+            return Err(self.refuse(rpc, "removed_node", removed_node()));
+        }
         if self
             .control
             .borrow()

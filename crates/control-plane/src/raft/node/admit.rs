@@ -50,6 +50,27 @@ pub struct Caller<'a> {
 }
 
 impl ControlPlane {
+    /// Whether this node was removed: its membership (as last appended)
+    /// lists other nodes but not this one, or is a joint change whose new
+    /// voters leave this voter out (a removed node often never sees the
+    /// final config). A node whose membership is empty (starting, joining)
+    /// and a learner being added are not removed.
+    pub fn is_removed(&self) -> bool {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        let membership = m.membership_config.membership();
+        if membership.nodes().next().is_none() {
+            return false;
+        }
+        if membership.get_node(&self.id).is_none() {
+            return true;
+        }
+        let configs = membership.get_joint_config();
+        let was_voter = configs.iter().any(|c| c.contains(&self.id));
+        let stays_voter = configs.last().is_some_and(|c| c.contains(&self.id));
+        was_voter && !stays_voter
+    }
+
     /// Admits a call from node `from`; `joining` for a `Forward` that adds
     /// `from` itself.
     pub(crate) fn admit(
