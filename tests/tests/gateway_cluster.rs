@@ -765,11 +765,11 @@ async fn a_removed_gateway_refuses_its_agents_and_nothing_is_lost() -> anyhow::R
         )
         .await?;
     ensure_ok("DELETE member", status, &body)?;
-    let refused = format!("meridian_gateway_identity_refused_total{{reason=\"removed_node\"}}");
+    let refused = "meridian_gateway_identity_refused_total{reason=\"removed_node\"}";
     wait_for(
         "the removed gateway to refuse its agent",
         DEADLINE,
-        || async { (gateway_metric(&c, gone, &refused).await? >= 1.0).then_some(()) },
+        || async { (gateway_metric(&c, gone, refused).await? >= 1.0).then_some(()) },
     )
     .await?;
     // The agent keeps accepting spans meanwhile (its WAL holds them).
