@@ -21,8 +21,6 @@
 //! Callers that predate the `from` field of `Forward` (0) are admitted:
 //! a rolling upgrade keeps working, and their Raft calls are still checked.
 
-use openraft::RaftMetrics;
-
 use super::ControlPlane;
 use crate::raft::{Command, Member, NodeId, network::Forwarded};
 
@@ -79,11 +77,17 @@ impl ControlPlane {
         from: NodeId,
         joining: bool,
     ) -> Result<(), Refusal> {
-        let metrics: RaftMetrics<NodeId, Member> = self.raft.metrics().borrow().clone();
-        let membership = metrics.membership_config.membership();
-        let initialised = membership.nodes().next().is_some();
-        let member = membership.get_node(&from);
-        let followed = metrics.current_leader == Some(from);
+        // Read under the metrics watch's lock, without cloning the metrics.
+        let (initialised, member, followed): (bool, Option<Member>, bool) = {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow();
+            let membership = m.membership_config.membership();
+            (
+                membership.nodes().next().is_some(),
+                membership.get_node(&from).cloned(),
+                m.current_leader == Some(from),
+            )
+        };
         if initialised && member.is_none() && !joining && !followed {
             return Err(Refusal::NotAMember(from));
         }
@@ -98,6 +102,7 @@ impl ControlPlane {
             .filter(|n| !n.is_empty())
             .or_else(|| {
                 member
+                    .as_ref()
                     .map(|m| m.node_name.as_str())
                     .filter(|n| !n.is_empty())
             });
