@@ -6,7 +6,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -46,7 +49,7 @@ pub struct Stitcher {
     plane: Arc<dyn PeerBus>,
     local: mpsc::Sender<Batch>,
     drops: mpsc::Sender<DroppedReport>,
-    outboxes: Arc<Mutex<HashMap<NodeId, mpsc::Sender<Batch>>>>,
+    outboxes: Arc<Mutex<HashMap<NodeId, Outbox>>>,
     config: Arc<StitchConfig>,
     metrics: StitchMetrics,
     /// Owns the worker and the per-peer send loops.
@@ -151,7 +154,7 @@ impl Stitcher {
             let sent = if worker == self.plane.id() {
                 self.local.try_send(chunk).is_ok()
             } else {
-                self.outbox(worker).try_send(chunk).is_ok()
+                self.outbox(worker).try_push(chunk)
             };
             if !sent {
                 self.metrics.drop_notes("queue_full", n);
@@ -178,7 +181,7 @@ impl Stitcher {
     }
 
     /// The queue to a peer worker, started on first use.
-    fn outbox(&self, to: NodeId) -> mpsc::Sender<Batch> {
+    fn outbox(&self, to: NodeId) -> Outbox {
         let mut boxes = match self.outboxes.lock() {
             Ok(b) => b,
             Err(p) => p.into_inner(),
@@ -186,11 +189,46 @@ impl Stitcher {
         boxes
             .entry(to)
             .or_insert_with(|| {
-                let (tx, rx) = mpsc::channel(64);
-                self.jobs.spawn(send_loop(self.clone(), to, rx));
-                tx
+                let (tx, rx) = mpsc::channel(OUTBOX_BATCHES);
+                let queued = Arc::new(AtomicUsize::new(0));
+                self.jobs
+                    .spawn(send_loop(self.clone(), to, rx, Arc::clone(&queued)));
+                Outbox { tx, queued }
             })
             .clone()
+    }
+}
+
+/// Batches queued for one peer worker, at most.
+const OUTBOX_BATCHES: usize = 4_096;
+/// Notes queued for one peer worker, at most (each note keeps at most
+/// 256 bytes of a name, so a full outbox is tens of MiB). Counted in notes,
+/// not batches: while a worker is down (until its lease moves, ~6 s) every
+/// Forward batch adds a small batch here, and a bound of 64 batches dropped
+/// the notes of the seconds before the lease moved.
+const OUTBOX_NOTES: usize = 100_000;
+
+/// The queue to one peer worker and the notes in it.
+#[derive(Debug, Clone)]
+struct Outbox {
+    tx: mpsc::Sender<Batch>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl Outbox {
+    /// Queues `batch` unless the outbox holds [`OUTBOX_NOTES`] or
+    /// [`OUTBOX_BATCHES`]; never waits.
+    fn try_push(&self, batch: Batch) -> bool {
+        let n = batch.len();
+        if self.queued.fetch_add(n, Ordering::AcqRel).saturating_add(n) > OUTBOX_NOTES {
+            self.queued.fetch_sub(n, Ordering::AcqRel);
+            return false;
+        }
+        if self.tx.try_send(batch).is_err() {
+            self.queued.fetch_sub(n, Ordering::AcqRel);
+            return false;
+        }
+        true
     }
 }
 
@@ -224,13 +262,19 @@ const REROUTE_FOR: Duration = Duration::from_secs(30);
 /// answer, the batch waits (the other batches for that peer queue behind
 /// it, up to the outbox bound) until its shard's lease moves to another
 /// node, which then gets it.
-async fn send_loop(stitcher: Stitcher, to: NodeId, mut rx: mpsc::Receiver<Batch>) {
+async fn send_loop(
+    stitcher: Stitcher,
+    to: NodeId,
+    mut rx: mpsc::Receiver<Batch>,
+    queued: Arc<AtomicUsize>,
+) {
     let cancel = stitcher.jobs.token().clone();
     loop {
         let mut batch = tokio::select! {
             _ = cancel.cancelled() => return,
             b = rx.recv() => match b { Some(b) => b, None => return },
         };
+        queued.fetch_sub(batch.len(), Ordering::AcqRel);
         let since = tokio::time::Instant::now();
         let mut backoff = Duration::from_millis(200);
         while let Ok(body) = serde_json::to_vec(&batch) {
@@ -315,5 +359,36 @@ mod chunk_tests {
         small.push((0, note));
         let out = chunks(small, 2_000);
         assert!(out[0].capacity() < 4_096);
+    }
+
+    /// The outbox of a worker that does not answer holds notes up to its
+    /// note bound, however small its batches (it was 64 batches).
+    #[test]
+    fn an_outbox_is_bounded_in_notes() {
+        let span = store::testsuite::SpanBuilder::new(1, 1, "svc").build();
+        let note = Note::of(&span);
+        let (tx, mut rx) = mpsc::channel(OUTBOX_BATCHES);
+        let outbox = Outbox {
+            tx,
+            queued: Arc::default(),
+        };
+        for _ in 0..1_000 {
+            assert!(
+                outbox.try_push(vec![(0, note.clone())]),
+                "small batches fit"
+            );
+        }
+        let rest: Batch = (0..OUTBOX_NOTES - 1_000)
+            .map(|i| (i as u32, note.clone()))
+            .collect();
+        assert!(outbox.try_push(rest));
+        assert!(
+            !outbox.try_push(vec![(0, note.clone())]),
+            "over the note bound"
+        );
+        // A batch taken by the send loop gives its notes back.
+        let taken = rx.try_recv().expect("queued");
+        outbox.queued.fetch_sub(taken.len(), Ordering::AcqRel);
+        assert!(outbox.try_push(vec![(0, note)]));
     }
 }
