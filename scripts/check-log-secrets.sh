@@ -18,8 +18,9 @@ if grep -l -E 'mrd_[0-9a-f]{64}' "${logs[@]}"; then
   found=1
 fi
 if [ -s "$dir/secrets.txt" ]; then
-  sort -u "$dir/secrets.txt" > "$dir/secrets.sorted"
-  if grep -l -F -f "$dir/secrets.sorted" "${logs[@]}"; then
+  # No empty pattern: it would match every line.
+  grep -v '^[[:space:]]*$' "$dir/secrets.txt" | sort -u > "$dir/secrets.sorted" || true
+  if [ -s "$dir/secrets.sorted" ] && grep -l -F -f "$dir/secrets.sorted" "${logs[@]}"; then
     echo "check-log-secrets: a command-line secret is in the logs above" >&2
     found=1
   fi

@@ -141,8 +141,10 @@ fn log_file(name: &str, pid: u32, args: &[String]) -> anyhow::Result<Option<std:
             .create(true)
             .append(true)
             .open(dir.join("secrets.txt"))?;
+        // One write per line: processes start in parallel, and an
+        // O_APPEND write of a short line is not interleaved with another.
         for s in secrets {
-            writeln!(f, "{s}")?;
+            f.write_all(format!("{s}\n").as_bytes())?;
         }
     }
     let file = std::fs::File::create(dir.join(format!("{name}-{pid}.log")))?;
