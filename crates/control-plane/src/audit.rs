@@ -145,30 +145,26 @@ impl AuditLog {
             status,
             outcome: outcome.into(),
         };
+        // One record, at `info` when done and `warn` otherwise.
+        macro_rules! log_write {
+            ($level:ident) => {
+                tracing::$level!(
+                    target: "meridian::audit",
+                    event = "admin_write",
+                    principal = %record.principal,
+                    principal_kind = %record.principal_kind,
+                    action = %record.action,
+                    path = %record.path,
+                    status,
+                    outcome,
+                    "admin write"
+                )
+            };
+        }
         if outcome == "done" {
-            tracing::info!(
-                target: "meridian::audit",
-                event = "admin_write",
-                principal = %record.principal,
-                principal_kind = %record.principal_kind,
-                action = %record.action,
-                path = %record.path,
-                status,
-                outcome,
-                "admin write"
-            );
+            log_write!(info);
         } else {
-            tracing::warn!(
-                target: "meridian::audit",
-                event = "admin_write",
-                principal = %record.principal,
-                principal_kind = %record.principal_kind,
-                action = %record.action,
-                path = %record.path,
-                status,
-                outcome,
-                "admin write"
-            );
+            log_write!(warn);
         }
         self.push(record);
     }
