@@ -579,6 +579,12 @@ async fn without_a_quorum_writes_answer_503_and_local_reads_still_work() {
         api.send(Method::PUT, "policies/eu", json!({})).await,
         (StatusCode::OK, done())
     );
+    // The write is committed once a majority holds it, which need not include
+    // node 3: wait until node 3 has applied it before the others go away.
+    api.eventually("policies?consistency=local", "eu applied on node 3", |v| {
+        v.get("eu").is_some()
+    })
+    .await;
     c.crash(1).await;
     c.crash(2).await;
 
