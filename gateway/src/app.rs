@@ -50,6 +50,8 @@ pub struct TlsPaths {
 #[derive(Debug)]
 pub struct Gateway {
     pub http_addr: SocketAddr,
+    /// `--tempo-http` as bound; `None` when off.
+    pub tempo_addr: Option<SocketAddr>,
     pub federation_addr: SocketAddr,
     pub otlp_grpc_addr: SocketAddr,
     pub otlp_http_addr: SocketAddr,
@@ -133,6 +135,11 @@ impl Gateway {
         let (grpc_l, otlp_grpc_addr) = bind("otlp grpc", cfg.otlp_grpc).await?;
         let (otlp_http_l, otlp_http_addr) = bind("otlp http", cfg.otlp_http).await?;
         let (http_l, http_addr) = bind("http", cfg.http).await?;
+        let tempo = match cfg.tempo_http {
+            Some(addr) => Some(bind("tempo http", addr).await?),
+            None => None,
+        };
+        let tempo_addr = tempo.as_ref().map(|(_, a)| *a);
         let (raft_l, raft_addr) = bind("raft", cfg.cluster.raft).await?;
 
         let mut registry = Registry::default();
@@ -304,7 +311,7 @@ impl Gateway {
             otlp_http_l,
             receiver::http::otlp_router(sink, cfg.limits, receiver_metrics),
         );
-        let http_router = crate::http::router(crate::http::HttpParts {
+        let http_parts = crate::http::HttpParts {
             store: Arc::clone(&store),
             registry,
             plane: Arc::clone(&plane),
@@ -314,7 +321,23 @@ impl Gateway {
             agents: agents.clone(),
             red: cfg.red.clone(),
             alerts_ui_url: cfg.alerts.ui_url.clone(),
-        });
+        };
+        if let Some((tempo_l, _)) = tempo {
+            let router = crate::http::tempo_router(&http_parts);
+            match &http_tls {
+                Some(config) => telemetry::serve::https(
+                    &root,
+                    "tempo http",
+                    tempo_l,
+                    router,
+                    Arc::clone(config),
+                    telemetry::serve::Deadlines::default(),
+                    telemetry::serve::HANDSHAKE_TIMEOUT,
+                ),
+                None => telemetry::serve::http(&root, "tempo http", tempo_l, router),
+            }
+        }
+        let http_router = crate::http::router(http_parts);
         match &http_tls {
             Some(config) => telemetry::serve::https(
                 &root,
@@ -346,6 +369,7 @@ impl Gateway {
 
         tracing::info!(
             http = %http_addr,
+            tempo_http = %tempo_addr.map_or_else(|| "off".to_owned(), |a| a.to_string()),
             http_scheme = if http_tls.is_some() { "https" } else { "http" },
             federation = %federation_addr,
             otlp_grpc = %otlp_grpc_addr,
@@ -370,6 +394,7 @@ impl Gateway {
         }
         Ok(Self {
             http_addr,
+            tempo_addr,
             federation_addr,
             otlp_grpc_addr,
             otlp_http_addr,

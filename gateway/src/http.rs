@@ -71,6 +71,18 @@ pub fn router(parts: HttpParts) -> Router {
         .merge(web::router())
 }
 
+/// The `--tempo-http` port: Tempo's query API behind the same access
+/// layer as `--http` (its own `Access`, the same policy and audit).
+pub fn tempo_router(parts: &HttpParts) -> Router {
+    let reader = Arc::clone(&parts.plane) as Arc<dyn ControlReader>;
+    let access = Access::new(parts.access.clone(), reader, Arc::clone(&parts.clock))
+        .with_audit(parts.plane.audit().clone());
+    control_plane::access::layer(
+        query::tempo::router(Arc::clone(&parts.store), parts.limits),
+        access,
+    )
+}
+
 /// `GET /metrics`: every series for a caller whose scope is every
 /// cluster; for a narrower scope, only the series labelled with a
 /// `cluster` in it (RED metrics, per-cluster counters), nothing

@@ -80,6 +80,7 @@ impl Sandbox {
             data_dir: dir.to_path_buf(),
             stores: vec![format!("sqlite://{}", dir.join("meridian.db").display())],
             http: loopback(),
+            tempo_http: Some(loopback()),
             federation: loopback(),
             otlp_grpc: loopback(),
             otlp_http: loopback(),

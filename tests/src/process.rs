@@ -208,6 +208,9 @@ impl Proc {
             .args(&self.args)
             .args(["--log-format", "json"])
             .env("RUST_LOG", "info")
+            // The gateway's default Tempo port is fixed (:3200); a test
+            // gateway binds an ephemeral one unless its flags say otherwise.
+            .env("MERIDIAN_TEMPO_HTTP", "127.0.0.1:0")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -365,6 +368,8 @@ pub struct GatewayProcess {
     pub federation: SocketAddr,
     pub otlp_grpc: SocketAddr,
     pub otlp_http: SocketAddr,
+    /// `--tempo-http` as bound (`None`: off).
+    pub tempo: Option<SocketAddr>,
     /// The Raft listener as bound (peers may reach it through a proxy).
     pub raft: SocketAddr,
 }
@@ -381,6 +386,7 @@ impl GatewayProcess {
             federation: SocketAddr::from(([0, 0, 0, 0], 0)),
             otlp_grpc: SocketAddr::from(([0, 0, 0, 0], 0)),
             otlp_http: SocketAddr::from(([0, 0, 0, 0], 0)),
+            tempo: None,
             raft: SocketAddr::from(([0, 0, 0, 0], 0)),
         };
         g.read_start()?;
@@ -393,6 +399,7 @@ impl GatewayProcess {
         self.federation = addr(&f, "federation")?;
         self.otlp_grpc = addr(&f, "otlp_grpc")?;
         self.otlp_http = addr(&f, "otlp_http")?;
+        self.tempo = addr(&f, "tempo_http").ok();
         self.raft = addr(&f, "raft")?;
         self.node_id = match &f["node_id"] {
             Value::Number(n) => n.as_u64(),

@@ -31,6 +31,8 @@ pub mod scoped;
 pub mod skew;
 pub mod stitched;
 pub mod storage;
+pub mod tempo;
+pub mod traceql;
 pub mod window;
 
 use std::sync::Arc;

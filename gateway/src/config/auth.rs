@@ -189,7 +189,9 @@ impl AuthConfig {
             }),
             None if !loopback => Err(ConfigError::new(
                 "auth",
-                format!("--http {http} is reachable beyond loopback and no --auth mode is chosen"),
+                format!(
+                    "the query port {http} (--http or --tempo-http) is reachable beyond loopback and no --auth mode is chosen"
+                ),
                 "give --auth tokens (API tokens and --admin-token), --auth proxy (behind an SSO proxy), or --auth none to leave reads open deliberately",
             )),
             _ => Ok(Self {

@@ -47,6 +47,10 @@ pub struct Settings {
     #[command(flatten)]
     #[serde(flatten)]
     pub http_tls: HttpTlsFlags,
+    /// Tempo's query API, for Grafana's Tempo data source (same auth and
+    /// HTTPS as --http); `off` disables it [default: :3200].
+    #[arg(long, env = "MERIDIAN_TEMPO_HTTP", value_name = "ADDR|off")]
+    pub tempo_http: Option<String>,
     /// Federation (mTLS gRPC) listen address for agents [default: :4320].
     #[arg(long, env = "MERIDIAN_FEDERATION", value_name = "ADDR")]
     pub federation: Option<String>,
@@ -199,6 +203,8 @@ pub struct GatewayConfig {
     pub data_dir: PathBuf,
     pub stores: Vec<String>,
     pub http: SocketAddr,
+    /// `--tempo-http`; `None` when `off`.
+    pub tempo_http: Option<SocketAddr>,
     pub federation: SocketAddr,
     pub otlp_grpc: SocketAddr,
     pub otlp_http: SocketAddr,
@@ -342,7 +348,7 @@ impl Settings {
         self.log.merge(file.log);
         self.http_tls.merge(file.http_tls);
         self.auth_proxy.merge(file.auth_proxy);
-        merge_options!(self, file; data_dir, store, http, federation,
+        merge_options!(self, file; data_dir, store, http, tempo_http, federation,
             default_cluster, otlp_trust_cluster_attribute, require_registered_clusters,
             max_inflight_bytes, index_tags, retention_hours, retention_interval,
             skew_reference, alert_webhooks, ui_url, node_id, raft, peers, join, raft_advertise,
@@ -472,8 +478,19 @@ impl Settings {
             alerts.ui_url = u.trim().to_owned();
         }
         let http = listen_addr("http", self.http.as_deref().unwrap_or(":16686"))?;
+        let tempo_http = match self.tempo_http.as_deref().unwrap_or(":3200") {
+            "off" => None,
+            addr => Some(listen_addr("tempo-http", addr)?),
+        };
+        // Anonymous callers are trusted only when every query port is
+        // loopback: the auth check looks at the widest one.
+        let widest = tempo_http
+            .into_iter()
+            .find(|a| !a.ip().is_loopback())
+            .unwrap_or(http);
         Ok(GatewayConfig {
-            auth: AuthConfig::new(self.auth, self.auth_proxy, http)?,
+            auth: AuthConfig::new(self.auth, self.auth_proxy, widest)?,
+            tempo_http,
             http_tls: self.http_tls.validate()?,
             tail: stitch::tail::TailSettings {
                 window,

@@ -70,6 +70,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             data_dir.join("meridian.db").display()
         )],
         http,
+        // The demo serves one port; `run` serves the Tempo API.
+        tempo_http: None,
         federation: loopback,
         otlp_grpc: loopback,
         otlp_http: loopback,
