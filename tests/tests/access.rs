@@ -47,6 +47,19 @@ const SURFACES: &[(&str, &str)] = &[
     ("PUT", "/api/v1/admin/policies/a"),
 ];
 
+/// Every route of the `--tempo-http` port (Tempo's API), one request each.
+const TEMPO_SURFACES: &[&str] = &[
+    "/api/echo",
+    "/api/status/buildinfo",
+    "/api/search?q=%7B%7D",
+    "/api/search/tags",
+    "/api/v2/search/tags",
+    "/api/search/tag/service.name/values",
+    "/api/v2/search/tag/resource.service.name/values",
+    "/api/traces/0af7651916cd43dd8448eb211c80319c",
+    "/api/v2/traces/0af7651916cd43dd8448eb211c80319c",
+];
+
 fn gateway_args(dir: &std::path::Path, auth: &[&str]) -> Vec<String> {
     let mut args = vec![
         "--data-dir".to_owned(),
@@ -228,6 +241,24 @@ async fn tokens_scope_and_guard_every_api_surface() -> anyhow::Result<()> {
             assert!(body["error"].is_string(), "{method} {path}: {body}");
             assert_eq!(body["auth"], "tokens", "{method} {path}: {body}");
         }
+    }
+
+    // The Tempo port is behind the same access layer: 401 without a
+    // token, answered (200, or 404 for the unknown trace) with one.
+    let tempo = Client {
+        http: c.http.clone(),
+        base: format!("http://{}", gw.tempo.context("the tempo port")?),
+    };
+    for path in TEMPO_SURFACES {
+        let (status, _, body) = tempo.call("GET", path, None, None).await?;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "tempo {path}: {body}");
+        let status = tempo.status("GET", path, Some(reader.as_str())).await;
+        let expected = if path.contains("/traces/") {
+            StatusCode::NOT_FOUND
+        } else {
+            StatusCode::OK
+        };
+        assert_eq!(status, expected, "tempo {path}");
     }
 
     // whoami: each caller as the gateway sees it, never its secret.
@@ -485,6 +516,13 @@ async fn beyond_loopback_the_gateway_needs_an_auth_mode() -> anyhow::Result<()> 
         a[i] = "0.0.0.0:0".into();
         a
     };
+    // The Tempo port counts too: --http on loopback does not make a wide
+    // --tempo-http anonymous.
+    let mut tempo_wide = gateway_args(dir.path(), &[]);
+    tempo_wide.extend(["--tempo-http".to_owned(), "0.0.0.0:0".to_owned()]);
+    let out = run_to_exit(&tempo_wide).await?;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--tempo-http"), "{}", text(&out.stderr));
     for auth in [&[][..], &["--auth", "proxy"][..]] {
         let out = run_to_exit(&wide(auth)).await?;
         assert_eq!(out.status.code(), Some(2), "{auth:?}");
