@@ -413,6 +413,22 @@ mod tests {
     }
 
     #[test]
+    fn sampling_grpc_defaults_to_jaegers_port_and_turns_off() {
+        let cfg = minimal().validate().unwrap();
+        assert_eq!(cfg.sampling_addr.port(), 5778);
+        assert_eq!(cfg.sampling_grpc_addr.map(|a| a.port()), Some(5779));
+        let mut s = minimal();
+        s.sampling_grpc = Some("off".into());
+        assert_eq!(s.validate().unwrap().sampling_grpc_addr, None);
+        let file: Settings = toml::from_str("sampling-grpc = \"127.0.0.1:0\"").unwrap();
+        let cfg = minimal().merge(file).validate().unwrap();
+        assert_eq!(cfg.sampling_grpc_addr.map(|a| a.port()), Some(0));
+        let mut s = minimal();
+        s.sampling_grpc = Some("nowhere".into());
+        assert_eq!(s.validate().unwrap_err().key, "sampling-grpc");
+    }
+
+    #[test]
     fn tail_verdicts_default_on_with_a_gateway() {
         let cfg = minimal().validate().unwrap();
         assert_eq!(cfg.tail_verdicts, Some(TAIL_VERDICT_TIMEOUT));

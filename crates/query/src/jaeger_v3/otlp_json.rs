@@ -8,7 +8,11 @@
 //! ERROR = 2, as in Jaeger's `snapshots/GetTrace.json`); 64-bit integers
 //! (`startTimeUnixNano`, `intValue`) as decimal strings; fields at their
 //! default (empty string, 0, empty list) left out, while `resource`,
-//! `scope` and `status` are always present, `{}` when empty.
+//! `scope` and `status` are always present, `{}` when empty (pdata's
+//! `pdata/internal/generated_proto_span.go`, `generated_proto_resourcespans.go`
+//! and `json/stream.go` in open-telemetry/opentelemetry-collector: ints of
+//! 64 bits through `WriteUint64`/`WriteInt64` as strings, non-finite
+//! doubles as `"NaN"`/`"Infinity"`).
 //!
 //! Spans are grouped by (cluster, resource) into `resourceSpans` and by
 //! instrumentation scope into `scopeSpans`, in order of first appearance.
