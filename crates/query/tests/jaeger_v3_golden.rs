@@ -124,6 +124,21 @@ async fn services_and_operations_match_jaeger() {
         get(&store, "/api/v3/operations?service=bar").await,
         (200, json!({"operations": []}))
     );
+    // A span without a kind: Jaeger's gateway answers "internal".
+    let unkinded = store_with(vec![
+        SpanBuilder::new(2, 1, "bar")
+            .name("tick")
+            .kind(SpanKind::Unspecified)
+            .build(),
+    ])
+    .await;
+    assert_eq!(
+        get(&unkinded, "/api/v3/operations?service=bar").await,
+        (
+            200,
+            json!({"operations": [{"name": "tick", "spanKind": "internal"}]})
+        )
+    );
     let empty = store_with(Vec::new()).await;
     assert_eq!(
         get(&empty, "/api/v3/services").await,

@@ -90,14 +90,13 @@ async fn operations(
     };
     match api.store.operations(&service, kind, &scope).await {
         Ok(ops) => {
-            // Jaeger answers an operation without a kind as "internal".
-            let mut out: Vec<(String, &'static str)> = ops
+            // Jaeger answers an operation without a kind as "internal";
+            // one listed both ways is listed once.
+            let mut seen = std::collections::HashSet::new();
+            let operations: Vec<Value> = ops
                 .into_iter()
                 .map(|o| (o.name, o.span_kind.jaeger_name().unwrap_or("internal")))
-                .collect();
-            out.dedup();
-            let operations: Vec<Value> = out
-                .into_iter()
+                .filter(|pair| seen.insert(pair.clone()))
                 .map(|(name, kind)| json!({"name": name, "spanKind": kind}))
                 .collect();
             Json(json!({ "operations": operations })).into_response()
