@@ -61,7 +61,7 @@ meridian_export() { # NAME RATE COMPRESSION
     in=$(port); sink=$(port); adm=$(port)
     taskset -c 0 "$B/meridian-agent" --cluster bench --export-otlp "http://127.0.0.1:$sink" \
         --export-otlp-compression "${3:-gzip}" --durability memory --otlp-grpc "127.0.0.1:$in" --otlp-http 127.0.0.1:0 \
-        --zipkin 127.0.0.1:0 --admin "127.0.0.1:$adm" --sampling 127.0.0.1:0 \
+        --zipkin 127.0.0.1:0 --admin "127.0.0.1:$adm" --sampling 127.0.0.1:0 --sampling-grpc off \
         --buffer-dir "$TMP/agent-$1" 2>"$TMP/agent-$1.log" &
     pid=$!; PIDS+=("$pid")
     wait_port "$in"
@@ -102,7 +102,7 @@ meridian_gateway() { # NAME RATE
         --tls-ca "$TMP/certs/ca.pem" --tls-cert "$TMP/certs/cluster-bench.pem" \
         --tls-key "$TMP/certs/cluster-bench-key.pem" --durability wal \
         --otlp-grpc "127.0.0.1:$in" --otlp-http 127.0.0.1:0 --zipkin 127.0.0.1:0 \
-        --admin "127.0.0.1:$adm" --sampling 127.0.0.1:0 --buffer-dir "$TMP/agent-$1" \
+        --admin "127.0.0.1:$adm" --sampling 127.0.0.1:0 --sampling-grpc off --buffer-dir "$TMP/agent-$1" \
         2>"$TMP/agent-$1.log" &
     pid=$!; PIDS+=("$pid")
     wait_port "$in"

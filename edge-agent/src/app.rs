@@ -26,7 +26,7 @@ use crate::{
     red_tap::{RedTap, flush as red_flush},
     sampler::{
         pipeline::{SamplingSink, SamplingStats},
-        remote,
+        remote, remote_grpc,
         verdicts::{self, VerdictStats},
     },
     tls,
@@ -81,6 +81,8 @@ pub struct Agent {
     pub zipkin_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub sampling_addr: SocketAddr,
+    /// `--sampling-grpc`, `None` when off.
+    pub sampling_grpc_addr: Option<SocketAddr>,
     pub buffer: Buffer,
     /// Gateway forwarding counters.
     pub forward_stats: ForwardStats,
@@ -159,6 +161,11 @@ impl Agent {
         let (zipkin_l, zipkin_addr) = serve::bind("zipkin", cfg.zipkin).await?;
         let (admin_l, admin_addr) = serve::bind("admin", cfg.admin).await?;
         let (sampling_l, sampling_addr) = serve::bind("sampling", cfg.sampling_addr).await?;
+        let sampling_grpc = match cfg.sampling_grpc_addr {
+            Some(a) => Some(serve::bind("sampling grpc", a).await?),
+            None => None,
+        };
+        let sampling_grpc_addr = sampling_grpc.as_ref().map(|(_, a)| *a);
 
         let mut registry = Registry::default();
         let receiver_metrics = ReceiverMetrics::register(&mut registry);
@@ -308,6 +315,10 @@ impl Agent {
             sampling_l,
             remote::router(cfg.cluster.to_string(), Arc::clone(&policy)),
         );
+        if let Some((l, _)) = sampling_grpc {
+            let svc = remote_grpc::GrpcSampling::new(cfg.cluster.to_string(), Arc::clone(&policy));
+            remote_grpc::serve(&root, l, svc);
+        }
 
         let fcfg = ForwardConfig {
             max_batch_bytes: 4 << 20,
@@ -435,6 +446,7 @@ impl Agent {
             zipkin = %zipkin_addr,
             admin = %admin_addr,
             sampling = %sampling_addr,
+            sampling_grpc = %sampling_grpc_addr.map_or_else(|| "off".to_owned(), |a| a.to_string()),
             gateways = ?cfg.gateways,
             export_otlp = cfg.export_otlp.as_deref().unwrap_or(""),
             "agent started"
@@ -446,6 +458,7 @@ impl Agent {
             zipkin_addr,
             admin_addr,
             sampling_addr,
+            sampling_grpc_addr,
             buffer,
             forward_stats,
             export_stats,

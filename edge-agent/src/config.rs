@@ -96,6 +96,12 @@ pub struct Settings {
     /// [default: :5778].
     #[arg(long, env = "MERIDIAN_SAMPLING", value_name = "ADDR")]
     pub sampling: Option<String>,
+    /// Jaeger remote sampling over gRPC
+    /// (`jaeger.api_v2.SamplingManager/GetSamplingStrategy`, what OTel
+    /// Java's `jaeger_remote` sampler calls), the same strategies as
+    /// --sampling; `off` disables it [default: :5779].
+    #[arg(long, env = "MERIDIAN_SAMPLING_GRPC", value_name = "ADDR|off")]
+    pub sampling_grpc: Option<String>,
     /// Also send the sampled stream to this OTLP gRPC endpoint
     /// (http://HOST:PORT). Without --gateway the agent is a plain OTLP
     /// forwarder.
@@ -155,6 +161,8 @@ pub struct AgentConfig {
     pub tls: Option<TlsFiles>,
     pub sampling: model::sampling::SamplingConfig,
     pub sampling_addr: SocketAddr,
+    /// `--sampling-grpc`; `None` when `off`.
+    pub sampling_grpc_addr: Option<SocketAddr>,
     pub export_otlp: Option<String>,
     pub export_otlp_gzip: bool,
     pub otlp_grpc: SocketAddr,
@@ -183,7 +191,7 @@ impl Settings {
         self.receiver.merge(file.receiver);
         self.log.merge(file.log);
         merge_options!(self, file; cluster, gateway, zipkin, admin, buffer_dir, buffer_max_bytes,
-            durability, buffer_full_policy, group_commit_ms, sampling_config, sampling,
+            durability, buffer_full_policy, group_commit_ms, sampling_config, sampling, sampling_grpc,
             export_otlp, export_otlp_compression, tail_verdicts, tail_verdict_timeout_ms);
         self
     }
@@ -343,6 +351,10 @@ impl Settings {
             admin: listen_addr("admin", self.admin.as_deref().unwrap_or(":13133"))?,
             sampling,
             sampling_addr: listen_addr("sampling", self.sampling.as_deref().unwrap_or(":5778"))?,
+            sampling_grpc_addr: match self.sampling_grpc.as_deref() {
+                Some("off") => None,
+                other => Some(listen_addr("sampling-grpc", other.unwrap_or(":5779"))?),
+            },
             export_otlp,
             export_otlp_gzip,
             buffer_dir: self
@@ -398,6 +410,22 @@ mod tests {
         let merged = minimal().merge(file).validate().unwrap();
         assert_eq!(merged.cluster.as_str(), "east", "flags/env beat the file");
         assert_eq!(merged.otlp_grpc.port(), 5000, "the file beats defaults");
+    }
+
+    #[test]
+    fn sampling_grpc_defaults_to_jaegers_port_and_turns_off() {
+        let cfg = minimal().validate().unwrap();
+        assert_eq!(cfg.sampling_addr.port(), 5778);
+        assert_eq!(cfg.sampling_grpc_addr.map(|a| a.port()), Some(5779));
+        let mut s = minimal();
+        s.sampling_grpc = Some("off".into());
+        assert_eq!(s.validate().unwrap().sampling_grpc_addr, None);
+        let file: Settings = toml::from_str("sampling-grpc = \"127.0.0.1:0\"").unwrap();
+        let cfg = minimal().merge(file).validate().unwrap();
+        assert_eq!(cfg.sampling_grpc_addr.map(|a| a.port()), Some(0));
+        let mut s = minimal();
+        s.sampling_grpc = Some("nowhere".into());
+        assert_eq!(s.validate().unwrap_err().key, "sampling-grpc");
     }
 
     #[test]

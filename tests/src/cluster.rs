@@ -417,6 +417,7 @@ impl ProcessCluster {
             "--zipkin",
             "--admin",
             "--sampling",
+            "--sampling-grpc",
         ] {
             args.push(flag.into());
             args.push("127.0.0.1:0".into());

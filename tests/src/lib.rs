@@ -124,6 +124,7 @@ impl Sandbox {
             }),
             sampling: Default::default(),
             sampling_addr: loopback(),
+            sampling_grpc_addr: Some(loopback()),
             export_otlp: None,
             export_otlp_gzip: true,
             otlp_grpc: loopback(),

@@ -305,6 +305,8 @@ pub struct AgentProcess {
     pub admin: SocketAddr,
     /// Jaeger remote sampling (`/sampling?service=`).
     pub sampling: SocketAddr,
+    /// Jaeger remote sampling over gRPC (`None` when `--sampling-grpc off`).
+    pub sampling_grpc: Option<SocketAddr>,
 }
 
 impl AgentProcess {
@@ -323,6 +325,7 @@ impl AgentProcess {
             otlp_http: addr(&f, "otlp_http")?,
             admin: addr(&f, "admin")?,
             sampling: addr(&f, "sampling")?,
+            sampling_grpc: addr(&f, "sampling_grpc").ok(),
             proc,
         })
     }

@@ -75,6 +75,8 @@ fn agent_args(
         "127.0.0.1:0",
         "--sampling",
         "127.0.0.1:0",
+        "--sampling-grpc",
+        "127.0.0.1:0",
         "--buffer-dir",
         &dir.display().to_string(),
     ]

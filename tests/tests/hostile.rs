@@ -125,6 +125,7 @@ fn agent_args(
         "--zipkin",
         "--admin",
         "--sampling",
+        "--sampling-grpc",
     ] {
         args.push(flag.into());
         args.push("127.0.0.1:0".into());

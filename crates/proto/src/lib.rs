@@ -8,6 +8,7 @@
 //! - [`convert`]: OTLP → [`model::Span`], and stamping the cluster identity.
 //! - [`federation`]: Meridian's agent → gateway protocol (`federation.proto`).
 //! - [`raft`]: gateway ↔ gateway control-plane transport (`raft.proto`).
+//! - [`jaeger_sampling`]: Jaeger's `SamplingManager` (`sampling.proto`).
 
 pub mod bounds;
 pub mod codec;
@@ -38,6 +39,14 @@ pub mod metrics {
 #[allow(missing_debug_implementations, clippy::all)]
 pub mod raft {
     include!("generated/meridian.raft.v1.rs");
+}
+
+/// Generated from `proto/jaeger/api_v2/sampling.proto`: Jaeger remote
+/// sampling over gRPC (`jaeger.api_v2.SamplingManager`), the agent's
+/// `--sampling-grpc`.
+#[allow(missing_debug_implementations, clippy::all)]
+pub mod jaeger_sampling {
+    include!("generated/jaeger.api_v2.rs");
 }
 
 /// `google.rpc.Status` (code, message), the error body of OTLP/HTTP.

@@ -6,10 +6,11 @@
 
 use std::path::Path;
 
-const FILES: [&str; 3] = [
+const FILES: [&str; 4] = [
     "proto/meridian/federation/v1/federation.proto",
     "proto/meridian/raft/v1/raft.proto",
     "proto/meridian/metrics/v1/metrics.proto",
+    "proto/jaeger/api_v2/sampling.proto",
 ];
 
 #[test]

@@ -5,6 +5,9 @@
 //!   Jaeger UI and Grafana's Jaeger data source work unchanged.
 //!   A trace by id is corrected for clock skew ([`skew`]) unless
 //!   `?raw=true`; each process carries the `meridian.cluster` tag.
+//! - [`jaeger_v3`]: Jaeger's api_v3 over HTTP (`/api/v3/services`,
+//!   `/operations`, `/traces`, `/traces/{id}`, `/trace-summaries`) in
+//!   OTLP/JSON, and `POST /api/transform`, for Jaeger UI v2.15+.
 //! - [`stitched`]: what stitching adds: `/api/dependencies`, `/api/v1/graph`,
 //!   `/api/v1/clusters`, `/api/v1/traces/{id}/summary` and `/links`.
 //! - [`storage`]: `/api/v1/storage`, storage used per shard and cluster.
@@ -26,6 +29,7 @@
 
 pub mod duration;
 pub mod jaeger;
+pub mod jaeger_v3;
 pub mod public_error;
 pub mod scoped;
 pub mod skew;
@@ -50,6 +54,7 @@ pub fn router(store: Arc<dyn SpanStore>) -> Router {
 /// Every query route, with the store as state, under `limits`.
 pub fn router_with_limits(store: Arc<dyn SpanStore>, limits: QueryLimits) -> Router {
     jaeger::router(Arc::clone(&store), limits)
+        .merge(jaeger_v3::router(Arc::clone(&store), limits))
         .merge(stitched::router(Arc::clone(&store), limits))
         .merge(storage::router(store))
 }

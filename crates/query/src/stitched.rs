@@ -265,6 +265,27 @@ pub async fn shown_trace(
     Ok((trace, warnings))
 }
 
+/// [`shown_trace`] for several traces, reading the offsets once.
+pub async fn shown_traces(
+    store: &dyn SpanStore,
+    traces: Vec<Trace>,
+    raw: bool,
+    scope: &Scope,
+) -> Result<Vec<(Trace, Vec<String>)>, StoreError> {
+    if raw {
+        return Ok(traces.into_iter().map(|t| (t, Vec::new())).collect());
+    }
+    let (reference, offsets) = applied_offsets(store).await?;
+    let label = reference_label(&reference, scope);
+    Ok(traces
+        .into_iter()
+        .map(|mut t| {
+            let w = skew::correct(&mut t, &label, &offsets);
+            (t, w)
+        })
+        .collect())
+}
+
 async fn clusters(
     State(Api { store, .. }): State<Api>,
     Extension(scope): Extension<Scope>,

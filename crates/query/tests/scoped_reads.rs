@@ -334,6 +334,11 @@ async fn a_route_without_the_access_layer_fails_closed() {
         format!("/api/v1/traces/{TRACE_1}/summary"),
         format!("/api/v1/traces/{TRACE_1}/links"),
         "/api/v1/storage".to_owned(),
+        "/api/v3/services".to_owned(),
+        "/api/v3/operations?service=web-a".to_owned(),
+        format!("/api/v3/traces/{TRACE_1}"),
+        format!("/api/v3/traces?{}", v3_window()),
+        format!("/api/v3/trace-summaries?{}", v3_window()),
     ];
     for uri in &uris {
         let (status, body) = get(routes(store), uri).await;
@@ -362,5 +367,122 @@ async fn store_search(store: &Arc<dyn SpanStore>) {
     assert_eq!(
         found.iter().map(|t| t.trace_id).collect::<Vec<_>>(),
         [trace_id(1)]
+    );
+}
+
+/// RFC 3339 of Unix nanoseconds (UTC, whole seconds).
+fn rfc3339(ns: u64) -> String {
+    let secs = ns / 1_000_000_000;
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3_600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// The last two hours, as api_v3 takes a window.
+fn v3_window() -> String {
+    let now = now_ns();
+    format!(
+        "query.startTimeMin={}&query.startTimeMax={}",
+        rfc3339(now - 2 * 3_600_000 * MS),
+        rfc3339(now + 60_000 * MS)
+    )
+}
+
+/// The same data through Jaeger's api_v3: a caller scoped to a sees a's
+/// services, spans and summaries only, and b's trace is a 404.
+#[tokio::test]
+async fn api_v3_scoped_to_a_shows_nothing_of_b() {
+    for store in cross_cluster_stores().await {
+        v3_scoped_to_a(&store).await;
+    }
+}
+
+async fn v3_scoped_to_a(store: &Arc<dyn SpanStore>) {
+    let a = Scope::only(["a"]);
+    let w = v3_window();
+    let (status, body) = as_scope(store, &a, "/api/v3/services").await;
+    assert_eq!(
+        (status, body),
+        (200, serde_json::json!({"services": ["web-a"]}))
+    );
+    let (status, body) = as_scope(store, &a, "/api/v3/operations?service=api-b").await;
+    assert_eq!((status, body), (200, serde_json::json!({"operations": []})));
+
+    let span_names = |body: &Value| -> Vec<String> {
+        body["result"]["resourceSpans"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|rs| rs["scopeSpans"].as_array().into_iter().flatten())
+            .flat_map(|ss| ss["spans"].as_array().into_iter().flatten())
+            .filter_map(|s| s["name"].as_str().map(str::to_owned))
+            .collect()
+    };
+    for uri in [
+        format!("/api/v3/traces?{w}"),
+        format!("/api/v3/traces/{TRACE_1}"),
+    ] {
+        let (status, body) = as_scope(store, &a, &uri).await;
+        assert_eq!(status, 200, "{uri}: {body}");
+        assert_nothing_of_b(&uri, &body);
+        let mut names = span_names(&body);
+        names.sort();
+        assert_eq!(names, ["GET /", "call api"], "{uri}");
+        assert!(
+            body.to_string()
+                .contains("3 spans outside your access scope are hidden"),
+            "{uri}: {body}"
+        );
+    }
+    let (status, body) = as_scope(
+        store,
+        &a,
+        &format!("/api/v3/traces?{w}&query.serviceName=api-b"),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    let hidden = as_scope(store, &a, &format!("/api/v3/traces/{TRACE_2}")).await;
+    let missing = as_scope(store, &a, "/api/v3/traces/5a0000000000000000000000000000ff").await;
+    assert_eq!(hidden, missing);
+    assert_eq!(hidden.0, 404);
+
+    let uri = format!("/api/v3/trace-summaries?{w}");
+    let (status, body) = as_scope(store, &a, &uri).await;
+    assert_eq!(status, 200, "{body}");
+    assert_nothing_of_b(&uri, &body);
+    assert_eq!(
+        body["summaries"].as_array().map(Vec::len),
+        Some(1),
+        "{body}"
+    );
+    let s = &body["summaries"][0];
+    assert_eq!(s["traceId"], TRACE_1);
+    assert_eq!(s["spanCount"], 2);
+    assert_eq!(s["rootServiceName"], "web-a");
+    assert_eq!(
+        s["services"],
+        serde_json::json!([{"name": "web-a", "spanCount": 2}])
+    );
+
+    // Every cluster: all five spans of trace 1 and b's trace too.
+    let (_, body) = as_scope(store, &Scope::All, &uri).await;
+    assert_eq!(
+        body["summaries"].as_array().map(Vec::len),
+        Some(2),
+        "{body}"
     );
 }

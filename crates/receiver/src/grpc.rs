@@ -94,6 +94,8 @@ pub fn serve<S: Sink>(
             .timeout(settings::REQUEST_TIMEOUT)
             .layer(MessageBudgetLayer::new(budget, peer_of, refuse()))
             .add_service(grpc)
+            .add_service(crate::absent::MetricsAbsent)
+            .add_service(crate::absent::LogsAbsent)
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), token.cancelled_owned())
             .await;
         if let Err(error) = res {

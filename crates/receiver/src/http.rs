@@ -17,7 +17,7 @@ use axum::{
     extract::State,
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
-    routing::post,
+    routing::{any, post},
 };
 use http_body_util::BodyExt;
 use prost::Message;
@@ -57,10 +57,16 @@ impl<S> HttpState<S> {
     }
 }
 
-/// `POST /v1/traces` (OTLP/HTTP).
+/// `POST /v1/traces` (OTLP/HTTP); `/v1/metrics` and `/v1/logs` answer
+/// 404 ([`crate::absent`]).
 pub fn otlp_router<S: Sink>(sink: S, limits: Limits, metrics: ReceiverMetrics) -> Router {
     Router::new()
         .route("/v1/traces", post(otlp_traces::<S>))
+        .route(
+            "/v1/metrics",
+            any(|| async { crate::absent::http("metrics") }),
+        )
+        .route("/v1/logs", any(|| async { crate::absent::http("logs") }))
         .with_state(HttpState::new(sink, limits, metrics))
 }
 

@@ -15,10 +15,15 @@
 //! retryable statuses with a retry hint (HTTP 429/503 + `Retry-After`, gRPC
 //! RESOURCE_EXHAUSTED/UNAVAILABLE + `RetryInfo`).
 //!
+//! OTLP metrics and logs are not taken: [`absent`] answers them as the
+//! OTel Collector does without such a pipeline (HTTP 404, gRPC
+//! UNIMPLEMENTED), with a message.
+//!
 //! [`config::ReceiverFlags`] is the receivers' flag block both binaries
 //! flatten into their settings; [`grpc::serve`] starts the gRPC receiver
 //! (HTTP ones are served with `telemetry::serve::http`).
 
+pub mod absent;
 pub mod config;
 pub mod grpc;
 pub mod http;

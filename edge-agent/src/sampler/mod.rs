@@ -11,9 +11,10 @@
 //! [`crate::red_tap`], which counts every span before sampling).
 //! [`verdicts`] links the tail sampler to the cross-cluster verdict stream
 //! ([`crate::verdict_stream`]). [`remote`] serves the head policy to SDKs
-//! (Jaeger remote sampling).
+//! (Jaeger remote sampling over HTTP) and [`remote_grpc`] (over gRPC).
 
 pub mod pipeline;
 pub mod remote;
+pub mod remote_grpc;
 pub mod tail;
 pub mod verdicts;

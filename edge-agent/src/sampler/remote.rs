@@ -2,6 +2,8 @@
 //! (default :5778), answered from the agent's current head policy in
 //! Jaeger's JSON, so Jaeger and OTel SDKs with a remote sampler follow it.
 //!
+//! The same strategies over gRPC: [`super::remote_grpc`].
+//!
 //! A rule with `max_traces_per_second` (and no operation) for the service →
 //! `RATE_LIMITING`; rules with an `operation` → per-operation strategies
 //! under `operationSampling`; otherwise `PROBABILISTIC` with the service's
@@ -21,8 +23,23 @@ use serde_json::{Value, json};
 
 use sampling::head;
 
+/// The strategy an SDK gets for one service: one value rendered as
+/// Jaeger's JSON here and as `SamplingStrategyResponse` by
+/// [`super::remote_grpc`], so both endpoints always agree.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Strategy {
+    /// `RATE_LIMITING`: at most this many traces per second.
+    RateLimiting { max_traces_per_second: f64 },
+    /// `PROBABILISTIC` with the service's probability, and per-operation
+    /// probabilities when rules name operations.
+    Probabilistic {
+        rate: f64,
+        per_operation: Vec<(String, f64)>,
+    },
+}
+
 /// The strategy for `service` in this `cluster`.
-pub fn strategy(cfg: &HeadConfig, cluster: &str, service: &str) -> Value {
+pub fn strategy(cfg: &HeadConfig, cluster: &str, service: &str) -> Strategy {
     let rules: Vec<_> = cfg
         .rules
         .iter()
@@ -34,30 +51,63 @@ pub fn strategy(cfg: &HeadConfig, cluster: &str, service: &str) -> Value {
         .filter(|r| r.operation.is_none())
         .find_map(|r| r.max_traces_per_second)
     {
-        return json!({
-            "strategyType": "RATE_LIMITING",
-            "rateLimitingSampling": {"maxTracesPerSecond": rate},
-        });
+        return Strategy::RateLimiting {
+            max_traces_per_second: rate,
+        };
     }
-    let default = head::probability(cfg, cluster, service, "\u{0}no-operation");
-    let per_op: Vec<Value> = rules
+    let rate = head::probability(cfg, cluster, service, "\u{0}no-operation");
+    let per_operation = rules
         .iter()
-        .filter_map(|r| Some((r.operation.as_ref()?, r.probability?)))
-        .map(|(op, p)| json!({"operation": op, "probabilisticSampling": {"samplingRate": p}}))
+        .filter_map(|r| Some((r.operation.clone()?, r.probability?)))
         .collect();
-    let mut out = json!({
-        "strategyType": "PROBABILISTIC",
-        "probabilisticSampling": {"samplingRate": default},
-    });
-    if !per_op.is_empty() {
-        out["operationSampling"] = json!({
-            "defaultSamplingProbability": default,
-            "defaultLowerBoundTracesPerSecond": 0.0,
-            "defaultUpperBoundTracesPerSecond": 0.0,
-            "perOperationStrategies": per_op,
-        });
+    Strategy::Probabilistic {
+        rate,
+        per_operation,
     }
-    out
+}
+
+impl Strategy {
+    /// Jaeger's JSON (`GET /sampling`).
+    pub fn to_json(&self) -> Value {
+        match self {
+            Self::RateLimiting {
+                max_traces_per_second,
+            } => json!({
+                "strategyType": "RATE_LIMITING",
+                "rateLimitingSampling": {"maxTracesPerSecond": max_traces_per_second},
+            }),
+            Self::Probabilistic {
+                rate,
+                per_operation,
+            } => {
+                let mut out = json!({
+                    "strategyType": "PROBABILISTIC",
+                    "probabilisticSampling": {"samplingRate": rate},
+                });
+                if !per_operation.is_empty() {
+                    let per_op: Vec<Value> = per_operation
+                        .iter()
+                        .map(|(op, p)| json!({"operation": op, "probabilisticSampling": {"samplingRate": p}}))
+                        .collect();
+                    out["operationSampling"] = json!({
+                        "defaultSamplingProbability": rate,
+                        "defaultLowerBoundTracesPerSecond": 0.0,
+                        "defaultUpperBoundTracesPerSecond": 0.0,
+                        "perOperationStrategies": per_op,
+                    });
+                }
+                out
+            }
+        }
+    }
+}
+
+/// The policy in force now (a poisoned lock still holds the last one).
+pub fn current(policy: &RwLock<Arc<SamplingConfig>>) -> Arc<SamplingConfig> {
+    policy
+        .read()
+        .map(|p| Arc::clone(&p))
+        .unwrap_or_else(|p| Arc::clone(&p.into_inner()))
 }
 
 #[derive(Debug, Clone)]
@@ -84,12 +134,8 @@ async fn sampling(State(st): State<RemoteState>, RawQuery(q): RawQuery) -> Respo
         )
             .into_response();
     };
-    let cfg = st
-        .policy
-        .read()
-        .map(|p| Arc::clone(&p))
-        .unwrap_or_else(|p| Arc::clone(&p.into_inner()));
-    Json(strategy(&cfg.head, &st.cluster, &service)).into_response()
+    let cfg = current(&st.policy);
+    Json(strategy(&cfg.head, &st.cluster, &service).to_json()).into_response()
 }
 
 fn form_urlencoded_service(q: Option<&str>) -> Option<String> {
@@ -130,14 +176,14 @@ mod tests {
             ],
         };
         assert_eq!(
-            strategy(&cfg, "c", "limited"),
+            strategy(&cfg, "c", "limited").to_json(),
             json!({"strategyType":"RATE_LIMITING","rateLimitingSampling":{"maxTracesPerSecond":5.0}})
         );
         assert_eq!(
-            strategy(&cfg, "c", "plain"),
+            strategy(&cfg, "c", "plain").to_json(),
             json!({"strategyType":"PROBABILISTIC","probabilisticSampling":{"samplingRate":0.5}})
         );
-        let ops = strategy(&cfg, "c", "ops");
+        let ops = strategy(&cfg, "c", "ops").to_json();
         assert_eq!(ops["probabilisticSampling"]["samplingRate"], 0.2);
         assert_eq!(ops["operationSampling"]["defaultSamplingProbability"], 0.2);
         assert_eq!(

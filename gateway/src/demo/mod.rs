@@ -116,6 +116,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             }),
             sampling: Default::default(),
             sampling_addr: loopback,
+            sampling_grpc_addr: Some(loopback),
             export_otlp: None,
             export_otlp_gzip: true,
             otlp_grpc: loopback,
