@@ -6,10 +6,12 @@
 
 use std::path::Path;
 
-const FILES: [&str; 3] = [
+const FILES: [&str; 4] = [
     "proto/meridian/federation/v1/federation.proto",
     "proto/meridian/raft/v1/raft.proto",
     "proto/meridian/metrics/v1/metrics.proto",
+    // The official Zipkin v2 schema (openzipkin/zipkin-api), vendored.
+    "proto/zipkin/zipkin.proto",
 ];
 
 #[test]
