@@ -47,6 +47,12 @@ pub struct Settings {
     #[command(flatten)]
     #[serde(flatten)]
     pub http_tls: HttpTlsFlags,
+    /// Zipkin v2 query API (`/api/v2/…`, and `/zipkin/api/v2/…` for Zipkin
+    /// Lens), behind --auth like --http and over HTTPS with
+    /// --http-tls-cert; `off` disables it [default: port 9411 on --http's
+    /// host, `:9411` unless --http is on loopback].
+    #[arg(long, env = "MERIDIAN_ZIPKIN_HTTP", value_name = "ADDR|off")]
+    pub zipkin_http: Option<String>,
     /// Federation (mTLS gRPC) listen address for agents [default: :4320].
     #[arg(long, env = "MERIDIAN_FEDERATION", value_name = "ADDR")]
     pub federation: Option<String>,
@@ -225,6 +231,8 @@ pub struct GatewayConfig {
     pub auth: AuthConfig,
     /// HTTPS on `--http` (`None`: plain HTTP).
     pub http_tls: Option<HttpTls>,
+    /// `--zipkin-http` (`None`: off).
+    pub zipkin_http: Option<SocketAddr>,
 }
 
 /// Parses `--retention-hours`: `72`, `72,eu-west=24` or `eu-west=24`.
@@ -346,7 +354,7 @@ impl Settings {
             default_cluster, otlp_trust_cluster_attribute, require_registered_clusters,
             max_inflight_bytes, index_tags, retention_hours, retention_interval,
             skew_reference, alert_webhooks, ui_url, node_id, raft, peers, join, raft_advertise,
-            advertise_host, admin_token, tail_decision_window_ms, auth, tls_crl);
+            advertise_host, admin_token, tail_decision_window_ms, auth, tls_crl, zipkin_http);
         self
     }
 
@@ -472,8 +480,11 @@ impl Settings {
             alerts.ui_url = u.trim().to_owned();
         }
         let http = listen_addr("http", self.http.as_deref().unwrap_or(":16686"))?;
+        let auth = AuthConfig::new(self.auth, self.auth_proxy, http)?;
+        let zipkin_http = zipkin_addr(self.zipkin_http.as_deref(), http, self.auth)?;
         Ok(GatewayConfig {
-            auth: AuthConfig::new(self.auth, self.auth_proxy, http)?,
+            zipkin_http,
+            auth,
             http_tls: self.http_tls.validate()?,
             tail: stitch::tail::TailSettings {
                 window,
@@ -511,6 +522,32 @@ impl Settings {
             log_format: self.log.validate()?,
         })
     }
+}
+
+/// `--zipkin-http`: `off`, an address, or by default port 9411 on
+/// `--http`'s host (so a gateway whose `--http` stays on loopback does not
+/// open its data beyond it). Beyond loopback it needs an `--auth` mode,
+/// as `--http` does.
+fn zipkin_addr(
+    text: Option<&str>,
+    http: SocketAddr,
+    auth: Option<AuthFlag>,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    let addr = match text.map(str::trim) {
+        Some("off") => return Ok(None),
+        Some(t) => listen_addr("zipkin-http", t)?,
+        None => SocketAddr::new(http.ip(), 9411),
+    };
+    if auth.is_none() && !addr.ip().is_loopback() {
+        return Err(ConfigError::new(
+            "zipkin-http",
+            format!(
+                "--zipkin-http {addr} is reachable beyond loopback and no --auth mode is chosen"
+            ),
+            "give an --auth mode (it covers --zipkin-http as it does --http), a loopback --zipkin-http, or --zipkin-http off",
+        ));
+    }
+    Ok(Some(addr))
 }
 
 #[cfg(test)]
