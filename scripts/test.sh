@@ -24,6 +24,10 @@ step "python OpenTelemetry SDK venv"
 export MERIDIAN_PY_VENV="$target/py-venv"
 scripts/py-venv.sh "$MERIDIAN_PY_VENV"
 
+step "npm packages the tests drive (the Zipkin JS tracer)"
+export MERIDIAN_JS_DEPS="$target/js-deps"
+scripts/js-deps.sh "$MERIDIAN_JS_DEPS"
+
 step "throwaway Postgres (removed on exit)"
 pg_dir=$(mktemp -d /tmp/meridian-test-pg.XXXXXX)
 chmod 755 "$pg_dir"
