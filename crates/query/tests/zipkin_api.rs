@@ -277,6 +277,11 @@ async fn lists_are_arrays_of_names() {
         "{keys:?}"
     );
     assert!(keys.windows(2).all(|w| w[0] < w[1]), "{keys:?}");
+    // Zipkin shows these as `kind` and `remoteEndpoint`, not as tags.
+    assert!(
+        !keys.contains(&"span.kind") && !keys.contains(&"peer.service"),
+        "{keys:?}"
+    );
     let a = get(&f, &all, "/api/v2/autocompleteValues?key=http.method").await;
     assert_eq!(a.body, json!(["GET"]));
     let a = get(&f, &all, "/api/v2/autocompleteValues?key=rabbit.queue").await;

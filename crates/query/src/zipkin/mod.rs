@@ -12,7 +12,7 @@
 //! | `GET /api/v2/trace/{id}` | `[span…]`; 404 `"<id> not found"` (text) |
 //! | `GET /api/v2/traceMany?traceIds=a,b` | `[[span…]…]`, missing ones left out |
 //! | `GET /api/v2/dependencies?endTs&lookback` | `[{parent, child, callCount, errorCount}]` from the stitched edges |
-//! | `GET /api/v2/autocompleteKeys` | the store's indexed tag keys |
+//! | `GET /api/v2/autocompleteKeys` | the store's indexed tag keys but `span.kind` and `peer.service` (span fields in Zipkin) |
 //! | `GET /api/v2/autocompleteValues?key=` | that key's values in the newest [`SAMPLE_TRACES`] traces of the last hour; `[]` for other keys |
 //! | `GET /zipkin/config.json` | Lens's UI settings (Zipkin's defaults) |
 //!
@@ -58,6 +58,9 @@ pub const MAX_VALUES: usize = 1_000;
 /// How many more traces a search with `annotationQuery` words asks the
 /// store for, since the words are confirmed on what it returns.
 const WORD_OVERFETCH: usize = 4;
+/// Indexed keys Zipkin shows as span fields, not tags (`kind`,
+/// `remoteEndpoint.serviceName`): not offered for autocompletion.
+const FIELD_KEYS: &[&str] = &["span.kind", model::REMOTE_SERVICE_TAG];
 /// The response header carrying what Zipkin's JSON has no place for.
 pub const WARNING_HEADER: &str = "x-meridian-warning";
 
@@ -74,6 +77,7 @@ struct Api {
 /// `autocompleteKeys` lists and `autocompleteValues` answers for.
 pub fn router(store: Store, limits: QueryLimits, autocomplete_keys: Vec<String>) -> Router {
     let mut keys = autocomplete_keys;
+    keys.retain(|k| !FIELD_KEYS.contains(&k.as_str()));
     keys.sort();
     keys.dedup();
     let api = Router::new()
