@@ -381,7 +381,10 @@ impl GatewayProcess {
     /// `127.0.0.1:0` unless `args` set them.
     pub fn start(name: &str, exe: &str, args: &[String]) -> anyhow::Result<Self> {
         let mut args = args.to_vec();
-        if !args.iter().any(|a| a == "--zipkin-http") {
+        if !args
+            .iter()
+            .any(|a| a == "--zipkin-http" || a.starts_with("--zipkin-http="))
+        {
             args.extend(["--zipkin-http".to_owned(), "127.0.0.1:0".to_owned()]);
         }
         let proc = Proc::spawn(name, exe, &args)?;

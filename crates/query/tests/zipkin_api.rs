@@ -492,3 +492,69 @@ async fn without_the_access_layer_every_route_fails_closed() {
         assert!(!a.body.to_string().contains("frontend"), "{uri}");
     }
 }
+
+#[tokio::test]
+async fn a_trace_over_the_span_cap_is_truncated_and_says_so() {
+    let store: Arc<dyn SpanStore> =
+        Arc::new(SqliteStore::open("sqlite::memory:").await.expect("sqlite"));
+    let spans: Vec<_> = (1..=8u64)
+        .map(|i| {
+            store::testsuite::SpanBuilder::new(77, i, "api")
+                .at(i, 1)
+                .build()
+        })
+        .collect();
+    store.write(&spans).await.expect("write");
+    let limits = query::QueryLimits {
+        max_trace_spans: 5,
+        ..query::QueryLimits::default()
+    };
+    let hex = store::testsuite::trace_id(77).to_hex();
+    let router =
+        query::zipkin::router(Arc::clone(&store), limits, Vec::new()).layer(Extension(Scope::All));
+    let a = get_with(router, &format!("/api/v2/trace/{hex}")).await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    assert_eq!(a.body.as_array().map(Vec::len), Some(5));
+    let warning = a.warning.expect("the truncation is said in the header");
+    assert!(warning.contains("truncated"), "{warning}");
+    // Scoped to a cluster holding none of it: as missing as an absent trace.
+    let a = get_with(
+        query::zipkin::router(store, limits, Vec::new()).layer(Extension(Scope::only(["x"]))),
+        &format!("/api/v2/trace/{hex}"),
+    )
+    .await;
+    assert_text_error(&a, 404, "not found");
+}
+
+#[tokio::test]
+async fn store_errors_reach_the_client_as_a_fixed_text() {
+    let secret = "connection to 10.9.8.7:5432 refused for user meridian password=hunter2";
+    let fake = Arc::new(store::testsuite::fake::FakeStore::default());
+    fake.set_search(Err(secret.into()));
+    let store: Arc<dyn SpanStore> = fake;
+    for uri in [
+        "/api/v2/traces?serviceName=a",
+        "/api/v2/remoteServices?serviceName=a",
+        // FakeStore keeps no records: the edge scan fails.
+        "/api/v2/dependencies",
+    ] {
+        let a = get(
+            &Fixture {
+                store: Arc::clone(&store),
+                messaging: Value::Null,
+                example: Value::Null,
+                other: Value::Null,
+                base_us: 0,
+            },
+            &Scope::All,
+            uri,
+        )
+        .await;
+        assert!(a.status == 503 || a.status == 500, "{uri}: {}", a.status);
+        assert!(a.content_type.starts_with("text/plain"), "{uri}");
+        let text = a.body.to_string();
+        for leaked in ["10.9.8.7", "hunter2", "not supported"] {
+            assert!(!text.contains(leaked), "{uri} leaks {leaked:?}: {text}");
+        }
+    }
+}
