@@ -94,6 +94,7 @@ meridian_gateway() { # NAME RATE
     fi
     taskset -c 1 "$B/meridian-gateway" --data-dir "$TMP/gw-$1" --federation "127.0.0.1:$fed" \
         --http "127.0.0.1:$http" --otlp-grpc "127.0.0.1:$gin" --otlp-http "127.0.0.1:$ghttp" \
+        --tempo-http off --zipkin-http off \
         --tls-ca "$TMP/certs/ca.pem" --tls-cert "$TMP/certs/node-gw.pem" \
         --tls-key "$TMP/certs/node-gw-key.pem" 2>"$TMP/gw-$1.log" &
     gpid=$!; PIDS+=("$gpid")

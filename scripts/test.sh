@@ -24,6 +24,10 @@ step "python OpenTelemetry SDK venv"
 export MERIDIAN_PY_VENV="$target/py-venv"
 scripts/py-venv.sh "$MERIDIAN_PY_VENV"
 
+step "npm packages the tests drive (the Zipkin JS tracer)"
+export MERIDIAN_JS_DEPS="$target/js-deps"
+scripts/js-deps.sh "$MERIDIAN_JS_DEPS"
+
 step "throwaway Postgres (removed on exit)"
 pg_dir=$(mktemp -d /tmp/meridian-test-pg.XXXXXX)
 chmod 755 "$pg_dir"
@@ -47,7 +51,7 @@ secrets_status=0
 scripts/check-log-secrets.sh "$MERIDIAN_TEST_LOG_DIR" || secrets_status=$?
 
 step "fuzz (short run)"
-# Every decoder of outside bytes, 5 s each (12 targets, about 60 s): the
+# Every decoder of outside bytes, 5 s each (13 targets, about 65 s): the
 # committed corpus first (seeds and regression cases), then mutations; no
 # panic and no allocation above the target's bound (fuzz/,
 # ARCHITECTURE.md "Limits", Decoders). A failing input is kept under

@@ -146,7 +146,7 @@ class FlagsExist(unittest.TestCase):
 
 # ---------------------------------------------------------------- running
 
-LISTEN_FLAGS = {"--http", "--federation", "--raft", "--otlp-grpc", "--otlp-http", "--zipkin", "--sampling", "--admin"}
+LISTEN_FLAGS = {"--http", "--federation", "--raft", "--otlp-grpc", "--otlp-http", "--zipkin", "--zipkin-http", "--tempo-http", "--sampling", "--admin"}
 AS_ROOT = os.geteuid() == 0
 
 
@@ -264,6 +264,11 @@ class RunAsInTheManifests(unittest.TestCase):
             elif flag == "--log-format":
                 value = "json"
             args.append(f"{flag}={relocate(value)}" if value else flag)
+        # listeners with a fixed default port the chart does not set
+        if role == "gateway" and not any(a.startswith("--zipkin-http") for a in args):
+            args.append("--zipkin-http=127.0.0.1:0")
+        if role == "gateway" and not any(a.startswith("--tempo-http") for a in args):
+            args.append("--tempo-http=127.0.0.1:0")
         env = {"PATH": f"{bindir}:/usr/bin:/bin", "POD_NAME": f"{wl['metadata']['name']}-0", "POD_NAMESPACE": "meridian"}
         for e in c.get("env", []):
             if "value" in e:

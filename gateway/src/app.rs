@@ -55,6 +55,8 @@ pub struct Gateway {
     pub federation_addr: SocketAddr,
     pub otlp_grpc_addr: SocketAddr,
     pub otlp_http_addr: SocketAddr,
+    /// `--zipkin-http` (bound), `None` when off.
+    pub zipkin_http_addr: Option<SocketAddr>,
     pub tls: TlsPaths,
     pub store: Arc<dyn SpanStore>,
     pub metrics: GatewayMetrics,
@@ -140,6 +142,11 @@ impl Gateway {
             None => None,
         };
         let tempo_addr = tempo.as_ref().map(|(_, a)| *a);
+        let zipkin = match cfg.zipkin_http {
+            Some(addr) => Some(bind("zipkin http", addr).await?),
+            None => None,
+        };
+        let zipkin_http_addr = zipkin.as_ref().map(|(_, a)| *a);
         let (raft_l, raft_addr) = bind("raft", cfg.cluster.raft).await?;
 
         let mut registry = Registry::default();
@@ -350,6 +357,32 @@ impl Gateway {
             ),
             None => telemetry::serve::http(&root, "http", http_l, http_router),
         }
+        if let Some((zipkin_l, _)) = zipkin {
+            let router = crate::http::zipkin_router(crate::http::ZipkinParts {
+                store: Arc::clone(&store),
+                plane: Arc::clone(&plane),
+                access: cfg.auth.policy(cfg.cluster.admin_token.as_deref()),
+                clock: Arc::clone(plane.clock()),
+                limits: query::QueryLimits::from_retention(&cfg.store_options.retention),
+                autocomplete_keys: store::DEFAULT_INDEXED_TAGS
+                    .iter()
+                    .map(|k| (*k).to_owned())
+                    .chain(cfg.store_options.indexed_tags.iter().cloned())
+                    .collect(),
+            });
+            match &http_tls {
+                Some(config) => telemetry::serve::https(
+                    &root,
+                    "zipkin http",
+                    zipkin_l,
+                    router,
+                    Arc::clone(config),
+                    telemetry::serve::Deadlines::default(),
+                    telemetry::serve::HANDSHAKE_TIMEOUT,
+                ),
+                None => telemetry::serve::http(&root, "zipkin http", zipkin_l, router),
+            }
+        }
 
         let scope = {
             let plane = Arc::clone(&plane);
@@ -374,6 +407,7 @@ impl Gateway {
             federation = %federation_addr,
             otlp_grpc = %otlp_grpc_addr,
             otlp_http = %otlp_http_addr,
+            zipkin_http = %zipkin_http_addr.map_or_else(|| "off".to_owned(), |a| a.to_string()),
             raft = %raft_addr,
             node_id = cfg.cluster.node_id,
             store = %store::describe(&cfg.stores),
@@ -398,6 +432,7 @@ impl Gateway {
             federation_addr,
             otlp_grpc_addr,
             otlp_http_addr,
+            zipkin_http_addr,
             tls: tls_paths,
             store,
             metrics,

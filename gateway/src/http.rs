@@ -2,7 +2,8 @@
 //! `/healthz`, `/readyz`, assembled in one place so that one access layer
 //! (`control_plane::access`) covers every API route. `/healthz`, `/readyz`
 //! and the UI's static assets stay open: probes and the sign-in page need
-//! no credential, and they show no data.
+//! no credential, and they show no data. The `--zipkin-http` port
+//! ([`zipkin_router`]) goes through the same layer.
 
 use std::sync::Arc;
 
@@ -81,6 +82,29 @@ pub fn tempo_router(parts: &HttpParts) -> Router {
         query::tempo::router(Arc::clone(&parts.store), parts.limits),
         access,
     )
+}
+
+/// What the `--zipkin-http` port serves from.
+#[derive(Debug)]
+pub struct ZipkinParts {
+    pub store: Arc<dyn SpanStore>,
+    pub plane: Arc<control_plane::ControlPlane>,
+    /// Who may call: the same policy as `--http`.
+    pub access: AccessPolicy,
+    pub clock: telemetry::clock::SharedClock,
+    pub limits: query::QueryLimits,
+    /// `autocompleteKeys`: the tag keys the store indexes.
+    pub autocomplete_keys: Vec<String>,
+}
+
+/// The `--zipkin-http` port: Zipkin's v2 query API (`query::zipkin`),
+/// every route behind the same access layer as `--http`'s API routes.
+pub fn zipkin_router(parts: ZipkinParts) -> Router {
+    let reader = Arc::clone(&parts.plane) as Arc<dyn ControlReader>;
+    let access =
+        Access::new(parts.access, reader, parts.clock).with_audit(parts.plane.audit().clone());
+    let api = query::zipkin::router(parts.store, parts.limits, parts.autocomplete_keys);
+    control_plane::access::layer(api, access)
 }
 
 /// `GET /metrics`: every series for a caller whose scope is every

@@ -50,6 +50,7 @@ fn help_explains_every_flag_with_its_env_variable() {
         ("--federation", "MERIDIAN_FEDERATION"),
         ("--otlp-grpc", "MERIDIAN_OTLP_GRPC"),
         ("--otlp-http", "MERIDIAN_OTLP_HTTP"),
+        ("--zipkin-http", "MERIDIAN_ZIPKIN_HTTP"),
         ("--tls-ca", "MERIDIAN_TLS_CA"),
         ("--tls-cert", "MERIDIAN_TLS_CERT"),
         ("--tls-key", "MERIDIAN_TLS_KEY"),

@@ -103,6 +103,7 @@ impl Sandbox {
             alerts: Default::default(),
             auth: Default::default(),
             http_tls: None,
+            zipkin_http: Some(loopback()),
         })
     }
 

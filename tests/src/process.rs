@@ -302,6 +302,8 @@ pub struct AgentProcess {
     proc: Proc,
     pub otlp_grpc: SocketAddr,
     pub otlp_http: SocketAddr,
+    /// The Zipkin receiver (`POST /api/v2/spans`).
+    pub zipkin: SocketAddr,
     pub admin: SocketAddr,
     /// Jaeger remote sampling (`/sampling?service=`).
     pub sampling: SocketAddr,
@@ -323,6 +325,7 @@ impl AgentProcess {
         Ok(Self {
             otlp_grpc: addr(&f, "otlp_grpc")?,
             otlp_http: addr(&f, "otlp_http")?,
+            zipkin: addr(&f, "zipkin")?,
             admin: addr(&f, "admin")?,
             sampling: addr(&f, "sampling")?,
             sampling_grpc: addr(&f, "sampling_grpc").ok(),
@@ -375,13 +378,24 @@ pub struct GatewayProcess {
     pub tempo: Option<SocketAddr>,
     /// The Raft listener as bound (peers may reach it through a proxy).
     pub raft: SocketAddr,
+    /// `--zipkin-http` as bound (`None` when a test turned it off).
+    pub zipkin_http: Option<SocketAddr>,
 }
 
 impl GatewayProcess {
     /// Starts the gateway binary at `exe` with `args` (ports `IP:0`) and
     /// waits for its start line; its log lines are prefixed with `name`.
+    /// Listeners with a fixed default port (`--zipkin-http`, :9411) get
+    /// `127.0.0.1:0` unless `args` set them.
     pub fn start(name: &str, exe: &str, args: &[String]) -> anyhow::Result<Self> {
-        let proc = Proc::spawn(name, exe, args)?;
+        let mut args = args.to_vec();
+        if !args
+            .iter()
+            .any(|a| a == "--zipkin-http" || a.starts_with("--zipkin-http="))
+        {
+            args.extend(["--zipkin-http".to_owned(), "127.0.0.1:0".to_owned()]);
+        }
+        let proc = Proc::spawn(name, exe, &args)?;
         let mut g = Self {
             proc,
             node_id: 0,
@@ -391,6 +405,7 @@ impl GatewayProcess {
             otlp_http: SocketAddr::from(([0, 0, 0, 0], 0)),
             tempo: None,
             raft: SocketAddr::from(([0, 0, 0, 0], 0)),
+            zipkin_http: None,
         };
         g.read_start()?;
         Ok(g)
@@ -404,6 +419,10 @@ impl GatewayProcess {
         self.otlp_http = addr(&f, "otlp_http")?;
         self.tempo = addr(&f, "tempo_http").ok();
         self.raft = addr(&f, "raft")?;
+        self.zipkin_http = match f["zipkin_http"].as_str() {
+            Some("off") | None => None,
+            Some(_) => Some(addr(&f, "zipkin_http")?),
+        };
         self.node_id = match &f["node_id"] {
             Value::Number(n) => n.as_u64(),
             Value::String(s) => s.parse().ok(),

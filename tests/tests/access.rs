@@ -530,7 +530,11 @@ async fn beyond_loopback_the_gateway_needs_an_auth_mode() -> anyhow::Result<()> 
     tempo_wide.extend(["--tempo-http".to_owned(), "0.0.0.0:0".to_owned()]);
     let out = run_to_exit(&tempo_wide).await?;
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("--tempo-http"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--tempo-http"),
+        "{}",
+        text(&out.stderr)
+    );
     for auth in [&[][..], &["--auth", "proxy"][..]] {
         let out = run_to_exit(&wide(auth)).await?;
         assert_eq!(out.status.code(), Some(2), "{auth:?}");

@@ -170,8 +170,16 @@ async fn http_receivers_answer_bad_input_with_clear_errors() -> anyhow::Result<(
         post(&sb, &zipkin_url, json, None, b"[{".to_vec()).await?.0,
         400
     );
+    // proto3 is accepted (a truncated ListOfSpans is malformed); other
+    // media types are not.
     assert_eq!(
         post(&sb, &zipkin_url, "application/x-protobuf", None, vec![1])
+            .await?
+            .0,
+        400
+    );
+    assert_eq!(
+        post(&sb, &zipkin_url, "text/xml", None, b"<x/>".to_vec())
             .await?
             .0,
         415

@@ -2,7 +2,8 @@
 //! with real TLS: a private CA issues the server certificate, the API
 //! answers over HTTPS to a client trusting that CA, plain HTTP to the TLS
 //! port gets no answer, and the real `admin` CLI creates a token over
-//! HTTPS with `--ca` and fails with a certificate error without it.
+//! HTTPS with `--ca` and fails with a certificate error without it. The
+//! `--zipkin-http` port is served over HTTPS with the same certificate.
 
 use std::{
     path::{Path, PathBuf},
@@ -127,6 +128,24 @@ async fn the_http_port_over_https_with_a_private_ca() -> anyhow::Result<()> {
     .await?;
     for path in ["/api/services", "/metrics", "/api/v1/clusters"] {
         assert_eq!(get(path, Some(ADMIN)).await?, StatusCode::OK, "{path}");
+    }
+    // --zipkin-http takes the same certificate and the same access layer.
+    let zipkin = format!("https://{}", gw.zipkin_http.context("--zipkin-http")?);
+    for (path, token, want) in [
+        ("/api/v2/services", Some(ADMIN), StatusCode::OK),
+        ("/zipkin/api/v2/services", Some(ADMIN), StatusCode::OK),
+        ("/api/v2/services", None, StatusCode::UNAUTHORIZED),
+    ] {
+        let (status, _) = trusting
+            .send(
+                Method::GET,
+                &Url::parse(&format!("{zipkin}{path}"))?,
+                token,
+                None,
+                Duration::from_secs(30),
+            )
+            .await?;
+        assert_eq!(status, want, "{path}");
     }
 
     // Plain HTTP to the TLS port gets no HTTP answer.

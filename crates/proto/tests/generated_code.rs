@@ -6,11 +6,13 @@
 
 use std::path::Path;
 
-const FILES: [&str; 4] = [
+const FILES: [&str; 5] = [
     "proto/meridian/federation/v1/federation.proto",
     "proto/meridian/raft/v1/raft.proto",
     "proto/meridian/metrics/v1/metrics.proto",
     "proto/jaeger/api_v2/sampling.proto",
+    // The official Zipkin v2 schema (openzipkin/zipkin-api), vendored.
+    "proto/zipkin/zipkin.proto",
 ];
 
 #[test]

@@ -11,6 +11,9 @@
 //! - [`stitched`]: what stitching adds: `/api/dependencies`, `/api/v1/graph`,
 //!   `/api/v1/clusters`, `/api/v1/traces/{id}/summary` and `/links`.
 //! - [`storage`]: `/api/v1/storage`, storage used per shard and cluster.
+//! - [`zipkin`]: Zipkin's v2 query API (`/api/v2/…`, and `/zipkin/api/v2/…`
+//!   for Lens), served apart on the gateway's `--zipkin-http` port
+//!   ([`zipkin::router`]).
 //!
 //! Every handler takes the caller's `Extension<Scope>` ([`scoped`]): a
 //! route assembled without the access layer answers 500, never unscoped
@@ -38,6 +41,7 @@ pub mod storage;
 pub mod tempo;
 pub mod traceql;
 pub mod window;
+pub mod zipkin;
 
 use std::sync::Arc;
 

@@ -109,7 +109,8 @@ pub fn window(query: Option<&str>, now: i64, max_ms: i64) -> Result<(i64, i64), 
 
 /// Edge aggregates in a window, summed over minutes and shards, by
 /// (parent node, child node); only edges whose two ends are in `scope`.
-async fn edges_in(
+/// Also the Zipkin API's `/api/v2/dependencies`.
+pub(crate) async fn edges_in(
     store: &dyn SpanStore,
     (from, to): (i64, i64),
     scope: &Scope,

@@ -1,4 +1,6 @@
-//! OTLP/HTTP `POST /v1/traces` and Zipkin v2 `POST /api/v2/spans`.
+//! OTLP/HTTP `POST /v1/traces` and Zipkin v2 `POST /api/v2/spans` (JSON,
+//! or proto3 `ListOfSpans` as `application/x-protobuf`). Bodies may be
+//! `Content-Encoding: gzip` or `deflate` (zlib, or raw deflate).
 //!
 //! A request's life: its body is read within the wire limit and the body
 //! deadline (served by `telemetry::serve::http`: 408 when the body is too
@@ -169,8 +171,9 @@ fn inflate(limits: &Limits, headers: &HeaderMap, bytes: Vec<u8>) -> Result<Vec<u
             Ok(bytes)
         }
         Some("gzip") | Some("x-gzip") => limits.gunzip(&bytes),
+        Some("deflate") => limits.inflate_deflate(&bytes),
         Some(other) => Err(ReceiveError::UnsupportedMediaType(format!(
-            "unsupported Content-Encoding {other:?}: use gzip or none"
+            "unsupported Content-Encoding {other:?}: use gzip, deflate or none"
         ))),
     }
 }
@@ -330,16 +333,20 @@ async fn zipkin_spans<S: Sink>(
     body: Body,
 ) -> Response {
     let decoded = async {
-        match content_type(&headers) {
-            None | Some("application/json") | Some("text/plain") => {}
+        let encoding = match content_type(&headers) {
+            None | Some("application/json") | Some("text/plain") => Encoding::Json,
+            Some("application/x-protobuf") | Some("application/protobuf") => Encoding::Protobuf,
             Some(other) => {
                 return Err(ReceiveError::UnsupportedMediaType(format!(
-                    "unsupported Content-Type {other:?}: Meridian accepts Zipkin v2 JSON (application/json)"
+                    "unsupported Content-Type {other:?}: Meridian accepts Zipkin v2 JSON (application/json) or proto3 (application/x-protobuf)"
                 )));
             }
-        }
+        };
         let (raw, held) = receive(&st, &headers, body).await?;
-        proto::zipkin::decode_json(&raw, &st.limits.decode)
+        match encoding {
+            Encoding::Json => proto::zipkin::decode_json(&raw, &st.limits.decode),
+            Encoding::Protobuf => proto::zipkin::proto3::decode(&raw, &st.limits.decode),
+        }
             .map(|spans| (spans, held))
             .map_err(|e| {
                 if e.is_too_large() {

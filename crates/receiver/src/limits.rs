@@ -132,6 +132,36 @@ impl Limits {
     }
 }
 
+impl Limits {
+    /// Inflates a `Content-Encoding: deflate` body: zlib (RFC 1950, what
+    /// HTTP's `deflate` names), or raw deflate (RFC 1951, what some
+    /// clients send) when the zlib header is absent; never more than
+    /// `max_decompressed_bytes`.
+    pub fn inflate_deflate(&self, body: &[u8]) -> Result<Vec<u8>, ReceiveError> {
+        let cap = self.max_decompressed_bytes;
+        let zlib = body.len() >= 2
+            && body[0] & 0x0f == 8
+            && (u16::from(body[0]) << 8 | u16::from(body[1])) % 31 == 0;
+        let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(cap));
+        let read = if zlib {
+            flate2::read::ZlibDecoder::new(body)
+                .take(cap as u64 + 1)
+                .read_to_end(&mut out)
+        } else {
+            flate2::read::DeflateDecoder::new(body)
+                .take(cap as u64 + 1)
+                .read_to_end(&mut out)
+        };
+        read.map_err(|e| ReceiveError::BadRequest(format!("invalid deflate body: {e}")))?;
+        if out.len() > cap {
+            return Err(ReceiveError::TooLarge(format!(
+                "decompressed body exceeds {cap} bytes"
+            )));
+        }
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,6 +196,38 @@ mod tests {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         enc.write_all(data).unwrap();
         enc.finish().unwrap()
+    }
+
+    #[test]
+    fn deflate_is_zlib_or_raw_and_bounded() {
+        let limits = Limits::new(1 << 20, 1000);
+        let zlib = |data: &[u8]| {
+            let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+            enc.write_all(data).unwrap();
+            enc.finish().unwrap()
+        };
+        let raw = |data: &[u8]| {
+            let mut enc =
+                flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+            enc.write_all(data).unwrap();
+            enc.finish().unwrap()
+        };
+        assert_eq!(limits.inflate_deflate(&zlib(b"[]")).unwrap(), b"[]");
+        assert_eq!(limits.inflate_deflate(&raw(b"[1]")).unwrap(), b"[1]");
+        assert_eq!(
+            limits.inflate_deflate(&zlib(&[7; 1000])).unwrap().len(),
+            1000
+        );
+        for bomb in [zlib(&[7; 1001]), raw(&[0; 100_000])] {
+            assert!(matches!(
+                limits.inflate_deflate(&bomb),
+                Err(ReceiveError::TooLarge(_))
+            ));
+        }
+        assert!(matches!(
+            limits.inflate_deflate(b"\x78\x9c not deflate"),
+            Err(ReceiveError::BadRequest(_))
+        ));
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod federation;
 mod otlp;
 mod query;
 mod storage;
+mod zipkin;
 
 /// Bytes every input may use besides its bound (decoder contexts, error
 /// strings, small tables).
@@ -38,6 +39,7 @@ pub fn all() -> Vec<Target> {
         otlp::PROTOBUF,
         otlp::JSON,
         otlp::ZIPKIN,
+        zipkin::PROTO3,
         federation::FORWARD,
         federation::DECIDE,
         federation::FORWARD_WINDOWS,

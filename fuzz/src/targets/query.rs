@@ -1,5 +1,7 @@
 //! The query APIs' parameter parsers: `/api/traces` (pairs, trace ids,
-//! windows, durations, tags, span kind) and the RED/SPM window arithmetic.
+//! windows, durations, tags, span kind), Zipkin's `/api/v2/traces` and
+//! `/api/v2/traceMany` (`zipkin::params`) and the RED/SPM window
+//! arithmetic.
 
 use query::{
     QueryLimits,
@@ -12,7 +14,7 @@ use super::{BASE, Target};
 
 pub const PARAMS: Target = Target {
     name: "query-params",
-    about: "query strings: jaeger::params (pairs, traces_request, span_kind), parse_go_duration, window arithmetic",
+    about: "query strings: jaeger::params (pairs, traces_request, span_kind), zipkin::params (search, trace_many, trace_id), parse_go_duration, window arithmetic",
     bound: "64 × input + 256 KiB (every `k=v` pair is two Strings: 48 bytes for a 2-byte pair; hyper bounds the URI)",
     dict: &[
         b"&",
@@ -33,6 +35,10 @@ pub const PARAMS: Target = Target {
         b"1h2m3.5s",
         b"\xc2\xb5s",
         b"custom",
+        b"annotationQuery=",
+        b" and ",
+        b"traceIds=",
+        b"endTs=",
     ],
     seeds,
     run,
@@ -44,6 +50,8 @@ fn seeds() -> Vec<Vec<u8>> {
         "traceID=5b8efff798038103d269b633813fc60c&traceID=eee19b7ec3c1b174",
         "service=a&start=1700000000000000&end=1700000360000000&lookback=custom",
         "service=a&lookback=-9223372036854775808&endTs=9223372036854775807&step=60000",
+        "serviceName=frontend&spanName=get&remoteServiceName=db&annotationQuery=http.method%3DGET%20and%20error&minDuration=100&maxDuration=200&endTs=1700000000000&lookback=900000&limit=10",
+        "traceIds=463ac35c9f6413ad,5af7183fb1d4cf5f6b221d5bc9e6496c",
     ]
     .iter()
     .map(|s| s.as_bytes().to_vec())
@@ -56,6 +64,9 @@ fn run(input: &[u8]) -> usize {
     let limits = QueryLimits::default();
     let _ = params::traces_request(&pairs, 1_700_000_000_000_000_000, &limits);
     let _ = params::span_kind(&pairs);
+    let _ = query::zipkin::params::search(&pairs, 1_700_000_000_000, &limits);
+    let _ = query::zipkin::params::trace_many(&pairs, &limits);
+    let _ = query::zipkin::params::trace_id(&text);
     let max_ms = limits.max_window_ms();
     let mut numbers = Vec::new();
     for (_, v) in &pairs {

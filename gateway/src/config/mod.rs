@@ -48,9 +48,16 @@ pub struct Settings {
     #[serde(flatten)]
     pub http_tls: HttpTlsFlags,
     /// Tempo's query API, for Grafana's Tempo data source (same auth and
-    /// HTTPS as --http); `off` disables it [default: :3200].
+    /// HTTPS as --http); `off` disables it [default: port 3200 on --http's host, `:3200`
+    /// unless --http is on loopback].
     #[arg(long, env = "MERIDIAN_TEMPO_HTTP", value_name = "ADDR|off")]
     pub tempo_http: Option<String>,
+    /// Zipkin v2 query API (`/api/v2/…`, and `/zipkin/api/v2/…` for Zipkin
+    /// Lens), behind --auth like --http and over HTTPS with
+    /// --http-tls-cert; `off` disables it [default: port 9411 on --http's
+    /// host, `:9411` unless --http is on loopback].
+    #[arg(long, env = "MERIDIAN_ZIPKIN_HTTP", value_name = "ADDR|off")]
+    pub zipkin_http: Option<String>,
     /// Federation (mTLS gRPC) listen address for agents [default: :4320].
     #[arg(long, env = "MERIDIAN_FEDERATION", value_name = "ADDR")]
     pub federation: Option<String>,
@@ -231,6 +238,8 @@ pub struct GatewayConfig {
     pub auth: AuthConfig,
     /// HTTPS on `--http` (`None`: plain HTTP).
     pub http_tls: Option<HttpTls>,
+    /// `--zipkin-http` (`None`: off).
+    pub zipkin_http: Option<SocketAddr>,
 }
 
 /// Parses `--retention-hours`: `72`, `72,eu-west=24` or `eu-west=24`.
@@ -352,7 +361,7 @@ impl Settings {
             default_cluster, otlp_trust_cluster_attribute, require_registered_clusters,
             max_inflight_bytes, index_tags, retention_hours, retention_interval,
             skew_reference, alert_webhooks, ui_url, node_id, raft, peers, join, raft_advertise,
-            advertise_host, admin_token, tail_decision_window_ms, auth, tls_crl);
+            advertise_host, admin_token, tail_decision_window_ms, auth, tls_crl, zipkin_http);
         self
     }
 
@@ -478,19 +487,25 @@ impl Settings {
             alerts.ui_url = u.trim().to_owned();
         }
         let http = listen_addr("http", self.http.as_deref().unwrap_or(":16686"))?;
-        let tempo_http = match self.tempo_http.as_deref().unwrap_or(":3200") {
-            "off" => None,
-            addr => Some(listen_addr("tempo-http", addr)?),
-        };
-        // Anonymous callers are trusted only when every query port is
-        // loopback: the auth check looks at the widest one.
-        let widest = tempo_http
-            .into_iter()
-            .find(|a| !a.ip().is_loopback())
-            .unwrap_or(http);
+        let auth = AuthConfig::new(self.auth, self.auth_proxy, http)?;
+        let zipkin_http = query_port(
+            "zipkin-http",
+            self.zipkin_http.as_deref(),
+            http,
+            9411,
+            self.auth,
+        )?;
+        let tempo_http = query_port(
+            "tempo-http",
+            self.tempo_http.as_deref(),
+            http,
+            3200,
+            self.auth,
+        )?;
         Ok(GatewayConfig {
-            auth: AuthConfig::new(self.auth, self.auth_proxy, widest)?,
+            zipkin_http,
             tempo_http,
+            auth,
             http_tls: self.http_tls.validate()?,
             tail: stitch::tail::TailSettings {
                 window,
@@ -528,6 +543,34 @@ impl Settings {
             log_format: self.log.validate()?,
         })
     }
+}
+
+/// A second query port (`--zipkin-http`, `--tempo-http`): `off`, an
+/// address, or by default `default_port` on `--http`'s host (so a gateway
+/// whose `--http` stays on loopback does not open its data beyond it).
+/// Beyond loopback it needs an `--auth` mode, as `--http` does.
+fn query_port(
+    flag: &'static str,
+    text: Option<&str>,
+    http: SocketAddr,
+    default_port: u16,
+    auth: Option<AuthFlag>,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    let addr = match text.map(str::trim) {
+        Some("off") => return Ok(None),
+        Some(t) => listen_addr(flag, t)?,
+        None => SocketAddr::new(http.ip(), default_port),
+    };
+    if auth.is_none() && !addr.ip().is_loopback() {
+        return Err(ConfigError::new(
+            flag,
+            format!("--{flag} {addr} is reachable beyond loopback and no --auth mode is chosen"),
+            format!(
+                "give an --auth mode (it covers --{flag} as it does --http), a loopback --{flag}, or --{flag} off"
+            ),
+        ));
+    }
+    Ok(Some(addr))
 }
 
 #[cfg(test)]

@@ -176,3 +176,48 @@ fn https_does_not_replace_an_auth_mode() {
         .unwrap_err();
     assert_eq!(e.key, "http-tls-key", "{e}");
 }
+
+#[test]
+fn zipkin_http_follows_http_and_needs_auth_beyond_loopback() {
+    let with = |http: &str, zipkin: Option<&str>, auth: Option<AuthFlag>| {
+        Settings {
+            http: Some(http.into()),
+            zipkin_http: zipkin.map(str::to_owned),
+            auth,
+            ..Settings::default()
+        }
+        .validate()
+    };
+    let addr = |s: &str| Some(s.parse::<SocketAddr>().unwrap());
+    // The default is 9411 on --http's host: loopback stays loopback.
+    let local = with("127.0.0.1:16686", None, None).unwrap();
+    assert_eq!(local.zipkin_http, addr("127.0.0.1:9411"));
+    let wide = with(":16686", None, Some(AuthFlag::Tokens)).unwrap();
+    assert_eq!(wide.zipkin_http, addr("0.0.0.0:9411"));
+    let off = with(":16686", Some("off"), Some(AuthFlag::Tokens)).unwrap();
+    assert_eq!(off.zipkin_http, None);
+    let port0 = with("127.0.0.1:0", Some("127.0.0.1:0"), None).unwrap();
+    assert_eq!(port0.zipkin_http, addr("127.0.0.1:0"));
+    // Beyond loopback without an --auth mode: refused, naming the key.
+    let e = with("127.0.0.1:16686", Some(":9411"), None)
+        .map(drop)
+        .unwrap_err();
+    assert_eq!(e.key, "zipkin-http", "{e}");
+    assert!(with("127.0.0.1:16686", Some(":9411"), Some(AuthFlag::None)).is_ok());
+    assert_eq!(
+        with("127.0.0.1:1", Some("nowhere"), None)
+            .map(drop)
+            .unwrap_err()
+            .key,
+        "zipkin-http"
+    );
+    let file: Settings = toml::from_str("zipkin-http = \"off\"\nauth = \"tokens\"").unwrap();
+    assert_eq!(
+        Settings::default()
+            .merge(file)
+            .validate()
+            .unwrap()
+            .zipkin_http,
+        None
+    );
+}

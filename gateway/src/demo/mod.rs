@@ -93,6 +93,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         // Beyond loopback the demo refuses, as `run` does without --auth.
         auth: crate::config::AuthConfig::new(None, crate::config::ProxyFlags::default(), http)?,
         http_tls: None,
+        zipkin_http: None,
     })
     .await?;
 

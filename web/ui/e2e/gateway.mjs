@@ -12,7 +12,7 @@ const START_TIMEOUT_MS = 60_000;
 export async function startGateway(exe, extraArgs = []) {
   const dir = mkdtempSync(join(tmpdir(), 'meridian-web-e2e-'));
   const args = ['--data-dir', dir, '--log-format', 'json'];
-  for (const flag of ['--http', '--federation', '--otlp-grpc', '--otlp-http', '--raft']) args.push(flag, '127.0.0.1:0');
+  for (const flag of ['--http', '--tempo-http', '--zipkin-http', '--federation', '--otlp-grpc', '--otlp-http', '--raft']) args.push(flag, '127.0.0.1:0');
   args.push(...extraArgs);
   const child = spawn(exe, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, RUST_LOG: 'info' } });
   const log = [];

@@ -113,8 +113,8 @@ fn root_class(dialect: Dialect) -> Class {
         Dialect::Otlp => PLAIN,
         Dialect::Zipkin => Class {
             // Decoded, then converted (both alive at once): a span whose
-            // attributes have room for the tags and 3 more.
-            size: size_of::<ZipkinSpan>() + size_of::<Span>() + 3 * size_of::<KeyValue>(),
+            // attributes have room for the tags and the 5 endpoint ones.
+            size: size_of::<ZipkinSpan>() + size_of::<Span>() + 5 * size_of::<KeyValue>(),
             elem: Elem::Span,
             owner: "request",
             buffers: false,

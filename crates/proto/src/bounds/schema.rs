@@ -19,6 +19,7 @@ use crate::federation::{
 };
 use crate::metrics::{Exemplar, RedSeries, RedWindow, WindowBatch};
 use crate::otlp::{ExportTraceServiceRequest, ResourceSpans, ScopeSpans, Span};
+use crate::zipkin::proto3 as zipkin;
 
 /// A message type the protobuf scan can check
 /// ([`super::check_protobuf`]).
@@ -38,6 +39,8 @@ impl Schema {
     pub const CONTROL_UPDATE: Self = Self(&CONTROL_UPDATE);
     /// `meridian.federation.v1.VerdictBatch` (what agents receive).
     pub const VERDICT_BATCH: Self = Self(&VERDICT_BATCH);
+    /// Zipkin v2 proto3 `zipkin.proto3.ListOfSpans` (the Zipkin receiver).
+    pub const ZIPKIN_SPANS: Self = Self(&ZIPKIN_SPANS);
     /// A message without repeated or nested message fields that grow
     /// (`ForwardRequest`, `ControlRequest`, `ForwardResponse`): it decodes
     /// to its struct and its strings and bytes, no more.
@@ -173,6 +176,46 @@ static KEY_VALUE_LIST: Msg = Msg {
     name: "key-value list",
     size: size_of::<KeyValueList>(),
     fields: &[(1, Kind::Repeated(&KEY_VALUE, Elem::Other))],
+};
+
+// zipkin.proto3 (proto/zipkin/zipkin.proto). A span is decoded, turned
+// into a `ZipkinSpan`, then into an OTLP span: each element counts all three
+// (and an OTLP span's 5 endpoint attributes).
+
+static ZIPKIN_SPANS: Msg = Msg {
+    name: "request",
+    size: size_of::<zipkin::ListOfSpans>(),
+    fields: &[(1, Kind::Repeated(&ZIPKIN_SPAN, Elem::Span))],
+};
+
+static ZIPKIN_SPAN: Msg = Msg {
+    name: "span",
+    size: size_of::<zipkin::wire::Span>()
+        + size_of::<crate::zipkin::ZipkinSpan>()
+        + size_of::<Span>()
+        + 5 * size_of::<KeyValue>(),
+    fields: &[
+        (8, Kind::Single(&FLAT)),
+        (9, Kind::Single(&FLAT)),
+        (10, Kind::Repeated(&ZIPKIN_ANNOTATION, Elem::Event)),
+        (11, Kind::Repeated(&ZIPKIN_TAG, Elem::Attribute)),
+    ],
+};
+
+static ZIPKIN_ANNOTATION: Msg = Msg {
+    name: "annotation",
+    size: size_of::<zipkin::wire::Annotation>()
+        + size_of::<crate::zipkin::Annotation>()
+        + size_of::<Event>(),
+    fields: &[],
+};
+
+/// A `tags` map entry: a key and a value in the decoded map, the
+/// `ZipkinSpan`'s map, and an OTLP attribute.
+static ZIPKIN_TAG: Msg = Msg {
+    name: "tag",
+    size: 4 * size_of::<String>() + size_of::<KeyValue>(),
+    fields: &[],
 };
 
 // meridian.metrics.v1

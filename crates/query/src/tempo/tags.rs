@@ -83,7 +83,7 @@ fn names(traces: &[Trace]) -> Names {
     n
 }
 
-fn scope_param(q: Option<&str>) -> Result<Option<String>, Response> {
+fn scope_param(q: Option<&str>) -> Result<Option<String>, String> {
     match pairs(q).into_iter().find(|(k, _)| k == "scope") {
         None => Ok(None),
         Some((_, v)) if v.is_empty() || v == "all" => Ok(None),
@@ -100,7 +100,7 @@ fn scope_param(q: Option<&str>) -> Result<Option<String>, Response> {
         {
             Ok(Some(v))
         }
-        Some((_, v)) => Err(bad_request(format!("invalid scope {v:?}"))),
+        Some((_, v)) => Err(format!("invalid scope {v:?}")),
     }
 }
 
@@ -112,7 +112,7 @@ pub async fn names_v1(
 ) -> Response {
     let which = match scope_param(q.as_deref()) {
         Ok(w) => w,
-        Err(r) => return r,
+        Err(e) => return bad_request(e),
     };
     let traces = match sample(&api, &scope, q.as_deref()).await {
         Ok(t) => t,
@@ -142,7 +142,7 @@ pub async fn names_v2(
 ) -> Response {
     let which = match scope_param(q.as_deref()) {
         Ok(w) => w,
-        Err(r) => return r,
+        Err(e) => return bad_request(e),
     };
     let traces = match sample(&api, &scope, q.as_deref()).await {
         Ok(t) => t,

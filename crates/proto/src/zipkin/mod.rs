@@ -1,13 +1,20 @@
-//! Zipkin v2 JSON (`POST /api/v2/spans`) → OTLP.
+//! Zipkin v2 JSON and proto3 (`POST /api/v2/spans`) → OTLP.
 //!
 //! Mapping (the same the OTel Collector's zipkin receiver uses): spans are
 //! grouped into one resource per `localEndpoint.serviceName`; `kind`
 //! CLIENT/SERVER/PRODUCER/CONSUMER → span kind; `timestamp`/`duration` µs →
 //! ns; `annotations` → events; `tags` → string attributes, and an `error`
 //! tag → status ERROR with the tag's value as message; `remoteEndpoint` →
-//! `peer.service`, `network.peer.address`, `network.peer.port`. Ids that are
-//! not hex become empty, so [`crate::validate::sanitize`] rejects the span
-//! (partial success) instead of failing the batch.
+//! `peer.service`, `network.peer.address`, `network.peer.port`;
+//! `localEndpoint`'s address and port → `network.local.address`,
+//! `network.local.port` (so the Zipkin query API can give them back). Ids
+//! that are not hex become empty, so [`crate::validate::sanitize`] rejects
+//! the span (partial success) instead of failing the batch.
+//!
+//! [`proto3`] decodes the official `zipkin.proto` `ListOfSpans` into the
+//! same [`ZipkinSpan`]s, so both encodings share one conversion.
+
+pub mod proto3;
 
 use std::collections::BTreeMap;
 
@@ -72,6 +79,8 @@ pub struct Annotation {
 pub enum ZipkinError {
     #[error("invalid Zipkin v2 JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("invalid Zipkin v2 proto3 ListOfSpans: {0}")]
+    Proto(#[from] prost::DecodeError),
     /// Refused before decoding ([`crate::bounds`]).
     #[error(transparent)]
     Bounds(#[from] BoundsError),
@@ -119,6 +128,27 @@ fn kind(k: Option<&str>) -> i32 {
     }
 }
 
+fn int_kv(key: &str, value: i64) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue {
+            value: Some(Value::IntValue(value)),
+        }),
+        ..Default::default()
+    }
+}
+
+/// An endpoint's address and port as `network.<side>.address` and
+/// `network.<side>.port` (IPv4 preferred, as Zipkin's own model does).
+fn endpoint_attrs(out: &mut Vec<KeyValue>, side: &str, e: Endpoint) {
+    if let Some(ip) = e.ipv4.or(e.ipv6).filter(|ip| !ip.is_empty()) {
+        out.push(kv_str(&format!("network.{side}.address"), ip));
+    }
+    if let Some(port) = e.port.filter(|p| *p != 0) {
+        out.push(int_kv(&format!("network.{side}.port"), i64::from(port)));
+    }
+}
+
 fn convert(z: ZipkinSpan) -> Span {
     let start = z.timestamp.unwrap_or(0).saturating_mul(1_000);
     let end = start.saturating_add(z.duration.unwrap_or(0).saturating_mul(1_000));
@@ -134,21 +164,13 @@ fn convert(z: ZipkinSpan) -> Span {
         attributes.push(kv_str(&k, v));
     }
     if let Some(remote) = z.remote_endpoint {
-        if let Some(svc) = remote.service_name.filter(|s| !s.is_empty()) {
+        if let Some(svc) = remote.service_name.clone().filter(|s| !s.is_empty()) {
             attributes.push(kv_str("peer.service", svc));
         }
-        if let Some(ip) = remote.ipv4.or(remote.ipv6) {
-            attributes.push(kv_str("network.peer.address", ip));
-        }
-        if let Some(port) = remote.port {
-            attributes.push(KeyValue {
-                key: "network.peer.port".into(),
-                value: Some(AnyValue {
-                    value: Some(Value::IntValue(i64::from(port))),
-                }),
-                ..Default::default()
-            });
-        }
+        endpoint_attrs(&mut attributes, "peer", remote);
+    }
+    if let Some(local) = z.local_endpoint {
+        endpoint_attrs(&mut attributes, "local", local);
     }
     Span {
         trace_id: id_bytes(&z.trace_id, 16),
