@@ -211,6 +211,8 @@ impl Proc {
             // The gateway's default Tempo port is fixed (:3200); a test
             // gateway binds an ephemeral one unless its flags say otherwise.
             .env("MERIDIAN_TEMPO_HTTP", "127.0.0.1:0")
+            // Likewise the agent's Jaeger gRPC sampling port (:5779).
+            .env("MERIDIAN_SAMPLING_GRPC", "127.0.0.1:0")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
