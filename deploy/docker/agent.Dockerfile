@@ -35,7 +35,7 @@ ENV MERIDIAN_BUFFER_DIR=/var/lib/meridian-agent
 USER 65532:65532
 WORKDIR /var/lib/meridian-agent
 VOLUME ["/var/lib/meridian-agent"]
-EXPOSE 4317 4318 9411 5778 13133
+EXPOSE 4317 4318 9411 5778 5779 13133
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
   CMD ["meridian-healthcheck", "13133", "/healthz"]
 ENTRYPOINT ["meridian-agent"]

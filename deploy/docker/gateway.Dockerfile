@@ -35,7 +35,7 @@ ENV MERIDIAN_DATA_DIR=/var/lib/meridian
 USER 65532:65532
 WORKDIR /var/lib/meridian
 VOLUME ["/var/lib/meridian"]
-EXPOSE 16686 4320 4321 4317 4318
+EXPOSE 16686 3200 9411 4320 4321 4317 4318
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
   CMD ["meridian-healthcheck", "16686", "/healthz"]
 ENTRYPOINT ["meridian-gateway"]

@@ -146,7 +146,7 @@ class FlagsExist(unittest.TestCase):
 
 # ---------------------------------------------------------------- running
 
-LISTEN_FLAGS = {"--http", "--federation", "--raft", "--otlp-grpc", "--otlp-http", "--zipkin", "--zipkin-http", "--tempo-http", "--sampling", "--admin"}
+LISTEN_FLAGS = {"--http", "--federation", "--raft", "--otlp-grpc", "--otlp-http", "--zipkin", "--zipkin-http", "--tempo-http", "--sampling", "--sampling-grpc", "--admin"}
 AS_ROOT = os.geteuid() == 0
 
 

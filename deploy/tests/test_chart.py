@@ -341,7 +341,7 @@ class Workloads(unittest.TestCase):
                     else:
                         self.assertEqual(vol[0]["hostPath"]["type"], "DirectoryOrCreate")
         service = one(RENDERS["preset dev"], "Service", "meridian-agent")
-        self.assertEqual(sorted(p["port"] for p in service["spec"]["ports"]), [4317, 4318, 5778, 9411])
+        self.assertEqual(sorted(p["port"] for p in service["spec"]["ports"]), [4317, 4318, 5778, 5779, 9411])
 
     def test_prod_agent_gets_the_tail_sampling_policy(self):
         documents = RENDERS["preset prod"]
