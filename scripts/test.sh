@@ -51,7 +51,7 @@ secrets_status=0
 scripts/check-log-secrets.sh "$MERIDIAN_TEST_LOG_DIR" || secrets_status=$?
 
 step "fuzz (short run)"
-# Every decoder of outside bytes, 5 s each (13 targets, about 65 s): the
+# Every decoder of outside bytes, 5 s each (14 targets, about 70 s): the
 # committed corpus first (seeds and regression cases), then mutations; no
 # panic and no allocation above the target's bound (fuzz/,
 # ARCHITECTURE.md "Limits", Decoders). A failing input is kept under

@@ -13,6 +13,7 @@ mod federation;
 mod otlp;
 mod query;
 mod storage;
+mod traceql;
 mod zipkin;
 
 /// Bytes every input may use besides its bound (decoder contexts, error
@@ -45,6 +46,7 @@ pub fn all() -> Vec<Target> {
         federation::FORWARD_WINDOWS,
         federation::CONTROL,
         query::PARAMS,
+        traceql::TRACEQL,
         storage::CHUNK,
         storage::SPAN_BODY,
         storage::WAL,
