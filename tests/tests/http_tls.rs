@@ -3,7 +3,8 @@
 //! answers over HTTPS to a client trusting that CA, plain HTTP to the TLS
 //! port gets no answer, and the real `admin` CLI creates a token over
 //! HTTPS with `--ca` and fails with a certificate error without it. The
-//! `--zipkin-http` port is served over HTTPS with the same certificate.
+//! `--zipkin-http` and `--tempo-http` ports are served over HTTPS with the
+//! same certificate.
 
 use std::{
     path::{Path, PathBuf},
@@ -146,6 +147,24 @@ async fn the_http_port_over_https_with_a_private_ca() -> anyhow::Result<()> {
             )
             .await?;
         assert_eq!(status, want, "{path}");
+    }
+    // So does --tempo-http.
+    let tempo = format!("https://{}", gw.tempo.context("--tempo-http")?);
+    for (path, token, want) in [
+        ("/api/echo", Some(ADMIN), StatusCode::OK),
+        ("/api/search?q=%7B%7D", Some(ADMIN), StatusCode::OK),
+        ("/api/echo", None, StatusCode::UNAUTHORIZED),
+    ] {
+        let (status, _) = trusting
+            .send(
+                Method::GET,
+                &Url::parse(&format!("{tempo}{path}"))?,
+                token,
+                None,
+                Duration::from_secs(30),
+            )
+            .await?;
+        assert_eq!(status, want, "tempo {path}");
     }
 
     // Plain HTTP to the TLS port gets no HTTP answer.
