@@ -15,6 +15,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use anyhow::Context as _;
 use integration_tests::{Sandbox, cluster::ProcessCluster, process_of, tag, wait_for};
 use proto::otlp::{ExportTraceServiceRequest, Span, Status, TraceServiceClient, span::Link};
 use query::jaeger::model::CLUSTER_TAG;
@@ -477,6 +478,59 @@ async fn traces_crossing_three_clusters_are_stitched() -> anyhow::Result<()> {
         .await?;
     assert_eq!(sdk_summary["clusters"], serde_json::json!(["a", "b", "c"]));
     assert_eq!(sdk_summary["root"]["service"], "sdk-web");
+
+    // TraceQL on the stitched traces, through the Tempo API (Postgres
+    // shards, both gateways' writes): the errors downstream in c of a
+    // request that entered in a, and the same set as Jaeger's search.
+    let tempo = format!("http://{}", sb.gateway.tempo_addr.context("--tempo-http")?);
+    let traceql = |q: &'static str| {
+        let url = format!(
+            "{tempo}/api/search?limit=1000&q={}",
+            form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>()
+        );
+        async move {
+            let body: serde_json::Value = reqwest::get(url).await?.json().await?;
+            let mut ids: Vec<String> = body["traces"]
+                .as_array()
+                .context("traces")?
+                .iter()
+                .filter_map(|t| t["traceID"].as_str().map(|s| format!("{s:0>32}")))
+                .collect();
+            ids.sort();
+            anyhow::Ok(ids)
+        }
+    };
+    let mut errors: Vec<String> = (0..TRACES)
+        .filter(|i| i.is_multiple_of(10))
+        .map(|i| hex(&trace_id(i)))
+        .collect();
+    errors.sort();
+    assert_eq!(
+        traceql(r#"{ cluster = "a" } >> { cluster = "c" && status = error }"#).await?,
+        errors
+    );
+    assert_eq!(
+        traceql(r#"{ resource.service.name = "api" && kind = client } > { resource.service.name = "db" && status = error }"#).await?,
+        errors
+    );
+    assert_eq!(traceql(r#"{ cluster = "c" } >> { cluster = "a" }"#).await?, Vec::<String>::new());
+    let plain = traceql(r#"{ resource.service.name = "db" && status = error }"#).await?;
+    assert_eq!(plain, errors);
+    let (_, jaeger) = sb
+        .get_json(&format!(
+            "/api/traces?service=db&tags=%7B%22error%22%3A%22true%22%7D&limit=1000&start={}&end={}",
+            (t0 - 60_000 * MS) / 1_000,
+            u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_micros())?
+        ))
+        .await?;
+    let mut jaeger_ids: Vec<String> = jaeger["data"]
+        .as_array()
+        .context("data")?
+        .iter()
+        .filter_map(|t| t["traceID"].as_str().map(str::to_owned))
+        .collect();
+    jaeger_ids.sort();
+    assert_eq!(jaeger_ids, plain, "TraceQL and Jaeger's search agree");
 
     // Links both ways.
     let id1 = hex(&trace_id(1));
