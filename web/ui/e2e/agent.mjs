@@ -21,7 +21,7 @@ export async function startAgent({ agentExe, gatewayExe, gateway, cluster }) {
     ['--tls-key', join(certs, `cluster-${cluster}-key.pem`)],
     ['--buffer-dir', join(gateway.dir, `agent-${cluster}`)],
     ['--log-format', 'json'],
-    ...['--otlp-grpc', '--otlp-http', '--zipkin', '--admin', '--sampling'].map((f) => [f, '127.0.0.1:0']),
+    ...['--otlp-grpc', '--otlp-http', '--zipkin', '--admin', '--sampling', '--sampling-grpc'].map((f) => [f, '127.0.0.1:0']),
   ].flat();
   const child = spawn(agentExe, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, RUST_LOG: 'info' } });
   const log = [];
