@@ -3,6 +3,9 @@
 # (durable: fsync and synchronous_commit on), runs meridian-store-bench,
 # removes the server. Extra arguments go to the bench binary, e.g.
 #   scripts/bench-store.sh --fill 2000000 --queries 100
+# or, without P4 and P7 (the TraceQL figures of issue 19):
+#   scripts/bench-store.sh --p4-spans 0 --naive-spans 0 --load-rate 50000 \
+#       --p7 off --fill 20000000 --queries 100
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${CARGO_TARGET_DIR:-$(pwd)/target}

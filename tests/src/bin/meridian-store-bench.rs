@@ -10,17 +10,26 @@
 //!   through the gateway at half the P4 rate.
 //! - P6: search p99 (service + operation + 1 h + min duration, limit 20;
 //!   one attribute equality, indexed and not), under the same load.
+//! - P6-TraceQL: Tempo's `/api/search?q=<TraceQL>` on the same store and
+//!   load (plain filters and one structural query), each paired with the
+//!   Jaeger search of the same parameters where one exists.
 //! - P7: bytes per span on disk after VACUUM, every index and TOAST
 //!   included, by part.
 //!
 //! ```text
 //! meridian-store-bench --pg postgres://postgres@127.0.0.1:PORT \
-//!     [--p4-spans 1000000] [--naive-spans 200000] [--fill 20000000] [--queries 300]
+//!     [--p4-spans 1000000] [--naive-spans 200000] [--fill 20000000] [--queries 300] \
+//!     [--load-rate SPANS_PER_S] [--p7 on|off]
 //! ```
+//!
+//! `--load-rate` is the ingest during P5/P6 (default: half the P4 rate; 0:
+//! none), so `--p4-spans 0 --naive-spans 0 --load-rate 50000` skips P4 and
+//! keeps the load; `--p7 off` skips the VACUUM and size report.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a bench tool reports on stdout
 
 use std::{
+    fmt::Write as _,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
@@ -61,6 +70,8 @@ struct Args {
     naive_spans: u64,
     fill: u64,
     queries: usize,
+    load_rate: Option<f64>,
+    p7: bool,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -70,6 +81,8 @@ fn args() -> anyhow::Result<Args> {
         naive_spans: 200_000,
         fill: 20_000_000,
         queries: 300,
+        load_rate: None,
+        p7: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -80,6 +93,14 @@ fn args() -> anyhow::Result<Args> {
             "--naive-spans" => a.naive_spans = v.parse()?,
             "--fill" => a.fill = v.parse()?,
             "--queries" => a.queries = v.parse()?,
+            "--load-rate" => a.load_rate = Some(v.parse()?),
+            "--p7" => {
+                a.p7 = match v.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    _ => bail!("--p7 takes on or off"),
+                }
+            }
             other => bail!("unknown flag {other}"),
         }
     }
@@ -190,6 +211,141 @@ async fn start_gateway(dir: &std::path::Path, store_url: &str) -> anyhow::Result
     Ok(gateway::Gateway::start(cfg).await?)
 }
 
+/// P4 ceiling: a raw COPY of the P4 rows, encoded before the clock starts.
+async fn p4_ceiling(
+    url: &str,
+    p4_corpus: &[ExportTraceServiceRequest],
+    p4_rate: f64,
+) -> anyhow::Result<()> {
+    let ceiling = Arc::new(PgStore::open(0, url, &StoreOptions::default()).await?);
+    let mut encoded = Vec::with_capacity(p4_corpus.len());
+    for req in p4_corpus {
+        encoded.push(ceiling.bench_encode(&to_model(req)).await?);
+    }
+    let encoded = Arc::new(encoded);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..WRITERS {
+        let (ceiling, encoded, next) = (ceiling.clone(), encoded.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while let Some(rows) = encoded.get(next.fetch_add(1, Ordering::Relaxed)) {
+                ceiling.bench_copy(rows).await?;
+                n += rows.spans();
+            }
+            anyhow::Ok(n)
+        }));
+    }
+    let mut copied = 0;
+    for t in tasks {
+        copied += t.await??;
+    }
+    let ceiling_rate = copied as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "P4 ceiling (raw COPY, same rows, {WRITERS} streams): {ceiling_rate:.0} spans/s; gateway/ceiling = {:.2}",
+        p4_rate / ceiling_rate
+    );
+    drop(encoded);
+    Ok(())
+}
+
+/// The TraceQL searches of P6-TraceQL.
+#[derive(Debug, Clone, Copy)]
+enum Tql {
+    /// The P6 service + operation + minDuration search as a TraceQL
+    /// filter, over the same services (most cannot match: span k lasts at
+    /// most 405 ms / (k + 1), so the answer is often empty).
+    PlainP6,
+    /// The same filter over the services where it matches (0–3).
+    Plain,
+    /// Service + the indexed `http.status_code` (500 on 1 span in 97).
+    Indexed,
+    /// A service with an error span below it: the corpus chains svc-0 →
+    /// svc-1 → … → svc-9 parent to child, so svc-0..8 have descendants.
+    Structural,
+}
+
+impl Tql {
+    const ALL: [Self; 4] = [Self::PlainP6, Self::Plain, Self::Indexed, Self::Structural];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::PlainP6 => "plain: service && name && duration > 100ms, the P6 services",
+            Self::Plain => "plain: service && name && duration > 100ms, matching services",
+            Self::Indexed => "plain: service && span.http.status_code = 500",
+            Self::Structural => "structural: { service } >> { status = error }",
+        }
+    }
+
+    /// Services drawn from (svc-0 up).
+    fn services(self) -> u64 {
+        match self {
+            Self::PlainP6 | Self::Indexed => STORE_SERVICES as u64,
+            Self::Plain => 4,
+            Self::Structural => STORE_SERVICES as u64 - 1,
+        }
+    }
+
+    /// Every answer must hold a trace (the corpus guarantees matches in
+    /// any 1 h window of the fill).
+    fn must_match(self) -> bool {
+        !matches!(self, Self::PlainP6)
+    }
+
+    /// The TraceQL, and the Jaeger search parameters that ask the same.
+    fn queries(self, svc: u64, op: u64) -> (String, Option<String>) {
+        match self {
+            Self::PlainP6 | Self::Plain => (
+                format!(
+                    r#"{{ resource.service.name = "svc-{svc}" && name = "GET /r{op}" && duration > 100ms }}"#
+                ),
+                Some(format!(
+                    "service=svc-{svc}&operation=GET%20%2Fr{op}&minDuration=100ms"
+                )),
+            ),
+            Self::Indexed => (
+                format!(
+                    r#"{{ resource.service.name = "svc-{svc}" && span.http.status_code = 500 }}"#
+                ),
+                Some(format!(
+                    "service=svc-{svc}&tags=%7B%22http.status_code%22%3A%22500%22%7D"
+                )),
+            ),
+            Self::Structural => (
+                format!(r#"{{ resource.service.name = "svc-{svc}" }} >> {{ status = error }}"#),
+                None,
+            ),
+        }
+    }
+}
+
+/// One Jaeger search: its latency and the traces it answered.
+async fn jaeger_search(http: &reqwest::Client, url: &str) -> anyhow::Result<(Duration, u64)> {
+    let t = Instant::now();
+    let resp = http.get(url).send().await?;
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await?;
+    let took = t.elapsed();
+    if !status.is_success() {
+        bail!("Jaeger search {url} answered {status}: {body}");
+    }
+    Ok((took, body["data"].as_array().map_or(0, |a| a.len() as u64)))
+}
+
+/// Percent-encodes a query parameter value (everything but unreserved).
+fn urlencode(v: &str) -> String {
+    let mut out = String::with_capacity(v.len() * 3);
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = args()?;
@@ -220,36 +376,9 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // ---- P4 ceiling: raw COPY of the same rows -------------------------
-    let ceiling = Arc::new(PgStore::open(0, ceiling_url, &StoreOptions::default()).await?);
-    let mut encoded = Vec::with_capacity(p4_corpus.len());
-    for req in &p4_corpus {
-        encoded.push(ceiling.bench_encode(&to_model(req)).await?);
+    if !p4_corpus.is_empty() {
+        p4_ceiling(ceiling_url, &p4_corpus, p4_rate).await?;
     }
-    let encoded = Arc::new(encoded);
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..WRITERS {
-        let (ceiling, encoded, next) = (ceiling.clone(), encoded.clone(), next.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut n = 0u64;
-            while let Some(rows) = encoded.get(next.fetch_add(1, Ordering::Relaxed)) {
-                ceiling.bench_copy(rows).await?;
-                n += rows.spans();
-            }
-            anyhow::Ok(n)
-        }));
-    }
-    let mut copied = 0;
-    for t in tasks {
-        copied += t.await??;
-    }
-    let ceiling_rate = copied as f64 / started.elapsed().as_secs_f64();
-    println!(
-        "P4 ceiling (raw COPY, same rows, {WRITERS} streams): {ceiling_rate:.0} spans/s; gateway/ceiling = {:.2}",
-        p4_rate / ceiling_rate
-    );
-    drop(encoded);
 
     // ---- P4 baseline: naive schema, one INSERT per span ----------------
     let naive = bench::NaiveBaseline::open(naive_url).await?;
@@ -360,12 +489,15 @@ async fn main() -> anyhow::Result<()> {
         ))
     }));
     let stop = Arc::new(AtomicBool::new(false));
-    let load = tokio::spawn(send_all(
-        gw.otlp_grpc_addr,
-        load_bodies,
-        Some(p4_rate / 2.0),
-        stop.clone(),
-    ));
+    let load_rate = args.load_rate.unwrap_or(p4_rate / 2.0);
+    let load = (load_rate > 0.0).then(|| {
+        tokio::spawn(send_all(
+            gw.otlp_grpc_addr,
+            load_bodies,
+            Some(load_rate),
+            stop.clone(),
+        ))
+    });
     let http = reqwest::Client::new();
     let base = format!("http://{}", gw.http_addr);
     let ids = sample.lock().map(|v| v.clone()).unwrap_or_default();
@@ -403,7 +535,7 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "P5 trace-by-id ({} lookups, {total_spans}+ spans stored, ingest at {:.0} spans/s): p50 {:.2} ms, p99 {:.2} ms",
         by_id.len(),
-        p4_rate / 2.0,
+        load_rate,
         ms(percentile(&by_id, 0.5)),
         ms(percentile(&by_id, 0.99))
     );
@@ -456,14 +588,98 @@ async fn main() -> anyhow::Result<()> {
         );
         searches.push((kind, lat, found));
     }
+    // ---- P6-TraceQL: Tempo's TraceQL search, same store, windows, load ----
+    let tempo = gw
+        .tempo_addr
+        .context("the bench gateway serves the Tempo API (--tempo-http)")?;
+    let p6_p99 = searches.first().map_or(0.0, |s| ms(percentile(&s.1, 0.99)));
+    for kind in Tql::ALL {
+        let mut lat = Vec::with_capacity(args.queries);
+        let mut jaeger_lat = Vec::with_capacity(args.queries);
+        let (mut found, mut jaeger_found, mut inspected, mut stopped) = (0u64, 0u64, 0u64, 0u64);
+        for i in 0..args.queries {
+            let (start, end) = window(&mut rand);
+            let svc = rand() % kind.services();
+            let op = rand() % STORE_OPERATIONS as u64;
+            let (q, jaeger) = kind.queries(svc, op);
+            let url = format!(
+                "http://{tempo}/api/search?q={}&start={}&end={}&limit=20",
+                urlencode(&q),
+                start / 1_000_000,
+                end / 1_000_000
+            );
+            let jaeger_url =
+                jaeger.map(|j| format!("{base}/api/traces?{j}&start={start}&end={end}&limit=20"));
+            // Alternate which API goes first, so neither always meets a
+            // warm cache the other left.
+            if i % 2 == 1
+                && let Some(u) = &jaeger_url
+            {
+                let (d, n) = jaeger_search(&http, u).await?;
+                jaeger_lat.push(d);
+                jaeger_found += n;
+            }
+            let t = Instant::now();
+            let resp = http.get(&url).send().await?;
+            let status = resp.status();
+            let body: serde_json::Value = resp.json().await?;
+            lat.push(t.elapsed());
+            let n = body["traces"].as_array().map_or(0, |a| a.len() as u64);
+            if !status.is_success() || (kind.must_match() && n == 0) {
+                bail!(
+                    "TraceQL search {q} ({start}..{end} µs) answered {status} with {n} traces: {body}"
+                );
+            }
+            found += n;
+            inspected += body["metrics"]["inspectedTraces"].as_u64().unwrap_or(0);
+            stopped += u64::from(body.get("warnings").is_some());
+            if i % 2 == 0
+                && let Some(u) = &jaeger_url
+            {
+                let (d, n) = jaeger_search(&http, u).await?;
+                jaeger_lat.push(d);
+                jaeger_found += n;
+            }
+        }
+        lat.sort();
+        jaeger_lat.sort();
+        let p99 = ms(percentile(&lat, 0.99));
+        let count = lat.len().max(1) as f64;
+        println!(
+            "P6-TraceQL [{}] ({} queries, 1 h windows, limit 20, {:.1} traces per answer, {:.0} candidate traces inspected per search, {stopped} stopped at the candidate cap): p50 {:.1} ms, p99 {p99:.1} ms; p99 / P6 service+operation+minDuration p99 ({p6_p99:.1} ms) = {:.2}",
+            kind.label(),
+            lat.len(),
+            found as f64 / count,
+            inspected as f64 / count,
+            ms(percentile(&lat, 0.5)),
+            p99 / p6_p99.max(f64::MIN_POSITIVE),
+        );
+        if !jaeger_lat.is_empty() {
+            let jp99 = ms(percentile(&jaeger_lat, 0.99));
+            println!(
+                "    the same parameters over the Jaeger API: {:.1} traces per answer, p50 {:.1} ms, p99 {jp99:.1} ms; TraceQL/Jaeger p99 = {:.2}",
+                jaeger_found as f64 / jaeger_lat.len() as f64,
+                ms(percentile(&jaeger_lat, 0.5)),
+                p99 / jp99.max(f64::MIN_POSITIVE),
+            );
+        }
+    }
+
     stop.store(true, Ordering::Relaxed);
-    let (load_acked, _) = load.await??;
+    let load_acked = match load {
+        Some(l) => l.await??.0,
+        None => 0,
+    };
     println!(
         "background ingest during P5/P6: {load_acked} spans in {:.0}s = {:.0} spans/s",
         load_started.elapsed().as_secs_f64(),
         load_acked as f64 / load_started.elapsed().as_secs_f64()
     );
 
+    if !args.p7 {
+        gw.shutdown(Duration::from_secs(10)).await;
+        return Ok(());
+    }
     // ---- P7: bytes per span -----------------------------------------------
     let usage = gw.store.storage_usage().await?;
     let stored: u64 = usage.iter().map(|s| s.spans).sum();
