@@ -6,6 +6,9 @@
 //! more than [`QueryLimits::max_trace_spans`] spans is answered with the
 //! first ones and [`TRUNCATED`] in its `warnings`.
 //!
+//! `/api/traces?q=<TraceQL>` searches with TraceQL instead of the form's
+//! filters ([`traceql_param`]), answered in the same shape.
+//!
 //! Every handler takes the caller's [`Scope`] (a required extension,
 //! [`crate::scoped`]): lists and searches answer for its clusters only, a
 //! trace shows its in-scope spans with one warning counting the rest, and
@@ -13,6 +16,7 @@
 
 pub mod model;
 pub mod params;
+pub mod traceql_param;
 
 use std::sync::Arc;
 
@@ -201,6 +205,30 @@ async fn traces(
                 Err(e) => store_error("search", e),
             }
         }
+        Ok(TracesRequest::TraceQl(s)) => {
+            match crate::tempo::search::run(
+                store.as_ref(),
+                &s.query,
+                s.start,
+                s.end,
+                s.limit,
+                &scope,
+            )
+            .await
+            {
+                Ok(out) => {
+                    let data: Vec<model::JTrace> =
+                        out.hits.iter().map(|h| shown(&h.trace, h.hidden)).collect();
+                    if out.warnings.is_empty() {
+                        ok(data)
+                    } else {
+                        tracing::warn!(warnings = ?out.warnings, "TraceQL search answered with partial results");
+                        partial(data, &out.warnings)
+                    }
+                }
+                Err(e) => store_error("search", e),
+            }
+        }
         Ok(TracesRequest::ById(ids)) => {
             let mut out = Vec::with_capacity(ids.len());
             for id in ids {
@@ -352,5 +380,43 @@ mod tests {
         // The store's text stays in the log.
         let msg = body["errors"][0]["msg"].as_str().unwrap();
         assert!(!msg.contains("shard 0 did not answer"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_traceql_query_is_400_in_the_jaeger_envelope() {
+        let store = Arc::new(FakeStore::default());
+        let (status, body) = get(store, "/api/traces?q=%7B%20%7D%20%7C%20count()%20%3E%201").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["data"], Value::Null);
+        assert_eq!(body["errors"][0]["code"], 400);
+        assert_eq!(
+            body["errors"][0]["msg"],
+            "TraceQL: | (pipeline) is not supported by Meridian (at byte 4)"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_traceql_search_answers_jaeger_traces_with_warnings_in_errors() {
+        let store = Arc::new(FakeStore::default());
+        store.set_search(Ok(SearchResult {
+            traces: vec![one_trace()],
+            warnings: vec!["shard 0: scan stopped at 10000 traces".into()],
+        }));
+        let (status, body) = get(
+            store,
+            "/api/traces?q=%7B%20resource.service.name%3D%22api%22%20%7D",
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["total"], 1);
+        assert_eq!(
+            body["data"][0]["traceID"],
+            "5a000000000000000000000000000007"
+        );
+        assert_eq!(body["data"][0]["spans"][0]["operationName"], "op");
+        assert_eq!(
+            body["errors"],
+            json!([{"code": 503, "msg": "shard 0: scan stopped at 10000 traces"}])
+        );
     }
 }

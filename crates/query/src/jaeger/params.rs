@@ -2,6 +2,7 @@
 
 use model::{SpanKind, TagFilter, TraceId, TraceQuery};
 
+use super::traceql_param::{self, TraceQlSearch};
 use crate::{
     duration::parse_go_duration,
     window::{QueryLimits, micros_to_nanos},
@@ -15,10 +16,12 @@ pub const MAX_LIMIT: usize = 1_500;
 pub const DEFAULT_LOOKBACK_NANOS: u64 = 3_600 * 1_000_000_000;
 
 /// What `/api/traces` was asked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum TracesRequest {
     Search(TraceQuery),
     ById(Vec<TraceId>),
+    /// `q=`: a TraceQL search ([`super::traceql_param`]).
+    TraceQl(Box<TraceQlSearch>),
 }
 
 /// Decoded `key=value` pairs (repeats kept, in order).
@@ -71,6 +74,9 @@ pub fn traces_request(
     now_nanos: u64,
     limits: &QueryLimits,
 ) -> Result<TracesRequest, String> {
+    if let Some(search) = traceql_param::request(pairs, now_nanos, limits)? {
+        return Ok(TracesRequest::TraceQl(Box::new(search)));
+    }
     let ids: Vec<&str> = pairs
         .iter()
         .filter(|(k, v)| k == "traceID" && !v.is_empty())
@@ -90,31 +96,7 @@ pub fn traces_request(
             .collect::<Result<Vec<_>, _>>()
             .map(TracesRequest::ById);
     }
-    let max_window = limits.max_window_nanos();
-    let end = nanos(pairs, "end")?.unwrap_or(now_nanos);
-    let lookback = match first(pairs, "lookback") {
-        Some(l) if l != "custom" => {
-            Some(parse_lookback(l).map_err(|e| format!("parameter 'lookback': {e}"))?)
-        }
-        _ => None,
-    };
-    let start = match nanos(pairs, "start")? {
-        Some(start) => start,
-        None => {
-            let lookback = lookback.unwrap_or(DEFAULT_LOOKBACK_NANOS);
-            if lookback > max_window {
-                return Err(too_long("lookback", lookback, max_window));
-            }
-            end.checked_sub(lookback)
-                .ok_or("parameter 'lookback' reaches before the epoch")?
-        }
-    };
-    if start > end {
-        return Err("parameter 'start' is after 'end'".into());
-    }
-    if end - start > max_window {
-        return Err(too_long("start", end - start, max_window));
-    }
+    let (start, end) = window(pairs, now_nanos, limits)?;
     let duration = |key: &str| {
         first(pairs, key)
             .map(|v| parse_go_duration(v).map_err(|e| format!("parameter '{key}': {e}")))
@@ -127,18 +109,6 @@ pub fn traces_request(
     {
         return Err("parameter 'minDuration' is above 'maxDuration'".into());
     }
-    let limit = match first(pairs, "limit") {
-        None => DEFAULT_LIMIT,
-        Some(v) => match v.parse::<usize>() {
-            Ok(0) => DEFAULT_LIMIT,
-            Ok(n) => n.min(MAX_LIMIT),
-            Err(_) => {
-                return Err(format!(
-                    "parameter 'limit' must be a non-negative integer, got {v:?}"
-                ));
-            }
-        },
-    };
     let mut tags = Vec::new();
     if let Some(json) = first(pairs, "tags") {
         let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json)
@@ -170,9 +140,61 @@ pub fn traces_request(
         start_max_unix_nano: end,
         duration_min_nanos,
         duration_max_nanos,
-        limit,
+        limit: limit(pairs)?,
         scope: model::access::Scope::All,
     }))
+}
+
+/// The search window `(start, end)` in unix nanoseconds from `start`,
+/// `end` (µs) and `lookback`: at most `limits.max_window`, default the
+/// last [`DEFAULT_LOOKBACK_NANOS`].
+pub(crate) fn window(
+    pairs: &[(String, String)],
+    now_nanos: u64,
+    limits: &QueryLimits,
+) -> Result<(u64, u64), String> {
+    let max_window = limits.max_window_nanos();
+    let end = nanos(pairs, "end")?.unwrap_or(now_nanos);
+    let lookback = match first(pairs, "lookback") {
+        Some(l) if l != "custom" => {
+            Some(parse_lookback(l).map_err(|e| format!("parameter 'lookback': {e}"))?)
+        }
+        _ => None,
+    };
+    let start = match nanos(pairs, "start")? {
+        Some(start) => start,
+        None => {
+            let lookback = lookback.unwrap_or(DEFAULT_LOOKBACK_NANOS);
+            if lookback > max_window {
+                return Err(too_long("lookback", lookback, max_window));
+            }
+            end.checked_sub(lookback)
+                .ok_or("parameter 'lookback' reaches before the epoch")?
+        }
+    };
+    if start > end {
+        return Err("parameter 'start' is after 'end'".into());
+    }
+    if end - start > max_window {
+        return Err(too_long("start", end - start, max_window));
+    }
+    Ok((start, end))
+}
+
+/// `limit`: [`DEFAULT_LIMIT`] when absent or 0, capped at [`MAX_LIMIT`].
+pub(crate) fn limit(pairs: &[(String, String)]) -> Result<usize, String> {
+    Ok(match first(pairs, "limit") {
+        None => DEFAULT_LIMIT,
+        Some(v) => match v.parse::<usize>() {
+            Ok(0) => DEFAULT_LIMIT,
+            Ok(n) => n.min(MAX_LIMIT),
+            Err(_) => {
+                return Err(format!(
+                    "parameter 'limit' must be a non-negative integer, got {v:?}"
+                ));
+            }
+        },
+    })
 }
 
 fn too_long(param: &str, window_nanos: u64, max_nanos: u64) -> String {
@@ -297,12 +319,17 @@ mod tests {
 
     #[test]
     fn by_id() {
+        let Ok(TracesRequest::ById(ids)) =
+            parse("traceID=a1&traceID=00000000000000000000000000000b2")
+        else {
+            panic!("not by id");
+        };
         assert_eq!(
-            parse("traceID=a1&traceID=00000000000000000000000000000b2"),
-            Ok(TracesRequest::ById(vec![
+            ids,
+            [
                 TraceId::from_hex("a1").unwrap(),
                 TraceId::from_hex("b2").unwrap()
-            ]))
+            ]
         );
     }
 

@@ -22,6 +22,8 @@ pub const MAX_LIMIT: usize = 1_000;
 pub struct Hit {
     pub trace: Trace,
     pub matched: Matched,
+    /// Spans of the stored trace the scope hid.
+    pub hidden: usize,
 }
 
 #[derive(Debug, Default)]
@@ -77,11 +79,15 @@ pub async fn run(
                 break;
             }
             // Evaluated on what the caller may see, never on hidden spans.
-            let Some((trace, _hidden)) = scoped::visible(t, scope) else {
+            let Some((trace, hidden)) = scoped::visible(t, scope) else {
                 continue;
             };
             if let Some(matched) = query.eval(&trace) {
-                out.hits.push(Hit { trace, matched });
+                out.hits.push(Hit {
+                    trace,
+                    matched,
+                    hidden,
+                });
             }
         }
         let exhausted = candidates < fetch;
