@@ -270,6 +270,50 @@ describe('the web UI against a real gateway', () => {
     await shot('04-trace-10k-zoomed');
   });
 
+  test('search: the TraceQL box finds the matching traces and shows why a query is refused', async () => {
+    await page.goto(`${gw.http}/search`);
+    await page.getByRole('button', { name: 'TraceQL', exact: true }).click();
+    const box = page.getByRole('textbox', { name: 'TraceQL' });
+    assert.equal(await box.getAttribute('placeholder'), '{ resource.service.name = "checkout" && status = error }');
+    const ids = async () => (await page.getByTestId('result').locator('.trace-id').allTextContents()).sort();
+    // The error of the checkout trace happens in payments; the inventory
+    // traffic has errors too, the browse traces none.
+    await box.fill('{ resource.service.name = "payments" && status = error }');
+    await box.press('Enter');
+    await page.waitForURL(/\/search\?q=/);
+    await waitFor('the TraceQL results', async () => (await page.getByTestId('result-count').textContent()) === '1 trace', 10_000);
+    assert.deepEqual(await ids(), [data.checkout.traceId.slice(0, 12)]);
+    assert.match(await page.getByTestId('result').textContent(), /GET \/checkout/);
+    await shot('01b-search-traceql');
+    // Many traces: the 15 browse traces reach catalog, the checkout does not.
+    await box.fill('{ resource.service.name = "catalog" }');
+    await box.press('Enter');
+    await waitFor('the catalog results', async () => (await page.getByTestId('result-count').textContent()) === '15 traces', 10_000);
+    assert.deepEqual(await ids(), data.browse.map((b) => b.traceId.slice(0, 12)).sort());
+    // Structural, across clusters: an error downstream of us-east in ap-south.
+    await box.fill('{ cluster = "us-east" } >> { cluster = "ap-south" && status = error }');
+    await page.getByRole('button', { name: 'Find traces' }).click();
+    await page.waitForURL((u) => u.searchParams.get('q')?.includes('>>'));
+    await waitFor('the structural results', async () => (await page.getByTestId('result-count').textContent()) === '1 trace', 10_000);
+    assert.deepEqual(await ids(), [data.checkout.traceId.slice(0, 12)]);
+    // Unsupported syntax: the gateway's reason, inline.
+    await box.fill('{ } | count() > 1');
+    await box.press('Enter');
+    const refused = page.getByTestId('query-refused');
+    await refused.waitFor();
+    assert.match(await refused.textContent(), /Query refused.*\| \(pipeline\) is not supported by Meridian/);
+    assert.equal(await page.getByTestId('result').count(), 0);
+    await shot('01c-search-traceql-refused');
+    // That 400 was the API's answer, and the only one.
+    const at = badResponses.findIndex((r) => r.startsWith('400 /api/traces?q='));
+    assert.ok(at >= 0, `the API answered 400: ${badResponses}`);
+    badResponses.splice(at, 1);
+    // Back to the form: its fields are there again.
+    await page.getByRole('button', { name: 'Filters', exact: true }).click();
+    await page.getByLabel('Service').waitFor();
+    assert.equal(await page.getByRole('textbox', { name: 'TraceQL' }).count(), 0);
+  });
+
   test('service map: services per cluster, cross-cluster edges, click to search', async () => {
     await page.goto(`${gw.http}/map`);
     await page.getByTestId('service-map').waitFor();

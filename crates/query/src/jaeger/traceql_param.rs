@@ -127,6 +127,10 @@ mod tests {
         );
         let plan = s.query.plan();
         assert_eq!(plan.service.as_deref(), Some("checkout"));
+        // What the UI's form-to-TraceQL writes for an unusual tag name.
+        let q: String =
+            form_urlencoded::byte_serialize(br#"{ ."odd-key" = 1 && .user = "a b" }"#).collect();
+        assert!(parse(&format!("q={q}")).unwrap().is_some());
     }
 
     #[test]

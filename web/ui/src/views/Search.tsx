@@ -1,10 +1,10 @@
 import { useEffect, useMemo, useState } from 'preact/hooks';
-import { get } from '../api';
+import { ApiError, get } from '../api';
 import { ClusterBadge, Empty, formatTime, Load } from '../components/common';
 import { Scatter } from '../components/Scatter';
 import { useFetch } from '../hooks';
 import { navigate } from '../router';
-import { DEFAULT_QUERY, fromParams, LOOKBACKS, MAX_LIMIT, type SearchQuery, toApiParams, toParams } from '../lib/searchQuery';
+import { DEFAULT_QUERY, formToTraceQL, fromParams, LOOKBACKS, MAX_LIMIT, type SearchMode, type SearchQuery, toApiParams, toParams, TRACEQL_PLACEHOLDER } from '../lib/searchQuery';
 import { formatDuration } from '../lib/ticks';
 import { type JTrace, summarize, type TraceSummary } from '../lib/trace';
 import { knownClusters } from './clusterList';
@@ -36,51 +36,90 @@ export function SearchView({ query }: { query: URLSearchParams }) {
     p.set('run', String(Date.now() % 1e6)); // a new entry even for the same query
     navigate(`/search?${p}`);
   };
+  // Switching to TraceQL with an empty box starts from the form's filters.
+  const setMode = (mode: SearchMode) => setForm((f) => ({ ...f, mode, traceql: mode === 'traceql' && !f.traceql.trim() ? (formToTraceQL(f) ?? '') : f.traceql }));
   const toLocalInput = (ms: number | null) => (ms === null ? '' : new Date(ms - new Date().getTimezoneOffset() * 60e3).toISOString().slice(0, 16));
   const fromLocalInput = (v: string) => (v ? new Date(v).getTime() : null);
 
   return (
     <div class="page search">
       <form class="search-form card" onSubmit={submit} aria-label="Search traces">
-        <label>
-          Service
-          <select name="service" value={form.service} onChange={(e) => set('service', e.currentTarget.value)}>
-            {!serviceList.length && <option value="">{services.state === 'loading' ? 'loading…' : 'no services yet'}</option>}
-            {serviceList.map((s) => (
-              <option key={s}>{s}</option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Operation
-          <select name="operation" value={form.operation} onChange={(e) => set('operation', e.currentTarget.value)}>
-            <option value="">all</option>
-            {operations.state === 'ok' &&
-              (operations.data.data ?? [])
-                .slice()
-                .sort()
-                .map((o) => <option key={o}>{o}</option>)}
-          </select>
-        </label>
-        <label>
-          Tags
-          <input name="tags" placeholder="http.status_code=500 error=true" value={form.tags} onInput={(e) => set('tags', e.currentTarget.value)} />
-        </label>
-        <label title="Spans of the service in this cluster">
-          Cluster
-          <input name="cluster" list="cluster-list" placeholder="any" value={form.cluster} onInput={(e) => set('cluster', e.currentTarget.value)} />
-          <datalist id="cluster-list">{clusters.state === 'ok' && clusters.data.map((c) => <option key={c} value={c} />)}</datalist>
-        </label>
-        <div class="row2">
-          <label>
-            Min duration
-            <input name="minDuration" placeholder="e.g. 100ms" value={form.minDuration} onInput={(e) => set('minDuration', e.currentTarget.value)} />
-          </label>
-          <label>
-            Max duration
-            <input name="maxDuration" placeholder="e.g. 2s" value={form.maxDuration} onInput={(e) => set('maxDuration', e.currentTarget.value)} />
-          </label>
+        <div class="segmented search-mode" role="group" aria-label="Search with">
+          <button type="button" class={form.mode === 'form' ? 'on' : ''} aria-pressed={form.mode === 'form'} onClick={() => setMode('form')}>
+            Filters
+          </button>
+          <button type="button" class={form.mode === 'traceql' ? 'on' : ''} aria-pressed={form.mode === 'traceql'} onClick={() => setMode('traceql')}>
+            TraceQL
+          </button>
         </div>
+        {form.mode === 'traceql' ? (
+          <>
+            <label>
+              TraceQL
+              <textarea
+                name="q"
+                rows={4}
+                spellcheck={false}
+                placeholder={TRACEQL_PLACEHOLDER}
+                value={form.traceql}
+                onInput={(e) => set('traceql', e.currentTarget.value)}
+                onKeyDown={(e) => {
+                  // Enter searches, Shift+Enter breaks the line.
+                  if (e.key === 'Enter' && !e.shiftKey) {
+                    e.preventDefault();
+                    e.currentTarget.form?.requestSubmit();
+                  }
+                }}
+              />
+            </label>
+            <p class="hint">
+              Spanset filters with <code>&amp;&amp;</code> and <code>||</code>, between spansets also <code>&gt;&gt;</code> (descendant) and <code>&gt;</code> (child), over the time range
+              below. The README has the grammar.
+            </p>
+          </>
+        ) : (
+          <>
+            <label>
+              Service
+              <select name="service" value={form.service} onChange={(e) => set('service', e.currentTarget.value)}>
+                {!serviceList.length && <option value="">{services.state === 'loading' ? 'loading…' : 'no services yet'}</option>}
+                {serviceList.map((s) => (
+                  <option key={s}>{s}</option>
+                ))}
+              </select>
+            </label>
+            <label>
+              Operation
+              <select name="operation" value={form.operation} onChange={(e) => set('operation', e.currentTarget.value)}>
+                <option value="">all</option>
+                {operations.state === 'ok' &&
+                  (operations.data.data ?? [])
+                    .slice()
+                    .sort()
+                    .map((o) => <option key={o}>{o}</option>)}
+              </select>
+            </label>
+            <label>
+              Tags
+              <input name="tags" placeholder="http.status_code=500 error=true" value={form.tags} onInput={(e) => set('tags', e.currentTarget.value)} />
+            </label>
+            <label title="Spans of the service in this cluster">
+              Cluster
+              <input name="cluster" list="cluster-list" placeholder="any" value={form.cluster} onInput={(e) => set('cluster', e.currentTarget.value)} />
+              <datalist id="cluster-list">{clusters.state === 'ok' && clusters.data.map((c) => <option key={c} value={c} />)}</datalist>
+            </label>
+            <div class="row2">
+              <label>
+                Min duration
+                <input name="minDuration" placeholder="e.g. 100ms" value={form.minDuration} onInput={(e) => set('minDuration', e.currentTarget.value)} />
+              </label>
+              <label>
+                Max duration
+                <input name="maxDuration" placeholder="e.g. 2s" value={form.maxDuration} onInput={(e) => set('maxDuration', e.currentTarget.value)} />
+              </label>
+            </div>
+          </>
+        )}
         <div class="row2">
           <label>
             Time range
@@ -121,26 +160,58 @@ export function SearchView({ query }: { query: URLSearchParams }) {
   );
 }
 
+type Found = { traces: TraceSummary[]; warnings: string[] } | { refused: string };
+
 function Results({ query, run }: { query: SearchQuery; run: string }) {
   const [sort, setSort] = useState<Sort>('recent');
   const api = toApiParams(query, Date.now());
   const [result, retry] = useFetch(
-    async (s) => {
+    async (s): Promise<Found | null> => {
       if (!api.ok) return null;
-      const r = await get<{ data: JTrace[] | null }>(`/api/traces?${api.value}`, s);
-      return (r.data ?? []).map(summarize);
+      try {
+        const r = await get<{ data: JTrace[] | null; errors: { msg: string }[] | null }>(`/api/traces?${api.value}`, s);
+        // A partial answer (a shard did not answer, a search stopped early)
+        // says what is missing in `errors`.
+        return { traces: (r.data ?? []).map(summarize), warnings: (r.errors ?? []).map((e) => e.msg) };
+      } catch (e) {
+        // The gateway's parser is the judge of TraceQL: its reason is shown.
+        if (query.mode === 'traceql' && e instanceof ApiError && e.status === 400) return { refused: e.message };
+        throw e;
+      }
     },
     [JSON.stringify(query), run],
   );
-  if (!query.service) return <Empty>Choose a service and press “Find traces”.</Empty>;
+  if (query.mode === 'traceql' && !query.traceql.trim()) return <Empty>Type a TraceQL query and press “Find traces”.</Empty>;
+  if (query.mode === 'form' && !query.service) return <Empty>Choose a service and press “Find traces”.</Empty>;
   if (!api.ok) return <div class="state error">{api.error}</div>;
   return (
     <Load value={result} what="traces" retry={retry}>
-      {(traces) => {
-        if (!traces || !traces.length) return <Empty>No traces match this query in the chosen time range.</Empty>;
+      {(found) => {
+        if (found && 'refused' in found) {
+          return (
+            <div class="state error" role="alert" data-testid="query-refused">
+              <strong>Query refused</strong>: {found.refused}
+            </div>
+          );
+        }
+        const traces = found?.traces ?? [];
+        const warnings = found?.warnings.length ? (
+          <div class="state not-available" role="status" data-testid="search-warnings">
+            <strong>Partial results</strong>: {found.warnings.join('; ')}
+          </div>
+        ) : null;
+        if (!traces.length) {
+          return (
+            <>
+              {warnings}
+              <Empty>No traces match this query in the chosen time range.</Empty>
+            </>
+          );
+        }
         const rows = sortTraces(traces, sort);
         return (
           <>
+            {warnings}
             <div class="card">
               <Scatter traces={traces} onOpen={(id) => navigate(`/trace/${id}`)} />
             </div>
