@@ -513,7 +513,10 @@ async fn traces_crossing_three_clusters_are_stitched() -> anyhow::Result<()> {
         traceql(r#"{ resource.service.name = "api" && kind = client } > { resource.service.name = "db" && status = error }"#).await?,
         errors
     );
-    assert_eq!(traceql(r#"{ cluster = "c" } >> { cluster = "a" }"#).await?, Vec::<String>::new());
+    assert_eq!(
+        traceql(r#"{ cluster = "c" } >> { cluster = "a" }"#).await?,
+        Vec::<String>::new()
+    );
     let plain = traceql(r#"{ resource.service.name = "db" && status = error }"#).await?;
     assert_eq!(plain, errors);
     let (_, jaeger) = sb
