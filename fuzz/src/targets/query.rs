@@ -93,5 +93,12 @@ fn run(input: &[u8]) -> usize {
         let _ = a.positive();
         let _ = b.non_negative();
     }
-    64 * input.len() + BASE
+    // `traces_request` compiles a `q=` TraceQL query: up to 64 regular
+    // expressions within their compiled-size caps, as the `traceql` target.
+    let traceql = if pairs.iter().any(|(k, _)| k == "q") {
+        64 * (512 << 10)
+    } else {
+        0
+    };
+    64 * input.len() + traceql + BASE
 }
