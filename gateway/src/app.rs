@@ -331,58 +331,19 @@ impl Gateway {
         };
         if let Some((tempo_l, _)) = tempo {
             let router = crate::http::tempo_router(&http_parts);
-            match &http_tls {
-                Some(config) => telemetry::serve::https(
-                    &root,
-                    "tempo http",
-                    tempo_l,
-                    router,
-                    Arc::clone(config),
-                    telemetry::serve::Deadlines::default(),
-                    telemetry::serve::HANDSHAKE_TIMEOUT,
-                ),
-                None => telemetry::serve::http(&root, "tempo http", tempo_l, router),
-            }
-        }
-        let http_router = crate::http::router(http_parts);
-        match &http_tls {
-            Some(config) => telemetry::serve::https(
-                &root,
-                "http",
-                http_l,
-                http_router,
-                Arc::clone(config),
-                telemetry::serve::Deadlines::default(),
-                telemetry::serve::HANDSHAKE_TIMEOUT,
-            ),
-            None => telemetry::serve::http(&root, "http", http_l, http_router),
+            serve_query(&root, "tempo http", tempo_l, router, http_tls.as_ref());
         }
         if let Some((zipkin_l, _)) = zipkin {
-            let router = crate::http::zipkin_router(crate::http::ZipkinParts {
-                store: Arc::clone(&store),
-                plane: Arc::clone(&plane),
-                access: cfg.auth.policy(cfg.cluster.admin_token.as_deref()),
-                clock: Arc::clone(plane.clock()),
-                limits: query::QueryLimits::from_retention(&cfg.store_options.retention),
-                autocomplete_keys: store::DEFAULT_INDEXED_TAGS
-                    .iter()
-                    .map(|k| (*k).to_owned())
-                    .chain(cfg.store_options.indexed_tags.iter().cloned())
-                    .collect(),
-            });
-            match &http_tls {
-                Some(config) => telemetry::serve::https(
-                    &root,
-                    "zipkin http",
-                    zipkin_l,
-                    router,
-                    Arc::clone(config),
-                    telemetry::serve::Deadlines::default(),
-                    telemetry::serve::HANDSHAKE_TIMEOUT,
-                ),
-                None => telemetry::serve::http(&root, "zipkin http", zipkin_l, router),
-            }
+            let keys = store::DEFAULT_INDEXED_TAGS
+                .iter()
+                .map(|k| (*k).to_owned())
+                .chain(cfg.store_options.indexed_tags.iter().cloned())
+                .collect();
+            let router = crate::http::zipkin_router(&http_parts, keys);
+            serve_query(&root, "zipkin http", zipkin_l, router, http_tls.as_ref());
         }
+        let http_router = crate::http::router(http_parts);
+        serve_query(&root, "http", http_l, http_router, http_tls.as_ref());
 
         let scope = {
             let plane = Arc::clone(&plane);
@@ -453,6 +414,29 @@ impl Gateway {
         let clean = self.root.shutdown(grace).await;
         self.plane.shutdown().await;
         clean
+    }
+}
+
+/// Serves a query port (`--http`, `--tempo-http`, `--zipkin-http`): over
+/// HTTPS with the `--http-tls-*` certificate when one is given.
+fn serve_query(
+    root: &Shutdown,
+    what: &'static str,
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    tls: Option<&Arc<rustls::ServerConfig>>,
+) {
+    match tls {
+        Some(config) => telemetry::serve::https(
+            root,
+            what,
+            listener,
+            router,
+            Arc::clone(config),
+            telemetry::serve::Deadlines::default(),
+            telemetry::serve::HANDSHAKE_TIMEOUT,
+        ),
+        None => telemetry::serve::http(root, what, listener, router),
     }
 }
 

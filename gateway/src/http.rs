@@ -38,10 +38,17 @@ pub struct HttpParts {
     pub alerts_ui_url: String,
 }
 
+/// The access layer's resolver for one port: the same policy, clock and
+/// audit trail on every query port.
+fn access(parts: &HttpParts) -> Access {
+    let reader = Arc::clone(&parts.plane) as Arc<dyn ControlReader>;
+    Access::new(parts.access.clone(), reader, Arc::clone(&parts.clock))
+        .with_audit(parts.plane.audit().clone())
+}
+
 pub fn router(parts: HttpParts) -> Router {
     let reader = Arc::clone(&parts.plane) as Arc<dyn ControlReader>;
-    let access = Access::new(parts.access, Arc::clone(&reader), parts.clock)
-        .with_audit(parts.plane.audit().clone());
+    let access = access(&parts);
     let api = Router::new()
         .merge(control_plane::access::whoami::router())
         .merge(control_plane::admin::router(parts.plane))
@@ -75,36 +82,18 @@ pub fn router(parts: HttpParts) -> Router {
 /// The `--tempo-http` port: Tempo's query API behind the same access
 /// layer as `--http` (its own `Access`, the same policy and audit).
 pub fn tempo_router(parts: &HttpParts) -> Router {
-    let reader = Arc::clone(&parts.plane) as Arc<dyn ControlReader>;
-    let access = Access::new(parts.access.clone(), reader, Arc::clone(&parts.clock))
-        .with_audit(parts.plane.audit().clone());
     control_plane::access::layer(
         query::tempo::router(Arc::clone(&parts.store), parts.limits),
-        access,
+        access(parts),
     )
 }
 
-/// What the `--zipkin-http` port serves from.
-#[derive(Debug)]
-pub struct ZipkinParts {
-    pub store: Arc<dyn SpanStore>,
-    pub plane: Arc<control_plane::ControlPlane>,
-    /// Who may call: the same policy as `--http`.
-    pub access: AccessPolicy,
-    pub clock: telemetry::clock::SharedClock,
-    pub limits: query::QueryLimits,
-    /// `autocompleteKeys`: the tag keys the store indexes.
-    pub autocomplete_keys: Vec<String>,
-}
-
 /// The `--zipkin-http` port: Zipkin's v2 query API (`query::zipkin`),
-/// every route behind the same access layer as `--http`'s API routes.
-pub fn zipkin_router(parts: ZipkinParts) -> Router {
-    let reader = Arc::clone(&parts.plane) as Arc<dyn ControlReader>;
-    let access =
-        Access::new(parts.access, reader, parts.clock).with_audit(parts.plane.audit().clone());
-    let api = query::zipkin::router(parts.store, parts.limits, parts.autocomplete_keys);
-    control_plane::access::layer(api, access)
+/// every route behind the same access layer as `--http`'s API routes;
+/// `autocompleteKeys` answers `autocomplete_keys` (the indexed tag keys).
+pub fn zipkin_router(parts: &HttpParts, autocomplete_keys: Vec<String>) -> Router {
+    let api = query::zipkin::router(Arc::clone(&parts.store), parts.limits, autocomplete_keys);
+    control_plane::access::layer(api, access(parts))
 }
 
 /// `GET /metrics`: every series for a caller whose scope is every

@@ -305,3 +305,23 @@ pub fn cpu_seconds() -> f64 {
     };
     (ticks(11) + ticks(12)) / 100.0
 }
+
+/// The Python interpreter of the OpenTelemetry SDK venv
+/// (`$MERIDIAN_PY_VENV`, else `target/py-venv`), created or checked by
+/// `scripts/py-venv.sh` first. Blocking: call it off the runtime.
+pub fn venv_python() -> anyhow::Result<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let venv = std::env::var_os("MERIDIAN_PY_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target/py-venv"));
+    let status = std::process::Command::new("bash")
+        .arg(root.join("scripts/py-venv.sh"))
+        .arg(&venv)
+        .status()
+        .context("running scripts/py-venv.sh")?;
+    anyhow::ensure!(
+        status.success(),
+        "scripts/py-venv.sh could not create the Python OpenTelemetry venv"
+    );
+    Ok(venv.join("bin/python"))
+}

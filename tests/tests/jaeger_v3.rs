@@ -23,20 +23,6 @@ use proto::jaeger_sampling::{
 };
 use serde_json::{Value, json};
 
-fn venv_python() -> anyhow::Result<PathBuf> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let venv = std::env::var_os("MERIDIAN_PY_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target/py-venv"));
-    let status = std::process::Command::new("bash")
-        .arg(root.join("scripts/py-venv.sh"))
-        .arg(&venv)
-        .status()
-        .context("running scripts/py-venv.sh")?;
-    anyhow::ensure!(status.success(), "scripts/py-venv.sh failed");
-    Ok(venv.join("bin/python"))
-}
-
 /// RFC 3339 (UTC, whole seconds) of Unix seconds.
 fn rfc3339(secs: u64) -> String {
     let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
@@ -96,7 +82,7 @@ fn attr<'a>(attrs: &'a Value, key: &str) -> Option<&'a Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_sdk_spans_read_back_through_api_v3() -> anyhow::Result<()> {
-    let python = tokio::task::spawn_blocking(venv_python).await??;
+    let python = tokio::task::spawn_blocking(integration_tests::venv_python).await??;
     let sb = Sandbox::start(&["cluster-a", "cluster-b"]).await?;
     let a = sb.agent("cluster-a")?;
     let b = sb.agent("cluster-b")?;

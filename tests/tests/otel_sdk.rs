@@ -227,26 +227,9 @@ async fn rust_sdk_trace_across_two_clusters_is_one_trace() -> anyhow::Result<()>
     Ok(())
 }
 
-fn venv_python() -> anyhow::Result<PathBuf> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let venv = std::env::var_os("MERIDIAN_PY_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target/py-venv"));
-    let status = std::process::Command::new("bash")
-        .arg(root.join("scripts/py-venv.sh"))
-        .arg(&venv)
-        .status()
-        .context("running scripts/py-venv.sh")?;
-    anyhow::ensure!(
-        status.success(),
-        "scripts/py-venv.sh could not create the Python OpenTelemetry venv"
-    );
-    Ok(venv.join("bin/python"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_sdk_trace_across_two_clusters_is_one_trace() -> anyhow::Result<()> {
-    let python = tokio::task::spawn_blocking(venv_python).await??;
+    let python = tokio::task::spawn_blocking(integration_tests::venv_python).await??;
     let sb = Sandbox::start(&["cluster-a", "cluster-b"]).await?;
     let a = sb.agent("cluster-a")?;
     let b = sb.agent("cluster-b")?;

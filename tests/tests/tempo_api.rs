@@ -12,20 +12,6 @@ use integration_tests::{Sandbox, wait_for};
 use prost::Message as _;
 use serde_json::{Value, json};
 
-fn venv_python() -> anyhow::Result<PathBuf> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let venv = std::env::var_os("MERIDIAN_PY_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target/py-venv"));
-    let status = std::process::Command::new("bash")
-        .arg(root.join("scripts/py-venv.sh"))
-        .arg(&venv)
-        .status()
-        .context("running scripts/py-venv.sh")?;
-    anyhow::ensure!(status.success(), "scripts/py-venv.sh failed");
-    Ok(venv.join("bin/python"))
-}
-
 /// `tempopb.TraceByIDResponse` as Grafana decodes it (tempo.proto: trace
 /// = 1, status = 3), declared here from the upstream field numbers.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -67,7 +53,7 @@ impl Tempo {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_sdk_spans_read_back_through_the_tempo_api() -> anyhow::Result<()> {
-    let python = tokio::task::spawn_blocking(venv_python).await??;
+    let python = tokio::task::spawn_blocking(integration_tests::venv_python).await??;
     let sb = Sandbox::start(&["cluster-a", "cluster-b"]).await?;
     let a = sb.agent("cluster-a")?;
     let b = sb.agent("cluster-b")?;
