@@ -19,6 +19,7 @@ pub mod payload;
 pub mod raw;
 pub mod red;
 pub mod validate;
+pub mod view;
 pub mod zipkin;
 
 /// Generated from `proto/meridian/federation/v1/federation.proto`.

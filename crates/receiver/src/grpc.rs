@@ -10,9 +10,7 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use model::ServiceErrorCode;
-use proto::otlp::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse, TraceService,
-};
+use proto::otlp::{ExportTracePartialSuccess, ExportTraceServiceResponse};
 use telemetry::{
     Shutdown,
     serve::{MessageBudget, MessageBudgetLayer, Refusal, Refuse, grpc as settings},
@@ -25,8 +23,8 @@ use tonic::{
 };
 use tonic_types::{ErrorDetails, StatusExt};
 
-pub use crate::trace_server::TraceServer;
-use crate::{InflightLimit, Limits, ReceiveError, ReceiverMetrics, Sink, outcome::deliver};
+pub use crate::trace_server::{Encoded, ExportEncoded, TraceServer};
+use crate::{InflightLimit, Limits, ReceiveError, ReceiverMetrics, Sink, outcome::deliver_encoded};
 
 /// Requests in flight per server, from their headers to their reply
 /// (beyond: RESOURCE_EXHAUSTED + RetryInfo at once). Their bytes are bounded
@@ -151,13 +149,12 @@ pub fn grpc_code(code: ServiceErrorCode) -> Code {
     }
 }
 
-#[tonic::async_trait]
-impl<S: Sink> TraceService for OtlpGrpc<S> {
+impl<S: Sink> ExportEncoded for OtlpGrpc<S> {
     async fn export(
         &self,
-        request: Request<ExportTraceServiceRequest>,
+        request: Request<Encoded>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let req = request.into_inner();
+        let Encoded { bytes, spans } = request.into_inner();
         let _slot = match self.inflight.acquire().await {
             Ok(slot) => slot,
             Err(e) => {
@@ -165,7 +162,7 @@ impl<S: Sink> TraceService for OtlpGrpc<S> {
                 return Err(status_of(&e));
             }
         };
-        match deliver(&self.sink, &self.metrics, PROTOCOL, req).await {
+        match deliver_encoded(&self.sink, &self.metrics, PROTOCOL, bytes, spans).await {
             Ok(r) => Ok(Response::new(ExportTraceServiceResponse {
                 partial_success: (r.rejected > 0).then(|| ExportTracePartialSuccess {
                     rejected_spans: r.rejected as i64,

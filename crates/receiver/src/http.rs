@@ -30,7 +30,10 @@ use proto::{
 
 use telemetry::budget::{ByteBudget, Reservation};
 
-use crate::{InflightLimit, Limits, ReceiveError, ReceiverMetrics, Sink, outcome::deliver};
+use crate::{
+    InflightLimit, Limits, ReceiveError, ReceiverMetrics, Sink,
+    outcome::{deliver, deliver_encoded},
+};
 
 /// Body bytes are reserved from the reading budget in steps of at least
 /// this much (fewer, larger reservations).
@@ -273,13 +276,27 @@ async fn otlp_traces<S: Sink>(
             return error_response(&err, Encoding::Json);
         }
     };
+    // Protobuf is scanned, then delivered encoded (the sink may decode
+    // it); JSON is decoded here.
+    enum Payload {
+        Encoded(bytes::Bytes, usize),
+        Decoded(proto::otlp::ExportTraceServiceRequest),
+    }
     let decoded = async {
         let (raw, held) = receive(&st, &headers, body).await?;
         match encoding {
-            Encoding::Protobuf => proto::otlp::decode_protobuf(&raw, &st.limits.decode),
-            Encoding::Json => proto::otlp::decode_json(&raw, &st.limits.decode),
+            Encoding::Protobuf => proto::bounds::check_protobuf(
+                &raw,
+                &proto::bounds::Schema::EXPORT_TRACE,
+                &st.limits.decode,
+            )
+            .map(|found| Payload::Encoded(bytes::Bytes::from(raw), found.spans))
+            .map_err(proto::otlp::DecodeError::from),
+            Encoding::Json => {
+                proto::otlp::decode_json(&raw, &st.limits.decode).map(Payload::Decoded)
+            }
         }
-        .map(|req| (req, held))
+        .map(|b| (b, held))
         .map_err(|e| {
             if e.is_too_large() {
                 ReceiveError::TooLarge(e.to_string())
@@ -291,7 +308,12 @@ async fn otlp_traces<S: Sink>(
     .await;
     // `deliver` counts its own outcomes; count refusals before it here.
     let result = match decoded {
-        Ok((req, _held)) => deliver(&st.sink, &st.metrics, "otlp_http", req).await,
+        Ok((Payload::Decoded(req), _held)) => {
+            deliver(&st.sink, &st.metrics, "otlp_http", req).await
+        }
+        Ok((Payload::Encoded(bytes, spans), _held)) => {
+            deliver_encoded(&st.sink, &st.metrics, "otlp_http", bytes, spans).await
+        }
         Err(e) => {
             st.metrics.request("otlp_http", "rejected");
             Err(e)

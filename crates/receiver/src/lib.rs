@@ -34,6 +34,8 @@ mod sink;
 mod trace_server;
 
 #[cfg(test)]
+mod encoded_tests;
+#[cfg(test)]
 mod tests;
 
 pub use limits::{InflightLimit, Limits, MAX_INFLIGHT_REQUESTS, decoded_budget, reading_budget};

@@ -140,6 +140,54 @@ pub(crate) async fn deliver<S: crate::Sink>(
     })
 }
 
+/// [`deliver`] for an OTLP protobuf request the bounds scan passed:
+/// through the sink's encoded path when it takes it ([`Sink::takes_encoded`]
+/// and [`Sink::prepare_encoded`]: every span valid, nothing the sink must
+/// rewrite), else decoded with prost and delivered as usual. Both paths
+/// answer the same for the same request.
+///
+/// [`Sink::takes_encoded`]: crate::Sink::takes_encoded
+/// [`Sink::prepare_encoded`]: crate::Sink::prepare_encoded
+pub(crate) async fn deliver_encoded<S: crate::Sink>(
+    sink: &S,
+    metrics: &crate::ReceiverMetrics,
+    protocol: &'static str,
+    bytes: bytes::Bytes,
+    spans_hint: usize,
+) -> Result<Received, ReceiveError> {
+    let prepared = if sink.takes_encoded() {
+        match proto::view::parse(&bytes, spans_hint) {
+            Ok(view) if view.clean() && !view.spans.is_empty() => sink
+                .prepare_encoded(&bytes, &view)
+                .map(|record| (record, view.spans.len() as u64)),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    let Some((record, spans)) = prepared else {
+        use prost::Message;
+        let req = proto::otlp::ExportTraceServiceRequest::decode(&bytes[..]).map_err(|e| {
+            metrics.request(protocol, "rejected");
+            ReceiveError::BadRequest(format!("invalid OTLP protobuf: {e}"))
+        })?;
+        return deliver(sink, metrics, protocol, req).await;
+    };
+    if let Err(e) = sink.accept_encoded(record, spans).await {
+        let err = ReceiveError::Sink(e);
+        metrics.request(protocol, err.outcome());
+        metrics.refused(protocol, spans);
+        return Err(err);
+    }
+    metrics.accepted(protocol, spans);
+    metrics.request(protocol, "ok");
+    Ok(Received {
+        accepted: spans,
+        rejected: 0,
+        message: None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use proto::otlp::{self, ExportTraceServiceRequest, ResourceSpans, ScopeSpans, Span};

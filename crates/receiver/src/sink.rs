@@ -2,7 +2,8 @@
 
 use std::{future::Future, time::Duration};
 
-use proto::otlp::ExportTraceServiceRequest;
+use bytes::Bytes;
+use proto::{otlp::ExportTraceServiceRequest, view::TraceView};
 
 /// Where receivers hand validated requests. The agent's sink appends to its
 /// buffer; the gateway's writes to the store. `accept` returns when the
@@ -24,6 +25,39 @@ pub trait Sink: Clone + Send + Sync + 'static {
         req: ExportTraceServiceRequest,
         spans: u64,
     ) -> impl Future<Output = Result<(), SinkError>> + Send;
+
+    /// Whether this sink takes encoded requests ([`Sink::prepare_encoded`]);
+    /// when not, receivers do not build the view. Default: no.
+    fn takes_encoded(&self) -> bool {
+        false
+    }
+
+    /// The encoded path, for a protobuf request whose every span is valid
+    /// ([`TraceView::clean`]): does what [`Sink::screen`] and
+    /// [`Sink::accept`] would do before buffering, reading only `view`, and
+    /// returns the record to hand to [`Sink::accept_encoded`] (`bytes`
+    /// themselves when nothing changes). `None`: this request needs the
+    /// decoded form (nothing was done; the receiver decodes it and takes
+    /// the usual path). Default: `None`.
+    fn prepare_encoded(&self, bytes: &Bytes, view: &TraceView<'_>) -> Option<Bytes> {
+        let _ = (bytes, view);
+        None
+    }
+
+    /// Accepts a record [`Sink::prepare_encoded`] returned, holding
+    /// `spans` spans. Only called after it returned `Some`.
+    fn accept_encoded(
+        &self,
+        record: Bytes,
+        spans: u64,
+    ) -> impl Future<Output = Result<(), SinkError>> + Send {
+        let _ = (record, spans);
+        async {
+            Err(SinkError::Internal(
+                "this sink takes no encoded requests".into(),
+            ))
+        }
+    }
 }
 
 /// What [`Sink::screen`] removed from a request.

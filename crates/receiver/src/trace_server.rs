@@ -14,11 +14,10 @@ use std::{
     task::{Context, Poll},
 };
 
-use bytes::Buf;
-use prost::Message;
+use bytes::{Buf, Bytes};
 use proto::{
     bounds::{self, DecodeLimits, Schema},
-    otlp::{ExportTraceServiceRequest, ExportTraceServiceResponse, TraceService},
+    otlp::ExportTraceServiceResponse,
 };
 use telemetry::budget::{ByteBudget, Reservation};
 use tonic::{
@@ -34,6 +33,23 @@ const SERVICE: &str = "opentelemetry.proto.collector.trace.v1.TraceService";
 const EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = Result<T, Infallible>> + Send + 'static>>;
+
+/// One `Export` message as received: its bytes, which the bounds scan
+/// passed, and the spans it counted. Decoding (or not) is the service's
+/// choice ([`crate::outcome::deliver_encoded`]).
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    pub bytes: Bytes,
+    pub spans: usize,
+}
+
+/// What serves `Export` behind [`TraceServer`].
+pub trait ExportEncoded: Send + Sync + 'static {
+    fn export(
+        &self,
+        request: Request<Encoded>,
+    ) -> impl Future<Output = Result<Response<ExportTraceServiceResponse>, Status>> + Send;
+}
 
 /// `TraceService/Export` over `T`, gzip accepted and sent, messages at
 /// most `max_message_bytes` (decompressed) and within `limits`.
@@ -101,7 +117,7 @@ impl<T> NamedService for TraceServer<T> {
 
 impl<T, B> tower::Service<http::Request<B>> for TraceServer<T>
 where
-    T: TraceService,
+    T: ExportEncoded,
     B: tonic::codegen::Body + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync + 'static>> + Send,
 {
@@ -138,12 +154,12 @@ where
 
 struct Export<T>(Arc<T>, Held);
 
-impl<T: TraceService> UnaryService<ExportTraceServiceRequest> for Export<T> {
+impl<T: ExportEncoded> UnaryService<Encoded> for Export<T> {
     type Response = ExportTraceServiceResponse;
     type Future =
         Pin<Box<dyn Future<Output = Result<Response<Self::Response>, Status>> + Send + 'static>>;
 
-    fn call(&mut self, request: Request<ExportTraceServiceRequest>) -> Self::Future {
+    fn call(&mut self, request: Request<Encoded>) -> Self::Future {
         let inner = Arc::clone(&self.0);
         let reservation = take(&self.1);
         Box::pin(async move {
@@ -165,7 +181,7 @@ struct BoundedCodec {
 
 impl Codec for BoundedCodec {
     type Encode = ExportTraceServiceResponse;
-    type Decode = ExportTraceServiceRequest;
+    type Decode = Encoded;
     type Encoder = tonic_prost::ProstEncoder<ExportTraceServiceResponse>;
     type Decoder = BoundedDecoder;
 
@@ -183,8 +199,8 @@ impl Codec for BoundedCodec {
     }
 }
 
-/// Scans the message ([`bounds::check_protobuf`]), reserves its decoded
-/// size, then decodes it. Refusals: RESOURCE_EXHAUSTED (a cap; no
+/// Scans the message ([`bounds::check_protobuf`]) and reserves its decoded
+/// size; decoding is left to the service. Refusals: RESOURCE_EXHAUSTED (a cap; no
 /// `RetryInfo`, so clients do not retry it), RESOURCE_EXHAUSTED with
 /// `RetryInfo` (the decoded budget is full now) or INVALID_ARGUMENT
 /// (malformed), counted as rejected.
@@ -197,9 +213,9 @@ pub struct BoundedDecoder {
 }
 
 impl BoundedDecoder {
-    fn decode_slice(&self, bytes: &[u8]) -> Result<ExportTraceServiceRequest, ReceiveError> {
+    fn check(&self, bytes: Bytes) -> Result<Encoded, ReceiveError> {
         let scanned =
-            bounds::check_protobuf(bytes, &Schema::EXPORT_TRACE, &self.limits).map_err(|e| {
+            bounds::check_protobuf(&bytes, &Schema::EXPORT_TRACE, &self.limits).map_err(|e| {
                 if e.is_malformed() {
                     ReceiveError::BadRequest(e.to_string())
                 } else {
@@ -213,27 +229,22 @@ impl BoundedDecoder {
             )));
         };
         hold(&self.held, reservation);
-        ExportTraceServiceRequest::decode(bytes)
-            .map_err(|e| ReceiveError::BadRequest(format!("invalid OTLP protobuf: {e}")))
+        Ok(Encoded {
+            bytes,
+            spans: scanned.spans,
+        })
     }
 }
 
 impl Decoder for BoundedDecoder {
-    type Item = ExportTraceServiceRequest;
+    type Item = Encoded;
     type Error = Status;
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Status> {
+        // The message's own buffer, split off without a copy.
         let len = buf.remaining();
-        // tonic hands the whole message in one buffer; copy only if not.
-        let decoded = if buf.chunk().len() == len {
-            let r = self.decode_slice(buf.chunk());
-            buf.advance(len);
-            r
-        } else {
-            let bytes = buf.copy_to_bytes(len);
-            self.decode_slice(&bytes)
-        };
-        decoded.map(Some).map_err(|e| {
+        let bytes = buf.copy_to_bytes(len);
+        self.check(bytes).map(Some).map_err(|e| {
             tracing::debug!(error = %e, "otlp grpc export refused before decoding");
             self.metrics.request("otlp_grpc", "rejected");
             status_of(&e)

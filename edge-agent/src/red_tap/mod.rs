@@ -28,7 +28,18 @@ use prometheus_client::{
     metrics::{counter::Counter, family::Family, histogram::Histogram},
     registry::Registry,
 };
-use proto::{metrics::WindowBatch, otlp::ExportTraceServiceRequest};
+use proto::{metrics::WindowBatch, otlp::ExportTraceServiceRequest, view::TraceView};
+
+/// What the tap reads of one span, decoded or viewed.
+struct SpanFacts<'a> {
+    service: Option<&'a str>,
+    name: &'a str,
+    kind: i32,
+    status: Option<i32>,
+    start: u64,
+    end: u64,
+    trace_id: &'a [u8],
+}
 
 pub const BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -114,28 +125,56 @@ impl RedTap {
 
     /// [`observe`](Self::observe) at a given time (the window it counts in).
     pub fn observe_at(&self, req: &ExportTraceServiceRequest, now_ms: i64) {
-        type Key<'a> = (&'a str, &'a str, &'static str, &'static str);
-        let mut local: HashMap<Key<'_>, Vec<window::Observation<'_>>> = HashMap::new();
-        for rs in &req.resource_spans {
+        let spans = req.resource_spans.iter().flat_map(|rs| {
             let service = rs
                 .resource
                 .as_ref()
-                .and_then(|r| proto::otlp::string_attr(&r.attributes, model::SERVICE_ATTRIBUTE))
-                .unwrap_or(model::UNKNOWN_SERVICE);
-            for span in rs.scope_spans.iter().flat_map(|ss| &ss.spans) {
-                let key = (
+                .and_then(|r| proto::otlp::string_attr(&r.attributes, model::SERVICE_ATTRIBUTE));
+            rs.scope_spans
+                .iter()
+                .flat_map(|ss| &ss.spans)
+                .map(move |span| SpanFacts {
                     service,
-                    span.name.as_str(),
-                    kind(span.kind),
-                    status(span.status.as_ref().map(|s| s.code)),
-                );
-                local.entry(key).or_default().push(window::Observation {
-                    duration_ns: span
-                        .end_time_unix_nano
-                        .saturating_sub(span.start_time_unix_nano),
+                    name: &span.name,
+                    kind: span.kind,
+                    status: span.status.as_ref().map(|s| s.code),
+                    start: span.start_time_unix_nano,
+                    end: span.end_time_unix_nano,
                     trace_id: &span.trace_id,
-                });
-            }
+                })
+        });
+        self.observe_spans(spans, now_ms);
+    }
+
+    /// [`observe`](Self::observe) for an encoded request, read through its
+    /// view.
+    pub fn observe_view(&self, view: &TraceView<'_>) {
+        let spans = view.spans_with_service().map(|(service, s)| SpanFacts {
+            service,
+            name: s.name,
+            kind: s.kind,
+            status: s.status_code,
+            start: s.start_time_unix_nano,
+            end: s.end_time_unix_nano,
+            trace_id: s.trace_id,
+        });
+        self.observe_spans(spans, telemetry::clock::unix_ms());
+    }
+
+    fn observe_spans<'a>(&self, spans: impl Iterator<Item = SpanFacts<'a>>, now_ms: i64) {
+        type Key<'a> = (&'a str, &'a str, &'static str, &'static str);
+        let mut local: HashMap<Key<'_>, Vec<window::Observation<'_>>> = HashMap::new();
+        for s in spans {
+            let key = (
+                s.service.unwrap_or(model::UNKNOWN_SERVICE),
+                s.name,
+                kind(s.kind),
+                status(s.status),
+            );
+            local.entry(key).or_default().push(window::Observation {
+                duration_ns: s.end.saturating_sub(s.start),
+                trace_id: s.trace_id,
+            });
         }
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         for ((service, operation, span_kind, status_code), spans) in local {

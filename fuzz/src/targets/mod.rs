@@ -14,6 +14,7 @@ mod otlp;
 mod query;
 mod storage;
 mod traceql;
+mod view;
 mod zipkin;
 
 /// Bytes every input may use besides its bound (decoder contexts, error
@@ -40,6 +41,7 @@ pub fn all() -> Vec<Target> {
         otlp::PROTOBUF,
         otlp::JSON,
         otlp::ZIPKIN,
+        view::VIEW,
         zipkin::PROTO3,
         federation::FORWARD,
         federation::DECIDE,

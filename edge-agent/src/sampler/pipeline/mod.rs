@@ -39,7 +39,7 @@ use std::{
 use bytes::Bytes;
 use model::{ClusterId, sampling::SamplingConfig};
 use prost::Message;
-use proto::otlp::ExportTraceServiceRequest;
+use proto::{otlp::ExportTraceServiceRequest, view::TraceView};
 use receiver::{Screened, Sink, SinkError};
 use sampling::{InvalidPolicy, head};
 use telemetry::{Shutdown, clock::SystemClock};
@@ -288,6 +288,37 @@ impl Sink for SamplingSink {
             refused_spans: stamped.refused_spans,
             message: stamped.first.map(|m| m.to_string()),
         }
+    }
+
+    fn takes_encoded(&self) -> bool {
+        true
+    }
+
+    /// Without head sampling below 100 % or tail sampling, nothing but the
+    /// cluster stamp changes a request: it is buffered as received, with
+    /// the stamp spliced in ([`proto::view::stamp_cluster`]), and the RED
+    /// tap reads the view. A resource claiming another cluster, a head or
+    /// tail policy: the decoding path.
+    fn prepare_encoded(&self, bytes: &Bytes, view: &TraceView<'_>) -> Option<Bytes> {
+        let cfg = snapshot(&self.policy);
+        if !head::keeps_all(&cfg.head)
+            || cfg.tail.is_some()
+            || self.tail_on.load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return None;
+        }
+        let record = match proto::view::stamp_cluster(bytes, view, self.cluster.as_str()) {
+            Ok(None) => bytes.clone(),
+            Ok(Some(stamped)) => Bytes::from(stamped),
+            Err(_) => return None,
+        };
+        self.red.observe_view(view);
+        self.stats.head_adjusted.inc_by(view.spans.len() as f64);
+        Some(record)
+    }
+
+    async fn accept_encoded(&self, record: Bytes, spans: u64) -> Result<(), SinkError> {
+        self.append(record, spans).await
     }
 
     async fn accept(
