@@ -179,6 +179,9 @@ async fn send(
             }
         };
     stats.payload(payload.len() as u64, uncompressed);
+    if used == Compression::OtlpColumnsZstd {
+        stats.columnar_batch();
+    }
     let spans: u64 = batch.iter().map(|r| r.spans).sum();
     let first = batch.first().map_or(0, |r| r.seq);
     let last = batch.last().map_or(0, |r| r.seq);

@@ -17,6 +17,7 @@ pub struct ForwardStats {
     up: Gauge,
     payload_bytes: Counter,
     raw_bytes: Counter,
+    columnar: Counter,
 }
 
 impl ForwardStats {
@@ -58,6 +59,11 @@ impl ForwardStats {
             s.raw_bytes.clone(),
         );
         registry.register(
+            "meridian_agent_forward_columnar_batches",
+            "Batches sent in the columnar encoding (COMPRESSION_OTLP_COLUMNS_ZSTD)",
+            s.columnar.clone(),
+        );
+        registry.register(
             names::AGENT_GATEWAY_UP,
             "1 when the last forward reached a gateway",
             s.up.clone(),
@@ -76,6 +82,9 @@ impl ForwardStats {
     }
     pub(crate) fn rejected(&self, n: u64) {
         self.rejected.inc_by(n);
+    }
+    pub(crate) fn columnar_batch(&self) {
+        self.columnar.inc();
     }
     pub(crate) fn payload(&self, compressed: u64, uncompressed: u64) {
         self.payload_bytes.inc_by(compressed);
