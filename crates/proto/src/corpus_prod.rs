@@ -85,7 +85,7 @@ impl ProdGenerator {
         let mut a = vec![
             string_kv(
                 "http.request.method",
-                if r % 5 == 0 { "POST" } else { "GET" },
+                if r.is_multiple_of(5) { "POST" } else { "GET" },
             ),
             string_kv("http.route", route),
             int("http.response.status_code", if error { 500 } else { 200 }),

@@ -25,7 +25,7 @@ pub const FORWARD_COLUMNS: Target = Target {
         b"\x41",
         b"\x28\xb5\x2f\xfd",
     ],
-    seeds: seeds,
+    seeds,
     run,
 };
 
