@@ -51,9 +51,10 @@ for corpus in ("small", "prod"):
           f"P2 / Rotel memory = "
           f"{ratio(f'p2-meridian-wal-gateway-{corpus}', f'p1-rotel-{corpus}', 'spans_per_cpu_second')} (target ≥ 1×)")
 
-print("\n| P3 offered spans/s | Meridian CPU % | Rotel CPU % | ratio | Meridian RSS MiB | Rotel RSS MiB | Meridian WAL + gateway CPU % |")
-print("|---:|---:|---:|---:|---:|---:|---:|")
 chart = []
+if any(n.startswith("p3-") for n in runs):
+    print("\n| P3 offered spans/s | Meridian CPU % | Rotel CPU % | ratio | Meridian RSS MiB | Rotel RSS MiB | Meridian WAL + gateway CPU % |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
 for rate in ("idle", "100", "1000", "10000"):
     m, r, g = f"p3-meridian-{rate}", f"p3-rotel-{rate}", f"p3-meridian-wal-gateway-{rate}"
     if m not in runs and r not in runs:
