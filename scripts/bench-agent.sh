@@ -10,15 +10,35 @@
 # compresses even with --otlp-exporter-compression none; Meridian is also
 # measured uncompressed). Results: target/bench-agent/results.jsonl.
 #
-#   P1  OTLP gRPC in → OTLP gRPC out, memory buffer: Meridian vs Rotel
-#   P2  Meridian WAL durability + forward over mTLS to a real gateway
-#   P3  10k spans/s offered: CPU% and RSS, Meridian vs Rotel
+#   P1  OTLP gRPC in → OTLP gRPC out, memory buffer: Meridian vs Rotel,
+#       both corpora (small ≈264 B, prod ≈2 KB per span: `--corpus`)
+#   P2  Meridian WAL durability + forward over mTLS to a real gateway,
+#       both corpora, with the agent → gateway wire bytes per span (P8)
+#   P3  0, 100, 1k and 10k spans/s offered: CPU% and RSS, Meridian vs Rotel
+#   P8  offline payload bytes per span (meridian-wirebytes): plain OTLP +
+#       zstd vs the columnar encoding, both corpora
 #   TM  tail-sampling memory per held span (cargo bench in edge-agent)
+#
+# Every loaded figure is the median of REPS (default 3) alternating runs
+# (Meridian, Rotel, Meridian, Rotel, …), reported with min and max by the
+# summary at the end, which prints markdown tables for BENCHMARKS.md.
+#
+# OpenTelemetry Collector (contrib): no registry reachable here ships a
+# runnable build (checked: PyPI `otelcol-contrib`/`opentelemetry-collector`,
+# npm `otelcol-contrib`, Debian `apt-cache search otelcol`/
+# `opentelemetry-collector`; crates.io has none; building it needs the Go
+# module proxy, which is not reachable), so it has no row. Set OTELCOL to
+# an `otelcol-contrib` binary to add one (P1, small corpus).
+#
+# MERIDIAN_BENCH_PROFILE (default dist) / MERIDIAN_BENCH_PROFILE_DIR pick
+# the cargo profile and its directory under CARGO_TARGET_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DUR="${1:-20}"
-ONLY="${ONLY:-p1 p2 p3 tm}"   # e.g. ONLY=p1 scripts/bench-agent.sh
+ONLY="${ONLY:-p1 p2 p3 p8 tm}"   # e.g. ONLY=p1 scripts/bench-agent.sh
+REPS="${REPS:-3}"
+CORPORA="${CORPORA:-small prod}"
 want() { case " $ONLY " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 OUT=target/bench-agent
 mkdir -p "$OUT"
@@ -32,10 +52,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== building (dist profile)"
-cargo build --profile dist --locked -p edge-agent -p gateway -p integration-tests \
-    --bin meridian-agent --bin meridian-gateway --bin meridian-loadgen >/dev/null
-B=target/dist
+echo "== building (${MERIDIAN_BENCH_PROFILE:-dist} profile)"
+cargo build --profile "${MERIDIAN_BENCH_PROFILE:-dist}" --locked -p edge-agent -p gateway -p integration-tests \
+    --bin meridian-agent --bin meridian-gateway --bin meridian-loadgen --bin meridian-wirebytes >/dev/null
+B="${CARGO_TARGET_DIR:-target}/${MERIDIAN_BENCH_PROFILE_DIR:-dist}"
 
 echo "== installing the peer (rotel from PyPI)"
 VENV="${MERIDIAN_BENCH_VENV:-target/bench-venv}"
@@ -53,7 +73,24 @@ wait_port() {
     echo "port $1 never opened" >&2
     return 1
 }
-loadgen() { taskset -c 1 "$B/meridian-loadgen" "$@" | tee -a "$RESULTS"; }
+loadgen() { taskset -c 1 "$B/meridian-loadgen" --corpus "${CORPUS:-small}" "$@" | tee -a "$RESULTS"; }
+metric() { # URL NAME: the sum of a Prometheus counter
+    curl -s "$1" | awk -v n="$2" '$1 == n || index($1, n "{") == 1 { s += $2 } END { printf "%d", s }'
+}
+acked_to() { # PORT: bytes_acked of the established connections to it
+    ss -tinH state established "( dport = :$1 )" | grep -o 'bytes_acked:[0-9]*' |
+        awk -F: '{ s += $2 } END { printf "%d", s }'
+}
+idle() { # NAME PID: CPU and RSS of an agent that is offered nothing
+    local tck c0 c1
+    tck=$(getconf CLK_TCK)
+    c0=$(awk '{ print $14 + $15 }' "/proc/$2/stat"); sleep "$DUR"
+    c1=$(awk '{ print $14 + $15 }' "/proc/$2/stat")
+    awk -v n="$1" -v c0="$c0" -v c1="$c1" -v t="$tck" -v d="$DUR" \
+        -v rss="$(awk '/VmRSS/ { print $2 }' "/proc/$2/status")" 'BEGIN {
+        printf "{\"name\":\"%s\",\"offered_rate\":0,\"delivered_spans\":0,\"sut_cpu_seconds\":%.2f,\"cpu_percent\":%.2f,\"rss_max_mib\":%.1f}\n",
+            n, (c1 - c0) / t, 100 * (c1 - c0) / t / d, rss / 1024 }' | tee -a "$RESULTS"
+}
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 meridian_export() { # NAME RATE COMPRESSION
@@ -65,8 +102,9 @@ meridian_export() { # NAME RATE COMPRESSION
         --buffer-dir "$TMP/agent-$1" 2>"$TMP/agent-$1.log" &
     pid=$!; PIDS+=("$pid")
     wait_port "$in"
+    if [ "$2" = idle ]; then idle "$1" "$pid"; else
     loadgen --name "$1" --target "http://127.0.0.1:$in" --sink "127.0.0.1:$sink" \
-        --sut-pid "$pid" --rate "$2" --duration "$DUR"
+        --sut-pid "$pid" --rate "$2" --duration "$DUR"; fi
     stop "$pid"
 }
 
@@ -77,6 +115,23 @@ rotel_export() { # NAME RATE
         --otlp-http-endpoint "127.0.0.1:$http" --exporter otlp \
         --otlp-exporter-endpoint "http://127.0.0.1:$sink" --otlp-exporter-protocol grpc \
         >"$TMP/rotel-$1.log" 2>&1 &
+    pid=$!; PIDS+=("$pid")
+    wait_port "$in"
+    if [ "$2" = idle ]; then idle "$1" "$pid"; else
+    loadgen --name "$1" --target "http://127.0.0.1:$in" --sink "127.0.0.1:$sink" \
+        --sut-pid "$pid" --rate "$2" --duration "$DUR"; fi
+    stop "$pid"
+}
+
+otelcol_export() { # NAME RATE: otelcol-contrib, OTLP in → OTLP out
+    local in sink pid
+    in=$(port); sink=$(port)
+    cat >"$TMP/otelcol.yaml" <<YAML
+receivers: { otlp: { protocols: { grpc: { endpoint: "127.0.0.1:$in" } } } }
+exporters: { otlp: { endpoint: "127.0.0.1:$sink", compression: gzip, tls: { insecure: true } } }
+service: { pipelines: { traces: { receivers: [otlp], exporters: [otlp] } } }
+YAML
+    taskset -c 0 "$OTELCOL" --config "$TMP/otelcol.yaml" >"$TMP/otelcol-$1.log" 2>&1 &
     pid=$!; PIDS+=("$pid")
     wait_port "$in"
     loadgen --name "$1" --target "http://127.0.0.1:$in" --sink "127.0.0.1:$sink" \
@@ -107,54 +162,73 @@ meridian_gateway() { # NAME RATE
         2>"$TMP/agent-$1.log" &
     pid=$!; PIDS+=("$pid")
     wait_port "$in"
-    loadgen --name "$1" --target "http://127.0.0.1:$in" \
-        --count-metric "http://127.0.0.1:$adm/metrics#meridian_agent_spans_acked_total" \
-        --sut-pid "$pid" --rate "$2" --duration "$DUR"
+    if [ "$2" = idle ]; then idle "$1" "$pid"; stop "$pid"; stop "$gpid"; return; fi
+    # P8 on the wire: TCP payload bytes the gateway acknowledged on the
+    # agent's connections to the federation port (TLS records, HTTP/2 and
+    # gRPC framing, the ForwardRequest and its compressed payload), and
+    # the payload bytes alone (the agent's counter).
+    local m="http://127.0.0.1:$adm/metrics" w0 p0 u0 a0 line
+    w0=$(acked_to "$fed"); p0=$(metric "$m" meridian_agent_forward_payload_bytes_total)
+    u0=$(metric "$m" meridian_agent_forward_uncompressed_bytes_total)
+    a0=$(metric "$m" meridian_agent_spans_forwarded_total)
+    line=$(taskset -c 1 "$B/meridian-loadgen" --corpus "${CORPUS:-small}" --name "$1" \
+        --target "http://127.0.0.1:$in" \
+        --count-metric "$m#meridian_agent_spans_acked_total" \
+        --sut-pid "$pid" --rate "$2" --duration "$DUR")
+    python3 -c 'import json,sys
+d = json.loads(sys.argv[1]); w, p, u, n = (int(x) for x in sys.argv[2:6])
+if n > 0:
+    d.update(wire_bytes_per_span=round(w / n, 2), payload_bytes_per_span=round(p / n, 2),
+             framing_bytes_per_span=round((w - p) / n, 2), otlp_bytes_per_span=round(u / n, 1))
+print(json.dumps(d))' "$line" "$(( $(acked_to "$fed") - w0 ))" \
+        "$(( $(metric "$m" meridian_agent_forward_payload_bytes_total) - p0 ))" \
+        "$(( $(metric "$m" meridian_agent_forward_uncompressed_bytes_total) - u0 ))" \
+        "$(( $(metric "$m" meridian_agent_spans_forwarded_total) - a0 ))" | tee -a "$RESULTS"
     stop "$pid"; stop "$gpid"
 }
 
 if want p1; then
-    echo "== P1: OTLP in → OTLP out, memory, max rate"
-    meridian_export p1-meridian 0 gzip
-    meridian_export p1-meridian-uncompressed 0 none
-    rotel_export p1-rotel 0
+    echo "== P1: OTLP in → OTLP out, memory, max rate ($REPS alternating runs)"
+    for CORPUS in $CORPORA; do
+        for _ in $(seq "$REPS"); do
+            meridian_export "p1-meridian-$CORPUS" 0 gzip
+            rotel_export "p1-rotel-$CORPUS" 0
+            meridian_export "p1-meridian-uncompressed-$CORPUS" 0 none
+        done
+    done
+    CORPUS=small
+    if [ -n "${OTELCOL:-}" ]; then
+        for _ in $(seq "$REPS"); do otelcol_export p1-otelcol-small 0; done
+    fi
 fi
 if want p2; then
-    echo "== P2: WAL + mTLS forward to a real gateway"
-    meridian_gateway p2-meridian-wal-gateway 0
-    meridian_gateway p2-meridian-wal-gateway-20k 20000
+    echo "== P2: WAL + mTLS forward to a real gateway (+ P8 wire bytes)"
+    for CORPUS in $CORPORA; do
+        for _ in $(seq "$REPS"); do
+            meridian_gateway "p2-meridian-wal-gateway-$CORPUS" 0
+            meridian_gateway "p2-meridian-wal-gateway-20k-$CORPUS" 20000
+        done
+    done
+    CORPUS=small
 fi
 if want p3; then
-    echo "== P3: 10k spans/s offered"
-    meridian_export p3-meridian-10k 10000 gzip
-    meridian_export p3-meridian-10k-uncompressed 10000 none
-    rotel_export p3-rotel-10k 10000
-    meridian_gateway p3-meridian-wal-gateway-10k 10000
+    echo "== P3: 0, 100, 1k and 10k spans/s offered"
+    for rate in idle 100 1000 10000; do
+        for _ in $(seq "$REPS"); do
+            meridian_export "p3-meridian-$rate" "$rate" gzip
+            rotel_export "p3-rotel-$rate" "$rate"
+        done
+        meridian_gateway "p3-meridian-wal-gateway-$rate" "$rate"
+    done
+fi
+if want p8; then
+    echo "== P8: payload bytes per span, offline (deterministic)"
+    for c in $CORPORA; do "$B/meridian-wirebytes" --corpus "$c" | tee -a "$RESULTS"; done
 fi
 if want tm; then
     echo "== TM: tail-sampling memory per held span"
     cargo bench --locked -p edge-agent --bench tail_memory 2>/dev/null | tee -a "$RESULTS"
 fi
 
-echo "== ratios"
-python3 - "$RESULTS" <<'EOF'
-import json, sys
-r = {}
-for line in open(sys.argv[1]):
-    line = line.strip()
-    if line.startswith("{"):
-        d = json.loads(line); r[d["name"]] = d
-def get(n, k): return r.get(n, {}).get(k, 0) or 0
-m, ro = get("p1-meridian", "spans_per_cpu_second"), get("p1-rotel", "spans_per_cpu_second")
-p2 = get("p2-meridian-wal-gateway", "spans_per_cpu_second")
-mu = get("p1-meridian-uncompressed", "spans_per_cpu_second")
-print(f"P1 spans/CPU-s: meridian {m:.0f}, rotel {ro:.0f}, ratio {m/ro if ro else 0:.2f}x (target >= 2x); meridian uncompressed {mu:.0f} ({mu/ro if ro else 0:.2f}x)")
-print(f"P2 spans/CPU-s: meridian WAL+gateway {p2:.0f}, vs rotel memory {p2/ro if ro else 0:.2f}x (target >= 1.0x)")
-mc, rc = get("p3-meridian-10k", "cpu_percent"), get("p3-rotel-10k", "cpu_percent")
-print(f"P3 CPU% at 10k/s: meridian {mc}, rotel {rc}, ratio {mc/rc if rc else 0:.2f} (target <= 0.5); "
-      f"RSS max meridian {get('p3-meridian-10k','rss_max_mib')} MiB, rotel {get('p3-rotel-10k','rss_max_mib')} MiB (target <= 20)")
-wc = get("p3-meridian-wal-gateway-10k", "cpu_percent")
-print(f"P3 with WAL+gateway: CPU% {wc}, RSS max {get('p3-meridian-wal-gateway-10k','rss_max_mib')} MiB")
-tm = get("tail-memory", "bytes_per_span")
-print(f"TM tail-sampling bytes per held span: {tm} (target <= 300)")
-EOF
+echo "== summary (median of $REPS, min–max)"
+python3 scripts/bench-agent-summary.py "$RESULTS"

@@ -469,6 +469,9 @@ impl Federation for FederationService {
                     rejected_spans: checked.rejected + foreign.refused_spans,
                     error_message,
                     foreign_cluster_spans: foreign.refused_spans,
+                    accepted_compressions: vec![
+                        proto::federation::Compression::OtlpColumnsZstd as i32,
+                    ],
                 }))
             }
             Err(StoreError::Unavailable(msg)) => {

@@ -12,8 +12,10 @@
 
 pub mod bounds;
 pub mod codec;
+pub mod columns;
 pub mod convert;
 pub mod corpus;
+pub mod corpus_prod;
 pub mod otlp;
 pub mod payload;
 pub mod raw;

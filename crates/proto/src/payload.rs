@@ -28,6 +28,8 @@ pub enum PayloadError {
     Decompress(std::io::Error),
     #[error("unknown compression {0}")]
     Compression(i32),
+    #[error("payload: {0}")]
+    Columns(#[from] crate::columns::ColumnsError),
     #[error("payload is not a valid OTLP request: {0}")]
     Decode(#[from] prost::DecodeError),
     #[error("payload refused before decoding: {0}")]
@@ -44,6 +46,24 @@ pub fn encode(records: &[impl AsRef<[u8]>], level: i32) -> std::io::Result<(Vec<
     }
     let compressed = zstd::bulk::compress(&raw, level)?;
     Ok((compressed, total as u64))
+}
+
+/// [`encode`] in the encoding `compression` names: the columnar transform
+/// when asked and the records are canonical OTLP, else plain zstd.
+/// Returns (payload, uncompressed size, the encoding used).
+pub fn encode_as(
+    compression: Compression,
+    records: &[impl AsRef<[u8]>],
+    level: i32,
+) -> std::io::Result<(Vec<u8>, u64, Compression)> {
+    if compression == Compression::OtlpColumnsZstd
+        && let Some(done) = crate::columns::encode(records, level)
+    {
+        let (payload, size) = done?;
+        return Ok((payload, size, compression));
+    }
+    let (payload, size) = encode(records, level)?;
+    Ok((payload, size, Compression::Zstd))
 }
 
 /// Decompresses (never beyond `limit` bytes) and decodes a payload.
@@ -86,6 +106,21 @@ pub fn decode_as<M: Bounded>(
                 .map_err(PayloadError::Decompress)?;
             checked(&raw)
         }
+        Ok(Compression::OtlpColumnsZstd) => {
+            if uncompressed_size > limit as u64 {
+                return Err(PayloadError::TooLarge {
+                    declared: uncompressed_size,
+                    limit,
+                });
+            }
+            // Both the container and the rebuilt bytes are bounded by the
+            // declared size, itself capped by `limit`.
+            let cap = crate::columns::container_cap(uncompressed_size as usize);
+            let container =
+                zstd::bulk::decompress(payload, cap).map_err(PayloadError::Decompress)?;
+            let raw = crate::columns::untransform(&container, uncompressed_size)?;
+            checked(&raw)
+        }
         Err(_) => Err(PayloadError::Compression(compression)),
     }
 }
@@ -124,6 +159,26 @@ mod tests {
         let merged = decode(Compression::Zstd as i32, &payload, size, 1 << 20).unwrap();
         assert_eq!(merged.resource_spans.len(), 2);
         assert_eq!(merged.resource_spans[1].scope_spans[0].spans[0].name, "b");
+    }
+
+    #[test]
+    fn columns_round_trip_and_fall_back_to_zstd() {
+        let a = req("a").encode_to_vec();
+        let b = req("b").encode_to_vec();
+        let (payload, size, used) = encode_as(Compression::OtlpColumnsZstd, &[&a, &b], 1).unwrap();
+        assert_eq!(used, Compression::OtlpColumnsZstd);
+        let merged = decode(used as i32, &payload, size, 1 << 20).unwrap();
+        assert_eq!(merged.resource_spans[1].scope_spans[0].spans[0].name, "b");
+        // Declared above the limit, or lying: refused before or while
+        // rebuilding.
+        assert!(matches!(
+            decode(used as i32, &payload, size, 8),
+            Err(PayloadError::TooLarge { .. })
+        ));
+        assert!(decode(used as i32, &payload, size - 1, 1 << 20).is_err());
+        // Not canonical OTLP: plain zstd.
+        let (_, _, used) = encode_as(Compression::OtlpColumnsZstd, &[[0x0b]], 1).unwrap();
+        assert_eq!(used, Compression::Zstd);
     }
 
     #[test]

@@ -70,6 +70,8 @@ pub struct GatewayDestination {
     stats: ForwardStats,
     /// Spans (`Forward`) or RED windows (`ForwardWindows`).
     red: bool,
+    /// The endpoint whose last answer announced the columnar encoding.
+    columns: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl GatewayDestination {
@@ -100,6 +102,7 @@ impl GatewayDestination {
             spread,
             stats,
             red: false,
+            columns: Arc::default(),
         }
     }
 
@@ -148,7 +151,8 @@ impl Destination for GatewayDestination {
             .max_encoding_message_size(64 << 20);
         let settings = Arc::clone(&self.settings);
         let stats = self.stats.clone();
-        Box::pin(async move { send(settings, name, client, stats, batch).await })
+        let columns = Arc::clone(&self.columns);
+        Box::pin(async move { send(settings, name, client, stats, batch, columns).await })
     }
 }
 
@@ -158,15 +162,26 @@ async fn send(
     mut client: FederationClient<Channel>,
     stats: ForwardStats,
     batch: Arc<[Record]>,
+    columns: Arc<std::sync::Mutex<Option<String>>>,
 ) -> Outcome {
     let payloads: Vec<&[u8]> = batch.iter().map(|r| r.payload.as_ref()).collect();
-    let (payload, uncompressed) = match proto::payload::encode(&payloads, cfg.zstd_level) {
-        Ok(p) => p,
-        Err(error) => {
-            tracing::error!(%error, "compressing a batch failed");
-            return Outcome::Retry(None);
-        }
+    // The columnar encoding only to a gateway that announced it.
+    let want = match columns.lock() {
+        Ok(g) if g.as_deref() == Some(name.as_str()) => Compression::OtlpColumnsZstd,
+        _ => Compression::Zstd,
     };
+    let (payload, uncompressed, used) =
+        match proto::payload::encode_as(want, &payloads, cfg.zstd_level) {
+            Ok(p) => p,
+            Err(error) => {
+                tracing::error!(%error, "compressing a batch failed");
+                return Outcome::Retry(None);
+            }
+        };
+    stats.payload(payload.len() as u64, uncompressed);
+    if used == Compression::OtlpColumnsZstd {
+        stats.columnar_batch();
+    }
     let spans: u64 = batch.iter().map(|r| r.spans).sum();
     let first = batch.first().map_or(0, |r| r.seq);
     let last = batch.last().map_or(0, |r| r.seq);
@@ -175,7 +190,7 @@ async fn send(
         cluster: cfg.cluster.clone(),
         first_sequence: first,
         last_sequence: last,
-        compression: Compression::Zstd as i32,
+        compression: used as i32,
         payload,
         uncompressed_size: uncompressed,
         span_count: spans,
@@ -186,6 +201,16 @@ async fn send(
         Ok(resp) => {
             let resp = resp.into_inner();
             stats.gateway_up(true);
+            let announced = resp
+                .accepted_compressions
+                .contains(&(Compression::OtlpColumnsZstd as i32));
+            if let Ok(mut g) = columns.lock() {
+                if announced {
+                    *g = Some(name.clone());
+                } else if g.as_deref() == Some(name.as_str()) {
+                    *g = None;
+                }
+            }
             if resp.rejected_spans > 0 {
                 stats.rejected(resp.rejected_spans);
                 tracing::warn!(

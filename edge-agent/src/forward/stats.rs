@@ -15,6 +15,9 @@ pub struct ForwardStats {
     rejected: Counter,
     retries: Counter,
     up: Gauge,
+    payload_bytes: Counter,
+    raw_bytes: Counter,
+    columnar: Counter,
 }
 
 impl ForwardStats {
@@ -46,6 +49,21 @@ impl ForwardStats {
             s.retries.clone(),
         );
         registry.register(
+            "meridian_agent_forward_payload_bytes",
+            "Compressed payload bytes of the batches sent (retries count again)",
+            s.payload_bytes.clone(),
+        );
+        registry.register(
+            "meridian_agent_forward_uncompressed_bytes",
+            "OTLP bytes of the batches sent before compression (retries count again)",
+            s.raw_bytes.clone(),
+        );
+        registry.register(
+            "meridian_agent_forward_columnar_batches",
+            "Batches sent in the columnar encoding (COMPRESSION_OTLP_COLUMNS_ZSTD)",
+            s.columnar.clone(),
+        );
+        registry.register(
             names::AGENT_GATEWAY_UP,
             "1 when the last forward reached a gateway",
             s.up.clone(),
@@ -65,6 +83,13 @@ impl ForwardStats {
     pub(crate) fn rejected(&self, n: u64) {
         self.rejected.inc_by(n);
     }
+    pub(crate) fn columnar_batch(&self) {
+        self.columnar.inc();
+    }
+    pub(crate) fn payload(&self, compressed: u64, uncompressed: u64) {
+        self.payload_bytes.inc_by(compressed);
+        self.raw_bytes.inc_by(uncompressed);
+    }
     pub(crate) fn retry(&self) {
         self.retries.inc();
     }
@@ -83,6 +108,10 @@ impl ForwardStats {
     }
     pub fn rejected_spans(&self) -> u64 {
         self.rejected.get()
+    }
+    /// (compressed, uncompressed) payload bytes sent.
+    pub fn payload_bytes(&self) -> (u64, u64) {
+        (self.payload_bytes.get(), self.raw_bytes.get())
     }
     pub fn retries(&self) -> u64 {
         self.retries.get()

@@ -9,6 +9,7 @@
 //! buffers): the fuzzer checks that the estimate the receivers trust
 //! really bounds what decoding allocates.
 
+mod columns;
 mod federation;
 mod otlp;
 mod query;
@@ -44,6 +45,7 @@ pub fn all() -> Vec<Target> {
         view::VIEW,
         zipkin::PROTO3,
         federation::FORWARD,
+        columns::FORWARD_COLUMNS,
         federation::DECIDE,
         federation::FORWARD_WINDOWS,
         federation::CONTROL,

@@ -10,6 +10,7 @@
 //! meridian-loadgen --name NAME --target http://127.0.0.1:4317 --sut-pid PID \
 //!     [--sink 127.0.0.1:PORT] [--count-metric URL#NAME] \
 //!     [--rate SPANS_PER_S (0 = as fast as possible)] [--duration S] [--concurrency N]
+//!     [--corpus small|prod]
 //! ```
 
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a bench tool reports on stdout
@@ -46,6 +47,8 @@ struct Args {
     rate: u64,
     duration: Duration,
     concurrency: usize,
+    /// `small` (≈264 B per span) or `prod` (≈2 KB, `proto::corpus_prod`).
+    corpus: String,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -58,6 +61,7 @@ fn parse_args() -> anyhow::Result<Args> {
         rate: 0,
         duration: Duration::from_secs(20),
         concurrency: 8,
+        corpus: "small".into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -75,6 +79,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--rate" => a.rate = val()?.parse()?,
             "--duration" => a.duration = Duration::from_secs(val()?.parse()?),
             "--concurrency" => a.concurrency = val()?.parse()?,
+            "--corpus" => a.corpus = val()?,
             other => bail!("unknown flag {other}"),
         }
     }
@@ -85,19 +90,28 @@ fn parse_args() -> anyhow::Result<Args> {
 }
 
 /// The corpus: `CORPUS_REQUESTS` encoded requests of 512 spans.
-fn corpus() -> (Vec<Bytes>, f64) {
-    let mut corpus = proto::corpus::Generator::new(0x2545_f491_4f6c_dd1d);
+fn corpus(kind: &str) -> anyhow::Result<(Vec<Bytes>, f64)> {
+    let seed = 0x2545_f491_4f6c_dd1d;
+    let mut small = proto::corpus::Generator::new(seed);
+    let mut prod = proto::corpus_prod::ProdGenerator::new(seed);
+    if !matches!(kind, "small" | "prod") {
+        bail!("--corpus small|prod");
+    }
     let mut span_bytes = 0usize;
     let mut out = Vec::new();
     for _ in 0..CORPUS_REQUESTS {
-        let req = corpus.request(SPANS_PER_REQUEST);
+        let req = if kind == "prod" {
+            prod.request(SPANS_PER_REQUEST)
+        } else {
+            small.request(SPANS_PER_REQUEST)
+        };
         span_bytes += proto::corpus::span_bytes(&req);
         out.push(Bytes::from(req.encode_to_vec()));
     }
-    (
+    Ok((
         out,
         span_bytes as f64 / (CORPUS_REQUESTS * SPANS_PER_REQUEST) as f64,
-    )
+    ))
 }
 
 // ---- the sink: counts the spans it receives ----
@@ -172,7 +186,7 @@ async fn metric_value(http: &reqwest::Client, url: &str, name: &str) -> u64 {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
-    let (corpus, avg_span) = corpus();
+    let (corpus, avg_span) = corpus(&args.corpus)?;
     let sink_spans = Arc::new(AtomicU64::new(0));
     if let Some(addr) = args.sink {
         let svc = TraceServiceServer::new(Sink {
@@ -293,6 +307,7 @@ async fn main() -> anyhow::Result<()> {
     let got = last.saturating_sub(base_delivered);
     let out = serde_json::json!({
         "name": args.name,
+        "corpus": args.corpus,
         "avg_span_bytes": (avg_span * 10.0).round() / 10.0,
         "offered_rate": args.rate,
         "sent_spans": sent,

@@ -156,6 +156,11 @@ pub struct ForwardResponse {
     /// Of rejected_spans, those refused for claiming another cluster.
     #[prost(uint64, tag = "5")]
     pub foreign_cluster_spans: u64,
+    /// The payload encodings this gateway decodes beyond NONE and ZSTD: the
+    /// agent uses them from its next batch to this gateway on. Empty from
+    /// gateways older than the field, which then keep getting ZSTD.
+    #[prost(enumeration = "Compression", repeated, tag = "6")]
+    pub accepted_compressions: ::prost::alloc::vec::Vec<i32>,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ControlRequest {
@@ -228,6 +233,11 @@ impl Verdict {
 pub enum Compression {
     None = 0,
     Zstd = 1,
+    /// The columnar transform of the concatenated OTLP bytes (crates/proto
+    /// src/columns.rs), then zstd. Sent only to a gateway whose
+    /// ForwardResponse listed it in accepted_compressions; a gateway older
+    /// than it answers INVALID_ARGUMENT "unknown compression 2".
+    OtlpColumnsZstd = 2,
 }
 impl Compression {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -238,6 +248,7 @@ impl Compression {
         match self {
             Self::None => "COMPRESSION_NONE",
             Self::Zstd => "COMPRESSION_ZSTD",
+            Self::OtlpColumnsZstd => "COMPRESSION_OTLP_COLUMNS_ZSTD",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -245,6 +256,7 @@ impl Compression {
         match value {
             "COMPRESSION_NONE" => Some(Self::None),
             "COMPRESSION_ZSTD" => Some(Self::Zstd),
+            "COMPRESSION_OTLP_COLUMNS_ZSTD" => Some(Self::OtlpColumnsZstd),
             _ => None,
         }
     }
