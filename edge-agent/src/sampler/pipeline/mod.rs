@@ -67,6 +67,9 @@ pub const FULL_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// How often the tail sampler looks for traces whose window passed.
 const TICK: Duration = Duration::from_millis(100);
 
+/// How often it looks when no tail sampler runs (idle cost, P3).
+const IDLE_TICK: Duration = Duration::from_secs(1);
+
 /// The current policy, replaceable at run time (the control client installs
 /// the gateway cluster's); readers take a cheap `Arc` snapshot.
 pub type SharedPolicy = Arc<RwLock<Arc<SamplingConfig>>>;
@@ -183,11 +186,13 @@ impl SamplingSink {
     /// to a changed policy when no request did.
     pub async fn run_ticker(self, shutdown: Shutdown) {
         let tail = Arc::clone(&self.tail);
-        let mut every = tokio::time::interval(TICK);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // Without a tail sampler there is nothing to decide: wake
+            // rarely, only to follow a policy no request brought in.
+            let on = self.tail_on.load(std::sync::atomic::Ordering::SeqCst)
+                || snapshot(&self.policy).tail.is_some();
             let stop = tokio::select! {
-                _ = every.tick() => false,
+                _ = tokio::time::sleep(if on { TICK } else { IDLE_TICK }) => false,
                 _ = shutdown.cancelled() => true,
             };
             let cfg = snapshot(&self.policy);
