@@ -32,7 +32,8 @@ pub struct Generator {
     spans: u64,
 }
 
-fn kv_int(key: &str, v: i64) -> KeyValue {
+/// An int attribute (shared with [`crate::corpus_prod`]).
+pub(crate) fn kv_int(key: &str, v: i64) -> KeyValue {
     KeyValue {
         key: key.into(),
         value: Some(AnyValue {

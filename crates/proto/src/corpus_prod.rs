@@ -4,7 +4,7 @@
 //! (logs, exceptions with stack traces), 12-span traces across 6 services
 //! with one resource of 10 attributes each. Deterministic for a seed.
 
-use crate::corpus::xorshift;
+use crate::corpus::{kv_int, xorshift};
 use crate::otlp::{
     AnyValue, ExportTraceServiceRequest, InstrumentationScope, KeyValue, Resource, ResourceSpans,
     ScopeSpans, Span, Status, any_value, span::Event, string_kv,
@@ -30,16 +30,6 @@ const ROUTES: [&str; 6] = [
 ];
 const TABLES: [&str; 4] = ["orders", "cart_items", "products", "payments"];
 const STACK: &str = "java.lang.IllegalStateException: reservation expired\n\tat com.shop.inventory.ReservationService.confirm(ReservationService.java:214)\n\tat com.shop.inventory.api.ReservationController.post(ReservationController.java:88)\n\tat io.grpc.stub.ServerCalls$UnaryServerCallHandler.onHalfClose(ServerCalls.java:182)";
-
-fn int(key: &str, v: i64) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::IntValue(v)),
-        }),
-        ..Default::default()
-    }
-}
 
 fn boolean(key: &str, v: bool) -> KeyValue {
     KeyValue {
@@ -88,7 +78,7 @@ impl ProdGenerator {
                 if r.is_multiple_of(5) { "POST" } else { "GET" },
             ),
             string_kv("http.route", route),
-            int("http.response.status_code", if error { 500 } else { 200 }),
+            kv_int("http.response.status_code", if error { 500 } else { 200 }),
             string_kv("url.scheme", "https"),
             string_kv("url.path", &route.replace("{", "").replace("}", "")),
             string_kv(
@@ -99,19 +89,19 @@ impl ProdGenerator {
                 "server.address",
                 &format!("{}.shop.svc.cluster.local", SERVICES[svc]),
             ),
-            int("server.port", 8080),
+            kv_int("server.port", 8080),
             string_kv(
                 "client.address",
                 &format!("10.{}.{}.{}", r % 250, (r >> 8) % 250, (r >> 16) % 250),
             ),
-            int("client.port", 30_000 + (r >> 24) as i64 % 30_000),
+            kv_int("client.port", 30_000 + (r >> 24) as i64 % 30_000),
             string_kv("network.protocol.version", "1.1"),
             string_kv(
                 "user_agent.original",
                 "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
             ),
-            int("http.request.body.size", (r >> 30) as i64 % 20_000),
-            int("http.response.body.size", (r >> 34) as i64 % 200_000),
+            kv_int("http.request.body.size", (r >> 30) as i64 % 20_000),
+            kv_int("http.response.body.size", (r >> 34) as i64 % 200_000),
             string_kv("enduser.id", &format!("user-{}", (r >> 40) % 100_000)),
             string_kv("session.id", &self.hex(32)),
             string_kv("app.request_id", &self.hex(36)),
@@ -168,7 +158,7 @@ impl ProdGenerator {
                     &format!("variant-{}-{}", v % 7, self.hex(24)),
                 )
             } else {
-                int(&format!("app.request.metric_{k}"), (v % 100_000) as i64)
+                kv_int(&format!("app.request.metric_{k}"), (v % 100_000) as i64)
             });
         }
         a.truncate(40);

@@ -26,7 +26,7 @@ pub trait Sink: Clone + Send + Sync + 'static {
         spans: u64,
     ) -> impl Future<Output = Result<(), SinkError>> + Send;
 
-    /// Whether this sink takes encoded requests ([`Sink::prepare_encoded`]);
+    /// Whether this sink takes encoded requests now ([`Sink::prepare_encoded`]; asked per request);
     /// when not, receivers do not build the view. Default: no.
     fn takes_encoded(&self) -> bool {
         false

@@ -295,8 +295,13 @@ impl Sink for SamplingSink {
         }
     }
 
+    /// Only when the policy leaves requests as they are: otherwise the
+    /// view would be built and then set aside for the decoding path.
     fn takes_encoded(&self) -> bool {
-        true
+        let cfg = snapshot(&self.policy);
+        head::keeps_all(&cfg.head)
+            && cfg.tail.is_none()
+            && !self.tail_on.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Without head sampling below 100 % or tail sampling, nothing but the
@@ -305,11 +310,8 @@ impl Sink for SamplingSink {
     /// tap reads the view. A resource claiming another cluster, a head or
     /// tail policy: the decoding path.
     fn prepare_encoded(&self, bytes: &Bytes, view: &TraceView<'_>) -> Option<Bytes> {
-        let cfg = snapshot(&self.policy);
-        if !head::keeps_all(&cfg.head)
-            || cfg.tail.is_some()
-            || self.tail_on.load(std::sync::atomic::Ordering::SeqCst)
-        {
+        // Checked again: the policy may have changed since `takes_encoded`.
+        if !self.takes_encoded() {
             return None;
         }
         let record = match proto::view::stamp_cluster(bytes, view, self.cluster.as_str()) {
