@@ -49,12 +49,19 @@ pub fn crc(seq: u64, spans: u32, payload: &[u8]) -> u32 {
     h.finalize()
 }
 
+/// The header that frames `payload` (written before it, see above).
+pub fn header(seq: u64, spans: u32, payload: &[u8]) -> [u8; HEADER] {
+    let mut h = [0u8; HEADER];
+    h[0..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    h[4..8].copy_from_slice(&crc(seq, spans, payload).to_le_bytes());
+    h[8..16].copy_from_slice(&seq.to_le_bytes());
+    h[16..20].copy_from_slice(&spans.to_le_bytes());
+    h
+}
+
 /// Appends one framed record to `out`.
 pub fn encode(out: &mut Vec<u8>, seq: u64, spans: u32, payload: &[u8]) {
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc(seq, spans, payload).to_le_bytes());
-    out.extend_from_slice(&seq.to_le_bytes());
-    out.extend_from_slice(&spans.to_le_bytes());
+    out.extend_from_slice(&header(seq, spans, payload));
     out.extend_from_slice(payload);
 }
 

@@ -1,5 +1,5 @@
 //! The log's in-memory state (segments, unacknowledged records) and the
-//! blocking read and ack paths.
+//! blocking read path.
 
 use std::{
     collections::VecDeque,
@@ -58,6 +58,12 @@ pub(crate) struct State {
     /// Whether the last segment accepts appends (false after recovery and
     /// after a write error: the next append starts a new segment).
     pub active_open: bool,
+    /// The cursor in the `ack` file, and when it was last written (see
+    /// [`super::cursor`]).
+    pub persisted: u64,
+    pub persisted_at: std::time::Instant,
+    /// Fully acknowledged segments to delete once the cursor is written.
+    pub doomed: Vec<u64>,
 }
 
 impl State {
@@ -146,45 +152,6 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), WalError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_err(dir))
-}
-
-/// Acknowledges every record up to `seq`.
-pub(crate) fn ack(shared: &Shared, seq: u64) -> Result<u64, WalError> {
-    let (dir, doomed, spans) = {
-        let mut s = shared.lock();
-        if seq <= s.acked {
-            return Ok(0);
-        }
-        s.acked = seq;
-        let mut spans = 0u64;
-        while s.index.front().is_some_and(|m| m.seq <= seq) {
-            if let Some(m) = s.index.pop_front() {
-                spans += u64::from(m.spans);
-            }
-        }
-        s.unacked_spans = s.unacked_spans.saturating_sub(spans);
-        // Sealed segments (all but the last) whose records are all acked.
-        let mut doomed = Vec::new();
-        while s.segments.len() > 1 && s.segments.front().is_some_and(|g| g.last_seq <= seq) {
-            if let Some(g) = s.segments.pop_front() {
-                s.disk_bytes = s.disk_bytes.saturating_sub(g.bytes);
-                doomed.push(g.first_seq);
-            }
-        }
-        shared.stats.set_usage(&s);
-        (s.dir.clone(), doomed, spans)
-    };
-    write_atomic(&dir, "ack", &format::encode_cursor(seq))?;
-    for first in doomed {
-        let path = segment_path(&dir, first);
-        if let Err(e) = std::fs::remove_file(&path)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            return Err(io_err(&path)(e));
-        }
-    }
-    shared.stats.acked.inc_by(spans);
-    Ok(spans)
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
