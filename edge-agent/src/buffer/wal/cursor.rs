@@ -7,7 +7,8 @@
 //! directory: four syscalls that each wait for the disk) at most once per
 //! [`WalConfig::cursor_every`](super::WalConfig) by the writer thread, and
 //! at once, by the acknowledging call, before a fully acknowledged segment
-//! is deleted. A clean close writes it too.
+//! is released (kept as a spare for reuse, or deleted). A clean close
+//! writes it too.
 //!
 //! What a lag costs: after a crash, the records acknowledged since the last
 //! write are read from their segments again and resent. The gateway's
@@ -88,15 +89,9 @@ pub(crate) fn persist(shared: &Shared) -> Result<(), WalError> {
         s.persisted_at = Instant::now();
     }
     for first in doomed {
-        let path = state::segment_path(&dir, first);
-        if let Err(e) = std::fs::remove_file(&path)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            // The file stays until a restart: recovery finds its records
-            // at or below the cursor, and the first acknowledgement after
-            // it releases the segment again.
-            return Err(super::io_err(&path)(e));
-        }
+        // On an error the file stays until a restart: recovery finds its
+        // records at or below the cursor and releases it again.
+        state::release_segment(shared, &dir, first)?;
     }
     Ok(())
 }

@@ -18,7 +18,8 @@
 //! `block` refuses the append ([`WalError::Full`] → receivers answer 429 /
 //! RESOURCE_EXHAUSTED + retry hint); `drop-oldest` deletes the oldest
 //! sealed segments, counting the records and spans lost. The log can exceed
-//! the cap by at most one segment (the active one is never dropped).
+//! the cap by at most one segment (the active one is never dropped), and
+//! up to two released segments are kept as spares for reuse (`state::SPARES`).
 
 mod cursor;
 pub mod format;
@@ -171,7 +172,7 @@ impl Wal {
         if recovered.truncated_bytes > 0 {
             tracing::warn!(
                 bytes = recovered.truncated_bytes,
-                "wal recovery truncated a torn or corrupt tail"
+                "wal recovery cut bytes after the last valid record (a torn write, or what a reused segment held before)"
             );
         }
         tracing::info!(

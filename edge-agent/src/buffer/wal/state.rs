@@ -62,9 +62,17 @@ pub(crate) struct State {
     /// [`super::cursor`]).
     pub persisted: u64,
     pub persisted_at: std::time::Instant,
-    /// Fully acknowledged segments to delete once the cursor is written.
+    /// Fully acknowledged segments to release once the cursor is written.
     pub doomed: Vec<u64>,
+    /// Released segment files kept for reuse, by their old first sequence
+    /// (at most [`SPARES`]).
+    pub spares: Vec<u64>,
 }
+
+/// Released segments kept for reuse. A reused file's blocks are already
+/// allocated and its size already set, so appending into it needs no
+/// block allocation and no inode write per `fdatasync`.
+pub(crate) const SPARES: usize = 2;
 
 impl State {
     pub fn metas_after(&self, after: u64, max_bytes: usize, max_records: usize) -> Vec<Meta> {
@@ -87,6 +95,32 @@ impl State {
 
 pub(crate) fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
     dir.join(format::segment_name(first_seq))
+}
+
+pub(crate) fn spare_path(dir: &Path, old_first: u64) -> PathBuf {
+    dir.join(format::spare_name(old_first))
+}
+
+/// Releases a segment file: kept as a spare while there is room, else
+/// deleted. The caller has written the cursor past its records.
+pub(crate) fn release_segment(shared: &Shared, dir: &Path, first: u64) -> Result<(), WalError> {
+    let path = segment_path(dir, first);
+    let keep = shared.lock().spares.len() < SPARES;
+    if keep {
+        let spare = spare_path(dir, first);
+        match std::fs::rename(&path, &spare) {
+            Ok(()) => {
+                shared.lock().spares.push(first);
+                return Ok(());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_err(&path)(e)),
+        }
+    }
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err(&path)(e)),
+        _ => Ok(()),
+    }
 }
 
 /// Reads and checks the records `metas` name. Records whose segment was

@@ -25,7 +25,7 @@ use bytes::Bytes;
 
 use super::{
     Append, FullPolicy, Shared, WalError, cursor, format, io_err,
-    state::{Meta, Segment, State, segment_path, sync_dir},
+    state::{Meta, Segment, State, segment_path, spare_path, sync_dir},
 };
 
 /// Appends answered per commit at most (bounds one commit's latency).
@@ -70,6 +70,14 @@ pub(crate) fn run(shared: &Arc<Shared>, rx: &Receiver<Append>) {
     if shared.crash.load(std::sync::atomic::Ordering::SeqCst) {
         return;
     }
+    if let Some(f) = &active {
+        let s = shared.lock();
+        if s.active_open
+            && let Some(g) = s.segments.back()
+        {
+            cut_reused_tail(f, g.bytes);
+        }
+    }
     // Every handle is gone: a clean close leaves the cursor current.
     if cursor::due_in(shared).is_some()
         && let Err(error) = cursor::persist(shared)
@@ -91,6 +99,37 @@ fn next(shared: &Shared, rx: &Receiver<Append>) -> Option<Append> {
             Err(RecvTimeoutError::Timeout) => cursor::persist_if_due(shared),
             Err(RecvTimeoutError::Disconnected) => return None,
         }
+    }
+}
+
+/// Opens the file for a new segment at `path`: a spare renamed, when one
+/// is left (its old contents are overwritten from offset 0; recovery never
+/// mistakes them for records, see [`format`]), else a new file.
+fn open_segment(state: &mut State, path: &std::path::Path) -> std::io::Result<File> {
+    while let Some(old) = state.spares.pop() {
+        if std::fs::rename(spare_path(&state.dir, old), path).is_ok() {
+            match OpenOptions::new().write(true).open(path) {
+                Ok(f) => return Ok(f),
+                Err(_) => {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
+    }
+    OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(path)
+}
+
+/// A reused file can be longer than its segment: cut what is left of its
+/// old contents once the segment is sealed or closed, so that recovery
+/// after a clean stop finds nothing to truncate. Best effort: the old
+/// contents are harmless, recovery would cut them.
+fn cut_reused_tail(f: &File, len: u64) {
+    if f.metadata().is_ok_and(|m| m.len() > len) {
+        let _ = f.set_len(len);
     }
 }
 
@@ -150,12 +189,15 @@ fn commit(shared: &Shared, mut file: Option<File>, batch: Vec<Append>) -> Option
                     failure = Some(io_err(&state.dir)(e));
                 }
                 frames.clear();
+                if let Some(g) = state.segments.back() {
+                    cut_reused_tail(&f, g.bytes);
+                }
                 touched.push(f);
             }
             if failure.is_none() {
                 let first = state.next_seq;
                 let path = segment_path(&state.dir, first);
-                match OpenOptions::new().create(true).append(true).open(&path) {
+                match open_segment(&mut state, &path) {
                     Ok(f) => {
                         file = Some(f);
                         created_segment = true;
