@@ -1,7 +1,8 @@
 //! The writer thread: group commit.
 //!
 //! One thread from the blocking pool for the log's life. It takes every
-//! pending append (waiting up to the group-commit window for more), frames
+//! pending append (waiting up to the group-commit window for more when the
+//! last commit held several appends), frames
 //! them into the active segment (rolling segments at the size limit) with
 //! one vectored write per touched segment (headers and the received
 //! payloads, no copy), makes them durable with one `fdatasync` per touched
@@ -33,9 +34,20 @@ const MAX_BATCH: usize = 4096;
 
 pub(crate) fn run(shared: &Arc<Shared>, rx: &Receiver<Append>) {
     let mut active: Option<File> = None;
+    // Whether the last commit held more than one append: only then is the
+    // window worth waiting for. With one client at a time (a batching SDK
+    // or collector in front), waiting adds latency and a wake-up per
+    // commit and gathers nothing; appends that queue up during a commit's
+    // `fdatasync` are taken by the next commit either way.
+    let mut concurrent = false;
     while let Some(first) = next(shared, rx) {
         let mut batch = vec![first];
-        let deadline = Instant::now() + shared.cfg.group_commit;
+        let window = if concurrent {
+            shared.cfg.group_commit
+        } else {
+            std::time::Duration::ZERO
+        };
+        let deadline = Instant::now() + window;
         while batch.len() < MAX_BATCH {
             let left = deadline.saturating_duration_since(Instant::now());
             let more = if left.is_zero() {
@@ -54,6 +66,7 @@ pub(crate) fn run(shared: &Arc<Shared>, rx: &Receiver<Append>) {
                 Err(_) => break,
             }
         }
+        concurrent = batch.len() > 1;
         let file = active.take();
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| commit(shared, file, batch)))
         {
