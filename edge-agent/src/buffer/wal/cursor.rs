@@ -29,6 +29,7 @@ pub(crate) fn release(shared: &Shared, seq: u64) -> (u64, bool) {
         return (0, false);
     }
     s.acked = seq;
+    s.forget_hot(seq);
     let mut spans = 0u64;
     while s.index.front().is_some_and(|m| m.seq <= seq) {
         if let Some(m) = s.index.pop_front() {

@@ -232,10 +232,15 @@ impl Wal {
         max_bytes: usize,
         max_records: usize,
     ) -> Result<Vec<Record>, WalError> {
-        let metas = self
-            .shared
-            .lock()
-            .metas_after(after_seq, max_bytes, max_records);
+        let metas = {
+            let s = self.shared.lock();
+            let metas = s.metas_after(after_seq, max_bytes, max_records);
+            // Just committed: no disk read, no hand-off to a blocking thread.
+            if let Some(records) = s.hot_records(&metas) {
+                return Ok(records);
+            }
+            metas
+        };
         if metas.is_empty() {
             return Ok(Vec::new());
         }

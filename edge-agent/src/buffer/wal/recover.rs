@@ -149,6 +149,8 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, WalError> {
             persisted_at: std::time::Instant::now(),
             doomed: Vec::new(),
             spares,
+            hot: VecDeque::new(),
+            hot_bytes: 0,
         },
         truncated_bytes,
         corrupt_records,

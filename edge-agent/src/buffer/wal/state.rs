@@ -67,7 +67,14 @@ pub(crate) struct State {
     /// Released segment files kept for reuse, by their old first sequence
     /// (at most [`SPARES`]).
     pub spares: Vec<u64>,
+    /// The newest committed payloads, in sequence order, for the forwarder
+    /// to take without reading the disk (at most [`HOT_BYTES`]).
+    pub hot: VecDeque<(u64, Bytes)>,
+    pub hot_bytes: usize,
 }
+
+/// Payload bytes kept in memory after their commit, for the forwarder.
+pub(crate) const HOT_BYTES: usize = 4 << 20;
 
 /// Released segments kept for reuse. A reused file's blocks are already
 /// allocated and its size already set, so appending into it needs no
@@ -75,6 +82,47 @@ pub(crate) struct State {
 pub(crate) const SPARES: usize = 2;
 
 impl State {
+    /// Keeps a committed payload for the forwarder, evicting the oldest.
+    pub fn keep_hot(&mut self, seq: u64, payload: Bytes) {
+        self.hot_bytes += payload.len();
+        self.hot.push_back((seq, payload));
+        while self.hot_bytes > HOT_BYTES
+            && let Some((_, p)) = self.hot.pop_front()
+        {
+            self.hot_bytes -= p.len();
+        }
+    }
+
+    /// Forgets kept payloads up to `seq` (acknowledged).
+    pub fn forget_hot(&mut self, seq: u64) {
+        while self.hot.front().is_some_and(|(s, _)| *s <= seq)
+            && let Some((_, p)) = self.hot.pop_front()
+        {
+            self.hot_bytes -= p.len();
+        }
+    }
+
+    /// The records `metas` name, when every one is still kept in memory.
+    /// Kept payloads have increasing, consecutive sequences (only
+    /// successful commits are kept, and a failed commit's sequences are
+    /// reused by the next), so a record is found by its distance from the
+    /// first.
+    pub fn hot_records(&self, metas: &[Meta]) -> Option<Vec<Record>> {
+        let base = self.hot.front()?.0;
+        metas
+            .iter()
+            .map(|m| {
+                let i = usize::try_from(m.seq.checked_sub(base)?).ok()?;
+                let (seq, payload) = self.hot.get(i)?;
+                (*seq == m.seq).then(|| Record {
+                    seq: m.seq,
+                    payload: payload.clone(),
+                    spans: u64::from(m.spans),
+                })
+            })
+            .collect()
+    }
+
     pub fn metas_after(&self, after: u64, max_bytes: usize, max_records: usize) -> Vec<Meta> {
         let mut out = Vec::new();
         let mut bytes = 0usize;

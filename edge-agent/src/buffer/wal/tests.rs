@@ -429,3 +429,35 @@ async fn reused_segments_hold_only_their_new_records() {
     drop(wal);
     sd.shutdown(Duration::from_secs(5)).await;
 }
+
+/// The forwarder takes just-committed records from memory; once more than
+/// `HOT_BYTES` were committed after them, from the disk.
+#[tokio::test]
+async fn just_committed_records_are_read_from_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = WalConfig {
+        segment_bytes: 64 << 20,
+        ..cfg(dir.path(), u64::MAX, FullPolicy::Block)
+    };
+    let sd = Shutdown::new();
+    let wal = open(&c, &sd).await;
+    let big = Bytes::from(vec![7u8; super::state::HOT_BYTES / 2 + 1]);
+    wal.append(big.clone(), 1).await.unwrap();
+    wal.append(Bytes::from_static(b"second"), 1).await.unwrap();
+    // Record 1 is evicted by record 3 (the budget is HOT_BYTES).
+    wal.append(big.clone(), 1).await.unwrap();
+    let seg = dir.path().join(format::segment_name(1));
+    let on_disk = std::fs::read(&seg).unwrap();
+    // Overwrite record 2's payload on disk: memory still serves it.
+    let mut bytes = on_disk.clone();
+    let at = format::HEADER * 2 + big.len();
+    bytes[at..at + 6].copy_from_slice(b"XXXXXX");
+    std::fs::write(&seg, &bytes).unwrap();
+    let got = wal.peek_after(1, usize::MAX, 1).await.unwrap();
+    assert_eq!(&got[0].payload[..], b"second", "served from memory");
+    // Record 1 is no longer kept: it is read (and checked) from disk.
+    let got = wal.peek_after(0, usize::MAX, 1).await.unwrap();
+    assert_eq!(got[0].payload, big);
+    drop(wal);
+    sd.shutdown(Duration::from_secs(5)).await;
+}

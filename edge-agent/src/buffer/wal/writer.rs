@@ -295,6 +295,9 @@ fn commit(shared: &Shared, mut file: Option<File>, batch: Vec<Append>) -> Option
             if let Some((_, last)) = accepted.last() {
                 state.durable_seq = state.durable_seq.max(*last);
             }
+            for (a, seq) in &accepted {
+                state.keep_hot(*seq, a.payload.clone());
+            }
             shared.stats.set_usage(&state);
             drop(state);
             shared
