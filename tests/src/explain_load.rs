@@ -63,7 +63,7 @@ impl Sampling {
 pub struct Rng(pub u64);
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -71,7 +71,7 @@ impl Rng {
         z ^ (z >> 31)
     }
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.next_u64() % n
     }
 }
 
@@ -177,8 +177,8 @@ pub fn generate(
     let mut out = Vec::with_capacity(n as usize);
     for i in 0..n {
         let mut id = [0u8; 16];
-        id[..8].copy_from_slice(&rng.next().to_be_bytes());
-        id[8..].copy_from_slice(&rng.next().to_be_bytes());
+        id[..8].copy_from_slice(&rng.next_u64().to_be_bytes());
+        id[8..].copy_from_slice(&rng.next_u64().to_be_bytes());
         id[0] = tag;
         let trace_id = model::TraceId::from_array(id);
         let shard = rng.below(10);

@@ -15,7 +15,7 @@ use super::{
 struct Rng(u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -23,7 +23,7 @@ impl Rng {
         z ^ (z >> 31)
     }
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.next_u64() % n
     }
 }
 
@@ -130,7 +130,7 @@ fn adjusted_counts_undo_head_sampling_at_different_rates() {
         let mut t = trace(&mut rng, n, None);
         // Random ids, as real ones are.
         t.trace_id = model::TraceId::from_array(
-            [rng.next().to_be_bytes(), rng.next().to_be_bytes()]
+            [rng.next_u64().to_be_bytes(), rng.next_u64().to_be_bytes()]
                 .concat()
                 .try_into()
                 .expect("16 bytes"),
