@@ -1,5 +1,5 @@
 //! "Why is it slow?" (issue 22) against the real gateway process on
-//! SQLite: the seeded three-cluster workload of
+//! SQLite and on two Postgres shards (`MERIDIAN_TEST_POSTGRES`): the seeded three-cluster workload of
 //! [`integration_tests::explain_load`] with one planted cause per time
 //! window, sent over plain OTLP/HTTP, explained through
 //! `GET /api/v1/explain` behind the token access layer.
@@ -34,7 +34,7 @@ const MS: u64 = 1_000_000;
 /// Each scenario's window: 10 minutes, 20 minutes apart.
 const WINDOW_MS: u64 = 600_000;
 
-async fn start(dir: &std::path::Path) -> anyhow::Result<GatewayProcess> {
+async fn start(dir: &std::path::Path, stores: &[String]) -> anyhow::Result<GatewayProcess> {
     let mut args = vec![
         "--data-dir".to_owned(),
         dir.display().to_string(),
@@ -53,6 +53,10 @@ async fn start(dir: &std::path::Path) -> anyhow::Result<GatewayProcess> {
         "--otlp-trust-cluster-attribute",
     ] {
         args.push(a.to_owned());
+    }
+    if !stores.is_empty() {
+        args.push("--store".into());
+        args.push(stores.join(","));
     }
     tokio::task::spawn_blocking(move || GatewayProcess::start("gw", GATEWAY, &args)).await?
 }
@@ -181,14 +185,30 @@ const ONE_PERCENT: Sampling = Sampling {
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn explain_finds_each_planted_cause_and_respects_scope() -> anyhow::Result<()> {
+async fn explain_finds_each_planted_cause_and_respects_scope_on_sqlite() -> anyhow::Result<()> {
+    scenarios(&[]).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_finds_each_planted_cause_and_respects_scope_on_two_postgres_shards()
+-> anyhow::Result<()> {
+    let Some(server) = store::testsuite::pg::server_from_env("explain over postgres") else {
+        return Ok(());
+    };
+    let stores = store::testsuite::pg::fresh_databases(&server, 2).await;
+    scenarios(&stores).await
+}
+
+/// Every scenario against one gateway process over `stores` (none: its
+/// embedded SQLite).
+async fn scenarios(stores: &[String]) -> anyhow::Result<()> {
     integration_tests::init();
     let dir = tempfile::tempdir()?;
     let c = Client {
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()?,
-        gw: start(dir.path()).await?,
+        gw: start(dir.path(), stores).await?,
     };
     wait_for("a leader", Duration::from_secs(20), || async {
         let (s, _) = c.get("/api/v1/admin/tokens", ADMIN).await.ok()?;
