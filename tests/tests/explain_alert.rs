@@ -183,7 +183,7 @@ async fn a_firing_error_rule_names_the_failing_version() -> anyhow::Result<()> {
     assert!(
         annotations["explain_url"]
             .as_str()
-            .is_some_and(|u| u.starts_with("http://ui.example/api/v1/explain?service=cart&")),
+            .is_some_and(|u| u.starts_with("http://ui.example/explain?service=cart&")),
         "{am}"
     );
     assert_eq!(js["status"], "firing");
@@ -202,10 +202,14 @@ async fn a_firing_error_rule_names_the_failing_version() -> anyhow::Result<()> {
             .is_some_and(|d| d.len() <= 3)
     );
 
-    // The link is the same explanation, answered by the gateway.
+    // The link opens the UI's page for the same explanation: the
+    // gateway serves the page and answers its API call.
     let url = annotations["explain_url"].as_str().unwrap_or_default();
-    let path = url.trim_start_matches("http://ui.example");
-    let (status, answer) = sb.get_json(path).await?;
+    let page = url.trim_start_matches("http://ui.example");
+    let html = sb.http.get(sb.url(page)).send().await?;
+    assert_eq!(html.status().as_u16(), 200);
+    let params = page.trim_start_matches("/explain");
+    let (status, answer) = sb.get_json(&format!("/api/v1/explain{params}")).await?;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["dimensions"][0]["value"], "1.4.2");
 

@@ -98,3 +98,10 @@ test('compare a slow trace with a fast one', async () => {
   assert.equal(await page.locator('[data-testid=compare-row][data-kind=added]').count(), 0);
   await page.screenshot({ path: `${OUT}/compare.png`, fullPage: true });
 });
+
+test("an alert's link opens the same explanation", async () => {
+  await page.goto(`${gw.http}/explain?service=frontend&minDuration=200ms&lookback=1h`);
+  const first = page.getByTestId('explain-dimension').first();
+  await first.waitFor();
+  assert.match(await first.textContent(), /span\.db\.shard\s*=\s*7/);
+});

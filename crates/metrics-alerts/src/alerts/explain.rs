@@ -64,7 +64,8 @@ pub struct TopDelta {
 pub struct Summary {
     pub dimensions: Vec<Named>,
     pub latency: Option<TopDelta>,
-    /// `/api/v1/explain` with the same parameters, on `ui`.
+    /// The UI's `/explain` page with the same parameters (it shows
+    /// `/api/v1/explain`'s answer for them).
     pub url: String,
 }
 
@@ -173,7 +174,7 @@ pub async fn explain(
     match query::explain::run::run(store, &req, &Scope::All, deadline).await {
         Ok(answer) => summarize(
             &answer,
-            format!("{}/api/v1/explain?{qs}", ui.trim_end_matches('/')),
+            format!("{}/explain?{qs}", ui.trim_end_matches('/')),
         ),
         Err(error) => {
             tracing::warn!(%error, "alert explanation failed; notifying without it");
@@ -286,7 +287,7 @@ mod tests {
                 kind: "gap",
                 delta_ms: 300.04,
             }),
-            url: "http://ui/api/v1/explain?service=a".into(),
+            url: "http://ui/explain?service=a".into(),
         };
         let a = annotations(&s);
         assert_eq!(
