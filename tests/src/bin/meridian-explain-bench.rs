@@ -161,8 +161,14 @@ async fn main() -> anyhow::Result<()> {
         e.baseline.traces,
         e.baseline.candidates,
         answer.partial,
-        e.dimensions.first().map(|d| d.key.as_str()).unwrap_or_default(),
-        e.dimensions.first().map(|d| d.value.as_str()).unwrap_or_default(),
+        e.dimensions
+            .first()
+            .map(|d| d.key.as_str())
+            .unwrap_or_default(),
+        e.dimensions
+            .first()
+            .map(|d| d.value.as_str())
+            .unwrap_or_default(),
         e.dimensions.first().map_or(0.0, |d| d.score),
     );
     report("explain (store reads + comparison)", whole);

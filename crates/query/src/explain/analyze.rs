@@ -192,6 +192,15 @@ fn side(traces: &[Trace], weights: &[f64], paths: &mut PathSums) -> SideSummary 
     }
 }
 
+/// Kish's effective sample size, (Σw)² / Σw²: the number of traces read
+/// when every weight is the same, fewer when head sampling mixed rates
+/// (a share estimated from a few heavy traces is less certain).
+fn effective_n(weights: &[f64]) -> f64 {
+    let sum: f64 = weights.iter().sum();
+    let sq: f64 = weights.iter().map(|w| w * w).sum();
+    if sq > 0.0 { sum * sum / sq } else { 0.0 }
+}
+
 fn ms(sum_ns: f64, total: f64) -> f64 {
     if total > 0.0 {
         sum_ns / total / 1e6
@@ -237,7 +246,7 @@ pub fn explain(selection: &[Trace], baseline: &[Trace], opts: &Options) -> Expla
     for (t, &w) in baseline.iter().zip(&wb) {
         tally.add(t, w, false);
     }
-    let (n_s, n_b) = (selection.len() as f64, baseline.len() as f64);
+    let (n_s, n_b) = (effective_n(&ws), effective_n(&wb));
     let share = |w: f64, tot: f64| if tot > 0.0 { w / tot } else { 0.0 };
     let mut dimensions = Vec::new();
     let mut skipped_keys = Vec::new();

@@ -3,8 +3,9 @@
 //! prior (ARCHITECTURE.md, "Explain").
 //!
 //! Each side's share is estimated from adjusted counts (unbiased under
-//! head sampling) but its evidence is the number of traces actually read:
-//! `a = share × n`. Both sides get [`PRIOR_TRACES`] pseudo-traces split by
+//! head sampling) but its evidence is the traces actually read, as Kish's
+//! effective sample size n = (Σw)²/Σw² of their adjusted counts w (the
+//! number read when all were kept at one rate): `a = share × n`. Both sides get [`PRIOR_TRACES`] pseudo-traces split by
 //! the pooled share, so a value seen in one or two traces has a small
 //! log-odds and a large variance, and cannot win on noise:
 //!
