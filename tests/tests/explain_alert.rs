@@ -213,6 +213,15 @@ async fn a_firing_error_rule_names_the_failing_version() -> anyhow::Result<()> {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["dimensions"][0]["value"], "1.4.2");
 
+    // The Alerts page's data links the same explanation while it fires.
+    let (_, alerts) = sb.get_json("/api/v1/alerts").await?;
+    assert_eq!(alerts["rules"][0]["status"]["state"], "firing", "{alerts}");
+    assert_eq!(
+        alerts["rules"][0]["explain"].as_str(),
+        Some(url),
+        "{alerts}"
+    );
+
     sb.gateway.shutdown(Duration::from_secs(5)).await;
     hook_task.abort();
     Ok(())

@@ -124,6 +124,12 @@ function StateCell({ alerts, name }: { alerts: Loadable<Alerts>; name: string })
           dashboard
         </a>
       )}
+      {r.explain && (
+        <a href={r.explain} data-testid="alert-explain">
+          {' '}
+          what's different?
+        </a>
+      )}
     </span>
   );
 }
