@@ -192,7 +192,10 @@ pub fn request(
         return Err("parameter 'baselineStart' is after 'baselineEnd'".into());
     }
     if b_end - b_start > limits.max_window_nanos() {
-        return Err("the baseline window is longer than this gateway allows".into());
+        return Err(format!(
+            "parameters 'baselineStart'..'baselineEnd' span more than this gateway's longest window ({} h)",
+            limits.max_window_nanos() / 3_600_000_000_000
+        ));
     }
     let baseline_query = first(&all, "baselineQ")
         .map(|t| traceql::parse(t).map_err(|e| format!("parameter 'baselineQ': {e}")))
