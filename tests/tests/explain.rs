@@ -461,6 +461,17 @@ async fn scenarios(stores: &[String]) -> anyhow::Result<()> {
         );
     }
     assert!(text.contains("frontend"), "{text}");
+    // A TraceQL selection of a hidden cluster finds nothing to explain.
+    let hidden = c
+        .explain(
+            base,
+            0,
+            &format!("q={}", enc(r#"{ cluster = "eu-west" }"#)),
+            &east,
+        )
+        .await?;
+    assert_eq!(hidden["selection"]["traces"], 0, "{hidden}");
+    assert!(!hidden.to_string().contains("inventory"), "{hidden}");
     // The admin's answer for the same question names them.
     assert!(shard.to_string().contains("eu-west"));
     // No token: refused like every API route.

@@ -102,10 +102,11 @@ impl Ctx<'_> {
             q.limit = per_slice;
             // The store applies the caller's scope, narrowed (never
             // widened) by a TraceQL plan's cluster.
-            q.scope = if base.scope.is_all() {
-                self.scope.clone()
-            } else {
-                base.scope.clone()
+            q.scope = match base.scope.clusters() {
+                None => self.scope.clone(),
+                Some(planned) => {
+                    Scope::only(planned.iter().filter(|c| self.scope.allows(c)).cloned())
+                }
             };
             let found = match tokio::time::timeout_at(self.deadline, self.store.search(&q)).await {
                 Ok(found) => found?,
