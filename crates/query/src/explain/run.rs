@@ -7,8 +7,10 @@
 //! confirmed (TraceQL, the baseline's exclusion of selected traces), are
 //! then sampled down to `limit` uniformly: by a hash of the trace id.
 //! The answer says how many candidates there were and whether it
-//! sampled. The reads stop at the deadline; what was read by then is
-//! compared and the answer says it is partial.
+//! sampled. The reads stop at the deadline (the selection may use half of
+//! it, the baseline the rest) or when a side holds [`MAX_SPANS_PER_SIDE`]
+//! spans; what was read by then is compared and the answer says it is
+//! partial.
 //!
 //! Both sides are shown on the reference cluster's clock
 //! ([`crate::stitched::shown_traces`]) before their critical paths are
@@ -29,6 +31,8 @@ use crate::scoped;
 
 /// Time slices per side's window.
 pub const SLICES: u64 = 16;
+/// The most spans one side holds in memory (candidates before sampling).
+pub const MAX_SPANS_PER_SIDE: usize = 2_000_000;
 
 /// The answer of `/api/v1/explain`.
 #[derive(Debug, Clone, Serialize)]
@@ -79,7 +83,6 @@ fn slices(start: u64, end: u64) -> Vec<(u64, u64)> {
 struct Ctx<'a> {
     store: &'a dyn SpanStore,
     scope: &'a Scope,
-    deadline: Instant,
     partial: bool,
     warnings: Vec<String>,
 }
@@ -89,13 +92,22 @@ impl Ctx<'_> {
         &mut self,
         base: &TraceQuery,
         limit: usize,
+        deadline: Instant,
         accept: impl Fn(&Trace) -> bool,
     ) -> Result<Read, StoreError> {
         let per_slice = (2 * limit).div_ceil(SLICES as usize).max(4);
         let mut seen = HashSet::new();
         let mut pool = Vec::new();
         let mut saturated = false;
+        let mut spans = 0usize;
         for (lo, hi) in slices(base.start_min_unix_nano, base.start_max_unix_nano) {
+            if spans >= MAX_SPANS_PER_SIDE {
+                self.partial = true;
+                self.warnings.push(format!(
+                    "a side reached {MAX_SPANS_PER_SIDE} spans: the rest of its window was not read"
+                ));
+                break;
+            }
             let mut q = base.clone();
             q.start_min_unix_nano = lo;
             q.start_max_unix_nano = hi;
@@ -108,7 +120,7 @@ impl Ctx<'_> {
                     Scope::only(planned.iter().filter(|c| self.scope.allows(c)).cloned())
                 }
             };
-            let found = match tokio::time::timeout_at(self.deadline, self.store.search(&q)).await {
+            let found = match tokio::time::timeout_at(deadline, self.store.search(&q)).await {
                 Ok(found) => found?,
                 Err(_) => {
                     self.partial = true;
@@ -124,6 +136,7 @@ impl Ctx<'_> {
                 if let Some((t, _hidden)) = scoped::visible(t, self.scope)
                     && accept(&t)
                 {
+                    spans += t.spans.len();
                     pool.push(t);
                 }
             }
@@ -173,19 +186,23 @@ pub async fn run(
     let mut cx = Ctx {
         store,
         scope,
-        deadline,
         partial: false,
         warnings: Vec::new(),
     };
+    // Half the time for the selection, so the baseline is never starved.
+    let now = Instant::now();
+    let half = now + deadline.saturating_duration_since(now) / 2;
     let sel = &req.selection;
     // A form search's store answer is its match; TraceQL is confirmed.
     let form = matches!(sel, Selection::Form(_));
     let selection = cx
-        .read(sel.store_query(), req.per_side, |t| form || sel.matches(t))
+        .read(sel.store_query(), req.per_side, half, |t| {
+            form || sel.matches(t)
+        })
         .await?;
     let b = &req.baseline;
     let baseline = cx
-        .read(&b.store, req.per_side, |t| {
+        .read(&b.store, req.per_side, deadline, |t| {
             b.query.as_ref().is_none_or(|q| q.eval(t).is_some())
                 && !(b.exclude_selection && sel.matches(t))
         })
@@ -209,7 +226,8 @@ pub async fn run(
             "the deadline stopped the reads: the comparison covers the traces read by then".into(),
         );
     }
-    cx.warnings.dedup();
+    let mut seen = HashSet::new();
+    cx.warnings.retain(|w| seen.insert(w.clone()));
     Ok(Answer {
         explanation,
         limit: req.per_side,

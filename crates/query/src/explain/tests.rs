@@ -209,3 +209,31 @@ fn high_cardinality_and_excluded_keys_are_reported_not_scored() {
     );
     assert_eq!(e.excluded_keys, ["span.db.shard"]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_store_that_stops_answering_gives_a_partial_answer_at_the_deadline() {
+    use model::access::Scope;
+    use store::testsuite::fake::FakeStore;
+
+    let store = FakeStore::default();
+    store.hang_searches();
+    let req = super::params::request(
+        Some("service=web&minDuration=100ms"),
+        1_700_000_000_000_000_000,
+        &crate::QueryLimits::default(),
+    )
+    .expect("params");
+    let deadline = tokio::time::Instant::now() + super::DEADLINE;
+    let a = super::run::run(&store, &req, &Scope::All, deadline)
+        .await
+        .expect("an answer");
+    assert!(a.partial);
+    assert_eq!(a.explanation.selection.traces, 0);
+    assert!(
+        a.warnings
+            .iter()
+            .any(|w| w.starts_with("the deadline stopped the reads")),
+        "{:?}",
+        a.warnings
+    );
+}
