@@ -40,7 +40,8 @@ print("\n| run | corpus | spans per CPU-second | CPU % | RSS max MiB |")
 print("|---|---|---:|---:|---:|")
 for corpus in ("small", "prod"):
     for n in ("p1-meridian", "p1-meridian-uncompressed", "p1-rotel", "p1-otelcol",
-              "p2-meridian-wal-gateway", "p2-meridian-wal-gateway-20k"):
+              "p2-meridian-wal-gateway", "p2-meridian-wal-gateway-20k",
+              "p2-meridian-memory-gateway-20k"):
         name = f"{n}-{corpus}"
         if name in runs:
             print(f"| {n} | {corpus} | {fmt(name, 'spans_per_cpu_second')} | "
@@ -50,6 +51,11 @@ for corpus in ("small", "prod"):
           f"{ratio(f'p1-meridian-{corpus}', f'p1-rotel-{corpus}', 'spans_per_cpu_second')} (target ≥ 2×); "
           f"P2 / Rotel memory = "
           f"{ratio(f'p2-meridian-wal-gateway-{corpus}', f'p1-rotel-{corpus}', 'spans_per_cpu_second')} (target ≥ 1×)")
+    w, m = med(f"p2-meridian-wal-gateway-20k-{corpus}", "spans_per_cpu_second"), \
+        med(f"p2-meridian-memory-gateway-20k-{corpus}", "spans_per_cpu_second")
+    if w and m and w[0]:
+        print(f"Durability at 20k spans/s, {corpus}: CPU per span WAL / memory = "
+              f"{m[0] / w[0]:.2f}× (+{100 * (m[0] / w[0] - 1):.0f} %, target < +10 %)")
 
 chart = []
 if any(n.startswith("p3-") for n in runs):

@@ -13,7 +13,9 @@
 #   P1  OTLP gRPC in → OTLP gRPC out, memory buffer: Meridian vs Rotel,
 #       both corpora (small ≈264 B, prod ≈2 KB per span: `--corpus`)
 #   P2  Meridian WAL durability + forward over mTLS to a real gateway,
-#       both corpora, with the agent → gateway wire bytes per span (P8)
+#       both corpora, with the agent → gateway wire bytes per span (P8);
+#       at 20k spans/s also with the memory buffer, for the cost of
+#       durability at equal load
 #   P3  0, 100, 1k and 10k spans/s offered: CPU% and RSS, Meridian vs Rotel
 #   P8  offline payload bytes per span (meridian-wirebytes): plain OTLP +
 #       zstd vs the columnar encoding, both corpora
@@ -139,7 +141,7 @@ YAML
     stop "$pid"
 }
 
-meridian_gateway() { # NAME RATE
+meridian_gateway() { # NAME RATE [DURABILITY: wal (default) | memory]
     local fed http gin ghttp in adm gpid pid
     fed=$(port); http=$(port); gin=$(port); ghttp=$(port); in=$(port); adm=$(port)
     if [ ! -f "$TMP/certs/ca.pem" ]; then
@@ -156,7 +158,7 @@ meridian_gateway() { # NAME RATE
     wait_port "$fed"
     taskset -c 0 "$B/meridian-agent" --cluster bench --gateway "https://127.0.0.1:$fed" \
         --tls-ca "$TMP/certs/ca.pem" --tls-cert "$TMP/certs/cluster-bench.pem" \
-        --tls-key "$TMP/certs/cluster-bench-key.pem" --durability wal \
+        --tls-key "$TMP/certs/cluster-bench-key.pem" --durability "${3:-wal}" \
         --otlp-grpc "127.0.0.1:$in" --otlp-http 127.0.0.1:0 --zipkin 127.0.0.1:0 \
         --admin "127.0.0.1:$adm" --sampling 127.0.0.1:0 --sampling-grpc off --buffer-dir "$TMP/agent-$1" \
         2>"$TMP/agent-$1.log" &
@@ -207,6 +209,9 @@ if want p2; then
         for _ in $(seq "$REPS"); do
             meridian_gateway "p2-meridian-wal-gateway-$CORPUS" 0
             meridian_gateway "p2-meridian-wal-gateway-20k-$CORPUS" 20000
+            # The same load and destination with the memory buffer: what
+            # durability costs at equal load.
+            meridian_gateway "p2-meridian-memory-gateway-20k-$CORPUS" 20000 memory
         done
     done
     CORPUS=small

@@ -207,6 +207,7 @@ impl Agent {
                         max_bytes: cfg.buffer_max_bytes,
                         full_policy: cfg.buffer_full_policy,
                         group_commit: cfg.group_commit,
+                        cursor_every: crate::buffer::wal::CURSOR_EVERY,
                     },
                     stats,
                     &root,
@@ -230,6 +231,7 @@ impl Agent {
                         max_bytes: RED_BUFFER_BYTES,
                         full_policy: FullPolicy::DropOldest,
                         group_commit: cfg.group_commit,
+                        cursor_every: crate::buffer::wal::CURSOR_EVERY,
                     },
                     WalStats::register(
                         registry.sub_registry_with_label(("buffer".into(), "red".into())),

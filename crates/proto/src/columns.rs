@@ -232,7 +232,7 @@ pub fn container_cap(declared: usize) -> usize {
 pub fn encode(records: &[impl AsRef<[u8]>], level: i32) -> Option<std::io::Result<(Vec<u8>, u64)>> {
     let total: usize = records.iter().map(|r| r.as_ref().len()).sum();
     let container = transform(records)?;
-    Some(zstd::bulk::compress(&container, level).map(|c| (c, total as u64)))
+    Some(crate::payload::compress(&container, level).map(|c| (c, total as u64)))
 }
 
 struct Decoder<'a> {

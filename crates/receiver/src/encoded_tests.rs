@@ -14,7 +14,7 @@ use proto::{
 };
 use tower::ServiceExt;
 
-use crate::{Limits, ReceiverMetrics, Sink, SinkError};
+use crate::{Limits, Prepared, ReceiverMetrics, Sink, SinkError};
 
 /// Records what reached it and by which path; takes the encoded path
 /// unless told not to.
@@ -33,12 +33,18 @@ impl Sink for Recording {
     fn takes_encoded(&self) -> bool {
         true
     }
-    fn prepare_encoded(&self, bytes: &Bytes, view: &TraceView<'_>) -> Option<Bytes> {
+    fn prepare_encoded(&self, bytes: &Bytes, view: &TraceView<'_>) -> Option<Prepared> {
         assert!(view.clean(), "only clean requests are offered");
-        (!self.decline).then(|| bytes.clone())
+        (!self.decline).then(|| Prepared {
+            record: bytes.clone(),
+            spans: view.spans.len() as u64,
+        })
     }
-    async fn accept_encoded(&self, record: Bytes, spans: u64) -> Result<(), SinkError> {
-        self.encoded.lock().unwrap().push((record, spans));
+    async fn accept_encoded(&self, prepared: Prepared) -> Result<(), SinkError> {
+        self.encoded
+            .lock()
+            .unwrap()
+            .push((prepared.record, prepared.spans));
         Ok(())
     }
 }

@@ -41,4 +41,4 @@ mod tests;
 pub use limits::{InflightLimit, Limits, MAX_INFLIGHT_REQUESTS, decoded_budget, reading_budget};
 pub use metrics::ReceiverMetrics;
 pub use outcome::{ReceiveError, Received};
-pub use sink::{Screened, Sink, SinkError};
+pub use sink::{Prepared, Screened, Sink, SinkError};

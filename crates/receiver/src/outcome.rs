@@ -159,13 +159,13 @@ pub(crate) async fn deliver_encoded<S: crate::Sink>(
         match proto::view::parse(&bytes, spans_hint) {
             Ok(view) if view.clean() && !view.spans.is_empty() => sink
                 .prepare_encoded(&bytes, &view)
-                .map(|record| (record, view.spans.len() as u64)),
+                .map(|prepared| (prepared, view.spans.len() as u64)),
             _ => None,
         }
     } else {
         None
     };
-    let Some((record, spans)) = prepared else {
+    let Some((prepared, spans)) = prepared else {
         use prost::Message;
         let req = proto::otlp::ExportTraceServiceRequest::decode(&bytes[..]).map_err(|e| {
             metrics.request(protocol, "rejected");
@@ -173,7 +173,7 @@ pub(crate) async fn deliver_encoded<S: crate::Sink>(
         })?;
         return deliver(sink, metrics, protocol, req).await;
     };
-    if let Err(e) = sink.accept_encoded(record, spans).await {
+    if let Err(e) = sink.accept_encoded(prepared).await {
         let err = ReceiveError::Sink(e);
         metrics.request(protocol, err.outcome());
         metrics.refused(protocol, spans);

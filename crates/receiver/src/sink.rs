@@ -36,28 +36,37 @@ pub trait Sink: Clone + Send + Sync + 'static {
     /// ([`TraceView::clean`]): does what [`Sink::screen`] and
     /// [`Sink::accept`] would do before buffering, reading only `view`, and
     /// returns the record to hand to [`Sink::accept_encoded`] (`bytes`
-    /// themselves when nothing changes). `None`: this request needs the
-    /// decoded form (nothing was done; the receiver decodes it and takes
-    /// the usual path). Default: `None`.
-    fn prepare_encoded(&self, bytes: &Bytes, view: &TraceView<'_>) -> Option<Bytes> {
+    /// themselves when nothing changes; fewer spans when the sink samples).
+    /// `None`: this request needs the decoded form (nothing was done; the
+    /// receiver decodes it and takes the usual path). Default: `None`.
+    fn prepare_encoded(&self, bytes: &Bytes, view: &TraceView<'_>) -> Option<Prepared> {
         let _ = (bytes, view);
         None
     }
 
-    /// Accepts a record [`Sink::prepare_encoded`] returned, holding
-    /// `spans` spans. Only called after it returned `Some`.
+    /// Accepts a record [`Sink::prepare_encoded`] returned. Only called
+    /// after it returned `Some`; the receiver counts every span of the
+    /// request as accepted when this succeeds.
     fn accept_encoded(
         &self,
-        record: Bytes,
-        spans: u64,
+        prepared: Prepared,
     ) -> impl Future<Output = Result<(), SinkError>> + Send {
-        let _ = (record, spans);
+        let _ = prepared;
         async {
             Err(SinkError::Internal(
                 "this sink takes no encoded requests".into(),
             ))
         }
     }
+}
+
+/// What [`Sink::prepare_encoded`] made of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepared {
+    /// The record to buffer.
+    pub record: Bytes,
+    /// The spans it holds (0: the sink keeps nothing of the request).
+    pub spans: u64,
 }
 
 /// What [`Sink::screen`] removed from a request.

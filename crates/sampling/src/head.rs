@@ -10,10 +10,15 @@
 //! kept span's `th` is updated so its adjusted count 2^56 / (2^56 − T) stays
 //! correct for whoever counts it later.
 //!
-//! [`apply`] runs the decision over every span of an OTLP request in place.
+//! [`apply`] runs the decision over every span of an OTLP request in place;
+//! [`plan`] makes the same decisions from a zero-copy view, for
+//! [`proto::view::rebuild`].
 
 use model::{TraceId, sampling::HeadConfig};
-use proto::otlp::ExportTraceServiceRequest;
+use proto::{
+    otlp::ExportTraceServiceRequest,
+    view::{SpanEdit, TraceView},
+};
 
 /// 2^56: the randomness space.
 pub const SPACE: u64 = 1 << 56;
@@ -179,6 +184,58 @@ pub fn apply(
     (kept, dropped, adjusted)
 }
 
+/// What [`plan`] decided for a request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// One per span of the view.
+    pub edits: Vec<SpanEdit>,
+    pub kept: u64,
+    pub dropped: u64,
+    /// The sum of the kept spans' adjusted counts.
+    pub adjusted: f64,
+}
+
+/// [`apply`]'s decisions, read from `view`: the same spans kept, with the
+/// same `tracestate`, so that [`proto::view::rebuild`] gives what [`apply`]
+/// gives on the decoded request.
+pub fn plan(view: &TraceView<'_>, cfg: &HeadConfig, cluster: &str) -> Plan {
+    let mut p = Plan {
+        edits: Vec::with_capacity(view.spans.len()),
+        kept: 0,
+        dropped: 0,
+        adjusted: 0.0,
+    };
+    for (service, span) in view.spans_with_service() {
+        let service = service.unwrap_or(model::UNKNOWN_SERVICE);
+        let probability = probability(cfg, cluster, service, span.name);
+        let Ok(tid) = TraceId::from_bytes(span.trace_id) else {
+            p.kept += 1;
+            p.adjusted += 1.0;
+            p.edits.push(SpanEdit::Keep);
+            continue;
+        };
+        let d = decide(&tid, span.trace_state, probability);
+        if !d.keep {
+            p.dropped += 1;
+            p.edits.push(SpanEdit::Drop);
+            continue;
+        }
+        p.kept += 1;
+        p.adjusted += d.adjusted_count();
+        let ts = if d.threshold > 0 {
+            with_th(span.trace_state, d.threshold)
+        } else {
+            String::new()
+        };
+        p.edits.push(if d.threshold > 0 && ts != span.trace_state {
+            SpanEdit::KeepWithTraceState(ts)
+        } else {
+            SpanEdit::Keep
+        });
+    }
+    p
+}
+
 /// True when the head policy keeps everything (the common case: the caller
 /// skips the per-span work of [`apply`]).
 pub fn keeps_all(cfg: &HeadConfig) -> bool {
@@ -192,6 +249,70 @@ pub fn keeps_all(cfg: &HeadConfig) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The view path decides and rewrites exactly as the decoding path:
+    /// same spans kept, same `tracestate`, same counts, same request.
+    #[test]
+    fn plan_and_rebuild_give_what_apply_gives() {
+        use prost::Message;
+        let mut req = proto::corpus::Generator::new(11).request(400);
+        let spans = req
+            .resource_spans
+            .iter_mut()
+            .flat_map(|rs| rs.scope_spans.iter_mut())
+            .flat_map(|ss| ss.spans.iter_mut());
+        for (i, s) in spans.enumerate() {
+            match i % 5 {
+                0 => s.trace_state = "ot=th:c".into(),
+                1 => s.trace_state = "vendor=1,ot=rv:00000000000001".into(),
+                2 => s.trace_state = "ot=th:4;rv:ffffffffffffff".into(),
+                _ => {}
+            }
+        }
+        let bytes = req.encode_to_vec();
+        let view = proto::view::parse(&bytes, 0).unwrap();
+        let service = view.resources[0].service.unwrap().to_owned();
+        let cluster = model::ClusterId::new("c1").unwrap();
+        let configs = [
+            HeadConfig {
+                default_probability: 0.5,
+                rules: Vec::new(),
+            },
+            HeadConfig {
+                default_probability: 0.1,
+                rules: vec![model::sampling::HeadRule {
+                    cluster: None,
+                    service: Some(service),
+                    operation: None,
+                    probability: Some(1.0),
+                    max_traces_per_second: None,
+                }],
+            },
+            HeadConfig {
+                default_probability: 0.0,
+                rules: Vec::new(),
+            },
+        ];
+        let mut rewritten = 0;
+        for cfg in &configs {
+            let p = plan(&view, cfg, cluster.as_str());
+            let mut want = req.clone();
+            proto::convert::stamp_cluster(&mut want, &cluster);
+            let (kept, dropped, adjusted) = apply(&mut want, cfg, cluster.as_str());
+            assert_eq!((p.kept, p.dropped), (kept, dropped), "{cfg:?}");
+            assert!((p.adjusted - adjusted).abs() < 1e-6 * adjusted.max(1.0));
+            assert!(dropped > 0, "the corpus exercises drops");
+            let rebuilt = proto::view::rebuild(&bytes, &view, &p.edits, cluster.as_str()).unwrap();
+            let got = ExportTraceServiceRequest::decode(&rebuilt[..]).unwrap();
+            assert_eq!(got, want, "{cfg:?}");
+            rewritten += p
+                .edits
+                .iter()
+                .filter(|e| matches!(e, SpanEdit::KeepWithTraceState(_)))
+                .count();
+        }
+        assert!(rewritten > 0, "the corpus exercises tracestate rewrites");
+    }
 
     fn tid(low56: u64) -> TraceId {
         let mut b = [0xffu8; 16];

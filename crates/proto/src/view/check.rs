@@ -3,7 +3,7 @@
 
 use prost::Message;
 
-use super::{ClusterClaim, parse, stamp_cluster};
+use super::{ClusterClaim, SpanEdit, TraceView, parse, rebuild, stamp_cluster};
 use crate::otlp::{self, ExportTraceServiceRequest};
 
 /// Checks, for any `bytes`: when [`parse`] accepts them, prost decodes them
@@ -57,9 +57,18 @@ pub fn against_prost(bytes: &[u8]) -> Result<(), String> {
                 && v.kind == s.kind
                 && v.start_time_unix_nano == s.start_time_unix_nano
                 && v.end_time_unix_nano == s.end_time_unix_nano
-                && v.status_code == s.status.as_ref().map(|st| st.code);
+                && v.status_code == s.status.as_ref().map(|st| st.code)
+                && v.trace_state == s.trace_state;
             if !same {
                 return Err(format!("span differs: {v:?} vs {s:?}"));
+            }
+            // The span's field is a `ScopeSpans` holding just that span.
+            let alone = bytes
+                .get(v.field.0..v.field.1)
+                .and_then(|b| otlp::ScopeSpans::decode(b).ok())
+                .ok_or("the span's field range is not a span field")?;
+            if alone.spans != [s.clone()] {
+                return Err("the span's field range holds another span".into());
             }
             let mut one = ExportTraceServiceRequest {
                 resource_spans: vec![otlp::ResourceSpans {
@@ -81,7 +90,19 @@ pub fn against_prost(bytes: &[u8]) -> Result<(), String> {
     if spans.next().is_some() {
         return Err("the view has more spans".into());
     }
+    for (rv, rs) in view.resources.iter().zip(&req.resource_spans) {
+        let scopes = view.scopes.get(rv.scopes.clone()).unwrap_or_default();
+        if scopes.len() != rs.scope_spans.len()
+            || scopes
+                .iter()
+                .zip(&rs.scope_spans)
+                .any(|(sv, ss)| sv.spans.len() != ss.spans.len())
+        {
+            return Err("scopes differ".into());
+        }
+    }
     let cluster = model::ClusterId::new("fuzz-cluster").map_err(|e| e.to_string())?;
+    sampled_against_prost(bytes, &view, &req, &cluster)?;
     if let Ok(stamped) = stamp_cluster(bytes, &view, cluster.as_str()) {
         let got = match stamped {
             Some(b) => ExportTraceServiceRequest::decode(&b[..])
@@ -113,4 +134,54 @@ fn same_but_order(a: &ExportTraceServiceRequest, b: &ExportTraceServiceRequest) 
         r
     };
     norm(a) == norm(b)
+}
+
+/// Edits every span by its position (drop, keep, keep with a new
+/// `tracestate`), through [`rebuild`] and through the decoded request, and
+/// compares what prost decodes from the rebuilt bytes.
+fn sampled_against_prost(
+    bytes: &[u8],
+    view: &TraceView<'_>,
+    req: &ExportTraceServiceRequest,
+    cluster: &model::ClusterId,
+) -> Result<(), String> {
+    let edit = |i: usize| match i % 3 {
+        0 => SpanEdit::Keep,
+        1 => SpanEdit::Drop,
+        _ => SpanEdit::KeepWithTraceState(format!("ot=th:{i:x}")),
+    };
+    let edits: Vec<SpanEdit> = (0..view.spans.len()).map(edit).collect();
+    let Ok(rebuilt) = rebuild(bytes, view, &edits, cluster.as_str()) else {
+        return Ok(());
+    };
+    let got = ExportTraceServiceRequest::decode(&rebuilt[..])
+        .map_err(|e| format!("rebuilt bytes do not decode: {e}"))?;
+    let mut want = req.clone();
+    let refused = crate::convert::stamp_cluster(&mut want, cluster);
+    if refused.refused_spans != 0 || refused.first.is_some() {
+        return Err("rebuild kept a request the decoding path refuses".into());
+    }
+    let mut i = 0usize;
+    for rs in &mut want.resource_spans {
+        for ss in &mut rs.scope_spans {
+            ss.spans.retain_mut(|span| {
+                let e = edit(i);
+                i += 1;
+                match e {
+                    SpanEdit::Drop => false,
+                    SpanEdit::Keep => true,
+                    SpanEdit::KeepWithTraceState(ts) => {
+                        span.trace_state = ts;
+                        true
+                    }
+                }
+            });
+        }
+        rs.scope_spans.retain(|ss| !ss.spans.is_empty());
+    }
+    want.resource_spans.retain(|rs| !rs.scope_spans.is_empty());
+    if got != want && !same_but_order(&got, &want) {
+        return Err("rebuilt request differs".into());
+    }
+    Ok(())
 }

@@ -36,7 +36,7 @@ mod tests;
 use std::ops::Range;
 
 use reader::Reader;
-pub use splice::stamp_cluster;
+pub use splice::{SpanEdit, foreign_claim, rebuild, stamp_cluster};
 
 use model::CLUSTER_ATTRIBUTE;
 
@@ -81,6 +81,19 @@ pub struct ResourceView<'a> {
     pub cluster: ClusterClaim<'a>,
     /// Its spans, in [`TraceView::spans`].
     pub spans: Range<usize>,
+    /// Its `ScopeSpans`, in [`TraceView::scopes`].
+    pub scopes: Range<usize>,
+}
+
+/// One `ScopeSpans` element of a resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeView {
+    /// The whole field (key, length, body) in the request's bytes.
+    pub field: Range<usize>,
+    /// Its body.
+    pub body: Range<usize>,
+    /// Its spans, in [`TraceView::spans`].
+    pub spans: Range<usize>,
 }
 
 /// One span, as prost would decode the fields the agent reads.
@@ -97,6 +110,11 @@ pub struct SpanView<'a> {
     pub status_code: Option<i32>,
     /// A link has an id [`crate::validate::sanitize`] would drop it for.
     pub bad_link: bool,
+    /// The W3C `tracestate` (the last occurrence, as prost keeps).
+    pub trace_state: &'a str,
+    /// Where the whole span field (key, length, body) lies in the
+    /// request's bytes: start and end offsets.
+    pub field: (usize, usize),
 }
 
 impl SpanView<'_> {
@@ -120,6 +138,7 @@ fn valid_id(bytes: &[u8], len: usize) -> bool {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TraceView<'a> {
     pub resources: Vec<ResourceView<'a>>,
+    pub scopes: Vec<ScopeView>,
     pub spans: Vec<SpanView<'a>>,
 }
 
@@ -147,6 +166,7 @@ pub fn parse(bytes: &[u8], spans_hint: usize) -> Result<TraceView<'_>> {
     }
     let mut view = TraceView {
         resources: Vec::new(),
+        scopes: Vec::new(),
         spans: Vec::with_capacity(spans_hint.min(bytes.len() / 2)),
     };
     let mut r = Reader::new(bytes, 0);
@@ -158,19 +178,22 @@ pub fn parse(bytes: &[u8], spans_hint: usize) -> Result<TraceView<'_>> {
                 let body = r.len_field(wire)?;
                 let body_range = r.pos() - body.len()..r.pos();
                 let first = view.spans.len();
+                let first_scope = view.scopes.len();
                 let mut res = ResourceView {
                     field: start..r.pos(),
                     body: body_range.clone(),
                     service: None,
                     cluster: ClusterClaim::Absent,
                     spans: first..first,
+                    scopes: first_scope..first_scope,
                 };
                 resource_spans(
                     &mut Reader::new(body, body_range.start),
                     &mut res,
-                    &mut view.spans,
+                    &mut view,
                 )?;
                 res.spans = first..view.spans.len();
+                res.scopes = first_scope..view.scopes.len();
                 view.resources.push(res);
             }
             _ => r.skip(wire)?,
@@ -192,16 +215,27 @@ fn deeper(depth: usize) -> Result<usize> {
 fn resource_spans<'a>(
     r: &mut Reader<'a>,
     res: &mut ResourceView<'a>,
-    spans: &mut Vec<SpanView<'a>>,
+    view: &mut TraceView<'a>,
 ) -> Result<()> {
     // `resource` merges across occurrences: its attributes append, so the
     // first `service.name` / `k8s.cluster.name` of the merged list wins.
     let mut attrs = ResourceAttrs::default();
     while !r.done() {
+        let start = r.pos();
         let (tag, wire) = r.key()?;
         match tag {
             1 => resource(&mut Reader::new(r.len_field(wire)?, 0), &mut attrs)?,
-            2 => scope_spans(&mut Reader::new(r.len_field(wire)?, 0), spans)?,
+            2 => {
+                let body = r.len_field(wire)?;
+                let at = r.pos() - body.len();
+                let first = view.spans.len();
+                scope_spans(&mut Reader::new(body, at), &mut view.spans)?;
+                view.scopes.push(ScopeView {
+                    field: start..r.pos(),
+                    body: at..r.pos(),
+                    spans: first..view.spans.len(),
+                });
+            }
             3 => {
                 r.string(wire)?;
             }
@@ -264,10 +298,16 @@ fn entity_ref(r: &mut Reader<'_>) -> Result<()> {
 
 fn scope_spans<'a>(r: &mut Reader<'a>, spans: &mut Vec<SpanView<'a>>) -> Result<()> {
     while !r.done() {
+        let start = r.pos();
         let (tag, wire) = r.key()?;
         match tag {
             1 => scope(&mut Reader::new(r.len_field(wire)?, 0))?,
-            2 => spans.push(span(&mut Reader::new(r.len_field(wire)?, 0))?),
+            2 => {
+                let body = r.len_field(wire)?;
+                let mut s = span(&mut Reader::new(body, 0))?;
+                s.field = (start, r.pos());
+                spans.push(s);
+            }
             3 => {
                 r.string(wire)?;
             }
@@ -304,9 +344,7 @@ fn span<'a>(r: &mut Reader<'a>) -> Result<SpanView<'a>> {
         match tag {
             1 => s.trace_id = r.len_field(wire)?,
             2 => s.span_id = r.len_field(wire)?,
-            3 => {
-                r.string(wire)?;
-            }
+            3 => s.trace_state = r.string(wire)?,
             4 => s.parent_span_id = r.len_field(wire)?,
             5 => s.name = r.string(wire)?,
             // int32 enum: prost keeps the low 32 bits of the varint.

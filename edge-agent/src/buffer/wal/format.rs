@@ -32,6 +32,16 @@
 //! match and a sequence in the gap, and what it yields is only forwarded:
 //! the gateway validates and stamps every record again.
 //!
+//! Segment files are reused: a fully acknowledged segment is renamed
+//! `<first>.spare`, and the next new segment takes its place and writes
+//! over it from offset 0 (no block allocation, no size change per
+//! `fdatasync`). Until the new records reach its end, the file still holds
+//! the old segment's frames after them. Those carry sequences below the
+//! new segment's first, so neither the scan nor its resync (which only
+//! takes sequences above the last good one) can take them for records:
+//! recovery cuts them like a torn tail. A clean close and a segment roll
+//! cut them too.
+//!
 //! `ack` holds `seq: u64` + `crc: u32` of that seq (little endian): every
 //! record up to `seq` was committed by the gateway's store. It is replaced
 //! atomically (write temp, fsync, rename, fsync dir).
@@ -49,12 +59,19 @@ pub fn crc(seq: u64, spans: u32, payload: &[u8]) -> u32 {
     h.finalize()
 }
 
+/// The header that frames `payload` (written before it, see above).
+pub fn header(seq: u64, spans: u32, payload: &[u8]) -> [u8; HEADER] {
+    let mut h = [0u8; HEADER];
+    h[0..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    h[4..8].copy_from_slice(&crc(seq, spans, payload).to_le_bytes());
+    h[8..16].copy_from_slice(&seq.to_le_bytes());
+    h[16..20].copy_from_slice(&spans.to_le_bytes());
+    h
+}
+
 /// Appends one framed record to `out`.
 pub fn encode(out: &mut Vec<u8>, seq: u64, spans: u32, payload: &[u8]) {
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc(seq, spans, payload).to_le_bytes());
-    out.extend_from_slice(&seq.to_le_bytes());
-    out.extend_from_slice(&spans.to_le_bytes());
+    out.extend_from_slice(&header(seq, spans, payload));
     out.extend_from_slice(payload);
 }
 
@@ -172,6 +189,18 @@ pub fn scan(bytes: &[u8], first_seq: u64) -> Scan {
 
 pub fn segment_name(first_seq: u64) -> String {
     format!("{first_seq:020}.seg")
+}
+
+/// A released segment kept for reuse (see [`super`]): its old contents
+/// are overwritten by the next segment it becomes.
+pub fn spare_name(first_seq: u64) -> String {
+    format!("{first_seq:020}.spare")
+}
+
+pub fn parse_spare_name(name: &str) -> Option<u64> {
+    name.strip_suffix(".spare")
+        .filter(|n| n.len() == 20)
+        .and_then(|n| n.parse().ok())
 }
 
 pub fn parse_segment_name(name: &str) -> Option<u64> {
@@ -320,6 +349,8 @@ mod tests {
         assert_eq!(segment_name(42), "00000000000000000042.seg");
         assert_eq!(parse_segment_name("00000000000000000042.seg"), Some(42));
         assert_eq!(parse_segment_name("42.seg"), None);
+        assert_eq!(parse_spare_name(&spare_name(42)), Some(42));
+        assert_eq!(parse_segment_name(&spare_name(42)), None);
         assert_eq!(decode_cursor(&encode_cursor(7)), Some(7));
         let mut c = encode_cursor(7);
         c[0] = 8;

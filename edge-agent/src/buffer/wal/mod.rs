@@ -1,12 +1,14 @@
 //! The agent's write-ahead log: durable, bounded, ack-released.
 //!
 //! The on-disk format is described in [`format`]. Operations:
-//! - [`Wal::append`] frames a record into the active segment; a writer task
-//!   group-commits pending appends (one `fdatasync` for all of them) and
-//!   answers each only once its record is durable.
+//! - [`Wal::append`] frames a record into the active segment; one writer
+//!   thread, for the log's life, group-commits pending appends (one
+//!   `writev` and one `fdatasync` for all of them) and answers each only
+//!   once its record is durable.
 //! - [`Wal::peek_after`] reads durable records in sequence order for the
-//!   forwarder; [`Wal::ack`] persists the cursor and deletes segments whose
-//!   records are all acknowledged.
+//!   forwarder; [`Wal::ack`] releases records in memory at once and the
+//!   cursor file follows at most once a second, and before a fully
+//!   acknowledged segment is deleted ([`cursor`]).
 //! - [`Wal::open`] recovers: reads the cursor, scans segments (a corrupt
 //!   record loses only itself: the scan resyncs to the next valid frame,
 //!   counting what it skipped), truncates a torn tail, and resumes
@@ -16,8 +18,10 @@
 //! `block` refuses the append ([`WalError::Full`] → receivers answer 429 /
 //! RESOURCE_EXHAUSTED + retry hint); `drop-oldest` deletes the oldest
 //! sealed segments, counting the records and spans lost. The log can exceed
-//! the cap by at most one segment (the active one is never dropped).
+//! the cap by at most one segment (the active one is never dropped), and
+//! up to two released segments are kept as spares for reuse (`state::SPARES`).
 
+mod cursor;
 pub mod format;
 mod recover;
 mod state;
@@ -26,7 +30,7 @@ mod writer;
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use bytes::Bytes;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot};
 
 pub use state::WalStats;
 
@@ -52,7 +56,14 @@ pub struct WalConfig {
     pub full_policy: FullPolicy,
     /// How long the writer waits for more appends before an fsync.
     pub group_commit: Duration,
+    /// How often, at most, the acknowledged cursor is written to disk
+    /// (records acknowledged since are resent after a crash, and the
+    /// gateway deduplicates them).
+    pub cursor_every: Duration,
 }
+
+/// The agent's cursor interval: one cursor write a second at most.
+pub const CURSOR_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum WalError {
@@ -79,17 +90,22 @@ struct Append {
     payload: Bytes,
     spans: u32,
     done: oneshot::Sender<Result<u64, WalError>>,
+    /// A place in the queue, given back once the append is answered.
+    _room: OwnedSemaphorePermit,
 }
 
-/// Appends waiting for the writer. Bounded: when full, `append` waits for
-/// room (receivers' in-flight limit bounds how many can wait).
+/// Appends waiting for the writer. Bounded by the semaphore's permits:
+/// when all are taken, `append` waits for room (receivers' in-flight limit
+/// bounds how many can wait).
 const APPEND_QUEUE: usize = 1024;
 
 /// A handle to the log. Cheap to share (`Arc` inside).
 #[derive(Debug, Clone)]
 pub struct Wal {
     shared: Arc<Shared>,
-    tx: mpsc::Sender<Append>,
+    /// To the writer thread; it stops once every sender is gone.
+    tx: std::sync::mpsc::Sender<Append>,
+    room: Arc<Semaphore>,
 }
 
 #[derive(Debug)]
@@ -100,6 +116,12 @@ pub(crate) struct Shared {
     pub(crate) stats: WalStats,
     /// Fault injection: the next N commits fail as if `fdatasync` had.
     pub(crate) fail_syncs: std::sync::atomic::AtomicU32,
+    /// Serialises writes of the cursor file and segment deletions.
+    pub(crate) cursor_io: std::sync::Mutex<()>,
+    /// Tests: the writer thread exits without its final cursor write, as a
+    /// `kill -9` would.
+    #[cfg(test)]
+    pub(crate) crash: std::sync::atomic::AtomicBool,
     /// Tracks the writer task and every blocking file operation.
     pub(crate) tasks: telemetry::Shutdown,
 }
@@ -121,9 +143,10 @@ impl Shared {
 }
 
 impl Wal {
-    /// Opens (recovering) the log in `cfg.dir` and starts its writer task
-    /// on `shutdown`'s tracker, which also tracks the log's blocking file
-    /// work. The writer stops when every handle is gone.
+    /// Opens (recovering) the log in `cfg.dir` and starts its writer
+    /// thread on `shutdown`'s tracker, which also tracks the log's other
+    /// blocking file work. The writer writes the cursor and stops when
+    /// every handle is gone.
     pub async fn open(
         cfg: WalConfig,
         stats: WalStats,
@@ -149,7 +172,7 @@ impl Wal {
         if recovered.truncated_bytes > 0 {
             tracing::warn!(
                 bytes = recovered.truncated_bytes,
-                "wal recovery truncated a torn or corrupt tail"
+                "wal recovery cut bytes after the last valid record (a torn write, or what a reused segment held before)"
             );
         }
         tracing::info!(
@@ -165,25 +188,38 @@ impl Wal {
             durable: Notify::new(),
             stats,
             fail_syncs: std::sync::atomic::AtomicU32::new(0),
+            cursor_io: std::sync::Mutex::new(()),
+            #[cfg(test)]
+            crash: std::sync::atomic::AtomicBool::new(false),
             tasks: shutdown.clone(),
         });
-        let (tx, rx) = mpsc::channel(APPEND_QUEUE);
+        let (tx, rx) = std::sync::mpsc::channel();
         let w = Arc::clone(&shared);
-        shutdown.spawn(async move { writer::run(w, rx).await });
-        Ok(Self { shared, tx })
+        // One long-lived thread from the blocking pool: no hand-off to a
+        // fresh blocking task per commit.
+        drop(shutdown.spawn_blocking(move || writer::run(&w, &rx)));
+        Ok(Self {
+            shared,
+            tx,
+            room: Arc::new(Semaphore::new(APPEND_QUEUE)),
+        })
     }
 
     /// Appends a record and returns its sequence once it is durable.
     pub async fn append(&self, payload: Bytes, spans: u64) -> Result<u64, WalError> {
         let (done, rx) = oneshot::channel();
         let spans = u32::try_from(spans).unwrap_or(u32::MAX);
+        let room = Arc::clone(&self.room)
+            .acquire_owned()
+            .await
+            .map_err(|_| WalError::Closed)?;
         self.tx
             .send(Append {
                 payload,
                 spans,
                 done,
+                _room: room,
             })
-            .await
             .map_err(|_| WalError::Closed)?;
         rx.await.map_err(|_| WalError::Closed)?
     }
@@ -226,18 +262,24 @@ impl Wal {
         let _ = tokio::time::timeout(timeout, notified).await;
     }
 
-    /// Records every record up to `seq` as committed: persists the cursor
-    /// and deletes fully acknowledged segments. Returns the spans released.
+    /// Records every record up to `seq` as committed and releases them.
+    /// The cursor file follows within `cursor_every`; when a segment is
+    /// fully acknowledged, the cursor is written and the segment deleted
+    /// before this returns. Returns the spans released.
     pub async fn ack(&self, seq: u64) -> Result<u64, WalError> {
-        let shared = Arc::clone(&self.shared);
-        let tasks = shared.tasks.clone();
-        tasks
-            .spawn_blocking(move || state::ack(&shared, seq))
-            .await
-            .map_err(|e| WalError::Io {
-                path: "wal ack".into(),
-                source: std::io::Error::other(e),
-            })?
+        let (spans, delete_now) = cursor::release(&self.shared, seq);
+        if delete_now {
+            let shared = Arc::clone(&self.shared);
+            let tasks = shared.tasks.clone();
+            tasks
+                .spawn_blocking(move || cursor::persist(&shared))
+                .await
+                .map_err(|e| WalError::Io {
+                    path: "wal ack".into(),
+                    source: std::io::Error::other(e),
+                })??;
+        }
+        Ok(spans)
     }
 
     /// Every record up to this sequence is durable.
@@ -262,6 +304,15 @@ impl Wal {
         self.shared
             .fail_syncs
             .store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Tests: when the last handle goes, the writer exits as if killed,
+    /// without writing the cursor.
+    #[cfg(test)]
+    pub(crate) fn crash_on_close(&self) {
+        self.shared
+            .crash
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

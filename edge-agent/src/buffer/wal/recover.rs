@@ -10,7 +10,7 @@ use std::{collections::VecDeque, fs::OpenOptions, path::Path};
 
 use super::{
     WalError, format, io_err,
-    state::{Meta, Segment, State, segment_path},
+    state::{Meta, SPARES, Segment, State, segment_path, spare_path},
 };
 
 #[derive(Debug)]
@@ -42,6 +42,23 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, WalError> {
         .filter_map(|e| e.file_name().to_str().and_then(format::parse_segment_name))
         .collect();
     firsts.sort_unstable();
+
+    // Spares left by the last run (at most SPARES are kept).
+    let mut spares: Vec<u64> = Vec::new();
+    let mut found_spares: Vec<u64> = std::fs::read_dir(dir)
+        .map_err(io_err(dir))?
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str().and_then(format::parse_spare_name))
+        .collect();
+    found_spares.sort_unstable();
+    for old in found_spares {
+        if spares.len() < SPARES {
+            spares.push(old);
+        } else {
+            let path = spare_path(dir, old);
+            std::fs::remove_file(&path).map_err(io_err(&path))?;
+        }
+    }
 
     let mut segments = VecDeque::new();
     let mut index = VecDeque::new();
@@ -90,8 +107,13 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, WalError> {
         }
         let seg_last = found.last().map(|r| r.seq).unwrap_or(0);
         if found.is_empty() || seg_last <= acked {
-            // Nothing left to deliver from this segment.
-            std::fs::remove_file(&path).map_err(io_err(&path))?;
+            // Nothing left to deliver from this segment: a spare, or gone.
+            if spares.len() < SPARES {
+                std::fs::rename(&path, spare_path(dir, first)).map_err(io_err(&path))?;
+                spares.push(first);
+            } else {
+                std::fs::remove_file(&path).map_err(io_err(&path))?;
+            }
             continue;
         }
         for r in found.iter().filter(|r| r.seq > acked) {
@@ -123,6 +145,10 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, WalError> {
             disk_bytes,
             unacked_spans,
             active_open: false,
+            persisted: acked,
+            persisted_at: std::time::Instant::now(),
+            doomed: Vec::new(),
+            spares,
         },
         truncated_bytes,
         corrupt_records,

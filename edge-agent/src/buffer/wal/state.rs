@@ -1,5 +1,5 @@
 //! The log's in-memory state (segments, unacknowledged records) and the
-//! blocking read and ack paths.
+//! blocking read path.
 
 use std::{
     collections::VecDeque,
@@ -58,7 +58,21 @@ pub(crate) struct State {
     /// Whether the last segment accepts appends (false after recovery and
     /// after a write error: the next append starts a new segment).
     pub active_open: bool,
+    /// The cursor in the `ack` file, and when it was last written (see
+    /// [`super::cursor`]).
+    pub persisted: u64,
+    pub persisted_at: std::time::Instant,
+    /// Fully acknowledged segments to release once the cursor is written.
+    pub doomed: Vec<u64>,
+    /// Released segment files kept for reuse, by their old first sequence
+    /// (at most [`SPARES`]).
+    pub spares: Vec<u64>,
 }
+
+/// Released segments kept for reuse. A reused file's blocks are already
+/// allocated and its size already set, so appending into it needs no
+/// block allocation and no inode write per `fdatasync`.
+pub(crate) const SPARES: usize = 2;
 
 impl State {
     pub fn metas_after(&self, after: u64, max_bytes: usize, max_records: usize) -> Vec<Meta> {
@@ -81,6 +95,32 @@ impl State {
 
 pub(crate) fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
     dir.join(format::segment_name(first_seq))
+}
+
+pub(crate) fn spare_path(dir: &Path, old_first: u64) -> PathBuf {
+    dir.join(format::spare_name(old_first))
+}
+
+/// Releases a segment file: kept as a spare while there is room, else
+/// deleted. The caller has written the cursor past its records.
+pub(crate) fn release_segment(shared: &Shared, dir: &Path, first: u64) -> Result<(), WalError> {
+    let path = segment_path(dir, first);
+    let keep = shared.lock().spares.len() < SPARES;
+    if keep {
+        let spare = spare_path(dir, first);
+        match std::fs::rename(&path, &spare) {
+            Ok(()) => {
+                shared.lock().spares.push(first);
+                return Ok(());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_err(&path)(e)),
+        }
+    }
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err(&path)(e)),
+        _ => Ok(()),
+    }
 }
 
 /// Reads and checks the records `metas` name. Records whose segment was
@@ -146,45 +186,6 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), WalError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_err(dir))
-}
-
-/// Acknowledges every record up to `seq`.
-pub(crate) fn ack(shared: &Shared, seq: u64) -> Result<u64, WalError> {
-    let (dir, doomed, spans) = {
-        let mut s = shared.lock();
-        if seq <= s.acked {
-            return Ok(0);
-        }
-        s.acked = seq;
-        let mut spans = 0u64;
-        while s.index.front().is_some_and(|m| m.seq <= seq) {
-            if let Some(m) = s.index.pop_front() {
-                spans += u64::from(m.spans);
-            }
-        }
-        s.unacked_spans = s.unacked_spans.saturating_sub(spans);
-        // Sealed segments (all but the last) whose records are all acked.
-        let mut doomed = Vec::new();
-        while s.segments.len() > 1 && s.segments.front().is_some_and(|g| g.last_seq <= seq) {
-            if let Some(g) = s.segments.pop_front() {
-                s.disk_bytes = s.disk_bytes.saturating_sub(g.bytes);
-                doomed.push(g.first_seq);
-            }
-        }
-        shared.stats.set_usage(&s);
-        (s.dir.clone(), doomed, spans)
-    };
-    write_atomic(&dir, "ack", &format::encode_cursor(seq))?;
-    for first in doomed {
-        let path = segment_path(&dir, first);
-        if let Err(e) = std::fs::remove_file(&path)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            return Err(io_err(&path)(e));
-        }
-    }
-    shared.stats.acked.inc_by(spans);
-    Ok(spans)
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

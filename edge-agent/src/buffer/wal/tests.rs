@@ -30,6 +30,7 @@ fn cfg(dir: &std::path::Path, max: u64, policy: FullPolicy) -> WalConfig {
         max_bytes: max,
         full_policy: policy,
         group_commit: Duration::ZERO,
+        cursor_every: super::CURSOR_EVERY,
     }
 }
 
@@ -284,6 +285,147 @@ async fn a_segment_whose_first_record_is_corrupt_keeps_the_rest() {
     assert_eq!(seqs, vec![2, 3]);
     assert!(path.exists(), "the segment is kept");
     assert_eq!(wal.stats().dropped_records("corrupt"), 1);
+    drop(wal);
+    sd.shutdown(Duration::from_secs(5)).await;
+}
+
+/// The cursor on disk may lag the acknowledgements (it is written at most
+/// once per `cursor_every`): a crash then resends acknowledged records,
+/// which the gateway deduplicates, and loses none. A clean close writes it.
+#[tokio::test]
+async fn a_lagging_cursor_replays_acknowledged_records_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = WalConfig {
+        segment_bytes: 1 << 20,
+        cursor_every: Duration::from_secs(3600),
+        ..cfg(dir.path(), u64::MAX, FullPolicy::Block)
+    };
+    let sd = Shutdown::new();
+    let wal = open(&c, &sd).await;
+    for i in 1..=6u8 {
+        wal.append(Bytes::from(vec![i; 50]), 2).await.unwrap();
+    }
+    assert_eq!(wal.ack(4).await.unwrap(), 8);
+    assert_eq!(
+        wal.usage(),
+        (2, wal.usage().1, 4),
+        "released in memory at once"
+    );
+    assert!(!dir.path().join("ack").exists(), "no cursor write per ack");
+    wal.crash_on_close();
+    drop(wal);
+    sd.shutdown(Duration::from_secs(5)).await;
+
+    let sd = Shutdown::new();
+    let wal = open(&c, &sd).await;
+    let seqs: Vec<u64> = contents(&wal).await.iter().map(|h| h.0).collect();
+    assert_eq!(
+        seqs,
+        vec![1, 2, 3, 4, 5, 6],
+        "acknowledged records come back, none lost"
+    );
+    wal.ack(4).await.unwrap();
+    drop(wal);
+    sd.shutdown(Duration::from_secs(5)).await;
+
+    // The clean close wrote the cursor.
+    let sd = Shutdown::new();
+    let wal = open(&c, &sd).await;
+    let seqs: Vec<u64> = contents(&wal).await.iter().map(|h| h.0).collect();
+    assert_eq!(seqs, vec![5, 6]);
+    drop(wal);
+    sd.shutdown(Duration::from_secs(5)).await;
+}
+
+/// A fully acknowledged segment is released (kept as a spare or deleted)
+/// only after the cursor past it is on disk, within the acknowledging call.
+#[tokio::test]
+async fn a_segment_is_released_after_the_cursor_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = WalConfig {
+        cursor_every: Duration::from_secs(3600),
+        ..cfg(dir.path(), u64::MAX, FullPolicy::Block)
+    };
+    let sd = Shutdown::new();
+    let wal = open(&c, &sd).await;
+    // 4096-byte segments, rolled once past 4096 bytes, ≈1 KiB records:
+    // five records per segment.
+    for i in 1..=12u8 {
+        wal.append(Bytes::from(vec![i; 1000]), 1).await.unwrap();
+    }
+    let first = dir.path().join(format::segment_name(1));
+    assert!(first.exists());
+    wal.ack(6).await.unwrap();
+    assert!(
+        !first.exists(),
+        "the first segment (records 1-5) is released"
+    );
+    let cursor = std::fs::read(dir.path().join("ack")).unwrap();
+    assert_eq!(format::decode_cursor(&cursor), Some(6));
+    wal.crash_on_close();
+    drop(wal);
+    sd.shutdown(Duration::from_secs(5)).await;
+
+    let sd = Shutdown::new();
+    let wal = open(&c, &sd).await;
+    let seqs: Vec<u64> = contents(&wal).await.iter().map(|h| h.0).collect();
+    assert_eq!(seqs, (7..=12).collect::<Vec<_>>());
+    drop(wal);
+    sd.shutdown(Duration::from_secs(5)).await;
+}
+
+/// A released segment is kept as a spare and the next segment writes over
+/// it; after a crash the old frames left in it are never taken for
+/// records, and a clean close cuts them.
+#[tokio::test]
+async fn reused_segments_hold_only_their_new_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path(), u64::MAX, FullPolicy::Block);
+    let files = |suffix: &str| {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with(suffix))
+            .count()
+    };
+    let sd = Shutdown::new();
+    let wal = open(&c, &sd).await;
+    // 4096-byte segments, rolled once past 4096 bytes; 1,020-byte frames:
+    // records 1-5, 6-10, 11-15.
+    for i in 1..=15u8 {
+        wal.append(Bytes::from(vec![i; 1000]), 1).await.unwrap();
+    }
+    wal.ack(10).await.unwrap();
+    assert_eq!(files(".spare"), 2, "both released segments are kept");
+    // 16-23 go to a reused file.
+    let mut want: Vec<(u64, Bytes)> = Vec::new();
+    for i in 16..=23u8 {
+        let p = Bytes::from(vec![i; 100]);
+        want.push((wal.append(p.clone(), 1).await.unwrap(), p));
+    }
+    assert_eq!(files(".spare"), 1, "a spare became the new segment");
+    let reused = dir.path().join(format::segment_name(16));
+    assert!(
+        std::fs::metadata(&reused).unwrap().len() > 8 * 120,
+        "old frames after the new ones"
+    );
+    wal.crash_on_close();
+    drop(wal);
+    sd.shutdown(Duration::from_secs(5)).await;
+
+    let sd = Shutdown::new();
+    let wal = open(&c, &sd).await;
+    let have = contents(&wal).await;
+    let seqs: Vec<u64> = have.iter().map(|h| h.0).collect();
+    assert_eq!(seqs, (11..=23).collect::<Vec<_>>());
+    assert_eq!(
+        &have[5..],
+        &want[..],
+        "the reused segment's records, exactly"
+    );
+    assert_eq!(wal.stats().dropped_records("corrupt"), 0);
+    // Recovery cut the old frames; the clean close leaves exact files.
+    assert_eq!(std::fs::metadata(&reused).unwrap().len(), 8 * 120);
     drop(wal);
     sd.shutdown(Duration::from_secs(5)).await;
 }

@@ -1,41 +1,63 @@
-//! The writer task: group commit.
+//! The writer thread: group commit.
 //!
-//! It takes every pending append (waiting up to the group-commit window for
-//! more), frames them into the active segment (rolling segments at the size
-//! limit), makes them durable with one `fdatasync` per touched segment (and
-//! an fsync of the directory when a segment was created), then answers every
-//! append. On an I/O error the batch is rolled back (file truncated to its
-//! previous length, sequences reused) and every append in it fails.
+//! One thread from the blocking pool for the log's life. It takes every
+//! pending append (waiting up to the group-commit window for more when the
+//! last commit held several appends), frames
+//! them into the active segment (rolling segments at the size limit) with
+//! one vectored write per touched segment (headers and the received
+//! payloads, no copy), makes them durable with one `fdatasync` per touched
+//! segment (and an fsync of the directory when a segment was created),
+//! then answers every append. On an I/O error the batch is rolled back
+//! (file truncated to its previous length, sequences reused) and every
+//! append in it fails. Between commits, and when idle, it writes the
+//! acknowledged cursor when due ([`super::cursor`]).
 
 use std::{
     fs::{File, OpenOptions},
-    io::Write,
-    sync::Arc,
+    io::{IoSlice, Write},
+    sync::{
+        Arc,
+        mpsc::{Receiver, RecvTimeoutError},
+    },
     time::Instant,
 };
 
-use tokio::sync::mpsc;
+use bytes::Bytes;
 
 use super::{
-    Append, FullPolicy, Shared, WalError, format, io_err,
-    state::{Meta, Segment, State, segment_path, sync_dir},
+    Append, FullPolicy, Shared, WalError, cursor, format, io_err,
+    state::{Meta, Segment, State, segment_path, spare_path, sync_dir},
 };
 
 /// Appends answered per commit at most (bounds one commit's latency).
 const MAX_BATCH: usize = 4096;
 
-pub(crate) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Append>) {
+pub(crate) fn run(shared: &Arc<Shared>, rx: &Receiver<Append>) {
     let mut active: Option<File> = None;
-    while let Some(first) = rx.recv().await {
+    // Whether the last commit held more than one append: only then is the
+    // window worth waiting for. With one client at a time (a batching SDK
+    // or collector in front), waiting adds latency and a wake-up per
+    // commit and gathers nothing; appends that queue up during a commit's
+    // `fdatasync` are taken by the next commit either way.
+    let mut concurrent = false;
+    while let Some(first) = next(shared, rx) {
         let mut batch = vec![first];
-        let window = shared.cfg.group_commit;
-        if !window.is_zero() {
-            let deadline = tokio::time::Instant::now() + window;
-            while batch.len() < MAX_BATCH {
-                match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Ok(Some(a)) => batch.push(a),
-                    _ => break,
-                }
+        let window = if concurrent {
+            shared.cfg.group_commit
+        } else {
+            std::time::Duration::ZERO
+        };
+        let deadline = Instant::now() + window;
+        while batch.len() < MAX_BATCH {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let more = if left.is_zero() {
+                rx.try_recv().ok()
+            } else {
+                rx.recv_timeout(left).ok()
+            };
+            match more {
+                Some(a) => batch.push(a),
+                None => break,
             }
         }
         while batch.len() < MAX_BATCH {
@@ -44,20 +66,103 @@ pub(crate) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Append>) {
                 Err(_) => break,
             }
         }
-        let s = Arc::clone(&shared);
+        concurrent = batch.len() > 1;
         let file = active.take();
-        match shared
-            .tasks
-            .spawn_blocking(move || commit(&s, file, batch))
-            .await
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| commit(shared, file, batch)))
         {
             Ok(f) => active = f,
-            Err(error) => {
-                tracing::error!(%error, "wal writer panicked; the next append starts a new segment");
+            Err(_) => {
+                // The batch's appends were answered `Closed` as it unwound.
+                tracing::error!("wal writer panicked; the next append starts a new segment");
                 shared.lock().active_open = false;
             }
         }
+        cursor::persist_if_due(shared);
     }
+    #[cfg(test)]
+    if shared.crash.load(std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    if let Some(f) = &active {
+        let s = shared.lock();
+        if s.active_open
+            && let Some(g) = s.segments.back()
+        {
+            cut_reused_tail(f, g.bytes);
+        }
+    }
+    // Every handle is gone: a clean close leaves the cursor current.
+    if cursor::due_in(shared).is_some()
+        && let Err(error) = cursor::persist(shared)
+    {
+        tracing::error!(%error, "writing the wal cursor on close failed");
+    }
+}
+
+/// The next append, writing the cursor meanwhile when it falls due;
+/// `None` once every handle is gone.
+fn next(shared: &Shared, rx: &Receiver<Append>) -> Option<Append> {
+    loop {
+        let Some(due) = cursor::due_in(shared) else {
+            // Nothing to write: sleep until an append (no idle wake-ups).
+            return rx.recv().ok();
+        };
+        match rx.recv_timeout(due) {
+            Ok(a) => return Some(a),
+            Err(RecvTimeoutError::Timeout) => cursor::persist_if_due(shared),
+            Err(RecvTimeoutError::Disconnected) => return None,
+        }
+    }
+}
+
+/// Opens the file for a new segment at `path`: a spare renamed, when one
+/// is left (its old contents are overwritten from offset 0; recovery never
+/// mistakes them for records, see [`format`]), else a new file.
+fn open_segment(state: &mut State, path: &std::path::Path) -> std::io::Result<File> {
+    while let Some(old) = state.spares.pop() {
+        if std::fs::rename(spare_path(&state.dir, old), path).is_ok() {
+            match OpenOptions::new().write(true).open(path) {
+                Ok(f) => return Ok(f),
+                Err(_) => {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
+    }
+    OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(path)
+}
+
+/// A reused file can be longer than its segment: cut what is left of its
+/// old contents once the segment is sealed or closed, so that recovery
+/// after a clean stop finds nothing to truncate. Best effort: the old
+/// contents are harmless, recovery would cut them.
+fn cut_reused_tail(f: &File, len: u64) {
+    if f.metadata().is_ok_and(|m| m.len() > len) {
+        let _ = f.set_len(len);
+    }
+}
+
+/// Writes every frame, headers and payloads interleaved, in as few
+/// `writev` calls as the kernel allows.
+fn write_frames(file: &mut File, frames: &[([u8; format::HEADER], Bytes)]) -> std::io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = frames
+        .iter()
+        .flat_map(|(h, p)| [IoSlice::new(h), IoSlice::new(p)])
+        .collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match file.write_vectored(rest) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Frames, writes and syncs one batch; answers every append. Returns the
@@ -70,7 +175,7 @@ fn commit(shared: &Shared, mut file: Option<File>, batch: Vec<Append>) -> Option
     }
     let undo = Undo::of(&state);
     let mut accepted: Vec<(Append, u64)> = Vec::with_capacity(batch.len());
-    let mut buf: Vec<u8> = Vec::new();
+    let mut frames: Vec<([u8; format::HEADER], Bytes)> = Vec::new();
     let mut touched: Vec<File> = Vec::new();
     let mut created_segment = false;
     let mut failure: Option<WalError> = None;
@@ -93,16 +198,19 @@ fn commit(shared: &Shared, mut file: Option<File>, batch: Vec<Append>) -> Option
                 .is_none_or(|g| g.bytes >= shared.cfg.segment_bytes);
         if needs_new {
             if let Some(mut f) = file.take() {
-                if let Err(e) = f.write_all(&buf) {
+                if let Err(e) = write_frames(&mut f, &frames) {
                     failure = Some(io_err(&state.dir)(e));
                 }
-                buf.clear();
+                frames.clear();
+                if let Some(g) = state.segments.back() {
+                    cut_reused_tail(&f, g.bytes);
+                }
                 touched.push(f);
             }
             if failure.is_none() {
                 let first = state.next_seq;
                 let path = segment_path(&state.dir, first);
-                match OpenOptions::new().create(true).append(true).open(&path) {
+                match open_segment(&mut state, &path) {
                     Ok(f) => {
                         file = Some(f);
                         created_segment = true;
@@ -140,7 +248,7 @@ fn commit(shared: &Shared, mut file: Option<File>, batch: Vec<Append>) -> Option
             len: a.payload.len() as u32,
             spans: a.spans,
         });
-        format::encode(&mut buf, seq, a.spans, &a.payload);
+        frames.push((format::header(seq, a.spans, &a.payload), a.payload.clone()));
         accepted.push((a, seq));
     }
     let dir = state.dir.clone();
@@ -149,7 +257,7 @@ fn commit(shared: &Shared, mut file: Option<File>, batch: Vec<Append>) -> Option
     // Write and sync outside the lock.
     if failure.is_none()
         && let Some(f) = file.as_mut()
-        && let Err(e) = f.write_all(&buf)
+        && let Err(e) = write_frames(f, &frames)
     {
         failure = Some(io_err(&dir)(e));
     }

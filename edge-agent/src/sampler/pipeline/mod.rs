@@ -40,7 +40,7 @@ use bytes::Bytes;
 use model::{ClusterId, sampling::SamplingConfig};
 use prost::Message;
 use proto::{otlp::ExportTraceServiceRequest, view::TraceView};
-use receiver::{Screened, Sink, SinkError};
+use receiver::{Prepared, Screened, Sink, SinkError};
 use sampling::{InvalidPolicy, head};
 use telemetry::{Shutdown, clock::SystemClock};
 
@@ -295,37 +295,65 @@ impl Sink for SamplingSink {
         }
     }
 
-    /// Only when the policy leaves requests as they are: otherwise the
-    /// view would be built and then set aside for the decoding path.
+    /// Without tail sampling: the tail sampler holds decoded spans, so
+    /// otherwise the view would be built and then set aside.
     fn takes_encoded(&self) -> bool {
-        let cfg = snapshot(&self.policy);
-        head::keeps_all(&cfg.head)
-            && cfg.tail.is_none()
+        snapshot(&self.policy).tail.is_none()
             && !self.tail_on.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Without head sampling below 100 % or tail sampling, nothing but the
-    /// cluster stamp changes a request: it is buffered as received, with
-    /// the stamp spliced in ([`proto::view::stamp_cluster`]), and the RED
-    /// tap reads the view. A resource claiming another cluster, a head or
-    /// tail policy: the decoding path.
-    fn prepare_encoded(&self, bytes: &Bytes, view: &TraceView<'_>) -> Option<Bytes> {
+    /// Without tail sampling, a request is buffered from the bytes it came
+    /// in: as received with the cluster stamp spliced in
+    /// ([`proto::view::stamp_cluster`]) when head sampling keeps
+    /// everything; otherwise rebuilt from the spans head sampling keeps
+    /// ([`head::plan`], [`proto::view::rebuild`]). The RED tap reads the
+    /// view, before sampling as on the decoding path. A resource claiming
+    /// another cluster, or a tail policy: the decoding path.
+    fn prepare_encoded(&self, bytes: &Bytes, view: &TraceView<'_>) -> Option<Prepared> {
         // Checked again: the policy may have changed since `takes_encoded`.
-        if !self.takes_encoded() {
+        let cfg = snapshot(&self.policy);
+        if cfg.tail.is_some()
+            || self.tail_on.load(std::sync::atomic::Ordering::SeqCst)
+            || proto::view::foreign_claim(view, self.cluster.as_str())
+        {
             return None;
         }
-        let record = match proto::view::stamp_cluster(bytes, view, self.cluster.as_str()) {
-            Ok(None) => bytes.clone(),
-            Ok(Some(stamped)) => Bytes::from(stamped),
-            Err(_) => return None,
+        let all = view.spans.len() as u64;
+        let prepared = if head::keeps_all(&cfg.head) {
+            let record = match proto::view::stamp_cluster(bytes, view, self.cluster.as_str()) {
+                Ok(None) => bytes.clone(),
+                Ok(Some(stamped)) => Bytes::from(stamped),
+                Err(_) => return None,
+            };
+            self.stats.head_adjusted.inc_by(all as f64);
+            Prepared { record, spans: all }
+        } else {
+            let plan = head::plan(view, &cfg.head, self.cluster.as_str());
+            let record = if plan.kept == 0 {
+                Bytes::new()
+            } else {
+                match proto::view::rebuild(bytes, view, &plan.edits, self.cluster.as_str()) {
+                    Ok(b) => Bytes::from(b),
+                    Err(_) => return None,
+                }
+            };
+            self.stats.head_sampled_out.inc_by(plan.dropped);
+            self.stats.head_adjusted.inc_by(plan.adjusted);
+            Prepared {
+                record,
+                spans: plan.kept,
+            }
         };
         self.red.observe_view(view);
-        self.stats.head_adjusted.inc_by(view.spans.len() as f64);
-        Some(record)
+        Some(prepared)
     }
 
-    async fn accept_encoded(&self, record: Bytes, spans: u64) -> Result<(), SinkError> {
-        self.append(record, spans).await
+    async fn accept_encoded(&self, prepared: Prepared) -> Result<(), SinkError> {
+        if prepared.spans == 0 {
+            // Head sampling kept nothing: accepted, nothing to buffer.
+            return Ok(());
+        }
+        self.append(prepared.record, prepared.spans).await
     }
 
     async fn accept(
