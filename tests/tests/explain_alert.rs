@@ -153,7 +153,7 @@ async fn a_firing_error_rule_names_the_failing_version() -> anyhow::Result<()> {
     let r = sb
         .http
         .put(sb.url("/api/v1/admin/alert-rules/cart-errors"))
-        .json(&json!({"expr": r#"error_ratio{service="cart"}[1m] > 0.1"#, "for_secs": 0}))
+        .json(&json!({"expr": r#"error_ratio{cluster="us-east",service="cart"}[1m] > 0.1"#, "for_secs": 0}))
         .send()
         .await?;
     assert_eq!(r.status().as_u16(), 200);

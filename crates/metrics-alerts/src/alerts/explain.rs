@@ -11,7 +11,9 @@
 //! selects the traces with an error span of the service, a latency rule
 //! (`p50_ms`, `p95_ms`, `p99_ms` above a threshold) those whose span of
 //! the service took at least the threshold. The baseline is the
-//! service's traces in the previous window of the same length. Rate and
+//! service's traces in the previous window of the same length. A
+//! `cluster` selector narrows both sides to that cluster (a
+//! `k8s.cluster.name` tag; `baselineQ` with the `cluster` intrinsic). Rate and
 //! anomaly rules get no explanation (their threshold is not a duration).
 //! An explanation that fails or finds nothing leaves the notification as
 //! it was; it never delays it beyond [`DEADLINE`].
@@ -73,19 +75,38 @@ fn enc(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
+/// A TraceQL string literal.
+fn traceql_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
 /// The explain query string for a firing `c` (pure), `None` for rules
-/// without one.
+/// without one. A cluster selector narrows the selection (a
+/// `k8s.cluster.name` tag) and the baseline (`baselineQ`) to its cluster.
 pub fn query_string(c: &Condition, status: &AlertStatus) -> Option<String> {
     let service = c.service.as_deref()?;
     if c.anomaly || c.op != Op::Above {
         return None;
     }
+    // A cluster selector narrows both sides to that cluster's spans.
+    let mut tags = serde_json::Map::new();
     let narrow = match c.metric {
-        Metric::ErrorRatio => format!("tags={}", enc(r#"{"error":"true"}"#)),
+        Metric::ErrorRatio => {
+            tags.insert("error".into(), json!("true"));
+            String::new()
+        }
         Metric::P50Ms | Metric::P95Ms | Metric::P99Ms => {
-            format!("minDuration={}ms", c.threshold.max(0.0).floor() as u64)
+            format!("&minDuration={}ms", c.threshold.max(0.0).floor() as u64)
         }
         Metric::Rate => return None,
+    };
+    if let Some(cluster) = &c.cluster {
+        tags.insert("k8s.cluster.name".into(), json!(cluster));
+    }
+    let tags = if tags.is_empty() {
+        String::new()
+    } else {
+        format!("&tags={}", enc(&Value::Object(tags).to_string()))
     };
     let end_ms = status.fired_at_ms - EVAL_LAG_MS;
     let start_ms = end_ms - c.window_ms;
@@ -102,12 +123,25 @@ pub fn query_string(c: &Condition, status: &AlertStatus) -> Option<String> {
         q.push_str(&format!("&spanKind={}", enc(k)));
     }
     q.push_str(&format!(
-        "&{narrow}&start={}&end={}&baselineStart={}&baselineEnd={}&limit={PER_SIDE}",
+        "{tags}{narrow}&start={}&end={}&baselineStart={}&baselineEnd={}&limit={PER_SIDE}",
         us(start_ms),
         us(end_ms),
         us(b_start),
         us(b_end)
     ));
+    if let Some(cluster) = &c.cluster {
+        let op = c
+            .operation
+            .as_ref()
+            .map(|o| format!(" && name = {}", traceql_string(o)))
+            .unwrap_or_default();
+        let baseline = format!(
+            "{{ resource.service.name = {} && cluster = {}{op} }}",
+            traceql_string(service),
+            traceql_string(cluster)
+        );
+        q.push_str(&format!("&baselineQ={}", enc(&baseline)));
+    }
     Some(q)
 }
 
@@ -237,20 +271,30 @@ mod tests {
 
     #[test]
     fn an_error_rule_selects_its_error_traces_against_the_window_before() {
-        let c = rule::parse(r#"error_ratio{cluster="us-east",service="cart"}[1m] > 0.1"#).unwrap();
+        let c = rule::parse(r#"error_ratio{service="cart"}[1m] > 0.1"#).unwrap();
         let q = query_string(&c, &firing_at(1_000_000 + EVAL_LAG_MS)).unwrap();
         assert_eq!(
             q,
             "service=cart&tags=%7B%22error%22%3A%22true%22%7D&start=940000000&end=1000000000\
              &baselineStart=880000000&baselineEnd=939999000&limit=1000"
         );
-        let req = query::explain::params::request(
-            Some(&q),
-            2_000_000_000_000,
-            &query::QueryLimits::default(),
-        )
-        .unwrap();
+        let limits = query::QueryLimits::default();
+        let req = query::explain::params::request(Some(&q), 2_000_000_000_000, &limits).unwrap();
         assert!(!req.baseline.exclude_selection);
+        assert!(req.baseline.query.is_none());
+        // A cluster selector narrows both sides to its cluster.
+        let c = rule::parse(r#"error_ratio{cluster="us-east",service="cart"}[1m] > 0.1"#).unwrap();
+        let q = query_string(&c, &firing_at(1_000_000 + EVAL_LAG_MS)).unwrap();
+        let req = query::explain::params::request(Some(&q), 2_000_000_000_000, &limits).unwrap();
+        let tags = &req.selection.store_query().tags;
+        assert!(
+            tags.iter()
+                .any(|t| t.key == "k8s.cluster.name" && t.value == "us-east"),
+            "{tags:?}"
+        );
+        assert!(tags.iter().any(|t| t.key == "error" && t.value == "true"));
+        assert!(req.baseline.query.is_some(), "{q}");
+        assert_eq!(traceql_string(r#"a"b\c"#), r#""a\"b\\c""#);
     }
 
     #[test]
