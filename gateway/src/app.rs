@@ -269,6 +269,7 @@ impl Gateway {
         // Alerts: evaluated on the leader, notifications from a bounded queue.
         let notifier = metrics_alerts::alerts::notify::start(
             Arc::clone(&plane) as Arc<dyn control_plane::Proposer>,
+            Arc::clone(&store),
             cfg.alerts.webhooks.clone(),
             cfg.alerts.ui_url.clone(),
             cfg.red.clock.clone(),

@@ -4,6 +4,7 @@
 
 pub mod attack;
 pub mod cluster;
+pub mod explain_load;
 pub mod faultproxy;
 pub mod otlp;
 pub mod process;

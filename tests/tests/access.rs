@@ -43,6 +43,7 @@ const SURFACES: &[(&str, &str)] = &[
     ("GET", "/api/v1/graph"),
     ("GET", "/api/v1/clusters"),
     ("GET", "/api/v1/storage"),
+    ("GET", "/api/v1/explain?service=checkout"),
     ("GET", "/api/v1/agents"),
     ("GET", "/api/v1/metrics/red"),
     ("GET", "/api/metrics/latencies?service=checkout"),

@@ -10,6 +10,8 @@
 //!   OTLP/JSON, and `POST /api/transform`, for Jaeger UI v2.15+.
 //! - [`stitched`]: what stitching adds: `/api/dependencies`, `/api/v1/graph`,
 //!   `/api/v1/clusters`, `/api/v1/traces/{id}/summary` and `/links`.
+//! - [`explain`]: `/api/v1/explain`, what a selection of traces has in
+//!   common that a baseline does not, and where its extra time goes.
 //! - [`storage`]: `/api/v1/storage`, storage used per shard and cluster.
 //! - [`zipkin`]: Zipkin's v2 query API (`/api/v2/…`, and `/zipkin/api/v2/…`
 //!   for Lens), served apart on the gateway's `--zipkin-http` port
@@ -31,6 +33,7 @@
 //! `stitch` defines).
 
 pub mod duration;
+pub mod explain;
 pub mod jaeger;
 pub mod jaeger_v3;
 pub mod public_error;
@@ -60,5 +63,6 @@ pub fn router_with_limits(store: Arc<dyn SpanStore>, limits: QueryLimits) -> Rou
     jaeger::router(Arc::clone(&store), limits)
         .merge(jaeger_v3::router(Arc::clone(&store), limits))
         .merge(stitched::router(Arc::clone(&store), limits))
+        .merge(explain::router(Arc::clone(&store), limits))
         .merge(storage::router(store))
 }

@@ -90,6 +90,19 @@ async fn overflowing_negative_and_long_windows_are_400_naming_the_parameter() {
         ),
         ("/api/v1/graph?endTs=-1", "endTs"),
         ("/api/v1/graph?lookback=0", "lookback"),
+        // Explain: the selection's window as a search's, and the baseline's.
+        ("/api/v1/explain?service=a&end=18446744073709551615", "end"),
+        ("/api/v1/explain?service=a&lookback=8d", "lookback"),
+        (
+            "/api/v1/explain?service=a&baselineStart=18446744073709551615",
+            "baselineStart",
+        ),
+        (
+            "/api/v1/explain?service=a&baselineStart=0&baselineEnd=1700000000000000",
+            "baselineStart",
+        ),
+        ("/api/v1/explain?service=a&limit=-1", "limit"),
+        ("/api/v1/explain?q=%7B&service=a", "q"),
     ] {
         let (status, body) = get(Arc::clone(&store), uri).await;
         assert_eq!(status, 400, "{uri}: {body}");
@@ -211,6 +224,7 @@ async fn store_errors_reach_the_client_as_a_code_and_a_generic_message() {
         "/api/dependencies",
         "/api/v1/graph",
         "/api/v1/clusters",
+        "/api/v1/explain?service=a",
     ] {
         let (status, body) = get(Arc::clone(&store), uri).await;
         assert!(status == 503 || status == 500, "{uri}: {status} {body}");

@@ -29,6 +29,8 @@ pub struct FakeStore {
     usage: Mutex<Option<Result<Vec<ShardUsage>, String>>>,
     retention: Mutex<RetentionBehaviour>,
     retention_calls: AtomicU64,
+    /// Searches never return (a shard that stopped answering).
+    search_hangs: std::sync::atomic::AtomicBool,
 }
 
 fn unavailable(msg: &str) -> StoreError {
@@ -47,6 +49,11 @@ impl FakeStore {
 
     pub fn set_retention(&self, b: RetentionBehaviour) {
         *self.retention.lock().unwrap_or_else(|p| p.into_inner()) = b;
+    }
+
+    /// Every search from now on never returns.
+    pub fn hang_searches(&self) {
+        self.search_hangs.store(true, Ordering::SeqCst);
     }
 
     pub fn retention_calls(&self) -> u64 {
@@ -77,6 +84,9 @@ impl SpanStore for FakeStore {
     }
 
     async fn search(&self, _query: &TraceQuery) -> Result<SearchResult, StoreError> {
+        if self.search_hangs.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         match self
             .search
             .lock()

@@ -7,6 +7,8 @@ import { navigate, useLocation } from './router';
 import { currentTheme, setTheme, type Theme } from './theme';
 import { AlertsView } from './views/Alerts';
 import { ClustersView } from './views/Clusters';
+import { CompareView } from './views/Compare';
+import { ExplainPanel } from './views/Explain';
 import { DashboardsView } from './views/Dashboards';
 import { SearchView } from './views/Search';
 import { ServiceMapView } from './views/ServiceMap';
@@ -159,8 +161,18 @@ export function App() {
 }
 
 function Route({ path, query }: { path: string; query: URLSearchParams }) {
+  const compare = /^\/compare\/([0-9a-fA-F]+)\/([0-9a-fA-F]+)\/?$/.exec(path);
+  if (compare) return <CompareView a={compare[1].toLowerCase()} b={compare[2].toLowerCase()} />;
   const trace = /^\/trace\/([0-9a-fA-F]+)\/?$/.exec(path);
   if (trace) return <TraceView id={trace[1].toLowerCase()} raw={query.get('raw') === 'true'} />;
+  // An explanation by link (an alert's notification points here).
+  if (path === '/explain') {
+    return (
+      <div class="page">
+        <ExplainPanel params={query} onClose={() => navigate('/search')} />
+      </div>
+    );
+  }
   if (path === '/' || path.startsWith('/search')) return <SearchView query={query} />;
   if (path.startsWith('/map')) return <ServiceMapView query={query} />;
   if (path.startsWith('/dashboards')) return <DashboardsView />;

@@ -1,5 +1,7 @@
 //! `GET /api/v1/alerts`: every rule (its text, the parsed condition or the
-//! parse error, its replicated status) and the recent notifications.
+//! parse error, its replicated status, and while it fires the link to its
+//! explanation, `explain`: the UI's `/explain?…` page,
+//! [`super::explain::query_string`]) and the recent notifications.
 //!
 //! Scoped by the caller's `Extension<Scope>` (required: a route without
 //! the access layer answers 500). A rule belongs to the cluster its
@@ -49,6 +51,13 @@ async fn alerts(
         .filter(|(name, _)| visible.contains(name))
         .map(|(name, r)| {
             let parsed = rule::parse(&r.expr);
+            let status = state.alert_states.get(name).cloned().unwrap_or_default();
+            let explain = parsed
+                .as_ref()
+                .ok()
+                .filter(|_| status.state == control_state::alert::AlertState::Firing)
+                .and_then(|c| super::explain::query_string(c, &status))
+                .map(|q| format!("{}/explain?{q}", ui.trim_end_matches('/')));
             json!({
                 "name": name,
                 "expr": r.expr,
@@ -56,7 +65,8 @@ async fn alerts(
                 "condition": parsed.as_ref().ok(),
                 "error": parsed.as_ref().err(),
                 "url": parsed.as_ref().ok().map(|c| super::notify::series_url(&ui, c)),
-                "status": state.alert_states.get(name).cloned().unwrap_or_default(),
+                "status": status,
+                "explain": explain,
             })
         })
         .collect();

@@ -10,10 +10,12 @@
 //!   replicate status changes through Raft, then notify.
 //! - [`notify`]: the bounded notification queue and its webhook sender
 //!   (Alertmanager webhook JSON or a generic JSON body).
+//! - [`explain`]: why a firing alert fires, for its notification.
 //! - [`api`]: `GET /api/v1/alerts`.
 
 pub mod anomaly;
 pub mod api;
+pub mod explain;
 pub mod notify;
 pub mod runner;
 

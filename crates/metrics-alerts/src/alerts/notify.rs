@@ -14,6 +14,10 @@
 //!   existing Alertmanager or anything that reads its webhooks, and a
 //!   generic JSON body. Both link to the UI view of the series and to
 //!   example traces (exemplars).
+//! - Explanation: before a firing notification is sent, the sender runs
+//!   [`super::explain`] (bounded by its deadline) and adds its top
+//!   dimensions and latency delta: `explain_top`, `explain_latency`,
+//!   `explain_url` annotations, or an `explain` object in the JSON body.
 
 use std::{
     collections::HashSet,
@@ -30,6 +34,7 @@ use control_state::{
     Command, Notification,
     alert::{AlertState, AlertStatus, Condition},
 };
+use store::SpanStore;
 use telemetry::clock::SharedClock;
 
 pub const QUEUE_CAPACITY: usize = 256;
@@ -55,6 +60,8 @@ pub struct Job {
     pub expr: String,
     pub condition: Condition,
     pub status: AlertStatus,
+    /// Why, for a firing notification (filled in by the sender).
+    pub explain: Option<super::explain::Summary>,
 }
 
 /// The evaluator's handle on the queue.
@@ -140,6 +147,12 @@ pub fn alertmanager_body(job: &Job, ui: &str) -> Value {
         "exemplar_trace_ids": job.status.exemplars.join(","),
         "exemplar_traces": traces.join(" "),
     });
+    let mut annotations = annotations;
+    if let (Some(s), Some(map)) = (&job.explain, annotations.as_object_mut()) {
+        for (k, v) in super::explain::annotations(s) {
+            map.insert(k.into(), json!(v));
+        }
+    }
     let ends = if job.status.state == AlertState::Resolved {
         rfc3339(job.status.since_ms)
     } else {
@@ -181,6 +194,7 @@ pub fn json_body(job: &Job, ui: &str) -> Value {
         "at": rfc3339(job.status.since_ms),
         "url": series_url(ui, &job.condition),
         "exemplars": job.status.exemplars.iter().map(|t| json!({"trace_id": t, "url": format!("{}/trace/{t}", ui.trim_end_matches('/'))})).collect::<Vec<_>>(),
+        "explain": job.explain.as_ref().map(super::explain::json),
     })
 }
 
@@ -221,9 +235,11 @@ async fn deliver(client: &reqwest::Client, hook: &Webhook, body: &Value) -> Resu
     Err(last)
 }
 
-/// Starts the sender; returns the evaluator's handle.
+/// Starts the sender; returns the evaluator's handle. `store` is what
+/// firing notifications are explained from.
 pub fn start(
     plane: Arc<dyn Proposer>,
+    store: Arc<dyn SpanStore>,
     hooks: Vec<Webhook>,
     ui_url: String,
     clock: SharedClock,
@@ -239,10 +255,24 @@ pub fn start(
     spawn.spawn(async move {
         let client = reqwest::Client::new();
         loop {
-            let job = tokio::select! {
+            let mut job = tokio::select! {
                 j = rx.recv() => match j { Some(j) => j, None => return },
                 _ = token.cancelled() => return,
             };
+            if job.status.state == AlertState::Firing && job.explain.is_none() && !hooks.is_empty()
+            {
+                let now = u64::try_from(clock.unix_ms())
+                    .unwrap_or_default()
+                    .saturating_mul(1_000_000);
+                job.explain = super::explain::explain(
+                    store.as_ref(),
+                    &job.condition,
+                    &job.status,
+                    &ui_url,
+                    now,
+                )
+                .await;
+            }
             let mut delivered = 0u32;
             let mut error = None;
             for hook in &hooks {

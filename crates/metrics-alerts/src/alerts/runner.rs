@@ -147,6 +147,7 @@ pub async fn pass(
                 expr: r.expr.clone(),
                 condition: c,
                 status,
+                explain: None,
             });
         }
     }

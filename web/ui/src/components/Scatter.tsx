@@ -1,16 +1,20 @@
 // Search results as points: x = start time, y = duration; errors in red.
-// Clicking a point opens its trace.
+// Clicking a point opens its trace; dragging a box (time × duration)
+// brushes a region (`onBrush`), for "What's different?".
 
 import { useEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
+import type { Brush } from '../lib/explain';
 import type { TraceSummary } from '../lib/trace';
 import { formatDuration } from '../lib/ticks';
 
-export function Scatter({ traces, onOpen }: { traces: TraceSummary[]; onOpen: (id: string) => void }) {
+export function Scatter({ traces, onOpen, onBrush }: { traces: TraceSummary[]; onOpen: (id: string) => void; onBrush?: (b: Brush | null) => void }) {
   const el = useRef<HTMLDivElement>(null);
   const open = useRef(onOpen);
   open.current = onOpen;
+  const brush = useRef(onBrush);
+  brush.current = onBrush;
   useEffect(() => {
     const host = el.current;
     if (!host) return;
@@ -27,7 +31,22 @@ export function Scatter({ traces, onOpen }: { traces: TraceSummary[]; onOpen: (i
       width: host.clientWidth || 800,
       height: 180,
       legend: { show: false },
-      cursor: { drag: { x: false, y: false }, points: { size: 10 } },
+      cursor: { drag: { x: true, y: true, setScale: false }, points: { size: 10 } },
+      hooks: {
+        setSelect: [
+          (u) => {
+            const { left, top, width, height } = u.select;
+            if (width < 3 && height < 3) return;
+            // x is seconds, y is milliseconds.
+            const x0 = u.posToVal(left, 'x');
+            const x1 = u.posToVal(left + width, 'x');
+            const yHi = u.posToVal(top, 'y');
+            const yLo = u.posToVal(top + height, 'y');
+            dragged = true;
+            brush.current?.({ startUs: x0 * 1e6, endUs: x1 * 1e6, minDurationUs: Math.max(0, yLo * 1000), maxDurationUs: yHi * 1000 });
+          },
+        ],
+      },
       scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(1, max) * 1.1] } },
       axes: [axis, { ...axis, size: 70, values: (_u, vals) => vals.map((v) => formatDuration(v * 1000)) }],
       series: [
@@ -36,8 +55,14 @@ export function Scatter({ traces, onOpen }: { traces: TraceSummary[]; onOpen: (i
         { label: 'with errors', stroke: '#dc2626', paths: () => null, points: points('#dc2626') },
       ],
     };
+    let dragged = false;
     const plot = new uPlot(opts, [xs, ok, bad], host);
     const click = () => {
+      // The mouse-up of a brush is not a click on a point.
+      if (dragged) {
+        dragged = false;
+        return;
+      }
       const i = plot.cursor.idx;
       if (i !== null && i !== undefined && sorted[i]) open.current(sorted[i].traceId);
     };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ago, dashboardPath, normalizeAlerts } from './alerts';
+import { ago, dashboardPath, explainPath, normalizeAlerts } from './alerts';
 
 describe('alerts seam', () => {
   it('reads rules with their replicated status and the notifications', () => {
@@ -12,6 +12,7 @@ describe('alerts seam', () => {
           condition: { metric: 'error_ratio' },
           error: null,
           url: 'http://ui.example:16686/dashboards?service=checkout',
+          explain: 'http://ui.example:16686/explain?service=checkout&tags=x',
           status: { state: 'firing', since_ms: 1000, fired_at_ms: 1000, value: 0.2, transition: 1, notified: 1, exemplars: ['0af7651916cd43dd8448eb211c80319c', '<b>'] },
         },
         { name: 'old', expr: 'bogus', for_secs: 0, error: 'unknown metric "bogus"', url: null, status: { state: 'weird' } },
@@ -24,6 +25,7 @@ describe('alerts seam', () => {
       forSecs: 60,
       error: null,
       dashboard: '/dashboards?service=checkout',
+      explain: '/explain?service=checkout&tags=x',
       state: 'firing',
       sinceMs: 1000,
       value: 0.2,
@@ -37,6 +39,8 @@ describe('alerts seam', () => {
     expect(dashboardPath('https://x/dashboards?cluster=eu')).toBe('/dashboards?cluster=eu');
     expect(dashboardPath('javascript:alert(1)')).toBeNull();
     expect(dashboardPath(null)).toBeNull();
+    expect(explainPath('https://x/explain?service=a')).toBe('/explain?service=a');
+    expect(explainPath('https://x/dashboards?service=a')).toBeNull();
   });
   it('says how long ago', () => {
     expect(ago(0, 5000)).toBe('');

@@ -1,6 +1,7 @@
 // `GET /api/v1/alerts` (gateway/src/alerts/api.rs), read defensively:
 //   {"rules": [{"name","expr","for_secs","error" (parse error or null),
 //               "url" (the series' dashboard, or null),
+//               "explain" (while firing: the /explain page of why, or null),
 //               "status": {"state": inactive|pending|firing|resolved,
 //                          "since_ms","fired_at_ms","value","transition",
 //                          "notified","exemplars": [hex trace id]}}],
@@ -18,6 +19,8 @@ export interface AlertRuleState {
   error: string | null;
   /** The dashboard path for the rule's series (same origin), if any. */
   dashboard: string | null;
+  /** While firing: the `/explain?…` path of why (same origin). */
+  explain: string | null;
   state: AlertStateName;
   sinceMs: number;
   value: number | null;
@@ -43,16 +46,19 @@ const list = (v: unknown): Obj[] => (Array.isArray(v) ? v.map(obj) : []);
 const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
 const str = (v: unknown): string | null => (typeof v === 'string' && v ? v : null);
 
-/** The path of an absolute `--ui-url` link, so it opens in this UI. */
-export function dashboardPath(url: string | null): string | null {
+/** The path of an absolute `--ui-url` link under `prefix`, so it opens in this UI. */
+function uiPath(url: string | null, prefix: string): string | null {
   if (!url) return null;
   try {
     const u = new URL(url, 'http://ui.invalid');
-    return u.pathname.startsWith('/dashboards') ? u.pathname + u.search : null;
+    return u.pathname.startsWith(prefix) ? u.pathname + u.search : null;
   } catch {
     return null;
   }
 }
+
+export const dashboardPath = (url: string | null) => uiPath(url, '/dashboards');
+export const explainPath = (url: string | null) => uiPath(url, '/explain');
 
 export function normalizeAlerts(body: unknown): Alerts {
   const b = obj(body);
@@ -66,6 +72,7 @@ export function normalizeAlerts(body: unknown): Alerts {
         forSecs: num(r.for_secs),
         error: str(r.error),
         dashboard: dashboardPath(str(r.url)),
+        explain: explainPath(str(r.explain)),
         state,
         sinceMs: num(st.since_ms),
         value: typeof st.value === 'number' ? st.value : null,

@@ -2,13 +2,17 @@
 // create, edit, delete, with the API's validation messages (a rule whose
 // expression does not parse answers 400 with the reason). Each rule's
 // state (inactive, pending, firing, resolved), its last value and example
-// traces, and the recent notifications come from `/api/v1/alerts`.
+// traces, and the recent notifications come from `/api/v1/alerts`; a
+// firing rule also shows why: the top dimensions of its explanation
+// (`/api/v1/explain`, the same one its notification names) and a link to
+// the whole panel.
 
 import { useState } from 'preact/hooks';
 import { ApiError, get, request } from '../api';
 import { ErrorBox, Load } from '../components/common';
 import { type Loadable, useFetch } from '../hooks';
 import { type AlertRuleState, type Alerts, ago, normalizeAlerts } from '../lib/alerts';
+import { type ExplainAnswer, pct } from '../lib/explain';
 
 type Rules = Record<string, { expr: string; for_secs: number }>;
 
@@ -124,6 +128,13 @@ function StateCell({ alerts, name }: { alerts: Loadable<Alerts>; name: string })
           dashboard
         </a>
       )}
+      {r.explain && (
+        <a href={r.explain} data-testid="alert-explain">
+          {' '}
+          what's different?
+        </a>
+      )}
+      {r.explain && <AlertWhy path={r.explain} />}
     </span>
   );
 }
@@ -256,5 +267,23 @@ function RuleForm({ initial, onDone, onCancel }: { initial: { name: string; expr
         </button>
       </div>
     </form>
+  );
+}
+
+/** The top three dimensions of a firing rule's explanation. */
+function AlertWhy({ path }: { path: string }) {
+  const qs = path.slice(path.indexOf('?') + 1);
+  const [answer] = useFetch((s) => get<ExplainAnswer>(`/api/v1/explain?${qs}`, s), [qs]);
+  if (answer.state !== 'ok') return null;
+  const top = answer.data.dimensions.filter((d) => d.score > 0).slice(0, 3);
+  if (!top.length) return null;
+  return (
+    <ul class="alert-why" data-testid="alert-why">
+      {top.map((d) => (
+        <li key={`${d.key}=${d.value}`} class={d.score >= answer.data.significantScore ? 'significant' : ''}>
+          <code>{d.key}</code> = <strong>{d.value}</strong> ({pct(d.selectionShare)} vs {pct(d.baselineShare)}, score {d.score.toFixed(1)})
+        </li>
+      ))}
+    </ul>
   );
 }

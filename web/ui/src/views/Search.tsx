@@ -2,12 +2,14 @@ import { useEffect, useMemo, useState } from 'preact/hooks';
 import { ApiError, get } from '../api';
 import { ClusterBadge, Empty, formatTime, Load } from '../components/common';
 import { Scatter } from '../components/Scatter';
+import { type Brush, explainParams } from '../lib/explain';
 import { useFetch } from '../hooks';
 import { navigate } from '../router';
 import { DEFAULT_QUERY, formToTraceQL, fromParams, LOOKBACKS, MAX_LIMIT, type SearchMode, type SearchQuery, toApiParams, toParams, TRACEQL_PLACEHOLDER } from '../lib/searchQuery';
 import { formatDuration } from '../lib/ticks';
 import { type JTrace, summarize, type TraceSummary } from '../lib/trace';
 import { knownClusters } from './clusterList';
+import { ExplainPanel } from './Explain';
 
 type Sort = 'recent' | 'longest' | 'spans' | 'errors';
 
@@ -164,6 +166,12 @@ type Found = { traces: TraceSummary[]; warnings: string[] } | { refused: string 
 
 function Results({ query, run }: { query: SearchQuery; run: string }) {
   const [sort, setSort] = useState<Sort>('recent');
+  const [brush, setBrush] = useState<Brush | null>(null);
+  const [explain, setExplain] = useState<URLSearchParams | null>(null);
+  useEffect(() => {
+    setBrush(null);
+    setExplain(null);
+  }, [JSON.stringify(query), run]);
   const api = toApiParams(query, Date.now());
   const [result, retry] = useFetch(
     async (s): Promise<Found | null> => {
@@ -213,8 +221,30 @@ function Results({ query, run }: { query: SearchQuery; run: string }) {
           <>
             {warnings}
             <div class="card">
-              <Scatter traces={traces} onOpen={(id) => navigate(`/trace/${id}`)} />
+              <Scatter traces={traces} onOpen={(id) => navigate(`/trace/${id}`)} onBrush={setBrush} />
+              <div class="brush-bar">
+                {brush ? (
+                  <>
+                    <span data-testid="brush">
+                      {formatDuration(brush.minDurationUs)}–{formatDuration(brush.maxDurationUs)}, {formatTime(brush.startUs)} – {formatTime(brush.endUs)}
+                    </span>
+                    <button
+                      type="button"
+                      class="primary"
+                      onClick={() => {
+                        const p = explainParams(query, brush, Date.now());
+                        if (p.ok) setExplain(p.value);
+                      }}
+                    >
+                      What's different?
+                    </button>
+                  </>
+                ) : (
+                  <span class="hint">Drag a box over slow or failing points, then ask “What's different?”.</span>
+                )}
+              </div>
             </div>
+            {explain && <ExplainPanel params={explain} onClose={() => setExplain(null)} />}
             <div class="results-head">
               <span data-testid="result-count">
                 {traces.length} trace{traces.length === 1 ? '' : 's'}

@@ -134,6 +134,15 @@ export function TracePage({ trace, json, raw }: { trace: Trace; json: JTrace; ra
           <button type="button" onClick={download}>
             Download JSON
           </button>
+          <button
+            type="button"
+            onClick={() => {
+              const other = window.prompt('Compare with trace id:')?.trim().toLowerCase();
+              if (other && /^[0-9a-f]+$/.test(other)) navigate(`/compare/${trace.id}/${other}`);
+            }}
+          >
+            Compare with…
+          </button>
         </div>
         <SkewNotice trace={trace} raw={raw} onRaw={setRaw} />
         {trace.warnings.filter((w) => w !== trace.skewWarning).map((w) => (
