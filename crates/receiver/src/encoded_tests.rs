@@ -21,6 +21,7 @@ use crate::{Limits, Prepared, ReceiverMetrics, Sink, SinkError};
 #[derive(Debug, Clone, Default)]
 struct Recording {
     decline: bool,
+    full: bool,
     encoded: Arc<Mutex<Vec<(Bytes, u64)>>>,
     decoded: Arc<Mutex<Vec<(ExportTraceServiceRequest, u64)>>>,
 }
@@ -32,6 +33,11 @@ impl Sink for Recording {
     }
     fn takes_encoded(&self) -> bool {
         true
+    }
+    fn refuse_early(&self) -> Option<SinkError> {
+        self.full.then_some(SinkError::Full {
+            retry_after: std::time::Duration::from_secs(1),
+        })
     }
     fn prepare_encoded(&self, bytes: &Bytes, view: &TraceView<'_>) -> Option<Prepared> {
         assert!(view.clean(), "only clean requests are offered");
@@ -156,4 +162,48 @@ async fn bytes_prost_refuses_are_invalid_argument_on_both_paths() {
     assert_eq!(grpc(&sink, &bytes).await.0, tonic::Code::InvalidArgument);
     assert!(sink.encoded.lock().unwrap().is_empty());
     assert!(sink.decoded.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_full_sink_refuses_before_reading_with_a_retry_hint() {
+    let sink = Recording {
+        full: true,
+        ..Default::default()
+    };
+    let metrics = ReceiverMetrics::default();
+    let svc = crate::grpc::service(sink.clone(), Limits::default(), metrics.clone());
+    let resp = svc
+        .oneshot(
+            Request::post("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+                .header(header::CONTENT_TYPE, "application/grpc")
+                .body(Body::from(grpc_frame(&corpus(8))))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let (parts, body) = resp.into_parts();
+    let trailers = body.collect().await.unwrap().trailers().cloned();
+    let status = tonic::Status::from_header_map(&parts.headers)
+        .or_else(|| trailers.as_ref().and_then(tonic::Status::from_header_map))
+        .unwrap();
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+    use tonic_types::StatusExt;
+    assert!(status.get_details_retry_info().is_some(), "a retry hint");
+    assert!(sink.encoded.lock().unwrap().is_empty());
+    assert!(sink.decoded.lock().unwrap().is_empty());
+
+    // OTLP/HTTP protobuf: 429 with Retry-After.
+    let app = crate::http::otlp_router(sink.clone(), Limits::default(), metrics);
+    let resp = app
+        .oneshot(
+            Request::post("/v1/traces")
+                .header(header::CONTENT_TYPE, "application/x-protobuf")
+                .body(Body::from(corpus(8)))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), http::StatusCode::TOO_MANY_REQUESTS);
+    assert!(resp.headers().contains_key(header::RETRY_AFTER));
+    assert!(sink.encoded.lock().unwrap().is_empty());
 }

@@ -155,6 +155,12 @@ pub(crate) async fn deliver_encoded<S: crate::Sink>(
     bytes: bytes::Bytes,
     spans_hint: usize,
 ) -> Result<Received, ReceiveError> {
+    if let Some(e) = sink.refuse_early() {
+        let err = ReceiveError::Sink(e);
+        metrics.request(protocol, err.outcome());
+        metrics.refused(protocol, spans_hint as u64);
+        return Err(err);
+    }
     let prepared = if sink.takes_encoded() {
         match proto::view::parse(&bytes, spans_hint) {
             Ok(view) if view.clean() && !view.spans.is_empty() => sink

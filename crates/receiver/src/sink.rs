@@ -26,6 +26,14 @@ pub trait Sink: Clone + Send + Sync + 'static {
         spans: u64,
     ) -> impl Future<Output = Result<(), SinkError>> + Send;
 
+    /// A refusal known before a request is read (the agent: its buffer is
+    /// full under the `block` policy), so that refusing costs no parsing.
+    /// Asked by the protobuf paths before the view or prost decoding.
+    /// Default: none.
+    fn refuse_early(&self) -> Option<SinkError> {
+        None
+    }
+
     /// Whether this sink takes encoded requests now ([`Sink::prepare_encoded`]; asked per request);
     /// when not, receivers do not build the view. Default: no.
     fn takes_encoded(&self) -> bool {

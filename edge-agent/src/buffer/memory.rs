@@ -172,6 +172,12 @@ impl MemoryBuffer {
         (inner.records.len(), inner.bytes, inner.spans)
     }
 
+    /// Whether an append would be refused now (`block` policy, within
+    /// `slack` bytes of the capacity).
+    pub fn refusing(&self, slack: u64) -> bool {
+        self.policy == FullPolicy::Block && self.usage().1.saturating_add(slack) >= self.capacity
+    }
+
     pub fn capacity(&self) -> u64 {
         self.capacity
     }

@@ -24,6 +24,10 @@ use bytes::Bytes;
 pub use memory::{BufferFull, MemoryBuffer};
 pub use wal::{FullPolicy, Wal, WalConfig, WalError, WalStats};
 
+/// Room below which [`Buffer::refusing`] says yes (the smallest request
+/// worth reading).
+pub const REFUSE_SLACK: u64 = 64 << 10;
+
 /// One buffered request.
 #[derive(Debug, Clone)]
 pub struct Record {
@@ -98,6 +102,16 @@ impl Buffer {
         match self {
             Self::Memory(m) => m.last_seq(),
             Self::Wal(w) => w.durable_seq(),
+        }
+    }
+
+    /// Whether appends are being refused: the `block` policy and less than
+    /// [`REFUSE_SLACK`] bytes left. Receivers ask before reading a request,
+    /// so that a refused request costs no parsing.
+    pub fn refusing(&self) -> bool {
+        match self {
+            Self::Memory(m) => m.refusing(REFUSE_SLACK),
+            Self::Wal(w) => w.refusing(REFUSE_SLACK),
         }
     }
 

@@ -292,6 +292,13 @@ impl Wal {
         self.shared.lock().durable_seq
     }
 
+    /// Whether an append would be refused now (`block` policy, within
+    /// `slack` bytes of the cap).
+    pub fn refusing(&self, slack: u64) -> bool {
+        self.shared.cfg.full_policy == FullPolicy::Block
+            && self.shared.lock().disk_bytes.saturating_add(slack) >= self.shared.cfg.max_bytes
+    }
+
     /// (records, bytes on disk, spans) not yet acknowledged.
     pub fn usage(&self) -> (usize, u64, u64) {
         let s = self.shared.lock();

@@ -295,6 +295,14 @@ impl Sink for SamplingSink {
         }
     }
 
+    /// The buffer refuses appends (`block` policy, full): answer with the
+    /// retry hint before the request is parsed.
+    fn refuse_early(&self) -> Option<SinkError> {
+        self.buffer.refusing().then_some(SinkError::Full {
+            retry_after: FULL_RETRY_AFTER,
+        })
+    }
+
     /// Without tail sampling: the tail sampler holds decoded spans, so
     /// otherwise the view would be built and then set aside.
     fn takes_encoded(&self) -> bool {
