@@ -7,7 +7,8 @@
 //!
 //! The selection is the rule's service (and operation, cluster) in the
 //! firing window — the rule's window ending [`EVAL_LAG_MS`] before it
-//! fired — narrowed for what the rule watches: an `error_ratio` rule
+//! fired, plus the 10 s of its last RED window, whose spans it counted —
+//! narrowed for what the rule watches: an `error_ratio` rule
 //! selects the traces with an error span of the service, a latency rule
 //! (`p50_ms`, `p95_ms`, `p99_ms` above a threshold) those whose span of
 //! the service took at least the threshold. The baseline is the
@@ -108,8 +109,12 @@ pub fn query_string(c: &Condition, status: &AlertStatus) -> Option<String> {
     } else {
         format!("&tags={}", enc(&Value::Object(tags).to_string()))
     };
-    let end_ms = status.fired_at_ms - EVAL_LAG_MS;
-    let start_ms = end_ms - c.window_ms;
+    // The rule read the 10 s RED windows that start in
+    // [eval_end - window, eval_end): their spans end up to one RED window
+    // later, so the selection reaches that far (`end` is inclusive).
+    let eval_end = status.fired_at_ms - EVAL_LAG_MS;
+    let start_ms = eval_end - c.window_ms;
+    let end_ms = eval_end + crate::red::keys::Resolution::S10.width_ms() - 1;
     let (b_start, b_end) = (start_ms - c.window_ms, start_ms - 1);
     if b_start < 0 {
         return None;
@@ -275,7 +280,7 @@ mod tests {
         let q = query_string(&c, &firing_at(1_000_000 + EVAL_LAG_MS)).unwrap();
         assert_eq!(
             q,
-            "service=cart&tags=%7B%22error%22%3A%22true%22%7D&start=940000000&end=1000000000\
+            "service=cart&tags=%7B%22error%22%3A%22true%22%7D&start=940000000&end=1009999000\
              &baselineStart=880000000&baselineEnd=939999000&limit=1000"
         );
         let limits = query::QueryLimits::default();
