@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compareTraces } from './compare';
+import { barBox, compareTraces } from './compare';
 import { explainParams } from './explain';
 import { DEFAULT_QUERY } from './searchQuery';
 import { jtrace } from './fixture';
@@ -29,6 +29,18 @@ describe('compareTraces', () => {
       'web GET › cache get': 'missing',
       'web GET › auth check': 'added',
     });
+    // Waterfall order: the parent, then its children by start.
+    expect(rows.map((r) => r.path.join(' › '))).toEqual(['web GET', 'web GET › db query', 'web GET › cache get', 'web GET › auth check']);
+    const db = rows[1];
+    expect([db.aStart, db.a, db.bStart, db.b]).toEqual([10, 50, 10, 350]);
+    expect(rows[3].aStart).toBeNull();
+    expect(rows[3].bStart).toBe(370);
+  });
+  it('puts both sides on one time scale', () => {
+    expect(barBox(10, 50, 400)).toEqual({ left: 2.5, width: 12.5 });
+    expect(barBox(0, 0, 400).width).toBeCloseTo(0.3);
+    expect(barBox(390, 50, 400)).toEqual({ left: 97.5, width: 2.5 });
+    expect(barBox(5, 5, 0)).toEqual({ left: 0, width: 0 });
   });
 });
 

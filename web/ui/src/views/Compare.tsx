@@ -1,13 +1,29 @@
 // "Compare with…": two traces side by side, aligned on matching spans
 // (same service, operation and parent chain), with added, missing,
-// slower and faster spans highlighted (lib/compare.ts).
+// slower and faster spans highlighted (lib/compare.ts): a waterfall per
+// trace, both on the longer trace's time scale, so the extra time shows
+// where it is.
 
 import { get } from '../api';
 import { Load } from '../components/common';
 import { useFetch } from '../hooks';
-import { compareTraces } from '../lib/compare';
+import { barBox, compareTraces } from '../lib/compare';
 import { formatDuration } from '../lib/ticks';
 import { buildTrace, type JTrace } from '../lib/trace';
+
+/** One side's span: its bar on the shared scale, and its duration. */
+function Side({ start, duration, scale }: { start: number | null; duration: number | null; scale: number }) {
+  if (start === null || duration === null) return <td class="cmp-side">—</td>;
+  const { left, width } = barBox(start, duration, scale);
+  return (
+    <td class="cmp-side">
+      <div class="cmp-track">
+        <div class="cmp-bar" style={{ left: `${left}%`, width: `${width}%` }} />
+      </div>
+      <span class="cmp-dur">{formatDuration(duration)}</span>
+    </td>
+  );
+}
 
 const load = (id: string, s: AbortSignal) => get<{ data: JTrace[] }>(`/api/traces/${id}`, s).then((r) => r.data?.[0] ?? null);
 
@@ -21,6 +37,7 @@ export function CompareView({ a, b }: { a: string; b: string }) {
           const ta = buildTrace(ja);
           const tb = buildTrace(jb);
           const rows = compareTraces(ta, tb);
+          const scale = Math.max(ta.duration, tb.duration);
           return (
             <div class="card">
               <h1>Compare traces</h1>
@@ -47,8 +64,8 @@ export function CompareView({ a, b }: { a: string; b: string }) {
                   {rows.map((r) => (
                     <tr key={r.path.join('›')} class={`cmp-${r.kind}`} data-testid="compare-row" data-kind={r.kind}>
                       <td style={{ paddingLeft: `${0.5 + r.depth * 1.2}em` }}>{r.path[r.path.length - 1]}</td>
-                      <td>{r.a === null ? '—' : formatDuration(r.a)}</td>
-                      <td>{r.b === null ? '—' : formatDuration(r.b)}</td>
+                      <Side start={r.aStart} duration={r.a} scale={scale} />
+                      <Side start={r.bStart} duration={r.b} scale={scale} />
                       <td>
                         {r.kind}
                         {r.a !== null && r.b !== null && r.kind !== 'same' && ` (${r.b > r.a ? '+' : '−'}${formatDuration(Math.abs(r.b - r.a))})`}
