@@ -5,9 +5,12 @@
 //! (selection: the slow half, `minDuration=250ms`; baseline: the rest),
 //! `--runs` times. Prints p50, p99 and max of the whole call (store reads,
 //! skew correction, comparison) and of the pure comparison alone.
+//! `--fill N` first stores N other spans (the storage benchmarks' corpus,
+//! `proto::corpus::StoreCorpus`: ten other services) spread evenly over
+//! the 24 h ending now, so the explained hour sits in a store of N spans.
 //!
 //! ```text
-//! meridian-explain-bench [--per-side 1000] [--runs 20] [--store sqlite://PATH | postgres://…]
+//! meridian-explain-bench [--per-side 1000] [--runs 20] [--fill 0] [--store sqlite://PATH | postgres://…]
 //! ```
 
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a bench tool reports on stdout
@@ -23,6 +26,7 @@ use store::StoreOptions;
 struct Args {
     per_side: usize,
     runs: usize,
+    fill: u64,
     store: Option<String>,
 }
 
@@ -30,6 +34,7 @@ fn args() -> anyhow::Result<Args> {
     let mut a = Args {
         per_side: 1_000,
         runs: 20,
+        fill: 0,
         store: None,
     };
     let mut it = std::env::args().skip(1);
@@ -38,6 +43,7 @@ fn args() -> anyhow::Result<Args> {
         match flag.as_str() {
             "--per-side" => a.per_side = v.parse()?,
             "--runs" => a.runs = v.parse()?,
+            "--fill" => a.fill = v.parse()?,
             "--store" => a.store = Some(v),
             other => bail!("unknown flag {other}"),
         }
@@ -64,6 +70,34 @@ fn report(what: &str, mut d: Vec<Duration>) {
     );
 }
 
+/// Stores `spans` spans of the storage corpus over the 24 h ending now,
+/// in writes of 2,000 spans.
+async fn fill(store: &dyn store::SpanStore, spans: u64) -> anyhow::Result<()> {
+    const TRACES_PER_REQUEST: usize = 200; // 2,000 spans
+    const DAY_NS: u64 = 24 * 3_600_000_000_000;
+    let requests = spans / (TRACES_PER_REQUEST as u64 * 10);
+    let traces = requests * TRACES_PER_REQUEST as u64;
+    let now = telemetry::clock::unix_nanos();
+    let mut corpus =
+        proto::corpus::StoreCorpus::new(5, now - DAY_NS, (DAY_NS / traces.max(1)).max(1));
+    let default = ClusterId::new("default")?;
+    let t = Instant::now();
+    let mut stored = 0u64;
+    for _ in 0..requests {
+        let batch = proto::convert::to_model(&corpus.request(TRACES_PER_REQUEST), &default);
+        stored += store.write(&batch).await?.inserted;
+        if stored % 1_000_000 < 2_000 {
+            eprintln!("filled {stored} spans");
+        }
+    }
+    eprintln!(
+        "fill: {stored} spans in {:.0} s ({:.0} spans/s)",
+        t.elapsed().as_secs_f64(),
+        stored as f64 / t.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let a = args()?;
@@ -73,6 +107,10 @@ async fn main() -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("explain.db").display()));
     let store = store::open(std::slice::from_ref(&url), &StoreOptions::default()).await?;
+
+    if a.fill > 0 {
+        fill(store.as_ref(), a.fill).await?;
+    }
 
     // Half the traces take the slow WAN path: about `per_side` each side,
     // plus a tenth so that both sides fill.
@@ -112,12 +150,21 @@ async fn main() -> anyhow::Result<()> {
         (start_ms + 3_600_000) * 1_000,
         a.per_side
     );
-    let req = params::request(
+    let mut req = params::request(
         Some(&qs),
         telemetry::clock::unix_nanos(),
         &query::QueryLimits::default(),
     )
     .map_err(anyhow::Error::msg)?;
+    if a.per_side > params::MAX_PER_SIDE {
+        // The API caps `limit` here; the library call takes any bound.
+        eprintln!(
+            "--per-side {} is above the API's limit of {}: measuring the library call",
+            a.per_side,
+            params::MAX_PER_SIDE
+        );
+    }
+    req.per_side = a.per_side;
     let mut whole = Vec::with_capacity(a.runs);
     let mut pure = Vec::with_capacity(a.runs);
     let mut last = None;
