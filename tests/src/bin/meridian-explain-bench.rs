@@ -173,6 +173,11 @@ async fn main() -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
         let answer = run::run(store.as_ref(), &req, &Scope::All, deadline).await?;
         whole.push(t.elapsed());
+        eprintln!(
+            "run {}: {:.1} ms",
+            whole.len(),
+            t.elapsed().as_secs_f64() * 1e3
+        );
         last = Some(answer);
     }
     let answer = last.context("at least one run")?;

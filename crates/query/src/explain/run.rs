@@ -3,7 +3,9 @@
 //! Each side's window is cut into [`SLICES`] equal time slices, and each
 //! slice is searched for up to `2·limit / SLICES` traces (the store
 //! answers the newest first, so one search over the whole window would
-//! read only its end). The candidates, cut to the caller's scope and
+//! read only its end), [`READ_AHEAD`] slices at a time (a Postgres store
+//! answers them on separate connections and shards; they are consumed in
+//! order). The candidates, cut to the caller's scope and
 //! confirmed (TraceQL, the baseline's exclusion of selected traces), are
 //! then sampled down to `limit` uniformly: by a hash of the trace id.
 //! The answer says how many candidates there were and whether it
@@ -18,6 +20,7 @@
 
 use std::collections::HashSet;
 
+use futures::StreamExt;
 use model::{Trace, TraceQuery, access::Scope};
 use serde::Serialize;
 use store::{SpanStore, StoreError};
@@ -31,6 +34,10 @@ use crate::scoped;
 
 /// Time slices per side's window.
 pub const SLICES: u64 = 16;
+/// Slice searches in flight per side: the store's own parallelism, not
+/// the caller's, bounds the rest (each search holds at most `per_slice`
+/// traces, so at most this many slices' traces are read past a bound).
+pub const READ_AHEAD: usize = 4;
 /// The most spans one side holds in memory (candidates before sampling).
 pub const MAX_SPANS_PER_SIDE: usize = 2_000_000;
 
@@ -100,7 +107,31 @@ impl Ctx<'_> {
         let mut pool = Vec::new();
         let mut saturated = false;
         let mut spans = 0usize;
-        for (lo, hi) in slices(base.start_min_unix_nano, base.start_max_unix_nano) {
+        let store = self.store;
+        let queries: Vec<TraceQuery> = slices(base.start_min_unix_nano, base.start_max_unix_nano)
+            .into_iter()
+            .map(|(lo, hi)| {
+                let mut q = base.clone();
+                q.start_min_unix_nano = lo;
+                q.start_max_unix_nano = hi;
+                q.limit = per_slice;
+                // The store applies the caller's scope, narrowed (never
+                // widened) by a TraceQL plan's cluster.
+                q.scope = match base.scope.clusters() {
+                    None => self.scope.clone(),
+                    Some(planned) => {
+                        Scope::only(planned.iter().filter(|c| self.scope.allows(c)).cloned())
+                    }
+                };
+                q
+            })
+            .collect();
+        // Dropping the stream (a bound or the deadline) cancels the
+        // searches still in flight.
+        let mut found_slices = futures::stream::iter(queries)
+            .map(|q| async move { store.search(&q).await })
+            .buffered(READ_AHEAD);
+        loop {
             if spans >= MAX_SPANS_PER_SIDE {
                 self.partial = true;
                 self.warnings.push(format!(
@@ -108,20 +139,9 @@ impl Ctx<'_> {
                 ));
                 break;
             }
-            let mut q = base.clone();
-            q.start_min_unix_nano = lo;
-            q.start_max_unix_nano = hi;
-            q.limit = per_slice;
-            // The store applies the caller's scope, narrowed (never
-            // widened) by a TraceQL plan's cluster.
-            q.scope = match base.scope.clusters() {
-                None => self.scope.clone(),
-                Some(planned) => {
-                    Scope::only(planned.iter().filter(|c| self.scope.allows(c)).cloned())
-                }
-            };
-            let found = match tokio::time::timeout_at(deadline, self.store.search(&q)).await {
-                Ok(found) => found?,
+            let found = match tokio::time::timeout_at(deadline, found_slices.next()).await {
+                Ok(Some(found)) => found?,
+                Ok(None) => break,
                 Err(_) => {
                     self.partial = true;
                     break;
