@@ -298,6 +298,23 @@ fn addr(fields: &Value, key: &str) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("{key} in {fields}"))
 }
 
+/// A single gateway's arguments on loopback: `--data-dir DIR`, Raft,
+/// HTTP, federation and both OTLP listeners on port 0, then `extra`.
+pub fn gateway_args(dir: &std::path::Path, extra: &[&str]) -> Vec<String> {
+    let mut args = vec![
+        "--data-dir".to_owned(),
+        dir.display().to_string(),
+        "--raft".to_owned(),
+        "127.0.0.1:0".to_owned(),
+    ];
+    for flag in ["--http", "--federation", "--otlp-grpc", "--otlp-http"] {
+        args.push(flag.into());
+        args.push("127.0.0.1:0".into());
+    }
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    args
+}
+
 /// A running `sut-agent` (the real `meridian-agent`).
 #[derive(Debug)]
 pub struct AgentProcess {

@@ -14,7 +14,7 @@ use std::{
 
 use anyhow::Context;
 use integration_tests::{
-    process::{GatewayProcess, LOG_LINES},
+    process::{GatewayProcess, LOG_LINES, gateway_args},
     wait_for,
 };
 use reqwest::{Method, StatusCode, header};
@@ -68,21 +68,6 @@ const TEMPO_SURFACES: &[&str] = &[
     "/api/traces/0af7651916cd43dd8448eb211c80319c",
     "/api/v2/traces/0af7651916cd43dd8448eb211c80319c",
 ];
-
-fn gateway_args(dir: &std::path::Path, auth: &[&str]) -> Vec<String> {
-    let mut args = vec![
-        "--data-dir".to_owned(),
-        dir.display().to_string(),
-        "--raft".to_owned(),
-        "127.0.0.1:0".to_owned(),
-    ];
-    for flag in ["--http", "--federation", "--otlp-grpc", "--otlp-http"] {
-        args.push(flag.into());
-        args.push("127.0.0.1:0".into());
-    }
-    args.extend(auth.iter().map(|s| (*s).to_owned()));
-    args
-}
 
 async fn start(dir: &std::path::Path, auth: &[&str]) -> anyhow::Result<GatewayProcess> {
     let args = gateway_args(dir, auth);

@@ -12,7 +12,7 @@ use std::{
 };
 
 use integration_tests::{
-    process::{GatewayProcess, LOG_LINES},
+    process::{GatewayProcess, LOG_LINES, gateway_args},
     wait_for,
 };
 use reqwest::StatusCode;
@@ -23,27 +23,18 @@ const ADMIN: &str = "proxy-test-bootstrap-admin";
 const T0: u64 = 1_700_000_000_000_000_000;
 
 async fn start(dir: &std::path::Path, trusted: &str) -> anyhow::Result<GatewayProcess> {
-    let mut args = vec![
-        "--data-dir".to_owned(),
-        dir.display().to_string(),
-        "--raft".to_owned(),
-        "127.0.0.1:0".to_owned(),
-    ];
-    for flag in ["--http", "--federation", "--otlp-grpc", "--otlp-http"] {
-        args.push(flag.into());
-        args.push("127.0.0.1:0".into());
-    }
-    for a in [
-        "--auth",
-        "proxy",
-        "--auth-proxy-trusted",
-        trusted,
-        "--admin-token",
-        ADMIN,
-        "--otlp-trust-cluster-attribute",
-    ] {
-        args.push(a.to_owned());
-    }
+    let args = gateway_args(
+        dir,
+        &[
+            "--auth",
+            "proxy",
+            "--auth-proxy-trusted",
+            trusted,
+            "--admin-token",
+            ADMIN,
+            "--otlp-trust-cluster-attribute",
+        ],
+    );
     tokio::task::spawn_blocking(move || GatewayProcess::start("gw", GATEWAY, &args)).await?
 }
 

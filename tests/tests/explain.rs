@@ -24,7 +24,7 @@ use integration_tests::{
     explain_load::{
         Batch, Generated, Plant, Rng, SHARD_EXTRA_MS, Sampling, Scenario, WAN_EXTRA_MS, generate,
     },
-    process::GatewayProcess,
+    process::{GatewayProcess, gateway_args},
     wait_for,
 };
 use prost::Message;
@@ -38,25 +38,16 @@ const MS: u64 = 1_000_000;
 const WINDOW_MS: u64 = 600_000;
 
 async fn start(dir: &std::path::Path, stores: &[String]) -> anyhow::Result<GatewayProcess> {
-    let mut args = vec![
-        "--data-dir".to_owned(),
-        dir.display().to_string(),
-        "--raft".to_owned(),
-        "127.0.0.1:0".to_owned(),
-    ];
-    for flag in ["--http", "--federation", "--otlp-grpc", "--otlp-http"] {
-        args.push(flag.into());
-        args.push("127.0.0.1:0".into());
-    }
-    for a in [
-        "--auth",
-        "tokens",
-        "--admin-token",
-        ADMIN,
-        "--otlp-trust-cluster-attribute",
-    ] {
-        args.push(a.to_owned());
-    }
+    let mut args = gateway_args(
+        dir,
+        &[
+            "--auth",
+            "tokens",
+            "--admin-token",
+            ADMIN,
+            "--otlp-trust-cluster-attribute",
+        ],
+    );
     if !stores.is_empty() {
         args.push("--store".into());
         args.push(stores.join(","));
@@ -167,6 +158,41 @@ fn dimension<'a>(body: &'a Value, key: &str, value: &str) -> Option<&'a Value> {
         .as_array()?
         .iter()
         .find(|d| d["key"] == key && d["value"] == value)
+}
+
+/// Nothing planted in window `k`: its slowest fifth, by noise alone,
+/// holds at least 50 traces and no dimension at or above the
+/// significance threshold.
+async fn negative_control(
+    c: &Client,
+    base: u64,
+    k: u64,
+    generated: &[Generated],
+    what: &str,
+) -> anyhow::Result<()> {
+    let mut durations: Vec<u64> = generated.iter().map(|g| g.duration_ms).collect();
+    durations.sort_unstable();
+    let p80 = durations[durations.len() * 4 / 5];
+    let control = c
+        .explain(
+            base,
+            k,
+            &format!("service=frontend&minDuration={p80}ms"),
+            ADMIN,
+        )
+        .await?;
+    assert!(
+        control["selection"]["traces"].as_u64().unwrap_or_default() >= 50,
+        "{control}"
+    );
+    let threshold = significant(&control);
+    for d in control["dimensions"].as_array().context("dimensions")? {
+        assert!(
+            d["score"].as_f64().unwrap_or_default() < threshold,
+            "{what}: {d}"
+        );
+    }
+    Ok(())
 }
 
 /// Scenario windows: 0 shard, 1 version, 2 WAN, 3 nothing, then the same
@@ -327,28 +353,7 @@ async fn scenarios(stores: &[String]) -> anyhow::Result<()> {
     assert_eq!(wan["gaps"][0]["fromCluster"], "us-east");
 
     // 4. Nothing planted: the slowest fifth, by noise alone.
-    let mut durations: Vec<u64> = generated[3].iter().map(|g| g.duration_ms).collect();
-    durations.sort_unstable();
-    let p80 = durations[durations.len() * 4 / 5];
-    let control = c
-        .explain(
-            base,
-            3,
-            &format!("service=frontend&minDuration={p80}ms"),
-            ADMIN,
-        )
-        .await?;
-    let threshold = significant(&control);
-    assert!(
-        control["selection"]["traces"].as_u64().unwrap_or_default() >= 50,
-        "{control}"
-    );
-    for d in control["dimensions"].as_array().context("dimensions")? {
-        assert!(
-            d["score"].as_f64().unwrap_or_default() < threshold,
-            "negative control: {d}"
-        );
-    }
+    negative_control(&c, base, 3, &generated[3], "negative control").await?;
 
     // 5. At 1 % (and 4 %) head sampling, with adjusted counts.
     for (k, plant) in [(4u64, Plant::Shard), (5, Plant::Wan)] {
@@ -410,27 +415,7 @@ async fn scenarios(stores: &[String]) -> anyhow::Result<()> {
         "{version}"
     );
     assert!(score >= significant(&version), "{version}");
-    let mut durations: Vec<u64> = generated[7].iter().map(|g| g.duration_ms).collect();
-    durations.sort_unstable();
-    let p80 = durations[durations.len() * 4 / 5];
-    let control = c
-        .explain(
-            base,
-            7,
-            &format!("service=frontend&minDuration={p80}ms"),
-            ADMIN,
-        )
-        .await?;
-    assert!(
-        control["selection"]["traces"].as_u64().unwrap_or_default() >= 50,
-        "{control}"
-    );
-    for d in control["dimensions"].as_array().context("dimensions")? {
-        assert!(
-            d["score"].as_f64().unwrap_or_default() < significant(&control),
-            "negative control at 1 %: {d}"
-        );
-    }
+    negative_control(&c, base, 7, &generated[7], "negative control at 1 %").await?;
 
     // 6. Scope: a reader of us-east sees only us-east in the explanation.
     let (status, body) = {

@@ -18,7 +18,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use integration_tests::{
     attack::{Loris, handshake_flood, slow_loris},
-    process::{AgentProcess, GatewayProcess, metric},
+    process::{AgentProcess, GatewayProcess, gateway_args, metric},
     rawgrpc::{client_config, tls_connect},
     wait_for,
 };
@@ -82,20 +82,6 @@ fn empty_span_flood() -> anyhow::Result<Vec<u8>> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(&request)?;
     Ok(gz.finish()?)
-}
-
-fn gateway_args(dir: &std::path::Path) -> Vec<String> {
-    let mut args = vec![
-        "--data-dir".to_owned(),
-        dir.display().to_string(),
-        "--raft".to_owned(),
-        "127.0.0.1:0".to_owned(),
-    ];
-    for flag in ["--http", "--federation", "--otlp-grpc", "--otlp-http"] {
-        args.push(flag.into());
-        args.push("127.0.0.1:0".into());
-    }
-    args
 }
 
 fn agent_args(
@@ -190,7 +176,7 @@ async fn a_well_behaved_client_is_served_through_every_attack() -> anyhow::Resul
     integration_tests::init();
     let dir = tempfile::tempdir()?;
     let gw_dir = dir.path().join("gateway");
-    let args = gateway_args(&gw_dir);
+    let args = gateway_args(&gw_dir, &[]);
     let gw = tokio::task::spawn_blocking(move || GatewayProcess::start("gateway", GATEWAY, &args))
         .await??;
     let ca_dir = gw_dir.join("tls");

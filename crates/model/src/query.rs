@@ -40,6 +40,24 @@ pub struct Trace {
 }
 
 impl TraceQuery {
+    /// Every trace with a span starting in `[start, end]` (unix ns,
+    /// inclusive): no filter, no limit (0: the backend's default), no
+    /// scope cut; callers narrow it.
+    pub fn window(start: u64, end: u64) -> Self {
+        Self {
+            service: None,
+            operation: None,
+            span_kind: None,
+            tags: Vec::new(),
+            start_min_unix_nano: start,
+            start_max_unix_nano: end,
+            duration_min_nanos: None,
+            duration_max_nanos: None,
+            limit: 0,
+            scope: Scope::All,
+        }
+    }
+
     /// Whether one span satisfies every filter of the query: the time
     /// window (inclusive), service, operation, kind, durations, tags, and
     /// whether its cluster is in the query's scope.

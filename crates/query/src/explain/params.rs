@@ -15,7 +15,7 @@
 
 use std::collections::BTreeSet;
 
-use model::{TagFilter, Trace, TraceQuery, access::Scope};
+use model::{TagFilter, Trace, TraceQuery};
 
 use crate::{
     jaeger::params::{TracesRequest, pairs as parse_pairs, traces_request},
@@ -131,24 +131,8 @@ fn per_side(pairs: &[(String, String)]) -> Result<usize, String> {
     }
 }
 
-/// A store search over `[start, end]` with no filter.
-pub fn window_query(start: u64, end: u64) -> TraceQuery {
-    TraceQuery {
-        service: None,
-        operation: None,
-        span_kind: None,
-        tags: Vec::new(),
-        start_min_unix_nano: start,
-        start_max_unix_nano: end,
-        duration_min_nanos: None,
-        duration_max_nanos: None,
-        limit: 0,
-        scope: Scope::All,
-    }
-}
-
 fn traceql_store_query(query: &Query, start: u64, end: u64) -> TraceQuery {
-    let mut q = window_query(start, end);
+    let mut q = TraceQuery::window(start, end);
     query.plan().apply(&mut q);
     q
 }
@@ -203,7 +187,7 @@ pub fn request(
     let store = match &baseline_query {
         Some(q) => traceql_store_query(q, b_start, b_end),
         None => {
-            let mut q = window_query(b_start, b_end);
+            let mut q = TraceQuery::window(b_start, b_end);
             q.service.clone_from(&sel.service);
             q.operation.clone_from(&sel.operation);
             q

@@ -46,16 +46,9 @@ pub async fn run(
     let limit = limit.clamp(1, MAX_LIMIT);
     let plan = query.plan();
     let mut base = TraceQuery {
-        service: None,
-        operation: None,
-        span_kind: None,
-        tags: Vec::new(),
-        start_min_unix_nano: start,
-        start_max_unix_nano: end,
-        duration_min_nanos: None,
-        duration_max_nanos: None,
         limit,
         scope: scope.clone(),
+        ..TraceQuery::window(start, end)
     };
     plan.apply(&mut base);
     let mut fetch = if plan.exact {
